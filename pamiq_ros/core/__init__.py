@@ -1,0 +1,1 @@
+"""ROS-free building blocks: step timing, action space, policies, buffers and trainers."""

@@ -1,0 +1,1 @@
+"""Conversions between the world's formats and the project's: images, OSC, capture sources."""

@@ -1,0 +1,1 @@
+"""One file per node: ROS wiring (topics, services, parameters) around plain Python objects."""

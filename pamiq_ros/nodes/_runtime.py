@@ -1,0 +1,77 @@
+"""What every node process shares: parameters from settings, and a main that shuts down cleanly."""
+
+import sys
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from pamiq_ros.core.settings import SettingsError, SettingValue, build_settings, describe
+
+T = TypeVar("T")
+
+
+class ClosableNode(Protocol):
+    """A node with a ``close`` that stops its threads and releases what it holds."""
+
+    def close(self) -> None:
+        """Stops work and releases resources; called once, also after the context shut down."""
+
+    def destroy_node(self) -> None:
+        """rclpy's node teardown."""
+
+
+def declare_settings(node: Node, settings_type: type[T]) -> T:
+    """Declares every field of a settings dataclass as a parameter and returns the values.
+
+    Raises:
+        SettingsError: If a given parameter has the wrong type or an invalid value.
+    """
+    values: dict[str, SettingValue] = {}
+    for name, default, description in describe(settings_type):
+        descriptor = ParameterDescriptor(description=description, dynamic_typing=True)
+        value = node.declare_parameter(name, default, descriptor).value
+        if value is None:
+            raise SettingsError(f"parameter {name!r} is unset")
+        values[name] = value
+    return build_settings(settings_type, values)
+
+
+def as_parameter_overrides(values: dict[str, SettingValue]) -> list[Parameter]:
+    """Turns plain values into rclpy parameter overrides (for nodes built in tests)."""
+    return [Parameter(name, value=value) for name, value in values.items()]
+
+
+def run_node(make_node: Callable[[], ClosableNode], args: Sequence[str] | None = None) -> None:
+    """Runs one node until Ctrl-C, SIGTERM or shutdown, then closes it and exits.
+
+    Exits with status 2 and a one-line error when the node's settings are invalid.
+
+    Args:
+        make_node: Builds the node (after ``rclpy.init``).
+        args: Command-line arguments (ROS arguments included); ``sys.argv`` if None.
+    """
+    rclpy.init(args=list(args) if args is not None else sys.argv)
+    node: ClosableNode | None = None
+    exit_code = 0
+    try:
+        node = make_node()
+        executor = MultiThreadedExecutor(num_threads=2)
+        executor.add_node(node)  # type: ignore[arg-type]
+        executor.spin()
+    except SettingsError as error:
+        print(f"[ERROR] invalid parameters: {error}", file=sys.stderr, flush=True)
+        exit_code = 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.close()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    if exit_code:
+        sys.exit(exit_code)

@@ -1,0 +1,1 @@
+"""The simulated world: physics, first-person renderer, VRChat OSC input and a video stream."""

@@ -1,0 +1,142 @@
+"""Serves the newest frame as an MJPEG-over-HTTP stream, the way an IP camera does.
+
+``cv2.VideoCapture("http://127.0.0.1:8080/stream.mjpg")`` opens it through FFmpeg, just as it
+opens an OBS virtual camera's network output or a real IP camera, so the camera node reads
+the simulated world with the same code it uses for real video.
+"""
+
+import logging
+import socket
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+_BOUNDARY = "pamiqframe"
+_logger = logging.getLogger(__name__)
+
+
+class MjpegStreamServer:
+    """An HTTP server that streams the latest frame to every client at a fixed rate.
+
+    Frames are JPEG-encoded once on :meth:`publish` (off the clients' threads), and each
+    client is sent the newest encoded frame at ``fps``; a slow client skips frames rather
+    than holding others back.
+
+    Args:
+        host: Address to bind; loopback by default so nothing is exposed.
+        port: TCP port; 0 picks a free one (see :attr:`port`).
+        path: URL path of the stream.
+        fps: Rate at which each client is sent frames.
+        jpeg_quality: JPEG quality, 1 to 100.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 8080, path: str = "/stream.mjpg",
+                 fps: float = 20.0, jpeg_quality: int = 90) -> None:
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        if not 1 <= jpeg_quality <= 100:
+            raise ValueError(f"jpeg_quality must be in 1..100, got {jpeg_quality}")
+        self.path = path
+        self._period = 1.0 / fps
+        self._quality = jpeg_quality
+        self._condition = threading.Condition()
+        self._jpeg: bytes | None = None
+        self._sequence = 0
+        self._closed = False
+        self.frames_sent = 0
+        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="mjpeg", daemon=True)
+
+    @property
+    def host(self) -> str:
+        return str(self._server.server_address[0])
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}{self.path}"
+
+    def start(self) -> None:
+        """Starts serving in a background thread."""
+        self._thread.start()
+
+    def publish(self, rgb: npt.NDArray[np.uint8]) -> None:
+        """Makes ``rgb`` (an ``(H, W, 3)`` RGB uint8 frame) the frame clients receive next."""
+        ok, encoded = cv2.imencode(
+            ".jpg", np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, self._quality]
+        )
+        if not ok:
+            raise ValueError(f"JPEG encoding failed for a frame of shape {rgb.shape}")
+        with self._condition:
+            self._jpeg = encoded.tobytes()
+            self._sequence += 1
+            self._condition.notify_all()
+
+    def close(self) -> None:
+        """Stops serving and disconnects every client."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+        if self._thread.is_alive():
+            self._server.shutdown()
+        self._server.server_close()
+
+    def _next_frame(self, after_sequence: int, timeout: float) -> tuple[int, bytes | None]:
+        with self._condition:
+            self._condition.wait_for(
+                lambda: self._closed or self._sequence != after_sequence, timeout=timeout
+            )
+            if self._closed:
+                return after_sequence, None
+            return self._sequence, self._jpeg
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class StreamHandler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path.split("?", 1)[0] != server.path:
+                    self.send_error(HTTPStatus.NOT_FOUND, f"the stream is at {server.path}")
+                    return
+                self.send_response(HTTPStatus.OK)
+                self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={_BOUNDARY}")
+                self.send_header("Cache-Control", "no-cache")
+                self.end_headers()
+                sequence = 0
+                next_send = time.monotonic()
+                while True:
+                    sequence, jpeg = server._next_frame(sequence, timeout=1.0)
+                    if jpeg is None:
+                        if server._closed:
+                            return
+                        continue
+                    part = (
+                        f"--{_BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+                        f"Content-Length: {len(jpeg)}\r\n\r\n"
+                    ).encode()
+                    try:
+                        self.wfile.write(part + jpeg + b"\r\n")
+                        self.wfile.flush()
+                    except (BrokenPipeError, ConnectionResetError, socket.timeout):
+                        return
+                    server.frames_sent += 1
+                    next_send += server._period
+                    delay = next_send - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                    else:
+                        next_send = time.monotonic()
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                _logger.debug("video client %s: " + format, self.client_address[0], *args)
+
+        return StreamHandler

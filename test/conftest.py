@@ -1,0 +1,88 @@
+"""Fixtures shared by the suite: a DDS domain per test, node processes, a probe node, ports."""
+
+import os
+import socket
+from collections.abc import Callable, Iterator, Sequence
+from itertools import count
+from pathlib import Path
+
+import pytest
+
+from test.support.processes import NodeProcess, node_command
+from test.support.ros_probe import RosProbe
+
+# Nothing this suite starts may reach beyond loopback.
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.pop("ROS_STATIC_PEERS", None)
+os.environ["PYTHONUNBUFFERED"] = "1"
+
+# Domain IDs 1..200 keep Fast DDS's port arithmetic inside the valid range. Each test run starts
+# at a different place (from the PID) and each test takes the next one, so concurrent runs on one
+# machine and consecutive tests of one run do not see each other.
+_DOMAIN_IDS = count(os.getpid() % 200)
+
+
+@pytest.fixture
+def domain_id() -> int:
+    return 1 + next(_DOMAIN_IDS) % 200
+
+
+@pytest.fixture
+def ros_env(domain_id: int) -> dict[str, str]:
+    """The environment for node processes of this test."""
+    env = dict(os.environ)
+    env["ROS_DOMAIN_ID"] = str(domain_id)
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    return env
+
+
+@pytest.fixture
+def spawn(ros_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
+    """Starts processes; every one is stopped by its process group when the test ends."""
+    started: list[NodeProcess] = []
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+
+    def start(name: str, command: Sequence[str], env: dict[str, str] | None = None) -> NodeProcess:
+        process = NodeProcess(name, command, env or ros_env, log_dir)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop(timeout=10.0)
+
+
+@pytest.fixture
+def spawn_node(spawn: Callable[..., NodeProcess]) -> Callable[..., NodeProcess]:
+    """Starts one of the project's nodes: ``spawn_node("agent", {"rate_hz": 10.0})``."""
+
+    def start(executable: str, parameters: dict[str, object] | None = None,
+              params_file: Path | None = None, name: str | None = None) -> NodeProcess:
+        command = node_command(executable, parameters, params_file, name)
+        return spawn(name or executable, command)
+
+    return start
+
+
+@pytest.fixture
+def probe(domain_id: int) -> Iterator[RosProbe]:
+    probe = RosProbe(domain_id)
+    yield probe
+    probe.close()
+
+
+def _free_port(kind: int) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def free_udp_port() -> Callable[[], int]:
+    return lambda: _free_port(socket.SOCK_DGRAM)
+
+
+@pytest.fixture
+def free_tcp_port() -> Callable[[], int]:
+    return lambda: _free_port(socket.SOCK_STREAM)
