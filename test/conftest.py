@@ -57,8 +57,12 @@ def spawn(ros_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Nod
 def spawn_node(spawn: Callable[..., NodeProcess]) -> Callable[..., NodeProcess]:
     """Starts one of the project's nodes: ``spawn_node("agent", {"rate_hz": 10.0})``."""
 
-    def start(executable: str, parameters: dict[str, object] | None = None,
-              params_file: Path | None = None, name: str | None = None) -> NodeProcess:
+    def start(
+        executable: str,
+        parameters: dict[str, object] | None = None,
+        params_file: Path | None = None,
+        name: str | None = None,
+    ) -> NodeProcess:
         command = node_command(executable, parameters, params_file, name)
         return spawn(name or executable, command)
 

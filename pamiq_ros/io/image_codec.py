@@ -62,7 +62,9 @@ def encode_image(pixels: npt.NDArray[np.uint8], encoding: str = "rgb8") -> Image
     )
 
 
-def decode_image(fields: ImageFields, expected_encoding: str | None = None) -> npt.NDArray[np.uint8]:
+def decode_image(
+    fields: ImageFields, expected_encoding: str | None = None
+) -> npt.NDArray[np.uint8]:
     """Checks image message fields and returns the pixels as an array.
 
     Row padding (``step`` larger than ``width * channels``) is allowed and removed.
@@ -114,4 +116,6 @@ def _channels_of(encoding: str) -> int:
         return CHANNELS_BY_ENCODING[encoding]
     except KeyError:
         supported = ", ".join(sorted(CHANNELS_BY_ENCODING))
-        raise ImageFormatError(f"unsupported encoding {encoding!r} (supported: {supported})") from None
+        raise ImageFormatError(
+            f"unsupported encoding {encoding!r} (supported: {supported})"
+        ) from None

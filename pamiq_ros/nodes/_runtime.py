@@ -22,7 +22,7 @@ class ClosableNode(Protocol):
         """Stops work and releases resources; called once, also after the context shut down."""
 
     def destroy_node(self) -> None:
-        """rclpy's node teardown."""
+        """Tears the node down (rclpy)."""
 
 
 def declare_settings(node: Node, settings_type: type[T]) -> T:
@@ -34,7 +34,7 @@ def declare_settings(node: Node, settings_type: type[T]) -> T:
     values: dict[str, SettingValue] = {}
     for name, default, description in describe(settings_type):
         descriptor = ParameterDescriptor(description=description, dynamic_typing=True)
-        value = node.declare_parameter(name, default, descriptor).value
+        value: SettingValue | None = node.declare_parameter(name, default, descriptor).value
         if value is None:
             raise SettingsError(f"parameter {name!r} is unset")
         values[name] = value

@@ -6,7 +6,6 @@ the simulated world with the same code it uses for real video.
 """
 
 import logging
-import socket
 import threading
 import time
 from http import HTTPStatus
@@ -35,8 +34,14 @@ class MjpegStreamServer:
         jpeg_quality: JPEG quality, 1 to 100.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 8080, path: str = "/stream.mjpg",
-                 fps: float = 20.0, jpeg_quality: int = 90) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        path: str = "/stream.mjpg",
+        fps: float = 20.0,
+        jpeg_quality: int = 90,
+    ) -> None:
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
         if not 1 <= jpeg_quality <= 100:
@@ -51,18 +56,23 @@ class MjpegStreamServer:
         self.frames_sent = 0
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="mjpeg", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="mjpeg", daemon=True
+        )
 
     @property
     def host(self) -> str:
+        """The address the server is bound to."""
         return str(self._server.server_address[0])
 
     @property
     def port(self) -> int:
+        """The TCP port the server is bound to."""
         return int(self._server.server_address[1])
 
     @property
     def url(self) -> str:
+        """The URL ``cv2.VideoCapture`` opens."""
         return f"http://{self.host}:{self.port}{self.path}"
 
     def start(self) -> None:
@@ -126,7 +136,7 @@ class MjpegStreamServer:
                     try:
                         self.wfile.write(part + jpeg + b"\r\n")
                         self.wfile.flush()
-                    except (BrokenPipeError, ConnectionResetError, socket.timeout):
+                    except (BrokenPipeError, ConnectionResetError, TimeoutError):
                         return
                     server.frames_sent += 1
                     next_send += server._period
@@ -136,7 +146,7 @@ class MjpegStreamServer:
                     else:
                         next_send = time.monotonic()
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 _logger.debug("video client %s: " + format, self.client_address[0], *args)
 
         return StreamHandler

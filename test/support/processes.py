@@ -4,6 +4,7 @@ Every process is stopped by its process group (never by name), so a test leaves 
 running even when a node forks or the ROS wheels' bootstrap re-executes the interpreter.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -53,10 +54,8 @@ class NodeProcess:
 
     def signal_group(self, sig: int) -> None:
         """Sends ``sig`` to the process group, if it still exists."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pgid, sig)
-        except ProcessLookupError:
-            pass
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 15.0) -> int:
         """Signals the group, waits for the process, then kills the group; returns the status."""
@@ -75,8 +74,12 @@ class NodeProcess:
         return code
 
 
-def node_command(executable: str, parameters: dict[str, object] | None = None,
-                 params_file: Path | None = None, node_name: str | None = None) -> list[str]:
+def node_command(
+    executable: str,
+    parameters: dict[str, object] | None = None,
+    params_file: Path | None = None,
+    node_name: str | None = None,
+) -> list[str]:
     """The command that runs one of the project's nodes as ``python -m <module>``."""
     command = [sys.executable, "-m", NODE_EXECUTABLES[executable], "--ros-args"]
     command += ["-r", f"__node:={node_name or executable}"]

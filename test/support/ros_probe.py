@@ -61,11 +61,12 @@ class RosProbe:
     def _spin(self) -> None:
         try:
             self._executor.spin()
-        except Exception:  # noqa: BLE001 - the context was shut down under the spin
-            pass
+        except Exception:  # the context was shut down under the spin
+            return
 
-    def subscribe(self, message_type: Any, topic: str,
-                  qos: QoSProfile | int = qos_profile_sensor_data) -> Received:
+    def subscribe(
+        self, message_type: Any, topic: str, qos: QoSProfile | int = qos_profile_sensor_data
+    ) -> Received:
         received = Received()
         self.node.create_subscription(message_type, topic, received.append, qos)
         return received

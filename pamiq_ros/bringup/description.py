@@ -1,0 +1,141 @@
+"""One description of a deployment's nodes, read from a ``config/*.yaml`` parameter file.
+
+The file is a plain ROS 2 parameter file: each top-level key is a node name whose
+``ros__parameters`` that node reads, and which nodes run is exactly which keys are there.
+One extra section, ``pamiq_launcher``, holds bring-up settings (which DDS peers to reach); no
+node reads it. ``pamiq-ros launch`` and the ``launch/*.launch.py`` files both build their
+node lists here, so the two bring-ups cannot drift apart.
+"""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pamiq_ros.bringup.executables import NODE_EXECUTABLES
+from pamiq_ros.core.settings import SettingsError, build_settings, setting
+
+LAUNCHER_SECTION = "pamiq_launcher"
+PARAMETERS_KEY = "ros__parameters"
+DISCOVERY_RANGES = ("LOCALHOST", "SUBNET", "SYSTEM_DEFAULT", "OFF")
+
+
+class BringupError(ValueError):
+    """A configuration file that cannot be brought up; the message names the file and key."""
+
+
+@dataclass(frozen=True)
+class LauncherSettings:
+    """Bring-up settings from a config's ``pamiq_launcher`` section."""
+
+    discovery_range: str = setting(
+        "LOCALHOST",
+        "ROS_AUTOMATIC_DISCOVERY_RANGE for every node: LOCALHOST keeps DDS on this machine; "
+        "SUBNET or SYSTEM_DEFAULT reach other hosts.",
+    )
+    static_peers: str = setting(
+        "", "ROS_STATIC_PEERS: semicolon-separated hosts to reach even with LOCALHOST discovery."
+    )
+    shutdown_timeout: float = setting(
+        10.0, "Seconds a node gets to exit after Ctrl-C before it is killed."
+    )
+
+    def __post_init__(self) -> None:
+        if self.discovery_range not in DISCOVERY_RANGES:
+            raise ValueError(
+                f"discovery_range must be one of {', '.join(DISCOVERY_RANGES)}, "
+                f"got {self.discovery_range!r}"
+            )
+        if self.shutdown_timeout <= 0:
+            raise ValueError(f"shutdown_timeout must be positive, got {self.shutdown_timeout}")
+
+
+@dataclass(frozen=True)
+class NodeDescription:
+    """One node of a deployment.
+
+    Attributes:
+        name: The node's name, also its key in the parameter file.
+        executable: The ``ros2 run pamiq_ros <executable>`` name.
+        module: The Python module whose ``main`` runs it.
+        parameters: Its parameters as written in the file.
+    """
+
+    name: str
+    executable: str
+    module: str
+    parameters: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Bringup:
+    """A deployment: its parameter file, its nodes in start order, and launcher settings."""
+
+    config_path: Path
+    nodes: tuple[NodeDescription, ...]
+    launcher: LauncherSettings
+
+    def discovery_environment(self) -> dict[str, str]:
+        """The DDS discovery variables every node of this deployment runs with."""
+        environment = {"ROS_AUTOMATIC_DISCOVERY_RANGE": self.launcher.discovery_range}
+        if self.launcher.static_peers:
+            environment["ROS_STATIC_PEERS"] = self.launcher.static_peers
+        return environment
+
+    def node_environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """``base`` (default: this process's environment) with the discovery variables set."""
+        environment = dict(os.environ if base is None else base)
+        if not self.launcher.static_peers:
+            environment.pop("ROS_STATIC_PEERS", None)
+        environment.update(self.discovery_environment())
+        return environment
+
+
+def load_bringup(config_path: str | os.PathLike[str]) -> Bringup:
+    """Reads a deployment from its parameter file.
+
+    Raises:
+        BringupError: If the file is missing, is not YAML, or names an unknown node or an
+            invalid launcher setting.
+    """
+    path = Path(config_path)
+    try:
+        document = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise BringupError(f"cannot read config {path}: {error.strerror}") from error
+    except yaml.YAMLError as error:
+        raise BringupError(f"config {path} is not valid YAML: {error}") from error
+    if not isinstance(document, dict) or not document:
+        raise BringupError(f"config {path} must map node names to {PARAMETERS_KEY}")
+
+    launcher = LauncherSettings()
+    nodes: list[NodeDescription] = []
+    for key, section in document.items():
+        parameters = _parameters_of(path, key, section)
+        if key == LAUNCHER_SECTION:
+            try:
+                launcher = build_settings(LauncherSettings, dict(parameters))
+            except SettingsError as error:
+                raise BringupError(f"{path}: {LAUNCHER_SECTION}: {error}") from error
+            continue
+        if key not in NODE_EXECUTABLES:
+            known = ", ".join(sorted(NODE_EXECUTABLES))
+            raise BringupError(f"{path}: unknown node {key!r} (known nodes: {known})")
+        nodes.append(NodeDescription(key, key, NODE_EXECUTABLES[key], parameters))
+    if not nodes:
+        raise BringupError(f"config {path} names no node")
+    return Bringup(config_path=path.resolve(), nodes=tuple(nodes), launcher=launcher)
+
+
+def _parameters_of(path: Path, key: object, section: object) -> Mapping[str, Any]:
+    if not isinstance(key, str):
+        raise BringupError(f"{path}: node names must be strings, got {key!r}")
+    if not isinstance(section, dict) or PARAMETERS_KEY not in section:
+        raise BringupError(f"{path}: {key!r} must hold a {PARAMETERS_KEY} mapping")
+    parameters = section[PARAMETERS_KEY] or {}
+    if not isinstance(parameters, dict):
+        raise BringupError(f"{path}: {key}.{PARAMETERS_KEY} must be a mapping")
+    return parameters

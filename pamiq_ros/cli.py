@@ -1,0 +1,133 @@
+"""The ``pamiq-ros`` command: bring a deployment up, and show what each node can be told."""
+
+import argparse
+import dataclasses
+import importlib
+import sys
+import sysconfig
+from collections.abc import Sequence
+from pathlib import Path
+
+from pamiq_ros.bringup.description import BringupError, LauncherSettings, load_bringup
+from pamiq_ros.bringup.executables import NODE_EXECUTABLES
+from pamiq_ros.bringup.launcher import Launcher
+from pamiq_ros.core.settings import describe
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+
+
+def config_directories() -> list[Path]:
+    """Where config names are looked up: the source tree, then the installed share folder."""
+    return [
+        PACKAGE_ROOT.parent / "config",
+        Path(sysconfig.get_path("data")) / "share" / "pamiq_ros" / "config",
+    ]
+
+
+def resolve_config(name_or_path: str) -> Path:
+    """A config path as given, or a name such as ``sim`` looked up in :func:`config_directories`.
+
+    Raises:
+        BringupError: If neither exists.
+    """
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    file_name = name_or_path if name_or_path.endswith(".yaml") else f"{name_or_path}.yaml"
+    for directory in config_directories():
+        if (directory / file_name).exists():
+            return directory / file_name
+    searched = ", ".join(str(directory) for directory in config_directories())
+    raise BringupError(f"no config {name_or_path!r}: not a file, and not in {searched}")
+
+
+def settings_type_of(executable: str) -> type:
+    """The settings dataclass that declares a node's parameters (defined in its module)."""
+    module = importlib.import_module(NODE_EXECUTABLES[executable])
+    candidates = [
+        value
+        for name, value in vars(module).items()
+        if name.endswith("Settings")
+        and dataclasses.is_dataclass(value)
+        and isinstance(value, type)
+        and value.__module__ == module.__name__
+    ]
+    if len(candidates) != 1:
+        raise LookupError(f"{module.__name__} must define exactly one *Settings dataclass")
+    return candidates[0]
+
+
+def _print_parameters(title: str, settings_type: type) -> None:
+    print(title)
+    for name, default, description in describe(settings_type):
+        print(f"  {name} (default {default!r})\n      {description}")
+
+
+def _launch(arguments: argparse.Namespace) -> int:
+    try:
+        bringup = load_bringup(resolve_config(arguments.config))
+    except BringupError as error:
+        print(f"pamiq-ros launch: {error}", file=sys.stderr)
+        return 2
+    duration = arguments.duration if arguments.duration and arguments.duration > 0 else None
+    return Launcher(bringup).run(duration)
+
+
+def _params(arguments: argparse.Namespace) -> int:
+    names = [arguments.node] if arguments.node else list(NODE_EXECUTABLES)
+    for name in names:
+        _print_parameters(f"{name}:", settings_type_of(name))
+    if not arguments.node:
+        _print_parameters(
+            "pamiq_launcher (config section, read by pamiq-ros launch):", LauncherSettings
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(
+        prog="pamiq-ros",
+        description="PAMIQ on ROS 2: bring up the nodes of a deployment and inspect them.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    launch = commands.add_parser(
+        "launch",
+        help="start every node named in a config, each its own process; Ctrl-C stops all",
+        description=(
+            "Start every node named in CONFIG (a ROS 2 parameter file) as its own process, with "
+            "that file's parameters, and relay their output prefixed with the node name. Ctrl-C, "
+            "SIGTERM or --duration stops them all; exit status 0 when all stopped cleanly. DDS "
+            "discovery stays on this machine unless the config's pamiq_launcher section says "
+            "otherwise."
+        ),
+    )
+    launch.add_argument("config", help="a config file, or a name in config/: sim, vrchat, robot")
+    launch.add_argument(
+        "--duration",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="stop after this many seconds (0: run until Ctrl-C)",
+    )
+    launch.set_defaults(handler=_launch)
+
+    params = commands.add_parser(
+        "params", help="list each node's parameters with defaults and descriptions"
+    )
+    params.add_argument(
+        "node", nargs="?", choices=sorted(NODE_EXECUTABLES), help="one node (default: all)"
+    )
+    params.set_defaults(handler=_params)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of ``pamiq-ros``."""
+    arguments = build_parser().parse_args(argv)
+    sys.exit(arguments.handler(arguments))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""The launcher over real processes: the deployments as `make run` brings them up."""
+
+import math
+import os
+import re
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped
+
+from test.support.processes import NodeProcess, wait_until
+from test.support.ros_probe import Received, RosProbe
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+
+pytestmark = pytest.mark.e2e
+
+
+def config_on_free_ports(name: str, tmp_path: Path, udp_port: int, tcp_port: int) -> Path:
+    """A copy of config/<name>.yaml whose sockets use free ports, so tests never collide."""
+    document = yaml.safe_load((CONFIG_DIR / f"{name}.yaml").read_text())
+    for section in document.values():
+        parameters = section["ros__parameters"]
+        for key in ("osc_port", "port"):
+            if key in parameters:
+                parameters[key] = udp_port
+        if "video_port" in parameters:
+            parameters["video_port"] = tcp_port
+        if "source" in parameters:
+            parameters["source"] = f"http://127.0.0.1:{tcp_port}/stream.mjpg"
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def launch(spawn: Callable[..., NodeProcess], config: Path, *extra: str) -> NodeProcess:
+    command = [sys.executable, "-m", "pamiq_ros.cli", "launch", str(config), *extra]
+    return spawn("launch", command)
+
+
+def started_pids(output: str) -> dict[str, int]:
+    return {
+        name: int(pid)
+        for name, pid in re.findall(r"\[launch\] started (\w+) \(pid (\d+)\)", output)
+    }
+
+
+def group_exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def distance_moved(poses: list[PoseStamped]) -> float:
+    first, last = poses[0].pose.position, poses[-1].pose.position
+    return math.hypot(last.x - first.x, last.y - first.y)
+
+
+def agent_rate(diagnostics: Received) -> list[float]:
+    rates = []
+    for array in diagnostics.messages:
+        for status in array.status:
+            if status.name.endswith("agent"):
+                values = {item.key: item.value for item in status.values}
+                if "rate_hz" in values and int(values.get("steps", "0")) >= 20:
+                    rates.append(float(values["rate_hz"]))
+    return rates
+
+
+def test_sim_stack_moves_the_world_through_osc_and_stops_cleanly_on_ctrl_c(
+    spawn, probe: RosProbe, tmp_path, free_udp_port, free_tcp_port
+):
+    config = config_on_free_ports("sim", tmp_path, free_udp_port(), free_tcp_port())
+    poses = probe.subscribe(PoseStamped, "world/pose", 10)
+    diagnostics = probe.subscribe(DiagnosticArray, "/diagnostics", 50)
+    launcher = launch(spawn, config)
+
+    output = launcher.wait_for_output("4 nodes running", timeout=30)
+    pids = started_pids(output)
+    assert set(pids) == {"sim_world", "camera_sensor", "osc_actuator", "agent"}
+    assert len(set(pids.values())) == 4, "each node is its own process"
+
+    # The world's only input here is OSC (cmd_vel_enabled is false in sim.yaml), so a moving
+    # pose means the actuator's OSC moved it.
+    assert wait_until(lambda: len(poses) > 5 and distance_moved(poses.messages) > 0.5, 40), (
+        f"pose did not move; output:\n{launcher.output()}"
+    )
+    assert wait_until(lambda: len(agent_rate(diagnostics)) > 0, 30), launcher.output()
+    assert all(9.0 <= rate <= 11.0 for rate in agent_rate(diagnostics)), agent_rate(diagnostics)
+    assert "frames received" in launcher.output()
+
+    code = launcher.stop(signal.SIGINT, timeout=30)
+    assert code == 0, launcher.output()
+    assert "all 4 nodes stopped cleanly" in launcher.output()
+    assert not [name for name, pid in pids.items() if group_exists(pid)], "leftover processes"
+
+
+def test_robot_bringup_drives_the_world_through_cmd_vel_with_the_same_agent(
+    spawn, probe: RosProbe, tmp_path, free_udp_port, free_tcp_port
+):
+    config = config_on_free_ports("robot", tmp_path, free_udp_port(), free_tcp_port())
+    poses = probe.subscribe(PoseStamped, "world/pose", 10)
+    launcher = launch(spawn, config, "--duration", "25")
+
+    output = launcher.wait_for_output("3 nodes running", timeout=30)
+    assert set(started_pids(output)) == {"sim_world", "camera_sensor", "agent"}
+    assert wait_until(lambda: len(poses) > 5 and distance_moved(poses.messages) > 0.5, 40), (
+        f"pose did not move; output:\n{launcher.output()}"
+    )
+    assert launcher.popen.wait(timeout=60) == 0, launcher.output()
+    assert "25 s passed" in launcher.output()
+    assert not [name for name, pid in started_pids(output).items() if group_exists(pid)]
+
+
+def test_a_bad_config_is_refused_before_anything_starts(spawn, tmp_path):
+    config = tmp_path / "typo.yaml"
+    config.write_text("agnet:\n  ros__parameters: {}\n")
+    launcher = launch(spawn, config)
+    assert launcher.popen.wait(timeout=30) == 2
+    assert "unknown node 'agnet'" in launcher.output()
+    assert "started" not in launcher.output()
