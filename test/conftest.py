@@ -28,11 +28,12 @@ def domain_id() -> int:
 
 
 @pytest.fixture
-def ros_env(domain_id: int) -> dict[str, str]:
+def ros_env(domain_id: int, tmp_path: Path) -> dict[str, str]:
     """The environment for node processes of this test."""
     env = dict(os.environ)
     env["ROS_DOMAIN_ID"] = str(domain_id)
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    env["ROS_LOG_DIR"] = str(tmp_path / "ros_log")
     return env
 
 

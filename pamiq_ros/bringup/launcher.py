@@ -82,6 +82,8 @@ class Launcher:
         failures: list[str] = []
         try:
             environment = self._bringup.node_environment()
+            # Lines are prefixed with the node's name already; keep severity and message.
+            environment.setdefault("RCUTILS_CONSOLE_OUTPUT_FORMAT", "[{severity}] {message}")
             discovery = " ".join(
                 f"{k}={v}" for k, v in self._bringup.discovery_environment().items()
             )
