@@ -1,6 +1,8 @@
 """What every node process shares: parameters from settings, and a main that shuts down cleanly."""
 
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
@@ -9,10 +11,14 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.signals import SignalHandlerOptions
 
 from pamiq_ros.core.settings import SettingsError, SettingValue, build_settings, describe
 
 T = TypeVar("T")
+
+SPIN_PERIOD = 0.1
+"""Seconds between checks for Ctrl-C/SIGTERM while spinning."""
 
 
 class ClosableNode(Protocol):
@@ -49,26 +55,40 @@ def as_parameter_overrides(values: dict[str, SettingValue]) -> list[Parameter]:
 def run_node(make_node: Callable[[], ClosableNode], args: Sequence[str] | None = None) -> None:
     """Runs one node until Ctrl-C, SIGTERM or shutdown, then closes it and exits.
 
-    Exits with status 2 and a one-line error when the node's settings are invalid.
+    The node is closed while its ROS context is still up, so ``close`` can still log and
+    publish (a last status, released inputs). Exits with status 2 and a one-line error when
+    the node's settings are invalid.
 
     Args:
         make_node: Builds the node (after ``rclpy.init``).
         args: Command-line arguments (ROS arguments included); ``sys.argv`` if None.
     """
-    rclpy.init(args=list(args) if args is not None else sys.argv)
+    # rclpy's own handlers would shut the context down before close() runs.
+    rclpy.init(
+        args=list(args) if args is not None else sys.argv,
+        signal_handler_options=SignalHandlerOptions.NO,
+    )
+    stop_requested = threading.Event()
+    previous_handlers = {
+        sig: signal.signal(sig, lambda *_: stop_requested.set())
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    }
     node: ClosableNode | None = None
     exit_code = 0
     try:
         node = make_node()
         executor = MultiThreadedExecutor(num_threads=2)
         executor.add_node(node)  # type: ignore[arg-type]
-        executor.spin()
+        while not stop_requested.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=SPIN_PERIOD)
     except SettingsError as error:
         print(f"[ERROR] invalid parameters: {error}", file=sys.stderr, flush=True)
         exit_code = 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
         if node is not None:
             node.close()
             node.destroy_node()

@@ -1,0 +1,221 @@
+"""The agent's action space: the one place where discrete choices become motion and buttons.
+
+The agent picks one option in each of five independent dimensions (a multi-discrete space:
+one categorical distribution per dimension, as the policy's output heads will be):
+
+========  =====  ======================  ==================================================
+dimension index  option                  effect
+========  =====  ======================  ==================================================
+move      0      stop                    forward_mps = 0
+move      1      forward                 forward_mps = +linear_speed
+move      2      backward                forward_mps = -linear_speed
+strafe    0      none                    left_mps = 0
+strafe    1      left                    left_mps = +linear_speed
+strafe    2      right                   left_mps = -linear_speed
+turn      0      none                    ccw_radps = 0
+turn      1      left                    ccw_radps = +angular_speed (counter-clockwise)
+turn      2      right                   ccw_radps = -angular_speed (clockwise)
+jump      0      no                      VRChatButtons.jump = False
+jump      1      yes                     VRChatButtons.jump = True (one jump per request)
+run       0      no                      VRChatButtons.run = False
+run       1      yes                     VRChatButtons.run = True, and both linear speeds
+                                         are multiplied by ``RUN_SPEED_FACTOR`` (2.0)
+========  =====  ======================  ==================================================
+
+Defaults: ``linear_speed`` 2.0 m/s (VRChat's walking speed at full axis), ``angular_speed``
+1.5 rad/s (VRChat's turning speed at full axis). Running doubles the linear speed in the
+``Motion`` too, so the motion always states how fast the body is asked to move: a robot base
+driven by ``cmd_vel`` moves as the avatar does. (The OSC actuator clamps the axis to 1.0 and
+presses Run, which doubles the avatar's speed in VRChat.)
+
+``Motion`` follows ROS REP-103 (x forward, y left, z up, so a positive turn is
+counter-clockwise, a left turn). No ROS import here.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from enum import IntEnum
+from typing import Final
+
+
+class Move(IntEnum):
+    """Options of the ``move`` dimension."""
+
+    STOP = 0
+    FORWARD = 1
+    BACKWARD = 2
+
+
+class Strafe(IntEnum):
+    """Options of the ``strafe`` dimension (sideways steps)."""
+
+    NONE = 0
+    LEFT = 1
+    RIGHT = 2
+
+
+class Turn(IntEnum):
+    """Options of the ``turn`` dimension."""
+
+    NONE = 0
+    LEFT = 1
+    RIGHT = 2
+
+
+class Toggle(IntEnum):
+    """Options of the ``jump`` and ``run`` dimensions."""
+
+    NO = 0
+    YES = 1
+
+
+@dataclass(frozen=True)
+class ActionDimension:
+    """One categorical dimension of the action space."""
+
+    name: str
+    options: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        """Number of options (the size of the policy head for this dimension)."""
+        return len(self.options)
+
+
+ACTION_DIMENSIONS: Final[tuple[ActionDimension, ...]] = (
+    ActionDimension("move", tuple(option.name.lower() for option in Move)),
+    ActionDimension("strafe", tuple(option.name.lower() for option in Strafe)),
+    ActionDimension("turn", tuple(option.name.lower() for option in Turn)),
+    ActionDimension("jump", tuple(option.name.lower() for option in Toggle)),
+    ActionDimension("run", tuple(option.name.lower() for option in Toggle)),
+)
+"""The dimensions in order; ``ActionChoice.indices()`` uses the same order."""
+
+ACTION_SIZES: Final[tuple[int, ...]] = tuple(dimension.size for dimension in ACTION_DIMENSIONS)
+"""Options per dimension: ``(3, 3, 3, 2, 2)``."""
+
+RUN_SPEED_FACTOR: Final = 2.0
+"""How much running multiplies the linear speed (as VRChat's Run does)."""
+
+
+@dataclass(frozen=True)
+class ActionChoice:
+    """One option index per dimension; see the module docstring for their meaning."""
+
+    move: int = Move.STOP
+    strafe: int = Strafe.NONE
+    turn: int = Turn.NONE
+    jump: int = Toggle.NO
+    run: int = Toggle.NO
+
+    def __post_init__(self) -> None:
+        for field, dimension in zip(fields(self), ACTION_DIMENSIONS, strict=True):
+            value = getattr(self, field.name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"action {dimension.name} must be an int, got {value!r}")
+            if not 0 <= value < dimension.size:
+                raise ValueError(
+                    f"action {dimension.name}={value} is out of range 0..{dimension.size - 1} "
+                    f"({', '.join(dimension.options)})"
+                )
+
+    @classmethod
+    def from_indices(cls, indices: Sequence[int]) -> "ActionChoice":
+        """Builds a choice from one index per dimension, in ``ACTION_DIMENSIONS`` order.
+
+        Raises:
+            ValueError: If the number of indices is wrong or an index is out of range.
+        """
+        if len(indices) != len(ACTION_DIMENSIONS):
+            raise ValueError(
+                f"an action needs {len(ACTION_DIMENSIONS)} indices "
+                f"({', '.join(d.name for d in ACTION_DIMENSIONS)}), got {len(indices)}"
+            )
+        return cls(*(int(index) for index in indices))
+
+    def indices(self) -> tuple[int, ...]:
+        """One index per dimension, in ``ACTION_DIMENSIONS`` order."""
+        return (int(self.move), int(self.strafe), int(self.turn), int(self.jump), int(self.run))
+
+    def label(self) -> str:
+        """A short readable name, e.g. ``forward+turn_left+run``; ``stop`` when idle."""
+        parts = []
+        if self.move != Move.STOP:
+            parts.append(Move(self.move).name.lower())
+        if self.strafe != Strafe.NONE:
+            parts.append(f"strafe_{Strafe(self.strafe).name.lower()}")
+        if self.turn != Turn.NONE:
+            parts.append(f"turn_{Turn(self.turn).name.lower()}")
+        if self.jump == Toggle.YES:
+            parts.append("jump")
+        if self.run == Toggle.YES:
+            parts.append("run")
+        return "+".join(parts) if parts else "stop"
+
+
+@dataclass(frozen=True)
+class Motion:
+    """A body velocity in REP-103 axes: forward (m/s), left (m/s), counter-clockwise (rad/s)."""
+
+    forward_mps: float = 0.0
+    left_mps: float = 0.0
+    ccw_radps: float = 0.0
+
+
+@dataclass(frozen=True)
+class VRChatButtons:
+    """VRChat inputs with no counterpart in a velocity.
+
+    Attributes:
+        jump: Asks for one jump (an edge; the actuator releases before pressing again).
+        run: Holds Run while true.
+    """
+
+    jump: bool = False
+    run: bool = False
+
+
+@dataclass(frozen=True)
+class Action:
+    """What one choice asks of the body: a motion and VRChat's extra buttons."""
+
+    motion: Motion
+    buttons: VRChatButtons
+
+
+@dataclass(frozen=True)
+class ActionMapper:
+    """Turns choices into actions with the configured speeds (see the module's table).
+
+    Attributes:
+        linear_speed: Walking speed in m/s for move and strafe.
+        angular_speed: Turning speed in rad/s.
+    """
+
+    linear_speed: float = 2.0
+    angular_speed: float = 1.5
+
+    def __post_init__(self) -> None:
+        if not self.linear_speed > 0:
+            raise ValueError(f"linear_speed must be positive, got {self.linear_speed}")
+        if not self.angular_speed > 0:
+            raise ValueError(f"angular_speed must be positive, got {self.angular_speed}")
+
+    def to_action(self, choice: ActionChoice) -> Action:
+        """Returns the motion and buttons that ``choice`` stands for."""
+        running = choice.run == Toggle.YES
+        linear = self.linear_speed * (RUN_SPEED_FACTOR if running else 1.0)
+        motion = Motion(
+            forward_mps=_signed(choice.move, Move.FORWARD, Move.BACKWARD) * linear,
+            left_mps=_signed(choice.strafe, Strafe.LEFT, Strafe.RIGHT) * linear,
+            ccw_radps=_signed(choice.turn, Turn.LEFT, Turn.RIGHT) * self.angular_speed,
+        )
+        return Action(motion, VRChatButtons(jump=choice.jump == Toggle.YES, run=running))
+
+
+def _signed(option: int, positive: int, negative: int) -> float:
+    if option == positive:
+        return 1.0
+    if option == negative:
+        return -1.0
+    return 0.0

@@ -1,0 +1,194 @@
+"""A fixed-rate loop that runs a step callback in its own thread, with timing statistics.
+
+The loop keeps absolute deadlines ``start + k * period`` on ``time.monotonic``: a step that
+starts a little late does not push the following ones back, so the rate does not drift. When
+the loop falls more than one period behind (a step ran long, or the thread was not scheduled),
+it does not run a burst of catch-up steps: the deadlines that passed with no step are counted
+as missed and the loop goes on with the current slot. It never waits for anything but time
+(frames, messages), so the caller's step must use whatever data is newest.
+
+No ROS import here.
+"""
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class StepStatistics:
+    """Timing of the steps of a loop; the interval and compute figures cover a recent window.
+
+    Attributes:
+        steps: Steps run since the start.
+        window_steps: Steps the window figures are computed from.
+        rate_hz: Measured step rate over the window (0.0 with fewer than two steps).
+        interval_mean_ms: Mean time between the starts of consecutive steps.
+        interval_error_mean_ms: Mean of ``|interval - period|``.
+        interval_error_p50_ms: Median of ``|interval - period|``.
+        interval_error_p99_ms: 99th percentile of ``|interval - period|``.
+        interval_error_max_ms: Largest ``|interval - period|``.
+        missed_deadlines: Deadlines since the start at which no step started within one period.
+        compute_mean_ms: Mean time the step callback took.
+        compute_max_ms: Longest time the step callback took.
+        errors: Steps since the start whose callback raised.
+    """
+
+    steps: int = 0
+    window_steps: int = 0
+    rate_hz: float = 0.0
+    interval_mean_ms: float = 0.0
+    interval_error_mean_ms: float = 0.0
+    interval_error_p50_ms: float = 0.0
+    interval_error_p99_ms: float = 0.0
+    interval_error_max_ms: float = 0.0
+    missed_deadlines: int = 0
+    compute_mean_ms: float = 0.0
+    compute_max_ms: float = 0.0
+    errors: int = 0
+
+
+class StepTimingStats:
+    """Collects step start and end times and summarises them; thread-safe."""
+
+    def __init__(self, period_s: float, window: int = 1000) -> None:
+        """Creates empty statistics.
+
+        Args:
+            period_s: The intended time between step starts, in seconds.
+            window: How many recent steps the interval and compute figures cover.
+        """
+        if not period_s > 0:
+            raise ValueError(f"period must be positive, got {period_s}")
+        if window < 2:
+            raise ValueError(f"window must hold at least 2 steps, got {window}")
+        self._period_s = period_s
+        self._lock = threading.Lock()
+        self._starts: deque[float] = deque(maxlen=window)
+        self._compute_s: deque[float] = deque(maxlen=window)
+        self._steps = 0
+        self._missed = 0
+        self._errors = 0
+
+    def record_step(self, started: float, finished: float, failed: bool = False) -> None:
+        """Records one step's start and end (monotonic seconds)."""
+        with self._lock:
+            self._starts.append(started)
+            self._compute_s.append(finished - started)
+            self._steps += 1
+            if failed:
+                self._errors += 1
+
+    def record_missed(self, count: int) -> None:
+        """Records deadlines that passed with no step started within a period of them."""
+        with self._lock:
+            self._missed += count
+
+    def snapshot(self) -> StepStatistics:
+        """Returns the figures so far."""
+        with self._lock:
+            starts = np.array(self._starts, dtype=np.float64)
+            compute = np.array(self._compute_s, dtype=np.float64)
+            steps, missed, errors = self._steps, self._missed, self._errors
+        if len(starts) == 0:
+            return StepStatistics(steps=steps, missed_deadlines=missed, errors=errors)
+        intervals = np.diff(starts)
+        window_figures: dict[str, float] = {}
+        if len(intervals) > 0:
+            interval_errors_ms = np.abs(intervals - self._period_s) * 1000.0
+            span = float(starts[-1] - starts[0])
+            window_figures = {
+                "rate_hz": len(intervals) / span if span > 0 else 0.0,
+                "interval_mean_ms": float(intervals.mean()) * 1000.0,
+                "interval_error_mean_ms": float(interval_errors_ms.mean()),
+                "interval_error_p50_ms": float(np.percentile(interval_errors_ms, 50)),
+                "interval_error_p99_ms": float(np.percentile(interval_errors_ms, 99)),
+                "interval_error_max_ms": float(interval_errors_ms.max()),
+            }
+        return StepStatistics(
+            steps=steps,
+            window_steps=len(starts),
+            missed_deadlines=missed,
+            compute_mean_ms=float(compute.mean()) * 1000.0,
+            compute_max_ms=float(compute.max()) * 1000.0,
+            errors=errors,
+            **window_figures,
+        )
+
+
+class StepLoop:
+    """Runs ``step()`` at ``rate_hz`` in a background thread until ``stop()``."""
+
+    def __init__(
+        self,
+        rate_hz: float,
+        step: Callable[[], None],
+        on_error: Callable[[Exception], None] | None = None,
+        window: int = 1000,
+        name: str = "step-loop",
+    ) -> None:
+        """Creates the loop; ``start()`` runs it.
+
+        Args:
+            rate_hz: Steps per second.
+            step: Called once per step in the loop's thread.
+            on_error: Called with the exception when ``step`` raises; the loop goes on.
+            window: How many recent steps the statistics cover.
+            name: The thread's name.
+        """
+        if not (math.isfinite(rate_hz) and rate_hz > 0):
+            raise ValueError(f"rate_hz must be positive and finite, got {rate_hz}")
+        self.period_s = 1.0 / rate_hz
+        self._step = step
+        self._on_error = on_error
+        self._stats = StepTimingStats(self.period_s, window)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        """Starts the loop thread; the first step runs at once."""
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Asks the loop to stop and joins its thread (after the current step, if any)."""
+        self._stop.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        """Whether the loop thread is alive."""
+        return self._thread.is_alive()
+
+    def statistics(self) -> StepStatistics:
+        """The timing figures so far."""
+        return self._stats.snapshot()
+
+    def _run(self) -> None:
+        anchor = time.monotonic()
+        slot = 0
+        while not self._stop.is_set():
+            deadline = anchor + slot * self.period_s
+            delay = deadline - time.monotonic()
+            if delay > 0 and self._stop.wait(delay):
+                break
+            started = time.monotonic()
+            late_periods = int((started - deadline) // self.period_s)
+            if late_periods >= 1:
+                # The deadlines that passed get no step of their own: no catch-up burst.
+                self._stats.record_missed(late_periods)
+                slot += late_periods
+            failed = False
+            try:
+                self._step()
+            except Exception as error:  # one bad step must not end the loop
+                failed = True
+                if self._on_error is not None:
+                    self._on_error(error)
+            self._stats.record_step(started, time.monotonic(), failed)
+            slot += 1

@@ -1,0 +1,205 @@
+"""The osc_actuator node: actions on ``cmd_vel`` and ``vrchat_input`` -> VRChat OSC over UDP.
+
+Every action is sent at once (VRChat's axes hold their value, so nothing is re-sent). A
+deadman timer releases every input when no action arrived within ``deadman_timeout``, so the
+avatar stops when the agent dies or hangs; closing the node (Ctrl-C, SIGTERM) releases every
+input too. The mapping lives in ``pamiq_ros.io.osc_output``.
+"""
+
+import math
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from geometry_msgs.msg import Twist
+from pamiq_ros_interfaces.msg import VRChatInput
+from rclpy.node import Node
+
+from pamiq_ros.core.actions import Motion, VRChatButtons
+from pamiq_ros.core.settings import setting
+from pamiq_ros.io.osc_output import Deadman, OscInput, OscSender, OscSendError, VRChatOscMapper
+from pamiq_ros.nodes._diagnostics import ERROR, OK, WARN, DiagnosticsReporter
+from pamiq_ros.nodes._runtime import declare_settings, run_node
+
+DEADMAN_CHECK_PERIOD_S = 0.05
+"""How often the deadman is checked; a release comes at most this long after the timeout."""
+
+ERROR_LOG_PERIOD_S = 2.0
+"""Least time between two logs of the same kind of error."""
+
+
+@dataclass(frozen=True)
+class OscActuatorSettings:
+    """Parameters of the osc_actuator node."""
+
+    host: str = setting("127.0.0.1", "Host that receives the OSC input (VRChat's machine).")
+    port: int = setting(9000, "UDP port that receives the OSC input (VRChat listens on 9000).")
+    deadman_timeout: float = setting(
+        0.5, "Seconds without any action after which every input is released."
+    )
+    linear_speed_at_full_axis: float = setting(
+        2.0, "Speed (m/s) that an axis value of 1.0 walks at; cmd_vel is divided by it."
+    )
+    angular_speed_at_full_axis: float = setting(
+        1.5, "Turn rate (rad/s) that a LookHorizontal of 1.0 turns at; angular.z is divided by it."
+    )
+    report_period: float = setting(5.0, "Seconds between progress reports (log and /diagnostics).")
+
+    def __post_init__(self) -> None:
+        if not self.host:
+            raise ValueError("host must not be empty")
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port must be in 1..65535, got {self.port}")
+        for name in (
+            "deadman_timeout",
+            "linear_speed_at_full_axis",
+            "angular_speed_at_full_axis",
+            "report_period",
+        ):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be positive, got {value}")
+
+
+class OscActuatorNode(Node):
+    """Sends the agent's actions to VRChat as OSC input, with a deadman release."""
+
+    def __init__(self, **node_options: Any) -> None:
+        super().__init__("osc_actuator", **node_options)
+        self.settings = declare_settings(self, OscActuatorSettings)
+        settings = self.settings
+        self._mapper = VRChatOscMapper(
+            settings.linear_speed_at_full_axis, settings.angular_speed_at_full_axis
+        )
+        self._sender = OscSender(settings.host, settings.port)
+        self._deadman = Deadman(settings.deadman_timeout)
+        # Callbacks, the timers and close() may run on different threads.
+        self._lock = threading.Lock()
+        self._closed = False
+        self._actions = 0
+        self._rejected = 0
+        self._send_errors = 0
+        self._deadman_releases = 0
+        self._last_error = ""
+        self._diagnostics = DiagnosticsReporter(self, hardware_id=self._sender.destination)
+
+        # Whatever a previous actuator left pressed is released before the first action.
+        with self._lock:
+            self._send(self._mapper.release_all())
+        self.create_subscription(Twist, "cmd_vel", self._on_cmd_vel, 10)
+        self.create_subscription(VRChatInput, "vrchat_input", self._on_vrchat_input, 10)
+        self.create_timer(DEADMAN_CHECK_PERIOD_S, self._check_deadman)
+        self.create_timer(settings.report_period, self._report)
+        self.get_logger().info(
+            f"sending VRChat OSC to {self._sender.destination}; deadman "
+            f"{settings.deadman_timeout} s; axis 1.0 = {settings.linear_speed_at_full_axis} m/s, "
+            f"{settings.angular_speed_at_full_axis} rad/s"
+        )
+
+    def _on_cmd_vel(self, message: Twist) -> None:
+        motion = Motion(message.linear.x, message.linear.y, message.angular.z)
+        try:
+            inputs = self._mapper.motion_inputs(motion)
+        except ValueError as error:
+            with self._lock:
+                self._rejected += 1
+            self.get_logger().error(
+                f"cmd_vel refused: {error}", throttle_duration_sec=ERROR_LOG_PERIOD_S
+            )
+            return
+        self._act(inputs)
+
+    def _on_vrchat_input(self, message: VRChatInput) -> None:
+        with self._lock:
+            inputs = self._mapper.button_inputs(VRChatButtons(jump=message.jump, run=message.run))
+        self._act(inputs)
+
+    def _act(self, inputs: list[OscInput]) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            now = time.monotonic()
+            silence = self._silence(now)
+            resumed = self._deadman.action_received(now)
+            self._actions += 1
+            self._send(inputs)
+        if resumed:
+            self.get_logger().info(f"actions resumed after {silence:.1f} s of silence")
+
+    def _check_deadman(self) -> None:
+        with self._lock:
+            if self._closed or not self._deadman.should_release(time.monotonic()):
+                return
+            self._deadman_releases += 1
+            self._send(self._mapper.release_all())
+        self.get_logger().warning(
+            f"no action for {self.settings.deadman_timeout} s: released all inputs"
+        )
+
+    def _send(self, inputs: Sequence[OscInput]) -> None:
+        """Sends under the lock; a failure is counted and logged, never raised."""
+        try:
+            self._sender.send(inputs)
+        except OscSendError as error:
+            self._send_errors += 1
+            self._last_error = str(error)
+            self._sender.close()  # the next send resolves and opens afresh
+            self.get_logger().error(
+                f"{error} (errors so far: {self._send_errors})",
+                throttle_duration_sec=ERROR_LOG_PERIOD_S,
+            )
+
+    def _silence(self, now: float) -> float:
+        last = self._deadman.last_action
+        return math.inf if last is None else now - last
+
+    def _report(self) -> None:
+        with self._lock:
+            silence = self._silence(time.monotonic())
+            figures: dict[str, object] = {
+                "actions": self._actions,
+                "actions_refused": self._rejected,
+                "osc_sent": self._sender.sent,
+                "send_errors": self._send_errors,
+                "deadman_releases": self._deadman_releases,
+                "inputs_released": self._deadman.released,
+                "last_action_age_s": silence,
+                "destination": self._sender.destination,
+            }
+            last_error = self._last_error
+        last = "no action yet" if math.isinf(silence) else f"last action {silence:.1f} s ago"
+        errors = f" | send errors={figures['send_errors']}" if figures["send_errors"] else ""
+        self.get_logger().info(
+            f"actions={figures['actions']} osc sent={figures['osc_sent']} | "
+            f"deadman releases={figures['deadman_releases']} | {last}{errors}"
+        )
+        if last_error:
+            level, summary = ERROR, f"send failing: {last_error}"
+        elif figures["inputs_released"]:
+            level, summary = WARN, "no actions: inputs released"
+        else:
+            level, summary = OK, "sending actions"
+        self._diagnostics.publish(level, summary, figures)
+        with self._lock:
+            self._last_error = ""
+
+    def close(self) -> None:
+        """Releases every input, then closes the socket; sends nothing after."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._send(self._mapper.release_all())
+            self._sender.close()
+        self.get_logger().info("closed: released all inputs")
+
+
+def main(args: Sequence[str] | None = None) -> None:
+    """Runs the osc_actuator node until Ctrl-C."""
+    run_node(OscActuatorNode, args)
+
+
+if __name__ == "__main__":
+    main()

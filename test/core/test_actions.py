@@ -1,0 +1,84 @@
+import pytest
+
+from pamiq_ros.core.actions import (
+    ACTION_DIMENSIONS,
+    ACTION_SIZES,
+    RUN_SPEED_FACTOR,
+    ActionChoice,
+    ActionMapper,
+    Motion,
+    Move,
+    Strafe,
+    Toggle,
+    Turn,
+    VRChatButtons,
+)
+
+
+def test_action_space_has_one_categorical_per_dimension_in_documented_order():
+    assert [d.name for d in ACTION_DIMENSIONS] == ["move", "strafe", "turn", "jump", "run"]
+    assert ACTION_SIZES == (3, 3, 3, 2, 2)
+    assert ACTION_DIMENSIONS[0].options == ("stop", "forward", "backward")
+    assert ACTION_DIMENSIONS[1].options == ("none", "left", "right")
+    assert ACTION_DIMENSIONS[2].options == ("none", "left", "right")
+    assert ACTION_DIMENSIONS[3].options == ("no", "yes")
+
+
+@pytest.mark.parametrize(
+    ("choice", "motion"),
+    [
+        (ActionChoice(), Motion(0.0, 0.0, 0.0)),
+        (ActionChoice(move=Move.FORWARD), Motion(2.0, 0.0, 0.0)),
+        (ActionChoice(move=Move.BACKWARD), Motion(-2.0, 0.0, 0.0)),
+        (ActionChoice(strafe=Strafe.LEFT), Motion(0.0, 2.0, 0.0)),
+        (ActionChoice(strafe=Strafe.RIGHT), Motion(0.0, -2.0, 0.0)),
+        (ActionChoice(turn=Turn.LEFT), Motion(0.0, 0.0, 1.5)),
+        (ActionChoice(turn=Turn.RIGHT), Motion(0.0, 0.0, -1.5)),
+        (ActionChoice(Move.FORWARD, Strafe.RIGHT, Turn.LEFT), Motion(2.0, -2.0, 1.5)),
+    ],
+)
+def test_choices_map_to_rep103_motion(choice, motion):
+    action = ActionMapper(linear_speed=2.0, angular_speed=1.5).to_action(choice)
+    assert action.motion == motion
+    assert action.buttons == VRChatButtons(jump=False, run=False)
+
+
+def test_run_presses_run_and_doubles_linear_speed_only():
+    choice = ActionChoice(Move.FORWARD, Strafe.LEFT, Turn.RIGHT, Toggle.NO, Toggle.YES)
+    action = ActionMapper(linear_speed=1.0, angular_speed=0.5).to_action(choice)
+    assert action.motion == Motion(RUN_SPEED_FACTOR, RUN_SPEED_FACTOR, -0.5)
+    assert action.buttons == VRChatButtons(jump=False, run=True)
+
+
+def test_jump_is_a_button_and_does_not_move():
+    action = ActionMapper().to_action(ActionChoice(jump=Toggle.YES))
+    assert action.buttons == VRChatButtons(jump=True, run=False)
+    assert action.motion == Motion()
+
+
+def test_indices_round_trip_and_labels():
+    choice = ActionChoice.from_indices([1, 1, 2, 1, 0])
+    assert choice.indices() == (1, 1, 2, 1, 0)
+    assert choice.label() == "forward+strafe_left+turn_right+jump"
+    assert ActionChoice().label() == "stop"
+
+
+@pytest.mark.parametrize(
+    ("indices", "message"),
+    [
+        ([3, 0, 0, 0, 0], "move=3 is out of range 0..2"),
+        ([0, 0, 0, 2, 0], "jump=2 is out of range 0..1"),
+        ([0, 0, -1, 0, 0], "turn=-1 is out of range"),
+        ([0, 0, 0], "needs 5 indices"),
+    ],
+)
+def test_invalid_indices_are_refused_with_the_dimension_named(indices, message):
+    with pytest.raises(ValueError, match=message):
+        ActionChoice.from_indices(indices)
+
+
+def test_speeds_must_be_positive():
+    with pytest.raises(ValueError, match="linear_speed"):
+        ActionMapper(linear_speed=0.0)
+    with pytest.raises(ValueError, match="angular_speed"):
+        ActionMapper(angular_speed=-1.0)

@@ -1,0 +1,141 @@
+"""End-to-end: the agent process acts at its rate with or without frames, and refuses bad ones."""
+
+import signal
+import time
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import Twist
+from pamiq_ros_interfaces.msg import VRChatInput
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+
+from pamiq_ros.io.image_codec import encode_image
+from test.support.processes import wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+def latest_status(diagnostics, node_name: str = "/agent") -> dict[str, str] | None:
+    for array in reversed(diagnostics.messages):
+        for status in array.status:
+            if status.name == node_name:
+                return {value.key: value.value for value in status.values}
+    return None
+
+
+def image(
+    width: int,
+    height: int,
+    encoding: str = "rgb8",
+    step: int | None = None,
+    data: bytes | None = None,
+) -> Image:
+    fields = encode_image(np.full((height, width, 3), 100, dtype=np.uint8))
+    message = Image(
+        height=height,
+        width=width,
+        encoding=encoding,
+        is_bigendian=0,
+        step=fields.step if step is None else step,
+    )
+    message.data = fields.data if data is None else data
+    return message
+
+
+def test_agent_holds_its_rate_without_a_camera(spawn_node, probe):
+    agent = spawn_node("agent", {"rate_hz": 10.0, "report_period": 1.0})
+    cmd_vel = probe.subscribe(Twist, "cmd_vel", 10)
+    vrchat_input = probe.subscribe(VRChatInput, "vrchat_input", 10)
+    diagnostics = probe.subscribe(DiagnosticArray, "/diagnostics", 10)
+    cmd_vel.wait_for(1, timeout=20.0)
+
+    before = len(cmd_vel)
+    time.sleep(3.0)
+    counted = len(cmd_vel) - before
+    assert 25 <= counted <= 35, f"{counted} cmd_vel messages in 3 s at 10 Hz"
+    assert len(vrchat_input) >= 25
+
+    # Every action is one of the action space's motions (2 m/s, 4 m/s running, 1.5 rad/s).
+    for message in cmd_vel.messages:
+        assert message.linear.x in (0.0, 2.0, -2.0, 4.0, -4.0)
+        assert message.linear.y in (0.0, 2.0, -2.0, 4.0, -4.0)
+        assert message.angular.z in (0.0, 1.5, -1.5)
+        assert message.linear.z == message.angular.x == message.angular.y == 0.0
+
+    assert wait_until(lambda: latest_status(diagnostics) is not None, 5.0)
+    status = latest_status(diagnostics)
+    assert status is not None
+    assert status["frames_received"] == "0"
+    assert status["target_rate_hz"] == "10.000"
+    assert 9.0 <= float(status["rate_hz"]) <= 11.0
+    assert int(status["steps"]) >= 20
+    for key in (
+        "missed_deadlines",
+        "interval_error_p99_ms",
+        "last_frame_width",
+        "last_frame_height",
+    ):
+        assert key in status
+    output = agent.wait_for_output("| frames received=0 rejected=0 last=none | action=")
+    assert "steps=" in output and "interval error p50=" in output
+
+    assert agent.stop(signal.SIGINT) == 0
+    assert "closed after" in agent.output()
+    stopped = len(cmd_vel)
+    time.sleep(0.5)
+    assert len(cmd_vel) == stopped
+
+
+def test_agent_takes_frames_of_its_size_and_refuses_malformed_ones(spawn_node, probe):
+    agent = spawn_node(
+        "agent",
+        {
+            "rate_hz": 10.0,
+            "image_width": 160,
+            "image_height": 120,
+            "report_period": 0.5,
+        },
+    )
+    cmd_vel = probe.subscribe(Twist, "cmd_vel", 10)
+    diagnostics = probe.subscribe(DiagnosticArray, "/diagnostics", 10)
+    camera = probe.publisher(Image, "camera/image_raw", qos_profile_sensor_data)
+    assert wait_until(lambda: camera.get_subscription_count() > 0, 20.0)
+
+    def frames_taken() -> bool:
+        camera.publish(image(160, 120))
+        status = latest_status(diagnostics)
+        return status is not None and int(status["frames_received"]) > 0
+
+    assert wait_until(frames_taken, 20.0, interval=0.1)
+    status = latest_status(diagnostics)
+    assert status is not None
+    assert (status["last_frame_width"], status["last_frame_height"]) == ("160", "120")
+    agent.wait_for_output("last=160x120 age=")
+
+    malformed = [
+        (image(640, 480), "image 640x480 does not match the expected 160x120"),
+        (
+            image(160, 120, data=bytes(10)),
+            "data holds 10 bytes, but step 480 x height 120 needs 57600",
+        ),
+        (image(160, 120, step=100), "step 100 is shorter than a row of 160 rgb8 pixels"),
+        (image(160, 120, encoding="yuv422"), "unsupported encoding 'yuv422'"),
+    ]
+    for message, error in malformed:
+        # Sensor QoS is best effort: send a few until the error shows.
+        def refused(message: Image = message, error: str = error) -> bool:
+            camera.publish(message)
+            return error in agent.output()
+
+        assert wait_until(refused, 10.0, interval=0.1), f"{error!r} not logged:\n{agent.output()}"
+
+    # The agent goes on acting, and reports what it refused.
+    before = len(cmd_vel)
+    time.sleep(1.0)
+    assert len(cmd_vel) - before >= 5
+    assert agent.is_running()
+    assert wait_until(
+        lambda: int((latest_status(diagnostics) or {}).get("frames_rejected", "0")) >= 4, 5.0
+    )
