@@ -53,7 +53,9 @@ class MjpegStreamServer:
         self._jpeg: bytes | None = None
         self._sequence = 0
         self._closed = False
-        self.frames_sent = 0
+        self._counts_lock = threading.Lock()
+        self._clients = 0
+        self._frames_sent = 0
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -74,6 +76,23 @@ class MjpegStreamServer:
     def url(self) -> str:
         """The URL ``cv2.VideoCapture`` opens."""
         return f"http://{self.host}:{self.port}{self.path}"
+
+    @property
+    def clients(self) -> int:
+        """Stream clients connected now."""
+        with self._counts_lock:
+            return self._clients
+
+    @property
+    def frames_sent(self) -> int:
+        """Frames sent to all clients together since the start."""
+        with self._counts_lock:
+            return self._frames_sent
+
+    def _count(self, clients: int = 0, frames: int = 0) -> None:
+        with self._counts_lock:
+            self._clients += clients
+            self._frames_sent += frames
 
     def start(self) -> None:
         """Starts serving in a background thread."""
@@ -117,6 +136,13 @@ class MjpegStreamServer:
                 if self.path.split("?", 1)[0] != server.path:
                     self.send_error(HTTPStatus.NOT_FOUND, f"the stream is at {server.path}")
                     return
+                server._count(clients=+1)
+                try:
+                    self._stream()
+                finally:
+                    server._count(clients=-1)
+
+            def _stream(self) -> None:
                 self.send_response(HTTPStatus.OK)
                 self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={_BOUNDARY}")
                 self.send_header("Cache-Control", "no-cache")
@@ -138,7 +164,7 @@ class MjpegStreamServer:
                         self.wfile.flush()
                     except (BrokenPipeError, ConnectionResetError, TimeoutError):
                         return
-                    server.frames_sent += 1
+                    server._count(frames=1)
                     next_send += server._period
                     delay = next_send - time.monotonic()
                     if delay > 0:

@@ -1,0 +1,350 @@
+"""The simulated world node: a stand-in for VRChat (and for a robot base).
+
+It listens for VRChat OSC input on UDP, steps the world and renders the avatar's view at
+``fps`` in its own thread, and serves the frames as an MJPEG stream that the camera node opens
+like any IP camera. In robot-face mode (``cmd_vel_enabled``) it also drives the avatar from
+``cmd_vel`` Twists; a ``cmd_vel`` older than ``cmd_vel_timeout`` stops it. The avatar's pose is
+published on ``world/pose``. The world, renderer and OSC handling live in ``pamiq_ros.sim``.
+"""
+
+import math
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from geometry_msgs.msg import PoseStamped, Twist
+from rclpy.node import Node
+
+from pamiq_ros.core.settings import SettingsError, setting
+from pamiq_ros.nodes._diagnostics import OK, WARN, DiagnosticsReporter
+from pamiq_ros.nodes._runtime import declare_settings, run_node
+from pamiq_ros.sim.osc_input import InputState
+from pamiq_ros.sim.osc_server import OscInputServer, OscRejection, RejectionLogThrottle
+from pamiq_ros.sim.renderer import Renderer
+from pamiq_ros.sim.video_server import MjpegStreamServer
+from pamiq_ros.sim.world import MotionCommand, Pose, World
+
+POSE_TOPIC = "world/pose"
+CMD_VEL_TOPIC = "cmd_vel"
+POSE_FRAME_ID = "world"
+_MAX_STEP_SECONDS = 0.25  # a stalled loop does not teleport the avatar when it resumes
+_REJECTION_LOG_PERIOD = 2.0  # s between two logged OSC rejections of the same kind
+_MAX_FRAME_SIDE = 4096
+
+
+@dataclass(frozen=True)
+class SimWorldSettings:
+    """Parameters of the simulated world node."""
+
+    osc_enabled: bool = setting(True, "Whether to listen for VRChat OSC input on UDP.")
+    osc_host: str = setting("127.0.0.1", "Address the OSC input socket binds to.")
+    osc_port: int = setting(9000, "UDP port for OSC input (VRChat's is 9000); 0 picks one.")
+    cmd_vel_enabled: bool = setting(
+        False, "Robot face: also drive the avatar from geometry_msgs/Twist on cmd_vel."
+    )
+    cmd_vel_timeout: float = setting(
+        0.5, "Seconds after the last cmd_vel when it is stale and the avatar stops."
+    )
+    video_host: str = setting("127.0.0.1", "Address the MJPEG video server binds to.")
+    video_port: int = setting(8080, "TCP port of the MJPEG video server; 0 picks one.")
+    video_path: str = setting("/stream.mjpg", "URL path of the MJPEG stream.")
+    frame_width: int = setting(160, "Rendered frame width (px).")
+    frame_height: int = setting(120, "Rendered frame height (px).")
+    fps: float = setting(20.0, "Simulation, render and stream rate (frames per second).")
+    jpeg_quality: int = setting(90, "JPEG quality of streamed frames, 1 to 100.")
+    walk_speed: float = setting(
+        2.0, "Walking speed (m/s) at input 1.0; Run doubles it, the fastest cmd_vel allowed."
+    )
+    turn_speed: float = setting(1.5, "Turn rate (rad/s) at input 1.0; the fastest allowed.")
+    seed: int = setting(0, "Seed of the world: where the moving pillars start.")
+    pose_rate_hz: float = setting(20.0, "Rate (Hz) at which world/pose is published.")
+    report_period: float = setting(
+        5.0, "Seconds between progress lines in the log and /diagnostics updates."
+    )
+
+    def __post_init__(self) -> None:
+        for name in (
+            "cmd_vel_timeout",
+            "fps",
+            "walk_speed",
+            "turn_speed",
+            "pose_rate_hz",
+            "report_period",
+        ):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number, got {value}")
+        for name in ("osc_port", "video_port"):
+            if not 0 <= getattr(self, name) <= 65535:
+                raise ValueError(f"{name} must be in 0..65535, got {getattr(self, name)}")
+        for name in ("frame_width", "frame_height"):
+            if not 8 <= getattr(self, name) <= _MAX_FRAME_SIDE:
+                raise ValueError(
+                    f"{name} must be in 8..{_MAX_FRAME_SIDE} px, got {getattr(self, name)}"
+                )
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
+        if not self.video_path.startswith("/"):
+            raise ValueError(f"video_path must start with '/', got {self.video_path!r}")
+
+
+@dataclass(frozen=True)
+class _TimedCommand:
+    command: MotionCommand
+    received_at: float  # time.monotonic()
+
+
+class SimWorldNode(Node):
+    """Steps, renders and streams the simulated world; takes OSC and (optionally) cmd_vel."""
+
+    def __init__(self, **node_options: Any) -> None:
+        super().__init__("sim_world", **node_options)
+        self.settings = declare_settings(self, SimWorldSettings)
+        settings = self.settings
+        self._world = World(settings.seed, settings.walk_speed, settings.turn_speed)
+        self._renderer = Renderer(self._world.layout, settings.frame_width, settings.frame_height)
+        self._input = InputState()
+        self._rejection_throttle = RejectionLogThrottle(_REJECTION_LOG_PERIOD)
+        self._lock = threading.Lock()
+        self._pose = self._world.pose
+        self._jump_height = 0.0
+        self._frames = 0
+        self._loop_errors = 0
+        self._cmd_vel: _TimedCommand | None = None
+        self._cmd_vel_received = 0
+        self._stop = threading.Event()
+        self._closed = False
+        self._osc: OscInputServer | None = None
+        self._video: MjpegStreamServer | None = None
+        self._open_servers()
+
+        self._pose_publisher = self.create_publisher(PoseStamped, POSE_TOPIC, 10)
+        if settings.cmd_vel_enabled:
+            self.create_subscription(Twist, CMD_VEL_TOPIC, self._on_cmd_vel, 10)
+        self._diagnostics = DiagnosticsReporter(self)
+        self._report_time = time.monotonic()
+        self._report_frames = 0
+        self._log_startup()
+
+        self._loop_thread = threading.Thread(target=self._run_loop, name="sim-loop", daemon=True)
+        self._loop_thread.start()
+        self.create_timer(1.0 / settings.pose_rate_hz, self._publish_pose)
+        self.create_timer(settings.report_period, self._report)
+
+    def close(self) -> None:
+        """Stops the simulation thread, the OSC server and the video server."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        if self._loop_thread.is_alive():
+            self._loop_thread.join(timeout=5.0)
+        self._close_servers()
+        accepted = self._osc.accepted if self._osc is not None else 0
+        rejected = self._osc.rejected if self._osc is not None else 0
+        self.get_logger().info(
+            f"stopped after {self._frames} frames | osc accepted={accepted} rejected={rejected}"
+        )
+
+    def _open_servers(self) -> None:
+        settings = self.settings
+        try:
+            if settings.osc_enabled:
+                try:
+                    self._osc = OscInputServer(
+                        self._input, settings.osc_host, settings.osc_port, self._log_rejection
+                    )
+                except OSError as error:
+                    raise SettingsError(
+                        f"cannot listen for OSC on udp://{settings.osc_host}:{settings.osc_port} "
+                        f"(osc_host/osc_port): {error}"
+                    ) from error
+            try:
+                self._video = MjpegStreamServer(
+                    settings.video_host,
+                    settings.video_port,
+                    settings.video_path,
+                    settings.fps,
+                    settings.jpeg_quality,
+                )
+            except OSError as error:
+                raise SettingsError(
+                    f"cannot serve video on http://{settings.video_host}:{settings.video_port} "
+                    f"(video_host/video_port): {error}"
+                ) from error
+        except SettingsError:
+            self._close_servers()
+            raise
+        if self._osc is not None:
+            self._osc.start()
+        self._video.start()
+
+    def _close_servers(self) -> None:
+        if self._osc is not None:
+            self._osc.close()
+        if self._video is not None:
+            self._video.close()
+
+    def _log_startup(self) -> None:
+        settings = self.settings
+        logger = self.get_logger()
+        if self._osc is not None:
+            logger.info(f"OSC input on {self._osc.url}")
+        else:
+            logger.info("OSC input disabled (osc_enabled is false)")
+        assert self._video is not None
+        logger.info(
+            f"video stream at {self._video.url} ({settings.frame_width}x{settings.frame_height}"
+            f" at {settings.fps:g} fps)"
+        )
+        if settings.cmd_vel_enabled:
+            logger.info(
+                f"robot face: cmd_vel on {self.resolve_topic_name(CMD_VEL_TOPIC)} "
+                f"(stale after {settings.cmd_vel_timeout:g} s)"
+            )
+        logger.info(
+            f"publishing {self.resolve_topic_name(POSE_TOPIC)} at {settings.pose_rate_hz:g} Hz"
+        )
+
+    # --- the simulation thread ---------------------------------------------------------
+
+    def _run_loop(self) -> None:
+        period = 1.0 / self.settings.fps
+        last = time.monotonic()
+        next_tick = last
+        while not self._stop.is_set():
+            now = time.monotonic()
+            dt = min(now - last, _MAX_STEP_SECONDS)
+            last = now
+            try:
+                self._tick(dt)
+            except Exception as error:
+                self._loop_errors += 1
+                self.get_logger().error(
+                    f"simulation step failed: {error!r}", throttle_duration_sec=5.0
+                )
+            next_tick += period
+            delay = next_tick - time.monotonic()
+            if delay < -period:
+                next_tick = time.monotonic()  # far behind: restart the schedule, don't sprint
+            self._stop.wait(max(0.0, delay))
+
+    def _tick(self, dt: float) -> None:
+        self._world.step(dt, self._command())
+        frame = self._renderer.render(self._world)
+        assert self._video is not None
+        self._video.publish(frame)
+        with self._lock:
+            self._pose = self._world.pose
+            self._jump_height = self._world.jump_height
+            self._frames += 1
+
+    def _command(self) -> MotionCommand:
+        """OSC input and a fresh cmd_vel, added together (the world clamps the sum)."""
+        settings = self.settings
+        osc = (
+            self._input.motion_command(settings.walk_speed, settings.turn_speed)
+            if self._osc is not None
+            else MotionCommand()
+        )
+        with self._lock:
+            timed = self._cmd_vel
+        if timed is None or time.monotonic() - timed.received_at > settings.cmd_vel_timeout:
+            return osc
+        twist = timed.command
+        return MotionCommand(
+            forward=osc.forward + twist.forward,
+            left=osc.left + twist.left,
+            yaw_rate=osc.yaw_rate + twist.yaw_rate,
+            jump=osc.jump,
+        )
+
+    # --- ROS callbacks -----------------------------------------------------------------
+
+    def _on_cmd_vel(self, twist: Twist) -> None:
+        values = (twist.linear.x, twist.linear.y, twist.angular.z)
+        if not all(math.isfinite(value) for value in values):
+            self.get_logger().warning(
+                f"ignored cmd_vel with non-finite values linear.x={values[0]} "
+                f"linear.y={values[1]} angular.z={values[2]}",
+                throttle_duration_sec=2.0,
+            )
+            return
+        command = MotionCommand(forward=values[0], left=values[1], yaw_rate=values[2])
+        with self._lock:
+            self._cmd_vel = _TimedCommand(command, time.monotonic())
+            self._cmd_vel_received += 1
+
+    def _publish_pose(self) -> None:
+        with self._lock:
+            pose, jump_height = self._pose, self._jump_height
+        message = PoseStamped()
+        message.header.stamp = self.get_clock().now().to_msg()
+        message.header.frame_id = POSE_FRAME_ID
+        message.pose.position.x = pose.x
+        message.pose.position.y = pose.y
+        message.pose.position.z = jump_height
+        message.pose.orientation.z = math.sin(pose.yaw / 2.0)
+        message.pose.orientation.w = math.cos(pose.yaw / 2.0)
+        self._pose_publisher.publish(message)
+
+    def _log_rejection(self, rejection: OscRejection) -> None:
+        suppressed = self._rejection_throttle.admit(rejection.kind)
+        if suppressed is None:
+            return
+        note = f" ({suppressed} more of this kind not logged)" if suppressed else ""
+        self.get_logger().warning(f"rejected OSC from {rejection.sender}: {rejection.reason}{note}")
+
+    def _report(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            pose: Pose = self._pose
+            frames = self._frames
+            cmd_vel = self._cmd_vel
+            cmd_vel_received = self._cmd_vel_received
+        elapsed = max(now - self._report_time, 1e-9)
+        fps = (frames - self._report_frames) / elapsed
+        self._report_time, self._report_frames = now, frames
+        accepted = self._osc.accepted if self._osc is not None else 0
+        rejected = self._osc.rejected if self._osc is not None else 0
+        clients = self._video.clients if self._video is not None else 0
+        line = (
+            f"pose x={pose.x:.2f} y={pose.y:.2f} yaw={pose.yaw:.2f} "
+            f"| osc accepted={accepted} rejected={rejected} "
+            f"| frames={frames} ({fps:.1f} fps) | clients={clients}"
+        )
+        values: dict[str, object] = {
+            "x": pose.x,
+            "y": pose.y,
+            "yaw": pose.yaw,
+            "osc_accepted": accepted,
+            "osc_rejected": rejected,
+            "frames": frames,
+            "fps": fps,
+            "video_clients": clients,
+            "jumps": self._world.jumps,
+            "loop_errors": self._loop_errors,
+        }
+        if self.settings.cmd_vel_enabled:
+            fresh = (
+                cmd_vel is not None and now - cmd_vel.received_at <= self.settings.cmd_vel_timeout
+            )
+            line += f" | cmd_vel received={cmd_vel_received} {'active' if fresh else 'stale'}"
+            values["cmd_vel_received"] = cmd_vel_received
+            values["cmd_vel_active"] = fresh
+        self.get_logger().info(line)
+        level, message = OK, "running"
+        if fps < 0.8 * self.settings.fps:
+            level, message = WARN, f"rendering {fps:.1f} fps, below the {self.settings.fps:g} set"
+        self._diagnostics.publish(level, message, values)
+
+
+def main(args: Sequence[str] | None = None) -> None:
+    """Runs the simulated world node until Ctrl-C."""
+    run_node(SimWorldNode, args)
+
+
+if __name__ == "__main__":
+    main()
