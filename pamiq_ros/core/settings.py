@@ -7,6 +7,7 @@ the help text and the code cannot disagree. No ROS import here.
 """
 
 import dataclasses
+import math
 from typing import Any, TypeVar
 
 SettingValue = bool | int | float | str
@@ -71,3 +72,27 @@ def build_settings(settings_type: type[T], values: dict[str, SettingValue]) -> T
         return settings_type(**checked)
     except (TypeError, ValueError) as error:
         raise SettingsError(str(error)) from error
+
+
+def require_positive(settings: object, *names: str) -> None:
+    """Refuses any of the named settings that is not a finite number above zero.
+
+    Raises:
+        ValueError: Naming the first setting that is not positive.
+    """
+    for name in names:
+        value = getattr(settings, name)
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a positive number, got {value}")
+
+
+def require_in_range(settings: object, low: float, high: float, *names: str) -> None:
+    """Refuses any of the named settings outside ``low..high`` (inclusive).
+
+    Raises:
+        ValueError: Naming the first setting out of range.
+    """
+    for name in names:
+        value = getattr(settings, name)
+        if not low <= value <= high:
+            raise ValueError(f"{name} must be in {low:g}..{high:g}, got {value}")

@@ -24,7 +24,7 @@ from sensor_msgs.msg import Image
 
 from pamiq_ros.core.actions import Action, ActionMapper
 from pamiq_ros.core.policy import Observation, RandomPolicy
-from pamiq_ros.core.settings import setting
+from pamiq_ros.core.settings import require_positive, setting
 from pamiq_ros.core.step_loop import StepLoop
 from pamiq_ros.io.image_codec import ImageFields, ImageFormatError, decode_image, to_rgb
 from pamiq_ros.nodes._diagnostics import OK, WARN, DiagnosticsReporter
@@ -52,13 +52,10 @@ class AgentSettings:
     report_period: float = setting(5.0, "Seconds between progress reports (log and /diagnostics).")
 
     def __post_init__(self) -> None:
-        for name in ("rate_hz", "linear_speed", "angular_speed", "report_period"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be positive, got {value}")
-        for name in ("image_width", "image_height"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        require_positive(
+            self, "rate_hz", "linear_speed", "angular_speed", "report_period", "image_width",
+            "image_height",
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

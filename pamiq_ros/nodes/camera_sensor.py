@@ -16,7 +16,7 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
-from pamiq_ros.core.settings import setting
+from pamiq_ros.core.settings import require_positive, setting
 from pamiq_ros.io.capture import (
     CaptureState,
     FrameFormat,
@@ -61,19 +61,12 @@ class CameraSensorSettings:
     def __post_init__(self) -> None:
         parse_source(self.source)
         FrameFormat(self.width, self.height, self.encoding)
-        if self.rate_hz <= 0:
-            raise ValueError(f"rate_hz must be positive, got {self.rate_hz}")
-        if self.reopen_initial_delay <= 0:
-            raise ValueError(
-                f"reopen_initial_delay must be positive, got {self.reopen_initial_delay}"
-            )
+        require_positive(self, "rate_hz", "reopen_initial_delay", "report_period")
         if self.reopen_max_delay < self.reopen_initial_delay:
             raise ValueError(
                 f"reopen_max_delay ({self.reopen_max_delay}) must not be below "
                 f"reopen_initial_delay ({self.reopen_initial_delay})"
             )
-        if self.report_period <= 0:
-            raise ValueError(f"report_period must be positive, got {self.report_period}")
 
 
 class CameraSensorNode(Node):

@@ -18,7 +18,7 @@ from pamiq_ros_interfaces.msg import VRChatInput
 from rclpy.node import Node
 
 from pamiq_ros.core.actions import Motion, VRChatButtons
-from pamiq_ros.core.settings import setting
+from pamiq_ros.core.settings import require_in_range, require_positive, setting
 from pamiq_ros.io.osc_output import Deadman, OscInput, OscSender, OscSendError, VRChatOscMapper
 from pamiq_ros.nodes._diagnostics import ERROR, OK, WARN, DiagnosticsReporter
 from pamiq_ros.nodes._runtime import declare_settings, run_node
@@ -50,17 +50,11 @@ class OscActuatorSettings:
     def __post_init__(self) -> None:
         if not self.host:
             raise ValueError("host must not be empty")
-        if not 0 < self.port < 65536:
-            raise ValueError(f"port must be in 1..65535, got {self.port}")
-        for name in (
-            "deadman_timeout",
-            "linear_speed_at_full_axis",
-            "angular_speed_at_full_axis",
+        require_in_range(self, 1, 65535, "port")
+        require_positive(
+            self, "deadman_timeout", "linear_speed_at_full_axis", "angular_speed_at_full_axis",
             "report_period",
-        ):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be positive, got {value}")
+        )  # fmt: skip
 
 
 class OscActuatorNode(Node):

@@ -17,7 +17,7 @@ from typing import Any
 from geometry_msgs.msg import PoseStamped, Twist
 from rclpy.node import Node
 
-from pamiq_ros.core.settings import SettingsError, setting
+from pamiq_ros.core.settings import SettingsError, require_in_range, require_positive, setting
 from pamiq_ros.nodes._diagnostics import OK, WARN, DiagnosticsReporter
 from pamiq_ros.nodes._runtime import declare_settings, run_node
 from pamiq_ros.sim.osc_input import InputState
@@ -65,27 +65,13 @@ class SimWorldSettings:
     )
 
     def __post_init__(self) -> None:
-        for name in (
-            "cmd_vel_timeout",
-            "fps",
-            "walk_speed",
-            "turn_speed",
-            "pose_rate_hz",
+        require_positive(
+            self, "cmd_vel_timeout", "fps", "walk_speed", "turn_speed", "pose_rate_hz",
             "report_period",
-        ):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number, got {value}")
-        for name in ("osc_port", "video_port"):
-            if not 0 <= getattr(self, name) <= 65535:
-                raise ValueError(f"{name} must be in 0..65535, got {getattr(self, name)}")
-        for name in ("frame_width", "frame_height"):
-            if not 8 <= getattr(self, name) <= _MAX_FRAME_SIDE:
-                raise ValueError(
-                    f"{name} must be in 8..{_MAX_FRAME_SIDE} px, got {getattr(self, name)}"
-                )
-        if not 1 <= self.jpeg_quality <= 100:
-            raise ValueError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
+        )  # fmt: skip
+        require_in_range(self, 0, 65535, "osc_port", "video_port")
+        require_in_range(self, 8, _MAX_FRAME_SIDE, "frame_width", "frame_height")
+        require_in_range(self, 1, 100, "jpeg_quality")
         if not self.video_path.startswith("/"):
             raise ValueError(f"video_path must start with '/', got {self.video_path!r}")
 

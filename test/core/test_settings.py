@@ -2,7 +2,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from pamiq_ros.core.settings import SettingsError, build_settings, describe, setting
+from pamiq_ros.core.settings import (
+    SettingsError,
+    build_settings,
+    describe,
+    require_in_range,
+    require_positive,
+    setting,
+)
 
 
 @dataclass(frozen=True)
@@ -46,3 +53,22 @@ def test_int_is_accepted_for_float():
 def test_wrong_values_name_the_parameter(values, message):
     with pytest.raises(SettingsError, match=message):
         build_settings(ExampleSettings, values)
+
+
+@dataclass(frozen=True)
+class Limits:
+    speed: float = 1.0
+    port: int = 9000
+
+
+@pytest.mark.parametrize("speed", [0.0, -2.0, float("nan"), float("inf")])
+def test_require_positive_names_the_setting(speed: float):
+    with pytest.raises(ValueError, match="speed must be a positive number"):
+        require_positive(Limits(speed=speed), "port", "speed")
+    require_positive(Limits(), "port", "speed")
+
+
+def test_require_in_range_is_inclusive():
+    require_in_range(Limits(port=65535), 1, 65535, "port")
+    with pytest.raises(ValueError, match=r"port must be in 1\.\.65535, got 0"):
+        require_in_range(Limits(port=0), 1, 65535, "port")
