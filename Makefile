@@ -26,7 +26,7 @@ $(VENV)/.installed-requirements: requirements.txt
 	@echo "[setup] virtual environment $(VENV) with pinned ROS 2 wheels, PyTorch and tools"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --quiet -r requirements.txt  # -qq: errors only
 	touch $@
 
 $(VENV)/.installed-interfaces: $(VENV)/.installed-requirements $(MSG_SOURCES)
