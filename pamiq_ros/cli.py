@@ -3,12 +3,20 @@
 import argparse
 import dataclasses
 import importlib
+import os
 import sys
 import sysconfig
 from collections.abc import Sequence
 from pathlib import Path
 
-from pamiq_ros.bringup.description import BringupError, LauncherSettings, load_bringup
+from pamiq_ros.bringup.control_client import send_command
+from pamiq_ros.bringup.description import (
+    BringupError,
+    LauncherSettings,
+    create_run_dir,
+    load_bringup,
+    run_parameters,
+)
 from pamiq_ros.bringup.executables import NODE_EXECUTABLES
 from pamiq_ros.bringup.launcher import Launcher
 from pamiq_ros.core.settings import describe
@@ -66,11 +74,32 @@ def _print_parameters(title: str, settings_type: type) -> None:
 def _launch(arguments: argparse.Namespace) -> int:
     try:
         bringup = load_bringup(resolve_config(arguments.config))
-    except BringupError as error:
+        run_dir = create_run_dir(Path(arguments.runs_dir), bringup.config_path)
+    except (BringupError, OSError) as error:
         print(f"pamiq-ros launch: {error}", file=sys.stderr)
         return 2
     duration = arguments.duration if arguments.duration and arguments.duration > 0 else None
-    return Launcher(bringup).run(duration)
+    launcher = Launcher(bringup, parameters=run_parameters(run_dir, arguments.resume or ""))
+    launcher.say(
+        f"run folder {run_dir}"
+        + (f", resuming from {arguments.resume}" if arguments.resume else "")
+    )
+    return launcher.run(duration)
+
+
+def _control(arguments: argparse.Namespace) -> int:
+    replies = send_command(arguments.command, arguments.discovery_timeout, arguments.timeout)
+    if not replies:
+        domain = os.environ.get("ROS_DOMAIN_ID", "0")
+        print(
+            f"pamiq-ros {arguments.command}: no pamiq_ros node answered in ROS_DOMAIN_ID={domain} "
+            f"within {arguments.discovery_timeout:g} s (is the stack running?)",
+            file=sys.stderr,
+        )
+        return 1
+    for reply in replies:
+        print(f"{reply.node}: {'ok' if reply.success else 'FAILED'}: {reply.message}")
+    return 0 if all(reply.success for reply in replies) else 1
 
 
 def _params(arguments: argparse.Namespace) -> int:
@@ -105,6 +134,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     launch.add_argument("config", help="a config file, or a name in config/: sim, vrchat, robot")
     launch.add_argument(
+        "--resume",
+        nargs="?",
+        const="latest",
+        metavar="PATH|latest",
+        help="restore the nodes' state from a checkpoint or run folder, or the newest one "
+        "under --runs-dir (the default when no value is given)",
+    )
+    launch.add_argument(
+        "--runs-dir",
+        default="runs",
+        metavar="DIR",
+        help="where each start gets its run folder (checkpoints, metrics); default: runs",
+    )
+    launch.add_argument(
         "--duration",
         type=float,
         default=0.0,
@@ -112,6 +155,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop after this many seconds (0: run until Ctrl-C)",
     )
     launch.set_defaults(handler=_launch)
+
+    control_help = {
+        "pause": "pause acting and training on every node of the running stack (inputs released)",
+        "resume": "resume acting and training where pause stopped",
+        "save": "write a checkpoint of every node with state now",
+        "status": "print every node's key figures",
+        "shutdown": "stop every node of the running stack cleanly",
+    }
+    for command, text in control_help.items():
+        control = commands.add_parser(command, help=text, description=text + ".")
+        control.add_argument(
+            "--timeout",
+            type=float,
+            default=30.0,
+            metavar="SECONDS",
+            help="how long to wait for the answers (default 30)",
+        )
+        control.add_argument(
+            "--discovery-timeout",
+            type=float,
+            default=5.0,
+            metavar="SECONDS",
+            help="how long to look for the nodes (default 5)",
+        )
+        control.set_defaults(handler=_control)
 
     params = commands.add_parser(
         "params", help="list each node's parameters with defaults and descriptions"

@@ -8,6 +8,8 @@ node lists here, so the two bring-ups cannot drift apart.
 """
 
 import os
+import shutil
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +94,37 @@ class Bringup:
             environment.pop("ROS_STATIC_PEERS", None)
         environment.update(self.discovery_environment())
         return environment
+
+
+RUN_PARAMETER = "run_dir"
+RESUME_PARAMETER = "resume_from"
+
+
+def create_run_dir(runs_root: Path, config_path: Path) -> Path:
+    """Creates this start's run folder, ``<runs_root>/<YYYYmmdd-HHMMSS>-<config>``, with the config.
+
+    Nodes with state (agent, trainer) write checkpoints and metrics below it; a copy of the
+    config records what ran.
+    """
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for attempt in range(100):
+        suffix = f"-{attempt}" if attempt else ""
+        run_dir = runs_root / f"{stamp}-{config_path.stem}{suffix}"
+        try:
+            run_dir.mkdir(parents=True)
+        except FileExistsError:
+            continue
+        shutil.copyfile(config_path, run_dir / "config.yaml")
+        return run_dir.resolve()
+    raise BringupError(f"cannot create a new run folder under {runs_root}")
+
+
+def run_parameters(run_dir: Path, resume_from: str = "") -> dict[str, str]:
+    """The parameters every node of a start gets: its run folder and what to resume from."""
+    parameters = {RUN_PARAMETER: str(run_dir)}
+    if resume_from:
+        parameters[RESUME_PARAMETER] = resume_from
+    return parameters
 
 
 def load_bringup(config_path: str | os.PathLike[str]) -> Bringup:

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -30,13 +30,23 @@ class _Child:
 
 
 def node_command(
-    node: NodeDescription, config_path: str, python: str = sys.executable
+    node: NodeDescription,
+    config_path: str,
+    python: str = sys.executable,
+    parameters: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """The command that runs ``node`` with its parameters from ``config_path``."""
-    return [
+    """The command that runs ``node`` with its parameters from ``config_path``.
+
+    ``parameters`` (such as the run folder) override the file; nodes that do not declare one
+    ignore it.
+    """
+    command = [
         python, "-m", node.module,
         "--ros-args", "-r", f"__node:={node.name}", "--params-file", config_path,
     ]  # fmt: skip
+    for name, value in (parameters or {}).items():
+        command += ["-p", f"{name}:={value}"]
+    return command
 
 
 class Launcher:
@@ -46,12 +56,18 @@ class Launcher:
         bringup: The deployment.
         output: Where the nodes' output goes, each line prefixed with ``[node]``.
         python: The interpreter that runs the nodes.
+        parameters: Parameters given to every node on its command line (run folder, resume).
     """
 
     def __init__(
-        self, bringup: Bringup, output: TextIO = sys.stdout, python: str = sys.executable
+        self,
+        bringup: Bringup,
+        output: TextIO = sys.stdout,
+        python: str = sys.executable,
+        parameters: Mapping[str, str] | None = None,
     ) -> None:
         self._bringup = bringup
+        self._parameters = dict(parameters or {})
         self._output = output
         self._python = python
         self._write_lock = threading.Lock()
@@ -104,7 +120,7 @@ class Launcher:
         return 0
 
     def _start(self, node: NodeDescription, environment: dict[str, str]) -> None:
-        command = node_command(node, str(self._bringup.config_path), self._python)
+        command = node_command(node, str(self._bringup.config_path), self._python, self._parameters)
         process = subprocess.Popen(
             command,
             env=environment,

@@ -5,7 +5,8 @@ An observation is the newest camera frame as an ``(height, width, 3)`` uint8 RGB
 """
 
 from abc import ABC, abstractmethod
-from typing import TypeAlias
+from collections.abc import Mapping
+from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +29,17 @@ class Policy(ABC):
             observation: The newest frame, or None when no frame has arrived yet.
         """
 
+    def state_dict(self) -> dict[str, Any]:
+        """The policy's live state (random generator, recurrent state) as JSON-able values."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restores what :meth:`state_dict` returned.
+
+        Raises:
+            ValueError: If ``state`` is not this policy's.
+        """
+
 
 class RandomPolicy(Policy):
     """Picks every dimension uniformly at random, ignoring the observation; reproducible."""
@@ -43,3 +55,14 @@ class RandomPolicy(Policy):
     @override
     def act(self, observation: Observation | None) -> ActionChoice:
         return ActionChoice.from_indices([int(self._rng.integers(size)) for size in ACTION_SIZES])
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": self._rng.bit_generator.state}
+
+    @override
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        try:
+            self._rng.bit_generator.state = dict(state["rng"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"not a RandomPolicy state: {error}") from error

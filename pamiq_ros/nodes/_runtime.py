@@ -3,6 +3,8 @@
 import signal
 import sys
 import threading
+import time
+from pathlib import Path
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
@@ -45,6 +47,17 @@ def declare_settings(node: Node, settings_type: type[T]) -> T:
             raise SettingsError(f"parameter {name!r} is unset")
         values[name] = value
     return build_settings(settings_type, values)
+
+
+def prepare_run_dir(configured: str, node_name: str) -> Path:
+    """The node's run folder, created if needed: the configured one, or ``runs/<time>-<node>``.
+
+    ``pamiq-ros launch`` gives every node of a start the same folder; a node started alone
+    gets one of its own.
+    """
+    run_dir = Path(configured) if configured else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{node_name}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir.resolve()
 
 
 def as_parameter_overrides(values: dict[str, SettingValue]) -> list[Parameter]:

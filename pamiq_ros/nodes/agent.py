@@ -5,36 +5,64 @@ waits in a slot. A step loop in its own thread (``pamiq_ros.core.step_loop``) ru
 that frame, or on None while no frame has come, and publishes the action as a ``Twist`` on
 ``cmd_vel`` and a ``VRChatInput`` on ``vrchat_input``. The action space and its mapping to
 motion live in ``pamiq_ros.core.actions``; the policy is random for now.
+
+Learning while acting: each step runs the acting copy of the model on the frame and hands an
+experience record (with the weight version it acted with) to a sender thread, which publishes
+it to the trainer. New weights announced by the trainer are fetched and loaded by a loader
+thread (:class:`pamiq_ros.nodes._weight_sync.WeightSubscriber`) and swapped in between two
+steps, so nothing slow ever runs on the acting thread.
 """
 
+import json
 import math
+import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import rclpy
+import torch
 from geometry_msgs.msg import Twist
-from pamiq_ros_interfaces.msg import VRChatInput
-from rclpy.impl.rcutils_logger import RcutilsLogger
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
+from typing_extensions import override
 
-from pamiq_ros.core.actions import Action, ActionMapper
+from pamiq_ros.core.actions import Action, ActionChoice, ActionMapper
+from pamiq_ros.core.checkpoint import CheckpointStore
+from pamiq_ros.core.experience import ExperienceRecord
 from pamiq_ros.core.policy import Observation, RandomPolicy
+from pamiq_ros.core.resume import restore, resume_candidates
 from pamiq_ros.core.settings import require_positive, setting
 from pamiq_ros.core.step_loop import StepLoop
+from pamiq_ros.core.swappable import SwappableModel
+from pamiq_ros.io.experience_codec import record_to_message
 from pamiq_ros.io.image_codec import ImageFields, ImageFormatError, decode_image, to_rgb
+from pamiq_ros.models.autoencoder import MODEL_NAME, build_acting_model, reconstruction_error
+from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import OK, WARN, DiagnosticsReporter
-from pamiq_ros.nodes._runtime import declare_settings, run_node
+from pamiq_ros.nodes._problem_log import ProblemLog
+from pamiq_ros.nodes._runtime import declare_settings, prepare_run_dir, run_node
+from pamiq_ros.nodes._weight_sync import SyncTiming, WeightSubscriber
+from pamiq_ros.nodes._experience import EXPERIENCE_QOS, EXPERIENCE_TOPIC
+from pamiq_ros_interfaces.msg import Experience, VRChatInput
 
 ERROR_LOG_PERIOD_S = 2.0
 """Least time between two logs of the same problem."""
 
 STALE_FRAME_AGE_S = 2.0
 """A newest frame older than this makes the status a warning (the camera stalled)."""
+
+EXPERIENCE_QUEUE_SIZE = 256
+"""Records waiting for the sender thread; beyond this, records are counted as dropped rather
+than making the acting thread wait."""
+
+STORE_SUBDIR = "agent/checkpoints"
+STATE_FILE = "agent_state.json"
 
 
 @dataclass(frozen=True)
@@ -49,13 +77,29 @@ class AgentSettings:
     seed: int = setting(0, "Seed of the policy's random generator.")
     linear_speed: float = setting(2.0, "Walking speed (m/s) of move and strafe actions.")
     angular_speed: float = setting(1.5, "Turn rate (rad/s) of turn actions.")
+    send_experience: bool = setting(True, "Send each step's experience to the trainer.")
+    sync_transport: str = setting(
+        "auto", "How new weights are fetched: auto (shared memory on the trainer's host, else "
+        "bytes), shm, or bytes."
+    )  # fmt: skip
+    torch_threads: int = setting(1, "CPU threads for the acting model.")
+    run_dir: str = setting(
+        "", "This start's run folder (set by pamiq-ros launch) for the agent's checkpoints; "
+        "empty: runs/<time>-agent."
+    )  # fmt: skip
+    resume_from: str = setting(
+        "", "'latest', a run folder or a checkpoint to restore the agent's state from."
+    )
+    checkpoint_period: float = setting(60.0, "Seconds between periodic saves of the agent state.")
     report_period: float = setting(5.0, "Seconds between progress reports (log and /diagnostics).")
 
     def __post_init__(self) -> None:
         require_positive(
             self, "rate_hz", "linear_speed", "angular_speed", "report_period", "image_width",
-            "image_height",
+            "image_height", "torch_threads", "checkpoint_period",
         )  # fmt: skip
+        if self.sync_transport not in ("auto", "shm", "bytes"):
+            raise ValueError(f"sync_transport must be auto, shm or bytes, got {self.sync_transport!r}")
 
 
 @dataclass(frozen=True)
@@ -64,49 +108,17 @@ class _Frame:
     received: float  # monotonic seconds
 
 
-class _ProblemLog:
-    """Logs each distinct problem at most once per period, with how many repeats were held back.
-
-    rclpy's own throttling is per line of code, which would hide a second, different problem
-    reported from the same line.
-    """
-
-    MAX_TRACKED = 32
-
-    def __init__(self, logger: RcutilsLogger, period_s: float) -> None:
-        self._logger = logger
-        self._period_s = period_s
-        self._lock = threading.Lock()
-        self._last_logged: dict[str, float] = {}
-        self._held_back: dict[str, int] = {}
-
-    def error(self, text: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            last = self._last_logged.get(text)
-            if last is not None and now - last < self._period_s:
-                self._held_back[text] = self._held_back.get(text, 0) + 1
-                return
-            if text not in self._last_logged and len(self._last_logged) >= self.MAX_TRACKED:
-                oldest = min(self._last_logged, key=self._last_logged.__getitem__)
-                del self._last_logged[oldest]
-                self._held_back.pop(oldest, None)
-            self._last_logged[text] = now
-            repeats = self._held_back.pop(text, 0)
-        suffix = f" ({repeats} more like it since the last log)" if repeats else ""
-        self._logger.error(text + suffix)
-
-
-class AgentNode(Node):
+class AgentNode(Node, Controllable):
     """Runs the policy at a fixed rate on the newest camera frame and publishes its actions."""
 
     def __init__(self, **node_options: Any) -> None:
         super().__init__("agent", **node_options)
         self.settings = declare_settings(self, AgentSettings)
         settings = self.settings
+        torch.set_num_threads(settings.torch_threads)
         self._policy = RandomPolicy(settings.seed)
         self._mapper = ActionMapper(settings.linear_speed, settings.angular_speed)
-        self._problems = _ProblemLog(self.get_logger(), ERROR_LOG_PERIOD_S)
+        self._problems = ProblemLog(self.get_logger(), ERROR_LOG_PERIOD_S)
         self._lock = threading.Lock()
         self._frame: _Frame | None = None
         self._frames_received = 0
@@ -114,12 +126,40 @@ class AgentNode(Node):
         self._rejected_at_last_report = 0
         self._last_action_label = "none"
         self._closing = False
+        self._paused = False
+        self._step_index = 0
+        self._experience_sent = 0
+        self._experience_dropped = 0
+        self._reconstruction_error = math.nan
+        self._announced_at: dict[int, float] = {}
+        self._sync_latencies_ms: list[float] = []
+        self._swaps = 0
+
+        self._run_dir = prepare_run_dir(settings.run_dir, "agent")
+        self._store = CheckpointStore(self._run_dir / STORE_SUBDIR, keep_last=3)
+        if settings.resume_from:
+            self._resume(settings.resume_from)
+        self._model = SwappableModel(MODEL_NAME, build_acting_model)
 
         self._cmd_vel = self.create_publisher(Twist, "cmd_vel", 10)
         self._vrchat_input = self.create_publisher(VRChatInput, "vrchat_input", 10)
+        self._experience = self.create_publisher(Experience, EXPERIENCE_TOPIC, EXPERIENCE_QOS)
         self._diagnostics = DiagnosticsReporter(self)
         self.create_subscription(Image, "camera/image_raw", self._on_image, qos_profile_sensor_data)
+        self._sync = WeightSubscriber(
+            self,
+            {MODEL_NAME: self._model},
+            transport=settings.sync_transport,
+            on_ready=self._on_weights_ready,
+            on_error=self._problems.error,
+        )
+        ControlServices(self, self)
         self.create_timer(settings.report_period, self._report)
+        self.create_timer(settings.checkpoint_period, lambda: self._save_state("periodic"))
+
+        self._outbox: queue.Queue[ExperienceRecord | None] = queue.Queue(EXPERIENCE_QUEUE_SIZE)
+        self._sender = threading.Thread(target=self._send_experience, name="experience", daemon=True)
+        self._sender.start()
         self._loop = StepLoop(
             settings.rate_hz, self._step, on_error=self._on_step_error, name="agent-step"
         )
@@ -127,8 +167,10 @@ class AgentNode(Node):
         self.get_logger().info(
             f"stepping at {settings.rate_hz} Hz on {settings.image_width}x"
             f"{settings.image_height} frames from camera/image_raw (random policy, seed "
-            f"{settings.seed})"
+            f"{settings.seed}; acting model {MODEL_NAME}, weights via {settings.sync_transport})"
         )
+
+    # --- input --------------------------------------------------------------------------------
 
     def _on_image(self, message: Image) -> None:
         try:
@@ -161,17 +203,49 @@ class AgentNode(Node):
         )
         return to_rgb(decode_image(fields), message.encoding)
 
-    def _step(self) -> None:
-        """One step, in the loop's thread: act on the newest frame (or None) and publish."""
+    def _on_weights_ready(self, model: str, version: int, timing: SyncTiming) -> None:
+        """Loader thread: remembers when the version was announced, to time it to first use."""
         with self._lock:
+            self._announced_at[version] = time.monotonic() - timing.announced_to_ready_s
+
+    # --- the acting thread --------------------------------------------------------------------
+
+    def _step(self) -> None:
+        """One step, in the loop's thread: swap in ready weights, act, publish, hand off."""
+        swapped = self._model.swap_if_ready()
+        if swapped is not None:
+            self._note_swap(swapped)
+        with self._lock:
+            if self._paused or self._closing:
+                return
             frame = self._frame
-        choice = self._policy.act(frame.pixels if frame is not None else None)
+            self._step_index += 1
+            step = self._step_index
+        observation = frame.pixels if frame is not None else None
+        choice = self._policy.act(observation)
+        model, version = self._model.current()
+        if observation is not None:
+            with torch.inference_mode():
+                error = reconstruction_error(model, observation)
+            with self._lock:
+                self._reconstruction_error = error
         action = self._mapper.to_action(choice)
         with self._lock:
             if self._closing:
                 return
             self._last_action_label = choice.label()
         self._publish(action)
+        if observation is not None and self.settings.send_experience:
+            self._hand_off(step, observation, choice, version)
+
+    def _note_swap(self, version: int) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._swaps += 1
+            announced = self._announced_at.pop(version, None)
+            if announced is not None:
+                self._sync_latencies_ms.append((now - announced) * 1000)
+                del self._sync_latencies_ms[:-100]
 
     def _publish(self, action: Action) -> None:
         twist = Twist()
@@ -183,46 +257,109 @@ class AgentNode(Node):
         self._cmd_vel.publish(twist)
         self._vrchat_input.publish(buttons)
 
+    def _hand_off(self, step: int, observation: Observation, choice: ActionChoice, version: int) -> None:
+        record = ExperienceRecord(
+            step=step,
+            observation=observation,
+            action=np.asarray(choice.indices(), dtype=np.int64),
+            model_name=MODEL_NAME,
+            weight_version=version,
+        )
+        try:
+            self._outbox.put_nowait(record)
+        except queue.Full:
+            with self._lock:
+                self._experience_dropped += 1
+
     def _on_step_error(self, error: Exception) -> None:
         if self._closing or not rclpy.ok(context=self.context):
             return  # shutting down: the publishers are gone, nothing to report
         self._problems.error(f"step failed: {type(error).__name__}: {error}")
 
-    def _report(self) -> None:
-        stats = self._loop.statistics()
-        now = time.monotonic()
+    # --- off the acting thread ----------------------------------------------------------------
+
+    def _send_experience(self) -> None:
+        while True:
+            record = self._outbox.get()
+            if record is None:
+                return
+            message = record_to_message(record)
+            message.header.stamp = self.get_clock().now().to_msg()
+            try:
+                self._experience.publish(message)
+            except Exception as error:  # the context may be gone during shutdown
+                if not self._closing:
+                    self._problems.error(f"experience not sent: {error}")
+                continue
+            with self._lock:
+                self._experience_sent += 1
+
+    def _save_state(self, reason: str) -> str:
         with self._lock:
-            frame = self._frame
-            received, rejected = self._frames_received, self._frames_rejected
-            newly_rejected = rejected - self._rejected_at_last_report
-            self._rejected_at_last_report = rejected
-            action = self._last_action_label
-        if frame is not None:
-            height, width = frame.pixels.shape[:2]
-            age = now - frame.received
-            last = f"last={width}x{height} age={age:.2f} s"
-        else:
-            height = width = 0
-            age = math.inf
-            last = "last=none"
-        self.get_logger().info(
-            f"steps={stats.steps} ({stats.rate_hz:.1f} Hz) | interval error "
-            f"p50={stats.interval_error_p50_ms:.1f} ms p99={stats.interval_error_p99_ms:.1f} ms "
-            f"max={stats.interval_error_max_ms:.1f} ms missed={stats.missed_deadlines} | "
-            f"frames received={received} rejected={rejected} {last} | action={action}"
+            state = {
+                "step": self._step_index,
+                "weight_version": self._model.current()[1],
+                "policy": self._policy.state_dict(),
+            }
+
+        def write(directory: Path) -> None:
+            (directory / STATE_FILE).write_text(json.dumps(state))
+
+        path = self._store.save(write, label=reason)
+        return f"agent state at step {state['step']} saved to {path}"
+
+    def _resume(self, reference: str) -> None:
+        logger = self.get_logger()
+
+        def read(directory: Path) -> None:
+            try:
+                state = json.loads((directory / STATE_FILE).read_text())
+                step = int(state["step"])
+                self._policy.load_state_dict(state["policy"])
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                raise ValueError(f"{directory / STATE_FILE}: {error}") from error
+            self._step_index = step
+
+        candidates = resume_candidates(reference, self._run_dir.parent, STORE_SUBDIR, self._run_dir)
+        used = restore(
+            candidates,
+            read,
+            on_skip=lambda path, reason: logger.error(
+                f"agent checkpoint {path} refused: {reason}; trying the one before"
+            ),
         )
-        if frame is None:
-            level, summary = WARN, "no camera frame yet: acting without observation"
-        elif age > STALE_FRAME_AGE_S:
-            level, summary = WARN, f"newest camera frame is {age:.1f} s old"
-        elif newly_rejected:
-            level, summary = WARN, f"{newly_rejected} camera frame(s) refused since last report"
+        if used is None:
+            logger.error(f"no usable agent checkpoint for resume_from={reference!r}: fresh state")
         else:
-            level, summary = OK, f"stepping at {stats.rate_hz:.1f} Hz"
-        self._diagnostics.publish(
-            level,
-            summary,
-            {
+            logger.info(f"resumed agent state from {used}: continuing at step {self._step_index}")
+
+    # --- control ------------------------------------------------------------------------------
+
+    @override
+    def pause(self) -> str:
+        with self._lock:
+            self._paused = True
+        return "acting paused"
+
+    @override
+    def resume(self) -> str:
+        with self._lock:
+            self._paused = False
+        return "acting resumed"
+
+    @override
+    def save(self) -> str:
+        return self._save_state("requested")
+
+    @override
+    def status(self) -> Mapping[str, object]:
+        stats = self._loop.statistics()
+        with self._lock:
+            latencies = sorted(self._sync_latencies_ms)
+            frame = self._frame
+            return {
+                "paused": self._paused,
+                "step": self._step_index,
                 "steps": stats.steps,
                 "rate_hz": stats.rate_hz,
                 "target_rate_hz": self.settings.rate_hz,
@@ -233,20 +370,67 @@ class AgentNode(Node):
                 "step_compute_mean_ms": stats.compute_mean_ms,
                 "step_compute_max_ms": stats.compute_max_ms,
                 "step_errors": stats.errors,
-                "frames_received": received,
-                "frames_rejected": rejected,
-                "last_frame_width": width,
-                "last_frame_height": height,
-                "last_frame_age_s": age if frame is not None else "none",
-                "action": action,
-            },
+                "frames_received": self._frames_received,
+                "frames_rejected": self._frames_rejected,
+                "last_frame_width": frame.pixels.shape[1] if frame else 0,
+                "last_frame_height": frame.pixels.shape[0] if frame else 0,
+                "last_frame_age_s": time.monotonic() - frame.received if frame else "none",
+                "action": self._last_action_label,
+                "weight_version": self._model.current()[1],
+                "weight_swaps": self._swaps,
+                "sync_latency_p50_ms": latencies[len(latencies) // 2] if latencies else "none",
+                "sync_latency_max_ms": latencies[-1] if latencies else "none",
+                "reconstruction_error": self._reconstruction_error,
+                "experience_sent": self._experience_sent,
+                "experience_dropped": self._experience_dropped,
+            }
+
+    def _report(self) -> None:
+        status = self.status()
+        with self._lock:
+            rejected = self._frames_rejected
+            newly_rejected = rejected - self._rejected_at_last_report
+            self._rejected_at_last_report = rejected
+        stats = self._loop.statistics()
+        if status["last_frame_width"]:
+            age = float(status["last_frame_age_s"])  # type: ignore[arg-type]
+            last = f"last={status['last_frame_width']}x{status['last_frame_height']} age={age:.2f} s"
+        else:
+            age, last = math.inf, "last=none"
+        self.get_logger().info(
+            f"steps={stats.steps} ({stats.rate_hz:.1f} Hz) | interval error "
+            f"p50={stats.interval_error_p50_ms:.1f} ms p99={stats.interval_error_p99_ms:.1f} ms "
+            f"max={stats.interval_error_max_ms:.1f} ms missed={stats.missed_deadlines} | "
+            f"frames received={status['frames_received']} rejected={rejected} {last} | "
+            f"{MODEL_NAME} v{status['weight_version']} recon={status['reconstruction_error']:.4f} "
+            f"sync p50={status['sync_latency_p50_ms']} ms | experience sent="
+            f"{status['experience_sent']} dropped={status['experience_dropped']} | "
+            f"action={status['action']}" + (" | PAUSED" if status["paused"] else "")
         )
+        if status["paused"]:
+            level, summary = WARN, "paused"
+        elif not status["last_frame_width"]:
+            level, summary = WARN, "no camera frame yet: acting without observation"
+        elif age > STALE_FRAME_AGE_S:
+            level, summary = WARN, f"newest camera frame is {age:.1f} s old"
+        elif newly_rejected:
+            level, summary = WARN, f"{newly_rejected} camera frame(s) refused since last report"
+        else:
+            level, summary = OK, f"stepping at {stats.rate_hz:.1f} Hz"
+        self._diagnostics.publish(level, summary, status)
 
     def close(self) -> None:
-        """Stops the step loop; nothing is published after this returns."""
+        """Stops acting, sends what is queued, saves the agent state; nothing is published after."""
         with self._lock:
             self._closing = True
         self._loop.stop()
+        self._sync.close()
+        self._outbox.put(None, timeout=5.0)
+        self._sender.join(timeout=5.0)
+        try:
+            self.get_logger().info(self._save_state("shutdown"))
+        except Exception as error:
+            self.get_logger().error(f"saving the agent state on shutdown failed: {error}")
         stats = self._loop.statistics()
         self.get_logger().info(
             f"closed after {stats.steps} steps ({stats.missed_deadlines} missed deadlines)"

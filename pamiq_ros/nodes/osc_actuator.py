@@ -9,17 +9,19 @@ input too. The mapping lives in ``pamiq_ros.io.osc_output``.
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from geometry_msgs.msg import Twist
 from pamiq_ros_interfaces.msg import VRChatInput
 from rclpy.node import Node
+from typing_extensions import override
 
 from pamiq_ros.core.actions import Motion, VRChatButtons
 from pamiq_ros.core.settings import require_in_range, require_positive, setting
 from pamiq_ros.io.osc_output import Deadman, OscInput, OscSender, OscSendError, VRChatOscMapper
+from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import ERROR, OK, WARN, DiagnosticsReporter
 from pamiq_ros.nodes._runtime import declare_settings, run_node
 
@@ -57,7 +59,7 @@ class OscActuatorSettings:
         )  # fmt: skip
 
 
-class OscActuatorNode(Node):
+class OscActuatorNode(Node, Controllable):
     """Sends the agent's actions to VRChat as OSC input, with a deadman release."""
 
     def __init__(self, **node_options: Any) -> None:
@@ -72,6 +74,7 @@ class OscActuatorNode(Node):
         # Callbacks, the timers and close() may run on different threads.
         self._lock = threading.Lock()
         self._closed = False
+        self._paused = False
         self._actions = 0
         self._rejected = 0
         self._send_errors = 0
@@ -86,6 +89,7 @@ class OscActuatorNode(Node):
         self.create_subscription(VRChatInput, "vrchat_input", self._on_vrchat_input, 10)
         self.create_timer(DEADMAN_CHECK_PERIOD_S, self._check_deadman)
         self.create_timer(settings.report_period, self._report)
+        ControlServices(self, self)
         self.get_logger().info(
             f"sending VRChat OSC to {self._sender.destination}; deadman "
             f"{settings.deadman_timeout} s; axis 1.0 = {settings.linear_speed_at_full_axis} m/s, "
@@ -112,7 +116,7 @@ class OscActuatorNode(Node):
 
     def _act(self, inputs: list[OscInput]) -> None:
         with self._lock:
-            if self._closed:
+            if self._closed or self._paused:
                 return
             now = time.monotonic()
             silence = self._silence(now)
@@ -178,6 +182,30 @@ class OscActuatorNode(Node):
         self._diagnostics.publish(level, summary, figures)
         with self._lock:
             self._last_error = ""
+
+    @override
+    def pause(self) -> str:
+        with self._lock:
+            self._paused = True
+            self._send(self._mapper.release_all())
+        return "paused: released all inputs; actions are ignored until resume"
+
+    @override
+    def resume(self) -> str:
+        with self._lock:
+            self._paused = False
+        return "resumed: sending actions again"
+
+    @override
+    def status(self) -> Mapping[str, object]:
+        with self._lock:
+            return {
+                "paused": self._paused,
+                "actions": self._actions,
+                "osc_sent": self._sender.sent,
+                "deadman_releases": self._deadman_releases,
+                "destination": self._sender.destination,
+            }
 
     def close(self) -> None:
         """Releases every input, then closes the socket; sends nothing after."""

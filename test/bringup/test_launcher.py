@@ -39,7 +39,8 @@ def config_on_free_ports(name: str, tmp_path: Path, udp_port: int, tcp_port: int
 
 
 def launch(spawn: Callable[..., NodeProcess], config: Path, *extra: str) -> NodeProcess:
-    command = [sys.executable, "-m", "pamiq_ros.cli", "launch", str(config), *extra]
+    runs_dir = config.parent / "runs"  # the test's own folder, never the repository's runs/
+    command = [sys.executable, "-m", "pamiq_ros.cli", "launch", str(config), "--runs-dir", str(runs_dir), *extra]
     return spawn("launch", command)
 
 
@@ -82,10 +83,10 @@ def test_sim_stack_moves_the_world_through_osc_and_stops_cleanly_on_ctrl_c(
     diagnostics = probe.subscribe(DiagnosticArray, "/diagnostics", 50)
     launcher = launch(spawn, config)
 
-    output = launcher.wait_for_output("4 nodes running", timeout=30)
+    output = launcher.wait_for_output("5 nodes running", timeout=30)
     pids = started_pids(output)
-    assert set(pids) == {"sim_world", "camera_sensor", "osc_actuator", "agent"}
-    assert len(set(pids.values())) == 4, "each node is its own process"
+    assert set(pids) == {"sim_world", "camera_sensor", "osc_actuator", "agent", "trainer"}
+    assert len(set(pids.values())) == 5, "each node is its own process"
 
     # The world's only input here is OSC (cmd_vel_enabled is false in sim.yaml), so a moving
     # pose means the actuator's OSC moved it.
@@ -98,7 +99,7 @@ def test_sim_stack_moves_the_world_through_osc_and_stops_cleanly_on_ctrl_c(
 
     code = launcher.stop(signal.SIGINT, timeout=30)
     assert code == 0, launcher.output()
-    assert "all 4 nodes stopped cleanly" in launcher.output()
+    assert "all 5 nodes stopped cleanly" in launcher.output()
     assert not [name for name, pid in pids.items() if group_exists(pid)], "leftover processes"
 
 
@@ -109,8 +110,8 @@ def test_robot_bringup_drives_the_world_through_cmd_vel_with_the_same_agent(
     poses = probe.subscribe(PoseStamped, "world/pose", 10)
     launcher = launch(spawn, config, "--duration", "25")
 
-    output = launcher.wait_for_output("3 nodes running", timeout=30)
-    assert set(started_pids(output)) == {"sim_world", "camera_sensor", "agent"}
+    output = launcher.wait_for_output("4 nodes running", timeout=30)
+    assert set(started_pids(output)) == {"sim_world", "camera_sensor", "agent", "trainer"}
     assert wait_until(lambda: len(poses) > 5 and distance_moved(poses.messages) > 0.5, 40), (
         f"pose did not move; output:\n{launcher.output()}"
     )

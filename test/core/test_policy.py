@@ -28,3 +28,23 @@ def test_random_policy_covers_every_option_of_every_dimension():
         for dimension, index in enumerate(policy.act(None).indices()):
             seen[dimension].add(index)
     assert [len(options) for options in seen] == list(ACTION_SIZES)
+
+
+def test_random_policy_state_round_trip_continues_the_same_actions():
+    import json
+
+    policy = RandomPolicy(seed=3)
+    for _ in range(5):
+        policy.act(None)
+    state = json.loads(json.dumps(policy.state_dict()))  # what an agent checkpoint stores
+    expected = [policy.act(None) for _ in range(10)]
+    restored = RandomPolicy(seed=99)
+    restored.load_state_dict(state)
+    assert [restored.act(None) for _ in range(10)] == expected
+
+
+def test_random_policy_refuses_a_foreign_state():
+    import pytest
+
+    with pytest.raises(ValueError, match="not a RandomPolicy state"):
+        RandomPolicy(seed=0).load_state_dict({"hidden": [0.0]})

@@ -1,0 +1,95 @@
+"""``pamiq-ros pause|resume|save|status|shutdown``: calls a control service on every node."""
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from std_srvs.srv import Trigger
+
+from pamiq_ros.nodes._control import CONTROL_NAMESPACE
+
+TRIGGER_TYPE = "std_srvs/srv/Trigger"
+
+
+@dataclass(frozen=True)
+class ControlReply:
+    """One node's answer (or failure to answer) to a control command."""
+
+    node: str
+    success: bool
+    message: str
+
+
+def control_service_names(
+    service_names_and_types: list[tuple[str, list[str]]], command: str
+) -> list[str]:
+    """The control services for ``command`` among the graph's services, sorted."""
+    suffix = f"/{CONTROL_NAMESPACE}/{command}"
+    return sorted(
+        name
+        for name, types in service_names_and_types
+        if name.endswith(suffix) and TRIGGER_TYPE in types
+    )
+
+
+def send_command(
+    command: str, discovery_timeout: float = 3.0, call_timeout: float = 30.0
+) -> list[ControlReply]:
+    """Sends ``command`` to every node that offers it in this ROS domain.
+
+    Waits up to ``discovery_timeout`` for services to appear (DDS discovery takes a moment),
+    then calls them all and waits up to ``call_timeout`` for the answers.
+    """
+    context = Context()
+    rclpy.init(context=context)
+    try:
+        node = rclpy.create_node("pamiq_ros_control", context=context)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        names = _discover(node, executor, command, discovery_timeout)
+        clients: dict[str, Any] = {name: node.create_client(Trigger, name) for name in names}
+        futures = {}
+        for name, client in clients.items():
+            if client.wait_for_service(timeout_sec=discovery_timeout):
+                futures[name] = client.call_async(Trigger.Request())
+        deadline = time.monotonic() + call_timeout
+        while any(not future.done() for future in futures.values()) and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        replies = []
+        for name in names:
+            owner = name[: -len(f"/{CONTROL_NAMESPACE}/{command}")] or "/"
+            future = futures.get(name)
+            if future is None:
+                replies.append(ControlReply(owner, False, "service not reachable"))
+            elif not future.done():
+                replies.append(ControlReply(owner, False, f"no answer within {call_timeout:g} s"))
+            else:
+                result = future.result()
+                if result is None:
+                    replies.append(ControlReply(owner, False, "the call failed"))
+                    continue
+                replies.append(ControlReply(owner, bool(result.success), str(result.message)))
+        node.destroy_node()
+        return replies
+    finally:
+        context.try_shutdown()
+
+
+def _discover(
+    node: rclpy.node.Node, executor: SingleThreadedExecutor, command: str, timeout: float
+) -> list[str]:
+    deadline = time.monotonic() + timeout
+    names: list[str] = []
+    settled_at: float | None = None
+    while time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.1)
+        found = control_service_names(node.get_service_names_and_types(), command)
+        if found != names:
+            names, settled_at = found, time.monotonic()
+        # Once some services are seen, wait a little for the rest of the graph to appear.
+        elif names and settled_at is not None and time.monotonic() - settled_at > 0.5:
+            break
+    return names

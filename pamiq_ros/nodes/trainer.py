@@ -1,0 +1,357 @@
+"""The trainer node: fills buffers from the agent's experience, trains continuously, checkpoints,
+and serves each new version of the weights through the parameter-sync service.
+
+Training runs in its own thread at its own pace, independent of the agent's rate. After each
+trainer run that updated a model, the new weights are checked (no NaN/Inf: a bad run is rolled
+back and never published) and published (:mod:`pamiq_ros.nodes._weight_sync`). The learning
+itself (models, buffers, trainers) is :class:`pamiq_ros.core.learner.Learner`.
+"""
+
+import math
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from torch.utils.tensorboard import SummaryWriter
+from typing_extensions import override
+
+from pamiq_ros.core.actions import ACTION_SIZES
+from pamiq_ros.core.checkpoint import CheckpointStore
+from pamiq_ros.core.experience import ExperienceError, check_record
+from pamiq_ros.core.learner import Learner
+from pamiq_ros.core.resume import resume_candidates, restore
+from pamiq_ros.core.settings import require_positive, setting
+from pamiq_ros.core.trainers import TrainResult
+from pamiq_ros.core.weight_store import SharedWeightStore
+from pamiq_ros.core.weights import WeightsError
+from pamiq_ros.io.experience_codec import message_to_record
+from pamiq_ros.models.autoencoder import build_autoencoder_learner
+from pamiq_ros.nodes._control import Controllable, ControlServices
+from pamiq_ros.nodes._experience import EXPERIENCE_QOS, EXPERIENCE_TOPIC
+from pamiq_ros.nodes._diagnostics import OK, WARN, DiagnosticsReporter
+from pamiq_ros.nodes._runtime import declare_settings, prepare_run_dir, run_node
+from pamiq_ros.nodes._weight_sync import WeightPublisher
+from pamiq_ros_interfaces.msg import Experience
+
+STORE_SUBDIR = "trainer/checkpoints"
+IDLE_WAIT_S = 0.05
+
+
+@dataclass(frozen=True)
+class TrainerSettings:
+    """Parameters of the trainer node."""
+
+    run_dir: str = setting(
+        "", "This start's run folder (set by pamiq-ros launch); checkpoints and TensorBoard "
+        "events go below it. Empty: runs/<time>-trainer."
+    )  # fmt: skip
+    resume_from: str = setting(
+        "", "'latest', a run folder or a checkpoint to restore everything from; empty: fresh."
+    )
+    image_width: int = setting(160, "Width (pixels) of the observations experience must carry.")
+    image_height: int = setting(120, "Height (pixels) of the observations experience must carry.")
+    buffer_size: int = setting(2000, "Frames the autoencoder's replay buffer holds.")
+    batch_size: int = setting(32, "Frames per gradient step.")
+    steps_per_run: int = setting(4, "Gradient steps per trainer run (one published version).")
+    learning_rate: float = setting(1e-3, "Adam learning rate of the autoencoder.")
+    min_buffer_size: int = setting(64, "Frames the buffer must hold before training starts.")
+    min_new_samples: int = setting(8, "New frames needed since the last run before another run.")
+    min_run_interval: float = setting(
+        0.0, "Seconds to rest after each run, leaving CPU to acting; 0 trains flat out."
+    )
+    torch_threads: int = setting(
+        1, "CPU threads for training; keep below the core count so acting keeps its rate."
+    )
+    checkpoint_period: float = setting(60.0, "Seconds between periodic checkpoints.")
+    keep_checkpoints: int = setting(3, "Newest complete checkpoints kept in the run folder.")
+    seed: int = setting(0, "Seed of the models' initial weights and of sampling.")
+    report_period: float = setting(5.0, "Seconds between progress reports (log, /diagnostics).")
+
+    def __post_init__(self) -> None:
+        require_positive(
+            self, "image_width", "image_height", "buffer_size", "batch_size", "steps_per_run",
+            "learning_rate", "min_buffer_size", "min_new_samples", "torch_threads",
+            "checkpoint_period", "keep_checkpoints", "report_period",
+        )  # fmt: skip
+        if not (math.isfinite(self.min_run_interval) and self.min_run_interval >= 0):
+            raise ValueError(f"min_run_interval must be >= 0, got {self.min_run_interval}")
+
+
+class TrainerNode(Node, Controllable):
+    """Learns from the agent's experience in a thread of its own and publishes the weights."""
+
+    def __init__(self, **node_options: Any) -> None:
+        super().__init__("trainer", **node_options)
+        self.settings = declare_settings(self, TrainerSettings)
+        settings = self.settings
+        torch.manual_seed(settings.seed)
+        self._run_dir = prepare_run_dir(settings.run_dir, "trainer")
+        self._learner: Learner = build_autoencoder_learner(
+            buffer_size=settings.buffer_size,
+            batch_size=settings.batch_size,
+            steps_per_run=settings.steps_per_run,
+            learning_rate=settings.learning_rate,
+            min_buffer_size=settings.min_buffer_size,
+            min_new_samples=settings.min_new_samples,
+            seed=settings.seed,
+        )
+        self._store = CheckpointStore(self._run_dir / STORE_SUBDIR, keep_last=settings.keep_checkpoints)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._paused = threading.Event()
+        self._save_requests: list[tuple[str, threading.Event, list[str]]] = []
+        self._received = 0
+        self._rejected = 0
+        self._runs = 0
+        self._published: dict[str, int] = {}
+        self._refused_versions = 0
+        self._last_metrics: dict[str, float] = {}
+        self._last_sync_ms = math.nan
+        self._report_time = time.monotonic()
+        self._report_runs = 0
+        self._checkpoints_written = 0
+
+        if settings.resume_from:
+            self._resume(settings.resume_from)
+        self._last_good = {name: self._learner.weights(name) for name in self._learner.models}
+
+        self._weight_store = SharedWeightStore()
+        self._publisher = WeightPublisher(self, self._weight_store)
+        self._metrics = SummaryWriter(log_dir=str(self._run_dir / "trainer" / "tensorboard"))
+        self._diagnostics = DiagnosticsReporter(self)
+        self.create_subscription(
+            Experience,
+            EXPERIENCE_TOPIC,
+            self._on_experience,
+            EXPERIENCE_QOS,
+            callback_group=MutuallyExclusiveCallbackGroup(),
+        )
+        ControlServices(self, self)
+        self.create_timer(settings.report_period, self._report)
+
+        # The agent acts with these from the start (a resumed version, or the initial weights).
+        for name, version in self._learner.versions.items():
+            self._publish(name, version, self._last_good[name])
+        self._thread = threading.Thread(target=self._train_loop, name="training", daemon=True)
+        self._thread.start()
+        self.get_logger().info(
+            f"training {', '.join(self._learner.models)} from {EXPERIENCE_TOPIC} "
+            f"(run folder {self._run_dir}); weights on weights/announce + weights/get"
+        )
+
+    # --- experience -------------------------------------------------------------------------
+
+    def _on_experience(self, message: Experience) -> None:
+        settings = self.settings
+        try:
+            record = message_to_record(message)
+            check_record(record, (settings.image_height, settings.image_width, 3), ACTION_SIZES)
+            self._learner.add(record)
+        except (ExperienceError, ValueError, KeyError) as error:
+            with self._lock:
+                self._rejected += 1
+            self.get_logger().warning(
+                f"experience refused: {error}", throttle_duration_sec=2.0
+            )
+            return
+        with self._lock:
+            self._received += 1
+
+    # --- training thread ---------------------------------------------------------------------
+
+    def _train_loop(self) -> None:
+        torch.set_num_threads(self.settings.torch_threads)
+        next_checkpoint = time.monotonic() + self.settings.checkpoint_period
+        while not self._stop.is_set():
+            self._serve_save_requests()
+            if time.monotonic() >= next_checkpoint:
+                self._checkpoint("periodic")
+                next_checkpoint = time.monotonic() + self.settings.checkpoint_period
+            if self._paused.is_set():
+                self._stop.wait(IDLE_WAIT_S)
+                continue
+            try:
+                result = self._learner.train_next()
+            except Exception as error:  # a failed run is reported; training goes on
+                self.get_logger().error(
+                    f"trainer run failed: {type(error).__name__}: {error}", throttle_duration_sec=5.0
+                )
+                self._stop.wait(1.0)
+                continue
+            if result is None:
+                self._stop.wait(IDLE_WAIT_S)
+                continue
+            self._after_run(result)
+            if self.settings.min_run_interval:
+                self._stop.wait(self.settings.min_run_interval)
+        self._serve_save_requests()
+
+    def _after_run(self, result: TrainResult) -> None:
+        with self._lock:
+            self._runs += 1
+            runs = self._runs
+            self._last_metrics.update(result.metrics)
+        for name, value in result.metrics.items():
+            self._metrics.add_scalar(name, value, runs)
+        self._metrics.add_scalar(f"runs/{result.trainer}_duration_s", result.duration_s, runs)
+        versions = self._learner.versions
+        for model in result.updated_models:
+            bad = self._learner.non_finite_parameters(model)
+            if bad:
+                self._learner.restore_weights(model, self._last_good[model])
+                with self._lock:
+                    self._refused_versions += 1
+                self.get_logger().error(
+                    f"{model} version {versions[model]} holds NaN/Inf in {', '.join(bad[:3])}: "
+                    f"rolled back to version {self._published.get(model, 0)}, not published"
+                )
+                continue
+            weights = self._learner.weights(model)
+            if self._publish(model, versions[model], weights):
+                self._last_good[model] = weights
+
+    def _publish(self, model: str, version: int, weights: Mapping[str, torch.Tensor]) -> bool:
+        started = time.perf_counter()
+        try:
+            self._publisher.publish(model, version, weights)
+        except WeightsError as error:
+            with self._lock:
+                self._refused_versions += 1
+            self.get_logger().error(f"{model} version {version} not published: {error}")
+            return False
+        with self._lock:
+            self._published[model] = version
+            self._last_sync_ms = (time.perf_counter() - started) * 1000
+        return True
+
+    # --- checkpoints -------------------------------------------------------------------------
+
+    def _checkpoint(self, reason: str) -> Path:
+        started = time.perf_counter()
+        path = self._store.save(self._learner.save_state, label=reason)
+        with self._lock:
+            self._checkpoints_written += 1
+        self.get_logger().info(
+            f"checkpoint {path} ({reason}, {(time.perf_counter() - started) * 1000:.0f} ms)"
+        )
+        return path
+
+    def _serve_save_requests(self) -> None:
+        with self._lock:
+            requests, self._save_requests = self._save_requests, []
+        for reason, done, answer in requests:
+            try:
+                answer.append(str(self._checkpoint(reason)))
+            except Exception as error:
+                answer.append(f"failed: {type(error).__name__}: {error}")
+            done.set()
+
+    def _resume(self, reference: str) -> None:
+        logger = self.get_logger()
+        candidates = resume_candidates(
+            reference, self._run_dir.parent, STORE_SUBDIR, exclude=self._run_dir
+        )
+        used = restore(
+            candidates,
+            self._learner.load_state,
+            on_skip=lambda path, reason: logger.error(
+                f"checkpoint {path} refused: {reason}; trying the one before"
+            ),
+            keep_last=self.settings.keep_checkpoints,
+        )
+        if used is None:
+            logger.error(f"no usable checkpoint for resume_from={reference!r}: starting fresh")
+            return
+        sizes = {name: len(buffer) for name, buffer in self._learner.buffers.items()}
+        logger.info(f"resumed from {used}: versions {self._learner.versions}, buffers {sizes}")
+
+    # --- control -----------------------------------------------------------------------------
+
+    @override
+    def pause(self) -> str:
+        self._paused.set()
+        return "training paused"
+
+    @override
+    def resume(self) -> str:
+        self._paused.clear()
+        return "training resumed"
+
+    @override
+    def save(self) -> str:
+        done = threading.Event()
+        answer: list[str] = []
+        with self._lock:
+            self._save_requests.append(("requested", done, answer))
+        if not done.wait(timeout=120.0):
+            return "checkpoint still being written after 120 s"
+        return f"checkpoint {answer[0]}"
+
+    @override
+    def status(self) -> Mapping[str, object]:
+        with self._lock:
+            return {
+                "paused": self._paused.is_set(),
+                "runs": self._runs,
+                "experience_received": self._received,
+                "experience_rejected": self._rejected,
+                "buffers": {name: len(buffer) for name, buffer in self._learner.buffers.items()},
+                "published_versions": dict(self._published),
+                "refused_versions": self._refused_versions,
+                "checkpoints_written": self._checkpoints_written,
+                "run_dir": str(self._run_dir),
+                **self._last_metrics,
+            }
+
+    def _report(self) -> None:
+        now = time.monotonic()
+        status = self.status()
+        with self._lock:
+            runs_per_s = (self._runs - self._report_runs) / max(now - self._report_time, 1e-9)
+            self._report_runs, self._report_time = self._runs, now
+            sync_ms = self._last_sync_ms
+        losses = " ".join(
+            f"{name}={value:.4f}" for name, value in sorted(self._last_metrics.items())
+        )
+        buffers = " ".join(f"{name}={size}" for name, size in status["buffers"].items())  # type: ignore[attr-defined]
+        versions = " ".join(f"{n}=v{v}" for n, v in self._published.items())
+        self.get_logger().info(
+            f"runs={status['runs']} ({runs_per_s:.1f}/s) | {losses or 'no run yet'} | "
+            f"buffers {buffers} | experience received={status['experience_received']} "
+            f"rejected={status['experience_rejected']} | published {versions} "
+            f"(last publish {sync_ms:.0f} ms)" + (" | PAUSED" if status["paused"] else "")
+        )
+        for name, size in status["buffers"].items():  # type: ignore[attr-defined]
+            self._metrics.add_scalar(f"buffers/{name}", size, status["runs"])  # type: ignore[arg-type]
+        self._metrics.add_scalar("runs/per_second", runs_per_s, status["runs"])  # type: ignore[arg-type]
+        level = WARN if status["paused"] or not status["runs"] else OK
+        summary = "paused" if status["paused"] else f"{runs_per_s:.1f} runs/s"
+        self._diagnostics.publish(
+            level, summary, {**status, "runs_per_second": runs_per_s, "last_publish_ms": sync_ms}
+        )
+
+    def close(self) -> None:
+        """Stops training, writes a last checkpoint and removes the shared-memory weights."""
+        self._stop.set()
+        self._thread.join(timeout=60.0)
+        try:
+            self._checkpoint("shutdown")
+        except Exception as error:
+            self.get_logger().error(f"checkpoint on shutdown failed: {error}")
+        self._metrics.close()
+        self._weight_store.close()
+
+
+def main(args: Sequence[str] | None = None) -> None:
+    """Runs the trainer node until Ctrl-C."""
+    run_node(TrainerNode, args)
+
+
+if __name__ == "__main__":
+    main()
