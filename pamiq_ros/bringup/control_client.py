@@ -12,6 +12,9 @@ from std_srvs.srv import Trigger
 from pamiq_ros.nodes._control import CONTROL_NAMESPACE
 
 TRIGGER_TYPE = "std_srvs/srv/Trigger"
+SETTLE_S = 1.5
+"""Once services are seen, how long the set must stay unchanged before the call (discovery of
+the rest of the graph trickles in)."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,6 @@ def _discover(
         if found != names:
             names, settled_at = found, time.monotonic()
         # Once some services are seen, wait a little for the rest of the graph to appear.
-        elif names and settled_at is not None and time.monotonic() - settled_at > 0.5:
+        elif names and settled_at is not None and time.monotonic() - settled_at > SETTLE_S:
             break
     return names

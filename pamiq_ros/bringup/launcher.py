@@ -142,17 +142,25 @@ class Launcher:
             self.say(raw.decode(errors="replace").rstrip(), source=name)
 
     def _watch(self, started_at: float, duration: float | None) -> list[str]:
+        finished: set[str] = set()
         while not self._stop_requested.wait(POLL_PERIOD):
             if duration and time.monotonic() - started_at >= duration:
                 self.request_stop(f"{duration:g} s passed")
                 break
-            for child in self._children:
-                code = child.process.poll()
-                if code is not None:
+            codes = [child.process.poll() for child in self._children]
+            for child, code in zip(self._children, codes, strict=True):
+                if code not in (None, 0):
                     message = f"{child.node.name} exited on its own with code {code}"
                     self.say(message)
                     self.request_stop(message)
                     return [message]
+            for child, code in zip(self._children, codes, strict=True):
+                if code == 0 and child.node.name not in finished:
+                    finished.add(child.node.name)
+                    self.say(f"{child.node.name} finished (exit code 0)")
+            if all(code == 0 for code in codes):
+                # Every node finished cleanly (``pamiq-ros shutdown``): nothing left to stop.
+                self.request_stop("every node shut down")
         self.say(f"stopping: {self._stop_reason}")
         return []
 

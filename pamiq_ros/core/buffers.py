@@ -176,7 +176,12 @@ class DataBuffer(ABC):
         with self._lock:
             return BufferState(
                 specs=None if self._specs is None else dict(self._specs),
-                slots={key: array[: self._size].copy() for key, array in self._storage.items()},
+                slots={
+                    key: self._storage[key][: self._size].copy()
+                    if self._specs is not None
+                    else np.empty((0,), dtype=np.float32)
+                    for key in self.keys
+                },
                 stamps=self._stamps[: self._size].copy(),
                 added_total=self._added_total,
                 extra=self._extra_state(),
@@ -246,11 +251,13 @@ class DataBuffer(ABC):
             )
         if meta.get("type") != type(self).__name__:
             raise BufferStateError(
-                f"{directory}: saved by a {meta.get('type')}, this buffer is a {type(self).__name__}"
+                f"{directory}: saved by a {meta.get('type')}, "
+                f"this buffer is a {type(self).__name__}"
             )
         if meta.get("keys") != list(self.keys):
             raise BufferStateError(
-                f"{directory}: saved with keys {meta.get('keys')}, this buffer has {list(self.keys)}"
+                f"{directory}: saved with keys {meta.get('keys')}, "
+                f"this buffer has {list(self.keys)}"
             )
         if meta.get("max_size") != self.max_size:
             raise BufferStateError(
@@ -290,13 +297,13 @@ class DataBuffer(ABC):
         """Policy state to save (JSON-compatible); called with the lock held."""
         return {}
 
-    def _restore_extra_state(self, extra: dict[str, Any]) -> None:
+    def _restore_extra_state(self, extra: dict[str, Any]) -> None:  # noqa: B027 (optional hook)
         """Puts back what :meth:`_extra_state` returned; called with the lock held.
 
         Must not fail after :meth:`_check_extra_state` accepted ``extra``.
         """
 
-    def _check_extra_state(self, extra: dict[str, Any]) -> None:
+    def _check_extra_state(self, extra: dict[str, Any]) -> None:  # noqa: B027 (optional hook)
         """Raises BufferStateError if ``extra`` cannot be restored."""
 
     def _check_state(self, state: BufferState) -> None:
@@ -448,7 +455,7 @@ class RandomReplacementBuffer(DataBuffer):
         try:
             np.random.default_rng().bit_generator.state = extra["rng"]
         except (KeyError, TypeError, ValueError) as error:
-            raise BufferStateError(f"state has no usable random generator state: {error}") from error
+            raise BufferStateError(f"no usable random generator state: {error}") from error
 
     @override
     def _restore_extra_state(self, extra: dict[str, Any]) -> None:

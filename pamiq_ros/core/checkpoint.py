@@ -167,7 +167,7 @@ class CheckpointStore:
     def load_latest(
         self,
         read: Callable[[Path], None],
-        on_skip: Callable[[Path, str], None] | None = None,
+        on_skip: Callable[[Path, str], object] | None = None,
     ) -> Path | None:
         """Reads the newest usable checkpoint, falling back to older ones.
 
@@ -236,7 +236,7 @@ class CheckpointStore:
 def load_first_usable(
     paths: list[Path],
     read: Callable[[Path], None],
-    on_skip: Callable[[Path, str], None] | None = None,
+    on_skip: Callable[[Path, str], object] | None = None,
     verify: Callable[[Path], None] | None = None,
 ) -> Path | None:
     """Verifies and reads each checkpoint in turn until one works; returns it, or None.
@@ -254,45 +254,47 @@ def load_first_usable(
             read(path)
         except Exception as error:  # any damage or incompatibility: report, try the next one
             if on_skip is not None:
-                reason = str(error) if isinstance(error, CheckpointError) else (
-                    f"{type(error).__name__}: {error}"
-                )
-                on_skip(path, reason)
+                known = isinstance(error, CheckpointError)
+                on_skip(path, str(error) if known else f"{type(error).__name__}: {error}")
             continue
         return path
     return None
 
 
-def find_checkpoint(reference: str, runs_root: Path, store_subdir: str) -> Path:
-    """Resolves a resume reference to one complete checkpoint folder.
+def checkpoints_to_resume(reference: str, runs_root: Path, store_subdir: str) -> list[Path]:
+    """The complete checkpoints a resume tries, best first (see :func:`load_first_usable`).
 
     Args:
-        reference: ``latest`` (the newest complete checkpoint over all run folders under
-            ``runs_root``, by creation time), a checkpoint folder, a checkpoint store folder or
-            a run folder (then its newest complete checkpoint).
+        reference: ``latest`` (every checkpoint over all run folders under ``runs_root``,
+            newest by creation time first), a run folder or a checkpoint store folder (its
+            checkpoints, newest first), or one checkpoint (it, then the older ones of its store,
+            so a damaged one falls back to the one before).
         runs_root: The folder holding run folders; each run keeps its store at
             ``<run>/<store_subdir>``.
         store_subdir: Where a run folder keeps its checkpoint store.
 
     Raises:
-        CheckpointError: If the path does not exist or holds no complete checkpoint.
+        CheckpointError: If the path does not exist or no complete checkpoint is found.
     """
     if reference == "latest":
         stores = [run / store_subdir for run in sorted(runs_root.glob("*")) if run.is_dir()]
         found = [path for store in stores for path in CheckpointStore(store).checkpoints()]
         if not found:
             raise CheckpointError(f"no complete checkpoint under {runs_root}/*/{store_subdir}")
-        return max(found, key=lambda path: (_created_unix(path), str(path)))
+        return sorted(found, key=lambda path: (_created_unix(path), str(path)), reverse=True)
     path = Path(reference)
     if not path.exists():
         raise CheckpointError(f"nothing to resume from at {reference!r}: no such folder")
     if (path / MANIFEST).is_file():
-        return path
+        older = [
+            other for other in CheckpointStore(path.parent).checkpoints() if other.name < path.name
+        ]
+        return [path, *reversed(older)]
     store = path / store_subdir if (path / store_subdir).is_dir() else path
     complete = CheckpointStore(store).checkpoints()
     if not complete:
         raise CheckpointError(f"{path} holds no complete checkpoint")
-    return complete[-1]
+    return list(reversed(complete))
 
 
 def _created_unix(path: Path) -> float:

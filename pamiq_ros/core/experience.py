@@ -65,8 +65,7 @@ def check_record(
     where = f"step {record.step}"
     if not _is_integer(record.weight_version) or record.weight_version < 0:
         raise ExperienceError(
-            f"{where}: weight_version must be a non-negative integer, "
-            f"got {record.weight_version!r}"
+            f"{where}: weight_version must be a non-negative integer, got {record.weight_version!r}"
         )
     if not isinstance(record.model_name, str):
         raise ExperienceError(f"{where}: model_name must be a string, got {record.model_name!r}")

@@ -33,7 +33,7 @@ class Policy(ABC):
         """The policy's live state (random generator, recurrent state) as JSON-able values."""
         return {}
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:  # noqa: B027 - stateless default
         """Restores what :meth:`state_dict` returned.
 
         Raises:

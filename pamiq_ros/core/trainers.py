@@ -58,7 +58,7 @@ class Trainer(ABC):
                 ``min_new_samples`` is negative.
         """
         if not name or not buffer_name:
-            raise ValueError(f"trainer and buffer names must not be empty: {name!r}, {buffer_name!r}")
+            raise ValueError(f"names must not be empty: {name!r}, {buffer_name!r}")
         if min_buffer_size < 1:
             raise ValueError(f"min_buffer_size must be at least 1, got {min_buffer_size}")
         if min_new_samples < 0:
@@ -143,7 +143,7 @@ class Trainer(ABC):
         """
 
     def state_dict(self) -> dict[str, Any]:
-        """The counters and the subclass's state (:meth:`extra_state_dict`); save with torch.save."""
+        """Counters and the subclass's state (:meth:`extra_state_dict`), for torch.save."""
         return {
             "name": self.name,
             "runs": self._runs,

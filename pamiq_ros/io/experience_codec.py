@@ -1,10 +1,16 @@
 """``Experience`` messages <-> :class:`ExperienceRecord`, with checks on what arrives."""
 
 import numpy as np
+from pamiq_ros_interfaces.msg import Experience, NamedTensor
 
 from pamiq_ros.core.experience import ExperienceError, ExperienceRecord
-from pamiq_ros.io.image_codec import ImageFields, ImageFormatError, decode_image, encode_image, to_rgb
-from pamiq_ros_interfaces.msg import Experience, NamedTensor
+from pamiq_ros.io.image_codec import (
+    ImageFields,
+    ImageFormatError,
+    decode_image,
+    encode_image,
+    to_rgb,
+)
 
 
 def record_to_message(record: ExperienceRecord) -> Experience:
@@ -53,7 +59,8 @@ def message_to_record(message: Experience) -> ExperienceRecord:
         data = np.asarray(tensor.data, dtype=np.float32)
         if int(np.prod(shape, dtype=np.int64)) != data.size:
             raise ExperienceError(
-                f"step {message.step}: tensor {tensor.name!r} has {data.size} values for shape {shape}"
+                f"step {message.step}: tensor {tensor.name!r} has {data.size} values "
+                f"for shape {shape}"
             )
         tensors[tensor.name] = data.reshape(shape)
     return ExperienceRecord(

@@ -4,8 +4,8 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 import rclpy
@@ -55,7 +55,11 @@ def prepare_run_dir(configured: str, node_name: str) -> Path:
     ``pamiq-ros launch`` gives every node of a start the same folder; a node started alone
     gets one of its own.
     """
-    run_dir = Path(configured) if configured else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{node_name}"
+    run_dir = (
+        Path(configured)
+        if configured
+        else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{node_name}"
+    )
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir.resolve()
 

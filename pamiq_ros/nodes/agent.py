@@ -27,16 +27,21 @@ import numpy as np
 import rclpy
 import torch
 from geometry_msgs.msg import Twist
+from pamiq_ros_interfaces.msg import Experience, VRChatInput
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from typing_extensions import override
 
 from pamiq_ros.core.actions import Action, ActionChoice, ActionMapper
-from pamiq_ros.core.checkpoint import CheckpointStore
+from pamiq_ros.core.checkpoint import (
+    CheckpointError,
+    CheckpointStore,
+    checkpoints_to_resume,
+    load_first_usable,
+)
 from pamiq_ros.core.experience import ExperienceRecord
 from pamiq_ros.core.policy import Observation, RandomPolicy
-from pamiq_ros.core.resume import restore, resume_candidates
 from pamiq_ros.core.settings import require_positive, setting
 from pamiq_ros.core.step_loop import StepLoop
 from pamiq_ros.core.swappable import SwappableModel
@@ -45,11 +50,10 @@ from pamiq_ros.io.image_codec import ImageFields, ImageFormatError, decode_image
 from pamiq_ros.models.autoencoder import MODEL_NAME, build_acting_model, reconstruction_error
 from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import OK, WARN, DiagnosticsReporter
+from pamiq_ros.nodes._experience import EXPERIENCE_QOS, EXPERIENCE_TOPIC
 from pamiq_ros.nodes._problem_log import ProblemLog
 from pamiq_ros.nodes._runtime import declare_settings, prepare_run_dir, run_node
 from pamiq_ros.nodes._weight_sync import SyncTiming, WeightSubscriber
-from pamiq_ros.nodes._experience import EXPERIENCE_QOS, EXPERIENCE_TOPIC
-from pamiq_ros_interfaces.msg import Experience, VRChatInput
 
 ERROR_LOG_PERIOD_S = 2.0
 """Least time between two logs of the same problem."""
@@ -99,7 +103,9 @@ class AgentSettings:
             "image_height", "torch_threads", "checkpoint_period",
         )  # fmt: skip
         if self.sync_transport not in ("auto", "shm", "bytes"):
-            raise ValueError(f"sync_transport must be auto, shm or bytes, got {self.sync_transport!r}")
+            raise ValueError(
+                f"sync_transport must be auto, shm or bytes, got {self.sync_transport!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -155,10 +161,12 @@ class AgentNode(Node, Controllable):
         )
         ControlServices(self, self)
         self.create_timer(settings.report_period, self._report)
-        self.create_timer(settings.checkpoint_period, lambda: self._save_state("periodic"))
+        self.create_timer(settings.checkpoint_period, self._save_periodically)
 
         self._outbox: queue.Queue[ExperienceRecord | None] = queue.Queue(EXPERIENCE_QUEUE_SIZE)
-        self._sender = threading.Thread(target=self._send_experience, name="experience", daemon=True)
+        self._sender = threading.Thread(
+            target=self._send_experience, name="experience", daemon=True
+        )
         self._sender.start()
         self._loop = StepLoop(
             settings.rate_hz, self._step, on_error=self._on_step_error, name="agent-step"
@@ -257,7 +265,9 @@ class AgentNode(Node, Controllable):
         self._cmd_vel.publish(twist)
         self._vrchat_input.publish(buttons)
 
-    def _hand_off(self, step: int, observation: Observation, choice: ActionChoice, version: int) -> None:
+    def _hand_off(
+        self, step: int, observation: Observation, choice: ActionChoice, version: int
+    ) -> None:
         record = ExperienceRecord(
             step=step,
             observation=observation,
@@ -308,6 +318,12 @@ class AgentNode(Node, Controllable):
         path = self._store.save(write, label=reason)
         return f"agent state at step {state['step']} saved to {path}"
 
+    def _save_periodically(self) -> None:
+        try:
+            self._save_state("periodic")
+        except OSError as error:
+            self._problems.error(f"saving the agent state failed: {error}")
+
     def _resume(self, reference: str) -> None:
         logger = self.get_logger()
 
@@ -320,8 +336,12 @@ class AgentNode(Node, Controllable):
                 raise ValueError(f"{directory / STATE_FILE}: {error}") from error
             self._step_index = step
 
-        candidates = resume_candidates(reference, self._run_dir.parent, STORE_SUBDIR, self._run_dir)
-        used = restore(
+        try:
+            candidates = checkpoints_to_resume(reference, self._run_dir.parent, STORE_SUBDIR)
+        except CheckpointError as error:
+            logger.error(f"cannot resume the agent state: {error}; fresh state")
+            return
+        used = load_first_usable(
             candidates,
             read,
             on_skip=lambda path, reason: logger.error(
@@ -394,7 +414,9 @@ class AgentNode(Node, Controllable):
         stats = self._loop.statistics()
         if status["last_frame_width"]:
             age = float(status["last_frame_age_s"])  # type: ignore[arg-type]
-            last = f"last={status['last_frame_width']}x{status['last_frame_height']} age={age:.2f} s"
+            last = (
+                f"last={status['last_frame_width']}x{status['last_frame_height']} age={age:.2f} s"
+            )
         else:
             age, last = math.inf, "last=none"
         self.get_logger().info(

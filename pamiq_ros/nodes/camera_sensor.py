@@ -6,7 +6,7 @@ cannot be opened, or is lost, is retried with exponential backoff; the node keep
 """
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +15,7 @@ from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
+from typing_extensions import override
 
 from pamiq_ros.core.settings import require_positive, setting
 from pamiq_ros.io.capture import (
@@ -27,6 +28,7 @@ from pamiq_ros.io.capture import (
     parse_source,
 )
 from pamiq_ros.io.image_codec import encode_image
+from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import ERROR, OK, WARN, DiagnosticsReporter
 from pamiq_ros.nodes._runtime import declare_settings, run_node
 
@@ -69,7 +71,7 @@ class CameraSensorSettings:
             )
 
 
-class CameraSensorNode(Node):
+class CameraSensorNode(Node, Controllable):
     """Publishes the newest captured frame on ``camera/image_raw`` at ``rate_hz``."""
 
     def __init__(self, **node_options: Any) -> None:
@@ -94,6 +96,7 @@ class CameraSensorNode(Node):
         self._publisher = self.create_publisher(Image, IMAGE_TOPIC, qos_profile_sensor_data)
         self._diagnostics = DiagnosticsReporter(self, hardware_id=settings.source)
         self._published = 0
+        self._paused = False
         self._last_sequence = 0
         self._report_published = 0
         self._report_captured = 0
@@ -105,6 +108,29 @@ class CameraSensorNode(Node):
         self._capture.start()
         self.create_timer(1.0 / settings.rate_hz, self._publish_newest)
         self.create_timer(settings.report_period, self._report)
+        ControlServices(self, self)
+
+    @override
+    def pause(self) -> str:
+        self._paused = True
+        return "publishing paused (capture goes on, so resuming gives a fresh frame)"
+
+    @override
+    def resume(self) -> str:
+        self._paused = False
+        return "publishing resumed"
+
+    @override
+    def status(self) -> Mapping[str, object]:
+        stats = self._capture.stats()
+        return {
+            "paused": self._paused,
+            "source": self.settings.source,
+            "state": stats.state.value,
+            "frames_captured": stats.frames_captured,
+            "frames_published": self._published,
+            "reopens": stats.reopens,
+        }
 
     def close(self) -> None:
         """Stops the capture thread, which releases the source."""
@@ -115,7 +141,7 @@ class CameraSensorNode(Node):
 
     def _publish_newest(self) -> None:
         frame = self._capture.latest()
-        if frame is None or frame.sequence == self._last_sequence:
+        if self._paused or frame is None or frame.sequence == self._last_sequence:
             return
         self._last_sequence = frame.sequence
         fields = encode_image(frame.pixels, self.settings.encoding)

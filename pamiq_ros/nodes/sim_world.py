@@ -10,14 +10,16 @@ published on ``world/pose``. The world, renderer and OSC handling live in ``pami
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from geometry_msgs.msg import PoseStamped, Twist
 from rclpy.node import Node
+from typing_extensions import override
 
 from pamiq_ros.core.settings import SettingsError, require_in_range, require_positive, setting
+from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import OK, WARN, DiagnosticsReporter
 from pamiq_ros.nodes._runtime import declare_settings, run_node
 from pamiq_ros.sim.osc_input import InputState
@@ -82,7 +84,7 @@ class _TimedCommand:
     received_at: float  # time.monotonic()
 
 
-class SimWorldNode(Node):
+class SimWorldNode(Node, Controllable):
     """Steps, renders and streams the simulated world; takes OSC and (optionally) cmd_vel."""
 
     def __init__(self, **node_options: Any) -> None:
@@ -101,6 +103,7 @@ class SimWorldNode(Node):
         self._cmd_vel: _TimedCommand | None = None
         self._cmd_vel_received = 0
         self._stop = threading.Event()
+        self._paused = threading.Event()
         self._closed = False
         self._osc: OscInputServer | None = None
         self._video: MjpegStreamServer | None = None
@@ -118,6 +121,31 @@ class SimWorldNode(Node):
         self._loop_thread.start()
         self.create_timer(1.0 / settings.pose_rate_hz, self._publish_pose)
         self.create_timer(settings.report_period, self._report)
+        ControlServices(self, self)
+
+    @override
+    def pause(self) -> str:
+        self._paused.set()
+        return "world frozen (the video keeps showing it)"
+
+    @override
+    def resume(self) -> str:
+        self._paused.clear()
+        return "world running"
+
+    @override
+    def status(self) -> Mapping[str, object]:
+        with self._lock:
+            pose, frames = self._pose, self._frames
+        return {
+            "paused": self._paused.is_set(),
+            "x": pose.x,
+            "y": pose.y,
+            "yaw": pose.yaw,
+            "frames": frames,
+            "osc_accepted": self._osc.accepted if self._osc is not None else 0,
+            "osc_rejected": self._osc.rejected if self._osc is not None else 0,
+        }
 
     def close(self) -> None:
         """Stops the simulation thread, the OSC server and the video server."""
@@ -218,7 +246,8 @@ class SimWorldNode(Node):
             self._stop.wait(max(0.0, delay))
 
     def _tick(self, dt: float) -> None:
-        self._world.step(dt, self._command())
+        if not self._paused.is_set():
+            self._world.step(dt, self._command())
         frame = self._renderer.render(self._world)
         assert self._video is not None
         self._video.publish(frame)

@@ -1,5 +1,7 @@
-"""The trainer node: fills buffers from the agent's experience, trains continuously, checkpoints,
-and serves each new version of the weights through the parameter-sync service.
+"""The trainer node: learns from the agent's experience while the agent goes on acting.
+
+It fills buffers from the experience topic, trains continuously, checkpoints, and serves each
+new version of the weights through the parameter-sync service.
 
 Training runs in its own thread at its own pace, independent of the agent's rate. After each
 trainer run that updated a model, the new weights are checked (no NaN/Inf: a bad run is rolled
@@ -16,16 +18,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pamiq_ros_interfaces.msg import Experience
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from torch.utils.tensorboard import SummaryWriter
 from typing_extensions import override
 
 from pamiq_ros.core.actions import ACTION_SIZES
-from pamiq_ros.core.checkpoint import CheckpointStore
+from pamiq_ros.core.checkpoint import (
+    CheckpointError,
+    CheckpointStore,
+    checkpoints_to_resume,
+    load_first_usable,
+)
 from pamiq_ros.core.experience import ExperienceError, check_record
 from pamiq_ros.core.learner import Learner
-from pamiq_ros.core.resume import resume_candidates, restore
 from pamiq_ros.core.settings import require_positive, setting
 from pamiq_ros.core.trainers import TrainResult
 from pamiq_ros.core.weight_store import SharedWeightStore
@@ -33,11 +40,10 @@ from pamiq_ros.core.weights import WeightsError
 from pamiq_ros.io.experience_codec import message_to_record
 from pamiq_ros.models.autoencoder import build_autoencoder_learner
 from pamiq_ros.nodes._control import Controllable, ControlServices
-from pamiq_ros.nodes._experience import EXPERIENCE_QOS, EXPERIENCE_TOPIC
 from pamiq_ros.nodes._diagnostics import OK, WARN, DiagnosticsReporter
+from pamiq_ros.nodes._experience import EXPERIENCE_QOS, EXPERIENCE_TOPIC
 from pamiq_ros.nodes._runtime import declare_settings, prepare_run_dir, run_node
 from pamiq_ros.nodes._weight_sync import WeightPublisher
-from pamiq_ros_interfaces.msg import Experience
 
 STORE_SUBDIR = "trainer/checkpoints"
 IDLE_WAIT_S = 0.05
@@ -101,7 +107,9 @@ class TrainerNode(Node, Controllable):
             min_new_samples=settings.min_new_samples,
             seed=settings.seed,
         )
-        self._store = CheckpointStore(self._run_dir / STORE_SUBDIR, keep_last=settings.keep_checkpoints)
+        self._store = CheckpointStore(
+            self._run_dir / STORE_SUBDIR, keep_last=settings.keep_checkpoints
+        )
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._paused = threading.Event()
@@ -156,9 +164,7 @@ class TrainerNode(Node, Controllable):
         except (ExperienceError, ValueError, KeyError) as error:
             with self._lock:
                 self._rejected += 1
-            self.get_logger().warning(
-                f"experience refused: {error}", throttle_duration_sec=2.0
-            )
+            self.get_logger().warning(f"experience refused: {error}", throttle_duration_sec=2.0)
             return
         with self._lock:
             self._received += 1
@@ -180,7 +186,8 @@ class TrainerNode(Node, Controllable):
                 result = self._learner.train_next()
             except Exception as error:  # a failed run is reported; training goes on
                 self.get_logger().error(
-                    f"trainer run failed: {type(error).__name__}: {error}", throttle_duration_sec=5.0
+                    f"trainer run failed: {type(error).__name__}: {error}",
+                    throttle_duration_sec=5.0,
                 )
                 self._stop.wait(1.0)
                 continue
@@ -254,22 +261,25 @@ class TrainerNode(Node, Controllable):
 
     def _resume(self, reference: str) -> None:
         logger = self.get_logger()
-        candidates = resume_candidates(
-            reference, self._run_dir.parent, STORE_SUBDIR, exclude=self._run_dir
-        )
-        used = restore(
+        try:
+            candidates = checkpoints_to_resume(reference, self._run_dir.parent, STORE_SUBDIR)
+        except CheckpointError as error:
+            logger.error(f"cannot resume: {error}; starting fresh")
+            return
+        used = load_first_usable(
             candidates,
             self._learner.load_state,
             on_skip=lambda path, reason: logger.error(
                 f"checkpoint {path} refused: {reason}; trying the one before"
             ),
-            keep_last=self.settings.keep_checkpoints,
         )
         if used is None:
             logger.error(f"no usable checkpoint for resume_from={reference!r}: starting fresh")
             return
-        sizes = {name: len(buffer) for name, buffer in self._learner.buffers.items()}
-        logger.info(f"resumed from {used}: versions {self._learner.versions}, buffers {sizes}")
+        logger.info(
+            f"resumed from {used}: versions {self._learner.versions}, "
+            f"buffers {self._learner.buffer_sizes()}"
+        )
 
     # --- control -----------------------------------------------------------------------------
 
@@ -301,7 +311,7 @@ class TrainerNode(Node, Controllable):
                 "runs": self._runs,
                 "experience_received": self._received,
                 "experience_rejected": self._rejected,
-                "buffers": {name: len(buffer) for name, buffer in self._learner.buffers.items()},
+                "buffers": self._learner.buffer_sizes(),
                 "published_versions": dict(self._published),
                 "refused_versions": self._refused_versions,
                 "checkpoints_written": self._checkpoints_written,
@@ -311,30 +321,33 @@ class TrainerNode(Node, Controllable):
 
     def _report(self) -> None:
         now = time.monotonic()
-        status = self.status()
+        status = dict(self.status())
+        buffers = self._learner.buffer_sizes()
         with self._lock:
-            runs_per_s = (self._runs - self._report_runs) / max(now - self._report_time, 1e-9)
-            self._report_runs, self._report_time = self._runs, now
+            runs = self._runs
+            runs_per_s = (runs - self._report_runs) / max(now - self._report_time, 1e-9)
+            self._report_runs, self._report_time = runs, now
             sync_ms = self._last_sync_ms
-        losses = " ".join(
-            f"{name}={value:.4f}" for name, value in sorted(self._last_metrics.items())
-        )
-        buffers = " ".join(f"{name}={size}" for name, size in status["buffers"].items())  # type: ignore[attr-defined]
-        versions = " ".join(f"{n}=v{v}" for n, v in self._published.items())
+            metrics = dict(self._last_metrics)
+            published = dict(self._published)
+            paused = self._paused.is_set()
+        losses = " ".join(f"{name}={value:.4f}" for name, value in sorted(metrics.items()))
         self.get_logger().info(
-            f"runs={status['runs']} ({runs_per_s:.1f}/s) | {losses or 'no run yet'} | "
-            f"buffers {buffers} | experience received={status['experience_received']} "
-            f"rejected={status['experience_rejected']} | published {versions} "
-            f"(last publish {sync_ms:.0f} ms)" + (" | PAUSED" if status["paused"] else "")
+            f"runs={runs} ({runs_per_s:.1f}/s) | {losses or 'no run yet'} | buffers "
+            + " ".join(f"{name}={size}" for name, size in buffers.items())
+            + f" | experience received={status['experience_received']} "
+            f"rejected={status['experience_rejected']} | published "
+            + " ".join(f"{name}=v{version}" for name, version in published.items())
+            + f" (last publish {sync_ms:.0f} ms)"
+            + (" | PAUSED" if paused else "")
         )
-        for name, size in status["buffers"].items():  # type: ignore[attr-defined]
-            self._metrics.add_scalar(f"buffers/{name}", size, status["runs"])  # type: ignore[arg-type]
-        self._metrics.add_scalar("runs/per_second", runs_per_s, status["runs"])  # type: ignore[arg-type]
-        level = WARN if status["paused"] or not status["runs"] else OK
-        summary = "paused" if status["paused"] else f"{runs_per_s:.1f} runs/s"
-        self._diagnostics.publish(
-            level, summary, {**status, "runs_per_second": runs_per_s, "last_publish_ms": sync_ms}
-        )
+        for name, size in buffers.items():
+            self._metrics.add_scalar(f"buffers/{name}", size, runs)
+        self._metrics.add_scalar("runs/per_second", runs_per_s, runs)
+        level = WARN if paused or not runs else OK
+        summary = "paused" if paused else f"{runs_per_s:.1f} runs/s"
+        status.update(runs_per_second=runs_per_s, last_publish_ms=sync_ms)
+        self._diagnostics.publish(level, summary, status)
 
     def close(self) -> None:
         """Stops training, writes a last checkpoint and removes the shared-memory weights."""

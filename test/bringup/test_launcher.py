@@ -4,44 +4,22 @@ import math
 import os
 import re
 import signal
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 
+from test.support.configs import config_for_test, launch_command
 from test.support.processes import NodeProcess, wait_until
 from test.support.ros_probe import Received, RosProbe
-
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 
 pytestmark = pytest.mark.e2e
 
 
-def config_on_free_ports(name: str, tmp_path: Path, udp_port: int, tcp_port: int) -> Path:
-    """A copy of config/<name>.yaml whose sockets use free ports, so tests never collide."""
-    document = yaml.safe_load((CONFIG_DIR / f"{name}.yaml").read_text())
-    for section in document.values():
-        parameters = section["ros__parameters"]
-        for key in ("osc_port", "port"):
-            if key in parameters:
-                parameters[key] = udp_port
-        if "video_port" in parameters:
-            parameters["video_port"] = tcp_port
-        if "source" in parameters:
-            parameters["source"] = f"http://127.0.0.1:{tcp_port}/stream.mjpg"
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return path
-
-
 def launch(spawn: Callable[..., NodeProcess], config: Path, *extra: str) -> NodeProcess:
-    runs_dir = config.parent / "runs"  # the test's own folder, never the repository's runs/
-    command = [sys.executable, "-m", "pamiq_ros.cli", "launch", str(config), "--runs-dir", str(runs_dir), *extra]
-    return spawn("launch", command)
+    return spawn("launch", launch_command(config, *extra))
 
 
 def started_pids(output: str) -> dict[str, int]:
@@ -78,7 +56,7 @@ def agent_rate(diagnostics: Received) -> list[float]:
 def test_sim_stack_moves_the_world_through_osc_and_stops_cleanly_on_ctrl_c(
     spawn, probe: RosProbe, tmp_path, free_udp_port, free_tcp_port
 ):
-    config = config_on_free_ports("sim", tmp_path, free_udp_port(), free_tcp_port())
+    config = config_for_test("sim", tmp_path, free_udp_port(), free_tcp_port())
     poses = probe.subscribe(PoseStamped, "world/pose", 10)
     diagnostics = probe.subscribe(DiagnosticArray, "/diagnostics", 50)
     launcher = launch(spawn, config)
@@ -106,7 +84,7 @@ def test_sim_stack_moves_the_world_through_osc_and_stops_cleanly_on_ctrl_c(
 def test_robot_bringup_drives_the_world_through_cmd_vel_with_the_same_agent(
     spawn, probe: RosProbe, tmp_path, free_udp_port, free_tcp_port
 ):
-    config = config_on_free_ports("robot", tmp_path, free_udp_port(), free_tcp_port())
+    config = config_for_test("robot", tmp_path, free_udp_port(), free_tcp_port())
     poses = probe.subscribe(PoseStamped, "world/pose", 10)
     launcher = launch(spawn, config, "--duration", "25")
 

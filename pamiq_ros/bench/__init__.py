@@ -1,0 +1,1 @@
+"""Benchmarks that run the project's real processes and report measured figures."""

@@ -1,0 +1,613 @@
+"""Weight sync over ROS: the trainer announces versions and serves them, the agent fetches them.
+
+The trainer's :class:`WeightPublisher` stores each new version (``pamiq_ros.core.weight_store``)
+and announces it on ``weights/announce`` (``WeightsAnnouncement``: model, version, checksum,
+size, host identity, time). The announcement QoS is reliable and transient-local, so an agent
+that starts late still sees the newest versions. The agent's :class:`WeightSubscriber` fetches
+each version it can use through the ``weights/get`` service (``GetWeights``):
+
+- same host (equal host identities): the response names the version's shared-memory file and
+  carries no bytes; the agent reads the file itself;
+- other host, or ``bytes_only``: the response carries the bytes, one chunk per request.
+
+Fetching, checking (checksum, format, NaN/Inf) and loading into the model's spare copy run in
+the subscriber's own loader thread, never in an executor callback and never in the acting
+thread; the acting thread swaps the prepared weights in between steps
+(``pamiq_ros.core.swappable``). Weights that fail a check are refused with a message and the
+model keeps acting with the weights it has.
+"""
+
+import array
+import contextlib
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from pamiq_ros_interfaces.msg import WeightsAnnouncement
+from pamiq_ros_interfaces.srv import GetWeights
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from pamiq_ros.core.swappable import SwappableModel
+from pamiq_ros.core.weight_store import ChunkAssembler, SharedWeightStore, StoredWeights
+from pamiq_ros.core.weights import (
+    WeightsError,
+    host_identity,
+    parse_weights,
+    verify_checksum,
+)
+
+ANNOUNCE_TOPIC = "weights/announce"
+WEIGHTS_SERVICE = "weights/get"
+
+ANNOUNCE_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=10,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+"""Reliable and transient-local: a late-joining agent receives the newest announcements."""
+
+TRANSPORTS = ("auto", "shm", "bytes")
+
+MAX_WEIGHTS_BYTES = 8 << 30
+"""Largest announced size the subscriber accepts (a bad size must not exhaust memory)."""
+
+POLL_PERIOD_S = 0.05
+"""How often waits in the loader thread check whether the subscriber is closing."""
+
+
+def _stamp_seconds(stamp: Any) -> float:
+    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
+
+
+@dataclass(frozen=True)
+class PublishTiming:
+    """Where the time of one :meth:`WeightPublisher.publish` went (seconds).
+
+    Attributes:
+        store_s: Encoding with the finiteness check, writing the file and hashing (in parallel).
+        announce_s: Publishing the announcement.
+        total_s: The whole call.
+        size_bytes: Size of the encoded weights.
+        encode_s: Part of ``store_s``: the header and the NaN/Inf check.
+        write_s: Part of ``store_s``: writing the file.
+        hash_s: Part of ``store_s``: the sha256 (alongside the write).
+        preallocated: Whether the file had been allocated ahead of time.
+    """
+
+    store_s: float
+    announce_s: float
+    total_s: float
+    size_bytes: int
+    encode_s: float = 0.0
+    write_s: float = 0.0
+    hash_s: float = 0.0
+    preallocated: bool = False
+
+
+class WeightPublisher:
+    """The trainer's side: stores, announces and serves versions of model weights."""
+
+    def __init__(
+        self,
+        node: Node,
+        store: SharedWeightStore,
+        announce_topic: str = ANNOUNCE_TOPIC,
+        service: str = WEIGHTS_SERVICE,
+    ) -> None:
+        """Creates the announcement publisher and the service on ``node``.
+
+        Args:
+            node: The trainer's node.
+            store: Where versions are kept (the caller closes it).
+            announce_topic: Topic of the announcements (relative names follow the namespace).
+            service: Name of the ``GetWeights`` service.
+        """
+        self._node = node
+        self._store = store
+        self._host_id = host_identity()
+        self._lock = threading.Lock()  # keeps announcements in version order
+        self._closed = False
+        self.last_timing: PublishTiming | None = None
+        self._announcer = node.create_publisher(WeightsAnnouncement, announce_topic, ANNOUNCE_QOS)
+        self._service = node.create_service(
+            GetWeights, service, self._serve, callback_group=ReentrantCallbackGroup()
+        )
+
+    @property
+    def host_id(self) -> str:
+        """The host identity sent with announcements."""
+        return self._host_id
+
+    def publish(
+        self, model_name: str, version: int, state_dict: Mapping[str, torch.Tensor]
+    ) -> StoredWeights:
+        """Encodes, stores and announces one version; thread-safe (the training thread calls it).
+
+        Returns:
+            What was stored and announced: version, checksum, size and the shared-memory file
+            (the bytes are not read back: that would cost as much as writing them).
+
+        Raises:
+            NonFiniteWeightsError: If a tensor holds NaN or Inf; nothing is stored or announced.
+            WeightsError: If the weights cannot be encoded or the version is not newer than the
+                stored one.
+        """
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the weight publisher is closed")
+            started = time.perf_counter()
+            stored = self._store.put_state_dict(model_name, version, state_dict)
+            stored_at = time.perf_counter()
+            announcement = WeightsAnnouncement(
+                model_name=model_name,
+                version=version,
+                checksum=stored.checksum,
+                size_bytes=stored.size_bytes,
+                host_id=self._host_id,
+            )
+            announcement.published = self._node.get_clock().now().to_msg()
+            self._announcer.publish(announcement)
+            finished = time.perf_counter()
+            put = self._store.last_timing
+            self.last_timing = PublishTiming(
+                store_s=stored_at - started,
+                announce_s=finished - stored_at,
+                total_s=finished - started,
+                size_bytes=stored.size_bytes,
+                encode_s=put.encode_s if put else 0.0,
+                write_s=put.write_s if put else 0.0,
+                hash_s=put.hash_s if put else 0.0,
+                preallocated=put.preallocated if put else False,
+            )
+        return stored
+
+    def _serve(self, request: Any, response: Any) -> Any:
+        """Answers ``GetWeights``: a file path on the same host, else one chunk of bytes."""
+        stored = self._store.info(request.model_name, request.version)
+        if self._closed or stored is None:
+            response.success = False
+            response.message = (
+                "the trainer is shutting down"
+                if self._closed
+                else self._store.describe_missing(request.model_name, request.version)
+            )
+            return response
+        response.version = stored.version
+        response.checksum = stored.checksum
+        response.size_bytes = stored.size_bytes
+        if request.host_id == self._host_id and not request.bytes_only:
+            response.shm_path = str(stored.path)
+            response.chunk_count = 0
+            response.success = True
+            return response
+        try:
+            data, count = self._store.chunk(stored.model_name, stored.version, request.chunk_index)
+        except WeightsError as error:
+            response.success = False
+            response.message = str(error)
+            return response
+        chunk = array.array("B")
+        chunk.frombytes(data)  # one copy; assigning bytes would go element by element
+        response.chunk = chunk
+        response.chunk_index = request.chunk_index
+        response.chunk_count = count
+        response.success = True
+        return response
+
+    def close(self) -> None:
+        """Stops announcing and serving (requests get a failure); the node destroys the entities."""
+        with self._lock:
+            self._closed = True
+
+
+@dataclass(frozen=True)
+class SyncTiming:
+    """How long one version took from the trainer's announcement to ready-to-swap.
+
+    The ``announced_to_*`` figures compare the announcement's stamp with this node's clock
+    (both system time on one host). The stage figures are measured in the loader thread.
+
+    Attributes:
+        announced_to_received_s: Announcement stamp to the encoded bytes being in hand.
+        announced_to_ready_s: Announcement stamp to the weights prepared for the swap.
+        transport: ``"shm"`` or ``"bytes"``.
+        size_bytes: Size of the encoded weights.
+        announcement_s: Announcement stamp to its arrival in this node.
+        request_s: Time spent in service calls.
+        read_s: Reading the shared-memory file, or assembling the chunks.
+        checksum_s: Verifying the sha256.
+        decode_s: Parsing the header and checking NaN/Inf.
+        load_s: Copying into the model's spare copy.
+    """
+
+    announced_to_received_s: float
+    announced_to_ready_s: float
+    transport: str
+    size_bytes: int = 0
+    announcement_s: float = 0.0
+    request_s: float = 0.0
+    read_s: float = 0.0
+    checksum_s: float = 0.0
+    decode_s: float = 0.0
+    load_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """The fields of one ``WeightsAnnouncement``, and when it arrived (node clock, seconds)."""
+
+    model_name: str
+    version: int
+    checksum: str
+    size_bytes: int
+    host_id: str
+    published_s: float
+    received_s: float
+
+    @property
+    def where(self) -> str:
+        """Names the weights in messages."""
+        return f"weights of model {self.model_name!r} version {self.version}"
+
+
+class NewestAnnouncements:
+    """Per model, the newest announcement not yet loaded; older ones are dropped unseen.
+
+    The subscription's callback offers, the loader thread takes. Thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._pending: dict[str, Announcement] = {}
+        self._closed = False
+
+    def offer(self, announcement: Announcement) -> bool:
+        """Keeps the announcement unless a newer one of its model waits; returns whether kept."""
+        with self._condition:
+            held = self._pending.get(announcement.model_name)
+            if held is not None and held.version > announcement.version:
+                return False
+            # A model re-offered goes to the back of the queue, so models take turns.
+            self._pending.pop(announcement.model_name, None)
+            self._pending[announcement.model_name] = announcement
+            self._condition.notify()
+            return True
+
+    def take(self, timeout: float | None = None) -> Announcement | None:
+        """The oldest-queued model's newest announcement; None on timeout or after close."""
+        with self._condition:
+            if not self._condition.wait_for(lambda: self._pending or self._closed, timeout):
+                return None
+            if self._closed:
+                return None
+            name = next(iter(self._pending))
+            return self._pending.pop(name)
+
+    def __len__(self) -> int:
+        with self._condition:
+            return len(self._pending)
+
+    def close(self) -> None:
+        """Wakes the taker; ``take`` returns None from now on."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+
+
+class _ClosingError(Exception):
+    """The subscriber closed while a fetch was in progress."""
+
+
+class WeightSubscriber:
+    """The agent's side: fetches announced versions in a loader thread and prepares them."""
+
+    def __init__(
+        self,
+        node: Node,
+        models: Mapping[str, SwappableModel],
+        transport: str = "auto",
+        on_ready: Callable[[str, int, SyncTiming], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
+        announce_topic: str = ANNOUNCE_TOPIC,
+        service: str = WEIGHTS_SERVICE,
+        request_timeout_s: float = 10.0,
+    ) -> None:
+        """Subscribes to announcements and starts the loader thread.
+
+        Args:
+            node: The agent's node (spun by an executor; the service responses arrive there).
+            models: Model name -> the model its weights go to.
+            transport: ``"auto"`` (the shared-memory file when the trainer is on this host,
+                else bytes), ``"shm"`` or ``"bytes"``.
+            on_ready: Called from the loader thread after a version is prepared.
+            on_error: Called from the loader thread with the reason a version was refused;
+                logged as an error when None.
+            announce_topic: Topic of the announcements.
+            service: Name of the ``GetWeights`` service.
+            request_timeout_s: Longest wait for one service response.
+        """
+        if transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
+        if request_timeout_s <= 0:
+            raise ValueError(f"request_timeout_s must be positive, got {request_timeout_s}")
+        self._node = node
+        self._models = dict(models)
+        self._transport = transport
+        self._on_ready = on_ready
+        self._on_error = on_error
+        self._request_timeout_s = request_timeout_s
+        self._host_id = host_identity()
+        self._shm_unreadable = False  # auto: the trainer's files proved unreachable; use bytes
+        self._buffers: dict[str, bytearray] = {}
+        self._announcements = NewestAnnouncements()
+        self._stop = threading.Event()
+        self._client: Any = node.create_client(
+            GetWeights, service, callback_group=MutuallyExclusiveCallbackGroup()
+        )
+        self._subscription = node.create_subscription(
+            WeightsAnnouncement,
+            announce_topic,
+            self._on_announcement,
+            ANNOUNCE_QOS,
+            callback_group=MutuallyExclusiveCallbackGroup(),
+        )
+        self._thread = threading.Thread(target=self._run, name="weights-loader", daemon=True)
+        self._thread.start()
+
+    def _now(self) -> float:
+        return float(self._node.get_clock().now().nanoseconds) * 1e-9
+
+    def _on_announcement(self, message: Any) -> None:
+        """Executor callback: only notes the announcement; the loader thread does the work."""
+        model = self._models.get(message.model_name)
+        if model is None or self._stop.is_set() or not model.accepts(message.version):
+            return
+        self._announcements.offer(
+            Announcement(
+                model_name=message.model_name,
+                version=message.version,
+                checksum=message.checksum,
+                size_bytes=message.size_bytes,
+                host_id=message.host_id,
+                published_s=_stamp_seconds(message.published),
+                received_s=self._now(),
+            )
+        )
+
+    # --- the loader thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            announcement = self._announcements.take(timeout=1.0)
+            if announcement is None or self._stop.is_set():
+                continue
+            model = self._models[announcement.model_name]
+            if not model.accepts(announcement.version):
+                continue  # loaded meanwhile, or a newer one is already prepared
+            try:
+                self._load(announcement, model)
+            except _ClosingError:
+                return
+            except (WeightsError, OSError) as error:
+                self._report(f"{error}; still acting with version {model.version}")
+            except Exception as error:  # a bug must not end the thread: report and go on
+                self._report(
+                    f"{announcement.where} refused: {type(error).__name__}: {error}; "
+                    f"still acting with version {model.version}"
+                )
+
+    def _report(self, message: str) -> None:
+        if self._stop.is_set():
+            return
+        if self._on_error is not None:
+            self._on_error(message)
+        else:
+            self._node.get_logger().error(message)
+
+    def _load(self, announcement: Announcement, model: SwappableModel) -> None:
+        where = announcement.where
+        if announcement.size_bytes > MAX_WEIGHTS_BYTES:
+            raise WeightsError(
+                f"{where}: announced size {announcement.size_bytes} bytes is over the "
+                f"{MAX_WEIGHTS_BYTES} byte limit"
+            )
+        stages: dict[str, float] = {"request_s": 0.0}
+        use_shm = self._transport == "shm" or (
+            self._transport == "auto"
+            and announcement.host_id == self._host_id
+            and not self._shm_unreadable
+        )
+        data: memoryview | None = None
+        transport = "bytes"
+        first_chunk: Any = None
+        if use_shm:
+            response = self._request(announcement, 0, bytes_only=False, stages=stages)
+            if response.shm_path:
+                try:
+                    data = self._read_file(announcement, response.shm_path, stages)
+                    transport = "shm"
+                except OSError as error:
+                    if self._transport == "shm":
+                        raise WeightsError(
+                            f"{where}: cannot read the shared-memory file {response.shm_path} "
+                            f"({error})"
+                        ) from None
+                    self._shm_unreadable = True
+                    self._node.get_logger().warning(
+                        f"the trainer's shared-memory file {response.shm_path} is not readable "
+                        f"here ({error}); fetching weights as bytes from now on"
+                    )
+            elif self._transport == "shm":
+                raise WeightsError(
+                    f"{where}: the trainer answered with bytes, not a shared-memory file (it "
+                    "is on another host); use transport 'auto' or 'bytes'"
+                )
+            else:
+                first_chunk = response  # the trainer chose bytes: this is chunk 0
+        if data is None:
+            data = self._fetch_chunks(announcement, first_chunk, stages)
+        received = self._now()
+
+        started = time.perf_counter()
+        verify_checksum(data, announcement.checksum, announcement.model_name, announcement.version)
+        checked = time.perf_counter()
+        # Views into our buffer (no copy); the NaN/Inf check runs here, once.
+        tensors = parse_weights(data, announcement.model_name, announcement.version, copy=False)
+        parsed = time.perf_counter()
+        model.prepare(tensors, announcement.version, announcement.published_s, check_finite=False)
+        loaded = time.perf_counter()
+        del tensors  # the buffer is reused for the next version
+
+        timing = SyncTiming(
+            announced_to_received_s=received - announcement.published_s,
+            announced_to_ready_s=self._now() - announcement.published_s,
+            transport=transport,
+            size_bytes=announcement.size_bytes,
+            announcement_s=announcement.received_s - announcement.published_s,
+            request_s=stages["request_s"],
+            read_s=stages.get("read_s", 0.0),
+            checksum_s=checked - started,
+            decode_s=parsed - checked,
+            load_s=loaded - parsed,
+        )
+        if self._on_ready is not None:
+            self._on_ready(announcement.model_name, announcement.version, timing)
+
+    def _buffer(self, model_name: str, size: int) -> bytearray:
+        """A receive buffer per model, reused: its pages are already mapped after the first use."""
+        buffer = self._buffers.get(model_name)
+        if buffer is None or len(buffer) < size:
+            buffer = bytearray(size)
+            self._buffers[model_name] = buffer
+        return buffer
+
+    def _read_file(
+        self, announcement: Announcement, path: str, stages: dict[str, float]
+    ) -> memoryview:
+        """Reads the version's file into the model's buffer (a private copy, checked after)."""
+        started = time.perf_counter()
+        where = announcement.where
+        if not os.path.isabs(path):
+            raise WeightsError(f"{where}: the trainer named a relative file path {path!r}")
+        # O_NONBLOCK: a FIFO or device under that name must not hang the loader.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(fd, "rb", buffering=0, closefd=True) as file:
+            status = os.fstat(fd)
+            if not stat.S_ISREG(status.st_mode):
+                raise WeightsError(f"{where}: {path} is not a regular file")
+            if status.st_size != announcement.size_bytes:
+                raise WeightsError(
+                    f"{where}: file {path} holds {status.st_size} bytes, the announcement "
+                    f"says {announcement.size_bytes} (truncated or replaced)"
+                )
+            view = memoryview(self._buffer(announcement.model_name, status.st_size))
+            view = view[: status.st_size]
+            position = 0
+            while position < status.st_size:
+                count = file.readinto(view[position:])
+                if not count:
+                    raise WeightsError(
+                        f"{where}: file {path} ended after {position} of {status.st_size} bytes"
+                    )
+                position += count
+        stages["read_s"] = time.perf_counter() - started
+        return view
+
+    def _fetch_chunks(
+        self, announcement: Announcement, first: Any, stages: dict[str, float]
+    ) -> memoryview:
+        """Fetches every chunk of the version through the service and assembles them."""
+        where = announcement.where
+        response = first or self._request(announcement, 0, bytes_only=True, stages=stages)
+        assemble_started = time.perf_counter()
+        request_before = stages["request_s"]
+        assembler = ChunkAssembler(
+            announcement.size_bytes,
+            max(1, response.chunk_count),
+            self._buffer(announcement.model_name, announcement.size_bytes),
+            where,
+        )
+        while True:
+            assembler.add(response.chunk_index, response.chunk, response.chunk_count)
+            if assembler.complete:
+                break
+            response = self._request(
+                announcement, assembler.next_index, bytes_only=True, stages=stages
+            )
+        waiting = stages["request_s"] - request_before
+        stages["read_s"] = time.perf_counter() - assemble_started - waiting
+        return assembler.data()
+
+    def _request(
+        self,
+        announcement: Announcement,
+        chunk_index: int,
+        bytes_only: bool,
+        stages: dict[str, float],
+    ) -> Any:
+        """One service call, answered or failed within the timeout; checks the answer matches."""
+        where = announcement.where
+        started = time.perf_counter()
+        request = GetWeights.Request(
+            model_name=announcement.model_name,
+            version=announcement.version,
+            host_id=self._host_id,
+            bytes_only=bytes_only,
+            chunk_index=chunk_index,
+        )
+        deadline = time.monotonic() + self._request_timeout_s
+        while not self._client.service_is_ready():
+            self._wait_or_close(POLL_PERIOD_S)
+            if time.monotonic() > deadline:
+                raise WeightsError(f"{where}: the weights service is not available")
+        future = self._client.call_async(request)
+        done = threading.Event()
+        future.add_done_callback(lambda _: done.set())
+        while not done.wait(POLL_PERIOD_S):
+            if self._stop.is_set() or time.monotonic() > deadline:
+                self._client.remove_pending_request(future)
+                future.cancel()
+                if self._stop.is_set():
+                    raise _ClosingError
+                raise WeightsError(
+                    f"{where}: no answer from the weights service within "
+                    f"{self._request_timeout_s:g} s"
+                )
+        stages["request_s"] += time.perf_counter() - started
+        response = future.result()
+        if response is None or not response.success:
+            reason = response.message if response is not None else "no response"
+            raise WeightsError(f"{where}: the trainer did not serve it: {reason}")
+        if response.version != announcement.version or response.checksum != announcement.checksum:
+            raise WeightsError(
+                f"{where}: the trainer served version {response.version} with checksum "
+                f"{response.checksum[:16]}..., not the announced {announcement.checksum[:16]}..."
+            )
+        if response.size_bytes != announcement.size_bytes:
+            raise WeightsError(
+                f"{where}: the trainer served {response.size_bytes} bytes, the announcement "
+                f"says {announcement.size_bytes}"
+            )
+        return response
+
+    def _wait_or_close(self, seconds: float) -> None:
+        if self._stop.wait(seconds):
+            raise _ClosingError
+
+    def close(self) -> None:
+        """Stops the loader thread (an interrupted fetch is dropped); idempotent."""
+        self._stop.set()
+        self._announcements.close()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout=5.0)
+        with contextlib.suppress(Exception):  # the context may already be shut down
+            self._node.destroy_subscription(self._subscription)
+            self._node.destroy_client(self._client)

@@ -1,0 +1,63 @@
+import dataclasses
+
+import numpy as np
+import pytest
+
+from pamiq_ros.core.experience import ExperienceError, ExperienceRecord, check_record
+
+SHAPE = (12, 16, 3)
+SIZES = (3, 3, 3, 2, 2)
+
+
+def make_record(**changes) -> ExperienceRecord:
+    record = ExperienceRecord(
+        step=5,
+        observation=np.zeros(SHAPE, dtype=np.uint8),
+        action=np.array([1, 2, 0, 1, 0], dtype=np.int64),
+        model_name="autoencoder",
+        weight_version=3,
+        tensors={"hidden": np.ones((2, 4), dtype=np.float32)},
+    )
+    return dataclasses.replace(record, **changes)
+
+
+def test_valid_record_passes():
+    check_record(make_record(), SHAPE, SIZES)
+    check_record(make_record(tensors={}, step=0, weight_version=0), SHAPE, SIZES)
+    check_record(make_record(action=np.array([2, 2, 2, 1, 1], dtype=np.int32)), SHAPE, SIZES)
+
+
+def test_any_size_wildcard():
+    check_record(make_record(observation=np.zeros((7, 9, 3), np.uint8)), (-1, -1, 3), SIZES)
+    with pytest.raises(ExperienceError, match="expected"):
+        check_record(make_record(observation=np.zeros((7, 9, 4), np.uint8)), (-1, -1, 3), SIZES)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"step": -1}, "step must be a non-negative integer"),
+        ({"step": 1.5}, "step must be a non-negative integer"),
+        ({"weight_version": -2}, "step 5: weight_version"),
+        ({"model_name": 7}, "model_name must be a string"),
+        ({"observation": np.zeros((12, 16), np.uint8)}, r"\(12, 16\), expected \(12, 16, 3\)"),
+        ({"observation": np.zeros(SHAPE, np.float32)}, "observation must be uint8, got float32"),
+        ({"observation": [[0]]}, "observation must be a numpy array, got list"),
+        ({"action": np.array([1, 1, 1, 1])}, r"action has shape \(4,\), expected \(5,\)"),
+        ({"action": np.array([0, 0, 3, 0, 0])}, "index 3 of dimension 2 is out of range 0..2"),
+        ({"action": np.array([0, 0, 0, -1, 0])}, "index -1 of dimension 3"),
+        ({"action": np.zeros(5, np.float32)}, "action must hold integers"),
+        ({"tensors": {"h": np.array([1.0, np.nan], np.float32)}}, "'h' has 1 non-finite"),
+        ({"tensors": {"h": np.array([np.inf], np.float32)}}, "non-finite"),
+        ({"tensors": {"h": np.zeros(2, np.float64)}}, "'h' must be a float32 array, got float64"),
+        ({"tensors": {"": np.zeros(2, np.float32)}}, "non-empty strings"),
+    ],
+)
+def test_malformed_records_are_refused_with_a_reason(changes, message):
+    with pytest.raises(ExperienceError, match=message):
+        check_record(make_record(**changes), SHAPE, SIZES)
+
+
+def test_error_is_a_value_error_naming_the_step():
+    with pytest.raises(ValueError, match=r"^step 5: "):
+        check_record(make_record(weight_version=-1), SHAPE, SIZES)

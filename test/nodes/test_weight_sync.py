@@ -1,0 +1,354 @@
+"""Weight sync over real DDS: a trainer-side and an agent-side context in the test's domain."""
+
+import array
+import hashlib
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import safetensors.torch
+import torch
+from pamiq_ros_interfaces.msg import WeightsAnnouncement
+from pamiq_ros_interfaces.srv import GetWeights
+
+from pamiq_ros.core.swappable import SwappableModel
+from pamiq_ros.core.weight_store import SharedWeightStore
+from pamiq_ros.core.weights import NonFiniteWeightsError, host_identity
+from pamiq_ros.nodes._weight_sync import (
+    ANNOUNCE_QOS,
+    Announcement,
+    NewestAnnouncements,
+    SyncTiming,
+    WeightPublisher,
+    WeightSubscriber,
+)
+from test.support.processes import wait_until
+from test.support.ros_probe import RosProbe
+
+pytestmark = pytest.mark.e2e
+
+MODEL = "policy"
+TIMEOUT_S = 20.0
+
+
+def build() -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.Tanh(), torch.nn.Linear(64, 8))
+
+
+def trained(seed: int) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    return build().state_dict()
+
+
+def assert_weights(module: torch.nn.Module, expected: dict[str, torch.Tensor]) -> None:
+    actual = module.state_dict()
+    assert set(actual) == set(expected)
+    for name, tensor in expected.items():
+        assert torch.equal(actual[name], tensor), name
+
+
+class Agent:
+    """The agent's side: a swappable model fed by a WeightSubscriber."""
+
+    def __init__(self, probe: RosProbe, transport: str, request_timeout_s: float = 10.0):
+        self.model = SwappableModel(MODEL, build)
+        self.initial = {k: v.clone() for k, v in self.model.current()[0].state_dict().items()}
+        self.ready: list[tuple[int, SyncTiming]] = []
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+        self.subscriber = WeightSubscriber(
+            probe.node,
+            {MODEL: self.model},
+            transport=transport,
+            on_ready=self._on_ready,
+            on_error=self._on_error,
+            request_timeout_s=request_timeout_s,
+        )
+
+    def _on_ready(self, name: str, version: int, timing: SyncTiming) -> None:
+        assert name == MODEL
+        with self._lock:
+            self.ready.append((version, timing))
+
+    def _on_error(self, message: str) -> None:
+        with self._lock:
+            self.errors.append(message)
+
+    def wait_ready(self, version: int) -> SyncTiming:
+        def arrived() -> bool:
+            with self._lock:
+                return any(ready == version for ready, _ in self.ready)
+
+        assert wait_until(arrived, TIMEOUT_S), f"version {version} not ready: {self.errors}"
+        with self._lock:
+            return next(timing for ready, timing in self.ready if ready == version)
+
+    def wait_error(self) -> str:
+        assert wait_until(lambda: bool(self.errors), TIMEOUT_S), f"no error; ready {self.ready}"
+        return self.errors[0]
+
+    def assert_acting_with_initial_weights(self) -> None:
+        assert self.model.swap_if_ready() is None
+        module, version = self.model.current()
+        assert version == 0
+        assert_weights(module, self.initial)
+
+
+@pytest.fixture
+def trainer_probe(domain_id: int) -> Iterator[RosProbe]:
+    probe = RosProbe(domain_id, "trainer")
+    yield probe
+    probe.close()
+
+
+@pytest.fixture
+def agent_probe(domain_id: int) -> Iterator[RosProbe]:
+    probe = RosProbe(domain_id, "agent")
+    yield probe
+    probe.close()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SharedWeightStore]:
+    # Small chunks: the bytes path takes several requests for these weights (~10 kB).
+    store = SharedWeightStore(tmp_path / "weights", chunk_size=4096)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def publisher(trainer_probe: RosProbe, store: SharedWeightStore) -> Iterator[WeightPublisher]:
+    publisher = WeightPublisher(trainer_probe.node, store)
+    yield publisher
+    publisher.close()
+
+
+@pytest.fixture
+def make_agent(agent_probe: RosProbe) -> Iterator[Any]:
+    agents: list[Agent] = []
+
+    def make(transport: str = "auto", **options: Any) -> Agent:
+        agent = Agent(agent_probe, transport, **options)
+        agents.append(agent)
+        return agent
+
+    yield make
+    for agent in agents:
+        agent.subscriber.close()
+
+
+@pytest.mark.parametrize(
+    ("transport", "expected"), [("auto", "shm"), ("shm", "shm"), ("bytes", "bytes")]
+)
+def test_each_transport_delivers_the_weights_exactly(publisher, make_agent, transport, expected):
+    agent = make_agent(transport)
+    for version in (1, 2):
+        state = trained(version)
+        encoded = publisher.publish(MODEL, version, state)
+        timing = agent.wait_ready(version)
+        assert agent.model.swap_if_ready() == version
+        module, acting_version = agent.model.current()
+        assert acting_version == version
+        assert_weights(module, state)
+        assert timing.transport == expected
+        assert timing.size_bytes == encoded.size_bytes
+        assert 0.0 <= timing.announced_to_received_s <= timing.announced_to_ready_s < TIMEOUT_S
+        assert timing.checksum_s > 0.0 and timing.load_s > 0.0
+    assert agent.errors == []
+
+
+def test_a_late_agent_catches_up_to_the_newest_version(publisher, make_agent):
+    for version in (1, 2, 3):
+        publisher.publish(MODEL, version, trained(version))
+    agent = make_agent()
+    agent.wait_ready(3)
+    assert agent.model.swap_if_ready() == 3
+    assert_weights(agent.model.current()[0], trained(3))
+    assert agent.errors == []
+
+
+def test_a_corrupted_shared_memory_file_is_refused_and_the_weights_stay(
+    publisher, store, make_agent
+):
+    publisher.publish(MODEL, 1, trained(1))
+    path = store.path(MODEL, 1)
+    assert path is not None
+    with path.open("r+b") as file:
+        file.seek(-5, 2)
+        last = file.read(1)
+        file.seek(-5, 2)
+        file.write(bytes([last[0] ^ 0xFF]))
+
+    agent = make_agent("auto")
+    error = agent.wait_error()
+    assert "model 'policy' version 1: checksum mismatch" in error
+    assert "still acting with version 0" in error
+    agent.assert_acting_with_initial_weights()
+
+    publisher.publish(MODEL, 2, trained(2))  # the next good version gets through
+    agent.wait_ready(2)
+    assert agent.model.swap_if_ready() == 2
+
+
+def test_a_truncated_shared_memory_file_is_refused(publisher, store, make_agent):
+    encoded = publisher.publish(MODEL, 1, trained(1))
+    path = store.path(MODEL, 1)
+    assert path is not None
+    with path.open("r+b") as file:
+        file.truncate(encoded.size_bytes - 100)
+    agent = make_agent("shm")
+    error = agent.wait_error()
+    assert f"holds {encoded.size_bytes - 100} bytes, the announcement says" in error
+    agent.assert_acting_with_initial_weights()
+
+
+class FakeTrainer:
+    """A deliberately bad trainer: announces one blob, and serves whatever it is given."""
+
+    def __init__(self, probe: RosProbe, announced: bytes, served: bytes, directory: Path):
+        self.served = served
+        self.path = directory / "served.safetensors"
+        self.path.write_bytes(served)
+        self.failure = ""
+        self.chunk_size = 4096
+        self._host_id = host_identity()
+        probe.node.create_service(GetWeights, "weights/get", self._serve)
+        announcer = probe.node.create_publisher(
+            WeightsAnnouncement, "weights/announce", ANNOUNCE_QOS
+        )
+        message = WeightsAnnouncement(
+            model_name=MODEL,
+            version=1,
+            checksum=hashlib.sha256(announced).hexdigest(),
+            size_bytes=len(announced),
+            host_id=self._host_id,
+        )
+        message.published = probe.node.get_clock().now().to_msg()
+        announcer.publish(message)
+        self.checksum = message.checksum
+
+    def _serve(self, request: Any, response: Any) -> Any:
+        if self.failure:
+            response.success = False
+            response.message = self.failure
+            return response
+        response.success = True
+        response.version = 1
+        response.checksum = self.checksum
+        response.size_bytes = len(self.served)
+        if request.host_id == self._host_id and not request.bytes_only:
+            response.shm_path = str(self.path)
+            return response
+        count = -(-len(self.served) // self.chunk_size)
+        start = request.chunk_index * self.chunk_size
+        response.chunk = array.array("B", self.served[start : start + self.chunk_size])
+        response.chunk_index = request.chunk_index
+        response.chunk_count = count
+        return response
+
+
+def encoded_blob(state: dict[str, torch.Tensor]) -> bytes:
+    return safetensors.torch.save(state, metadata={"model_name": MODEL, "version": "1"})
+
+
+@pytest.mark.parametrize("transport", ["shm", "bytes"])
+def test_weights_with_nan_served_anyway_are_refused(trainer_probe, make_agent, tmp_path, transport):
+    state = trained(1)
+    state["2.weight"][3, 7] = float("nan")
+    blob = encoded_blob(state)
+    FakeTrainer(trainer_probe, blob, blob, tmp_path)
+    agent = make_agent(transport)
+    error = agent.wait_error()
+    assert "version 1: tensor '2.weight' holds 1 NaN/Inf value(s)" in error
+    agent.assert_acting_with_initial_weights()
+
+
+def test_an_altered_chunk_is_refused(trainer_probe, make_agent, tmp_path):
+    good = encoded_blob(trained(1))
+    altered = bytearray(good)
+    altered[len(good) - 4100] ^= 0x10  # inside the second chunk from the end
+    FakeTrainer(trainer_probe, good, bytes(altered), tmp_path)
+    agent = make_agent("bytes")
+    assert "version 1: checksum mismatch" in agent.wait_error()
+    agent.assert_acting_with_initial_weights()
+
+
+def test_a_service_failure_is_reported(trainer_probe, make_agent, tmp_path):
+    blob = encoded_blob(trained(1))
+    fake = FakeTrainer(trainer_probe, blob, blob, tmp_path)
+    fake.failure = "disk on fire"
+    agent = make_agent("auto")
+    assert "the trainer did not serve it: disk on fire" in agent.wait_error()
+    agent.assert_acting_with_initial_weights()
+
+
+def test_no_answer_from_the_service_is_reported(trainer_probe, make_agent):
+    # Announced, but nobody serves: the agent gives up after its request timeout.
+    announcer = trainer_probe.node.create_publisher(
+        WeightsAnnouncement, "weights/announce", ANNOUNCE_QOS
+    )
+    announcer.publish(WeightsAnnouncement(model_name=MODEL, version=1, checksum="0" * 64))
+    agent = make_agent("auto", request_timeout_s=1.0)
+    assert "version 1: the weights service is not available" in agent.wait_error()
+    agent.assert_acting_with_initial_weights()
+
+
+def test_weights_with_nan_are_never_announced(publisher, store, agent_probe):
+    announcements = agent_probe.subscribe(WeightsAnnouncement, "weights/announce", ANNOUNCE_QOS)
+    bad = trained(1)
+    bad["0.bias"][5] = float("inf")
+    with pytest.raises(NonFiniteWeightsError, match=r"tensor '0\.bias'"):
+        publisher.publish(MODEL, 1, bad)
+    assert store.versions(MODEL) == []
+    publisher.publish(MODEL, 2, trained(2))
+    announcements.wait_for(1, TIMEOUT_S)
+    time.sleep(0.2)  # anything announced before version 2 would have arrived first
+    received = announcements.messages
+    assert [message.version for message in received] == [2]
+    assert received[0].host_id == host_identity()
+    stored = store.info(MODEL, 2)
+    assert stored is not None and received[0].checksum == stored.checksum
+
+
+def test_the_service_explains_what_it_cannot_serve(publisher, agent_probe):
+    publisher.publish(MODEL, 1, trained(1))
+    client = agent_probe.node.create_client(GetWeights, "weights/get")
+    assert client.wait_for_service(timeout_sec=TIMEOUT_S)
+
+    def call(**fields: Any) -> Any:
+        done = threading.Event()
+        future = client.call_async(GetWeights.Request(**fields))
+        future.add_done_callback(lambda _: done.set())
+        assert done.wait(TIMEOUT_S)
+        return future.result()
+
+    unknown = call(model_name="nobody")
+    assert not unknown.success and "no weights of model 'nobody' are stored" in unknown.message
+    old = call(model_name=MODEL, version=7)
+    assert not old.success and "has no version 7 stored (kept: 1)" in old.message
+    beyond = call(model_name=MODEL, bytes_only=True, chunk_index=99)
+    assert not beyond.success and "chunk 99 is out of range" in beyond.message
+    newest = call(model_name=MODEL, version=0, host_id=host_identity())
+    assert newest.success and newest.version == 1 and newest.shm_path and not len(newest.chunk)
+
+
+def announcement(model: str, version: int) -> Announcement:
+    return Announcement(model, version, "", 0, "", 0.0, 0.0)
+
+
+def test_only_the_newest_announcement_of_a_model_waits_and_models_take_turns():
+    queue = NewestAnnouncements()
+    assert queue.offer(announcement("a", 1))
+    assert queue.offer(announcement("b", 1))
+    assert queue.offer(announcement("a", 2))  # replaces a1, and a goes behind b
+    assert not queue.offer(announcement("a", 1))  # older than the waiting one
+    assert len(queue) == 2
+    first, second = queue.take(0.1), queue.take(0.1)
+    assert (first.model_name, first.version) == ("b", 1)  # type: ignore[union-attr]
+    assert (second.model_name, second.version) == ("a", 2)  # type: ignore[union-attr]
+    assert queue.take(0.01) is None
+    queue.close()
+    assert queue.take(1.0) is None
