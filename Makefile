@@ -18,7 +18,7 @@ export PYTHONUNBUFFERED := 1
 
 MSG_SOURCES := $(wildcard msg/msg/*.msg msg/srv/*.srv) msg/CMakeLists.txt msg/package.xml
 
-.PHONY: setup run test lint typecheck unit clean
+.PHONY: setup run test lint typecheck bench-sync clean
 
 setup: $(VENV)/.installed-package
 
@@ -46,6 +46,9 @@ $(VENV)/.installed-package: $(VENV)/.installed-interfaces setup.py setup.cfg pac
 
 run: setup
 	$(VENV)/bin/pamiq-ros launch $(CONFIG) --duration $(RUN_SECONDS)
+
+bench-sync: setup
+	$(PY) -m pamiq_ros.bench.weight_sync
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -39,6 +39,8 @@ from typing import Any
 
 import torch
 
+from pamiq_ros.core.weight_store import DEFAULT_CHUNK_SIZE
+
 MODEL_NAME = "bench_mlp"
 ACK_TOPIC = "bench/ready"
 MAX_WIDTH = 1024
@@ -334,7 +336,7 @@ def run_case(
     warmup: int,
     env: dict[str, str],
     out_dir: Path,
-    chunk_size: int = 8 << 20,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> dict[str, Any]:
     """Runs one size and transport with a fresh publisher and subscriber process."""
     label = f"{requested:.0e}-{transport}".replace("+", "")
@@ -443,7 +445,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", type=Path, default=None, help="default runs/bench-<time>/")
     parser.add_argument(
-        "--chunk-size", type=int, default=8 << 20, help="bytes per chunk on the bytes path"
+        "--chunk-size",
+        type=int,
+        default=DEFAULT_CHUNK_SIZE,
+        help="bytes per chunk on the bytes path",
     )
     parser.add_argument(
         "--domain-id",

@@ -12,7 +12,7 @@ from std_srvs.srv import Trigger
 from pamiq_ros.nodes._control import CONTROL_NAMESPACE
 
 TRIGGER_TYPE = "std_srvs/srv/Trigger"
-SETTLE_S = 1.5
+SETTLE_S = 2.0
 """Once services are seen, how long the set must stay unchanged before the call (discovery of
 the rest of the graph trickles in)."""
 

@@ -10,7 +10,7 @@ from typing import Protocol, TypeVar
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
@@ -94,7 +94,9 @@ def run_node(make_node: Callable[[], ClosableNode], args: Sequence[str] | None =
     exit_code = 0
     try:
         node = make_node()
-        executor = MultiThreadedExecutor(num_threads=2)
+        # rclpy's MultiThreadedExecutor was seen to delay small reliable messages across
+        # processes by up to a second; the nodes keep slow work in threads of their own.
+        executor = SingleThreadedExecutor()
         executor.add_node(node)  # type: ignore[arg-type]
         while not stop_requested.is_set() and rclpy.ok():
             executor.spin_once(timeout_sec=SPIN_PERIOD)

@@ -15,9 +15,17 @@ the subscriber's own loader thread, never in an executor callback and never in t
 thread; the acting thread swaps the prepared weights in between steps
 (``pamiq_ros.core.swappable``). Weights that fail a check are refused with a message and the
 model keeps acting with the weights it has.
+
+Both sides put their topic, service and client on a small node of their own
+(``<node>_weight_sync``, same namespace, names resolved through the host node so remappings
+apply) spun by a single-threaded executor in its own thread. rclpy's MultiThreadedExecutor,
+which the project's nodes run on, was measured delivering callbacks up to about a second late
+on a 2-core machine (a single-threaded executor: under 6 ms); the sync latency must not
+depend on it, nor on how busy the host node's callbacks are.
 """
 
 import array
+import atexit
 import contextlib
 import os
 import stat
@@ -27,10 +35,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import rclpy
 import torch
 from pamiq_ros_interfaces.msg import WeightsAnnouncement
 from pamiq_ros_interfaces.srv import GetWeights
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -59,12 +68,77 @@ TRANSPORTS = ("auto", "shm", "bytes")
 MAX_WEIGHTS_BYTES = 8 << 30
 """Largest announced size the subscriber accepts (a bad size must not exhaust memory)."""
 
+REQUEST_ATTEMPTS = 3
+"""Times a request is sent before the version is given up: a response that does not come within
+the timeout (one was seen lost among large ones on loopback) is asked for again."""
+
 POLL_PERIOD_S = 0.05
 """How often waits in the loader thread check whether the subscriber is closing."""
+
+SPIN_TIMEOUT_S = 0.1
+"""How often the sync node's spinning thread checks whether it should stop."""
 
 
 def _stamp_seconds(stamp: Any) -> float:
     return float(stamp.sec) + float(stamp.nanosec) * 1e-9
+
+
+class SyncNode:
+    """A node of its own next to a host node, spun by a single-threaded executor in a thread.
+
+    Entities are created with names resolved through the host node, so the host's namespace
+    and remappings apply; the sync node itself ignores the process's global arguments (a
+    ``__node`` remapping would otherwise give it the host's name).
+    """
+
+    def __init__(self, host: Node, suffix: str = "weight_sync") -> None:
+        """Creates the node in the host's context and starts spinning it."""
+        self.host = host
+        self.node = rclpy.create_node(
+            f"{host.get_name()}_{suffix}",
+            namespace=host.get_namespace(),
+            context=host.context,
+            use_global_arguments=False,
+            enable_rosout=False,
+            start_parameter_services=False,
+        )
+        self._executor = SingleThreadedExecutor(context=host.context)
+        self._executor.add_node(self.node)
+        self._stop = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(target=self._spin, name=f"{suffix}-spin", daemon=True)
+        self._thread.start()
+        # Should the owner not close it: the thread stops when the context shuts down, and the
+        # interpreter waits for it at exit (a thread still in rclpy's C++ code then aborts it).
+        host.context.on_shutdown(self._stop.set)
+        atexit.register(self._thread.join, 2.0)
+
+    def topic(self, name: str) -> str:
+        """The host's fully resolved name of a topic."""
+        return self.host.resolve_topic_name(name)
+
+    def service(self, name: str) -> str:
+        """The host's fully resolved name of a service."""
+        return self.host.resolve_service_name(name)
+
+    def _spin(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self._executor.spin_once(timeout_sec=SPIN_TIMEOUT_S)
+        except ExternalShutdownException:  # the context shut down: nothing left to serve
+            return
+
+    def close(self) -> None:
+        """Stops spinning and destroys the node; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=5.0)
+        with contextlib.suppress(Exception):  # the context may already be shut down
+            self._executor.shutdown(timeout_sec=1.0)
+            self.node.destroy_node()
 
 
 @dataclass(frozen=True)
@@ -102,10 +176,10 @@ class WeightPublisher:
         announce_topic: str = ANNOUNCE_TOPIC,
         service: str = WEIGHTS_SERVICE,
     ) -> None:
-        """Creates the announcement publisher and the service on ``node``.
+        """Creates the announcement publisher and the service (on a sync node next to ``node``).
 
         Args:
-            node: The trainer's node.
+            node: The trainer's node: its name, namespace, remappings and clock are used.
             store: Where versions are kept (the caller closes it).
             announce_topic: Topic of the announcements (relative names follow the namespace).
             service: Name of the ``GetWeights`` service.
@@ -116,9 +190,12 @@ class WeightPublisher:
         self._lock = threading.Lock()  # keeps announcements in version order
         self._closed = False
         self.last_timing: PublishTiming | None = None
-        self._announcer = node.create_publisher(WeightsAnnouncement, announce_topic, ANNOUNCE_QOS)
-        self._service = node.create_service(
-            GetWeights, service, self._serve, callback_group=ReentrantCallbackGroup()
+        self._sync = SyncNode(node)
+        self._announcer = self._sync.node.create_publisher(
+            WeightsAnnouncement, self._sync.topic(announce_topic), ANNOUNCE_QOS
+        )
+        self._service = self._sync.node.create_service(
+            GetWeights, self._sync.service(service), self._serve
         )
 
     @property
@@ -203,9 +280,10 @@ class WeightPublisher:
         return response
 
     def close(self) -> None:
-        """Stops announcing and serving (requests get a failure); the node destroys the entities."""
+        """Stops announcing and serving; idempotent."""
         with self._lock:
             self._closed = True
+        self._sync.close()
 
 
 @dataclass(frozen=True)
@@ -318,12 +396,12 @@ class WeightSubscriber:
         on_error: Callable[[str], None] | None = None,
         announce_topic: str = ANNOUNCE_TOPIC,
         service: str = WEIGHTS_SERVICE,
-        request_timeout_s: float = 10.0,
+        request_timeout_s: float = 5.0,
     ) -> None:
         """Subscribes to announcements and starts the loader thread.
 
         Args:
-            node: The agent's node (spun by an executor; the service responses arrive there).
+            node: The agent's node: its name, namespace, remappings, clock and logger are used.
             models: Model name -> the model its weights go to.
             transport: ``"auto"`` (the shared-memory file when the trainer is on this host,
                 else bytes), ``"shm"`` or ``"bytes"``.
@@ -332,7 +410,8 @@ class WeightSubscriber:
                 logged as an error when None.
             announce_topic: Topic of the announcements.
             service: Name of the ``GetWeights`` service.
-            request_timeout_s: Longest wait for one service response.
+            request_timeout_s: Longest wait for one service response (each of
+                ``REQUEST_ATTEMPTS`` tries).
         """
         if transport not in TRANSPORTS:
             raise ValueError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
@@ -349,15 +428,13 @@ class WeightSubscriber:
         self._buffers: dict[str, bytearray] = {}
         self._announcements = NewestAnnouncements()
         self._stop = threading.Event()
-        self._client: Any = node.create_client(
-            GetWeights, service, callback_group=MutuallyExclusiveCallbackGroup()
-        )
-        self._subscription = node.create_subscription(
+        self._sync = SyncNode(node)
+        self._client: Any = self._sync.node.create_client(GetWeights, self._sync.service(service))
+        self._subscription = self._sync.node.create_subscription(
             WeightsAnnouncement,
-            announce_topic,
+            self._sync.topic(announce_topic),
             self._on_announcement,
             ANNOUNCE_QOS,
-            callback_group=MutuallyExclusiveCallbackGroup(),
         )
         self._thread = threading.Thread(target=self._run, name="weights-loader", daemon=True)
         self._thread.start()
@@ -568,24 +645,18 @@ class WeightSubscriber:
             self._wait_or_close(POLL_PERIOD_S)
             if time.monotonic() > deadline:
                 raise WeightsError(f"{where}: the weights service is not available")
-        future = self._client.call_async(request)
-        done = threading.Event()
-        future.add_done_callback(lambda _: done.set())
-        while not done.wait(POLL_PERIOD_S):
-            if self._stop.is_set() or time.monotonic() > deadline:
-                self._client.remove_pending_request(future)
-                future.cancel()
-                if self._stop.is_set():
-                    raise _ClosingError
-                raise WeightsError(
-                    f"{where}: no answer from the weights service within "
-                    f"{self._request_timeout_s:g} s"
-                )
+        for _ in range(REQUEST_ATTEMPTS):
+            response = self._call(request)
+            if response is not None:
+                break
+        else:
+            raise WeightsError(
+                f"{where}: no answer from the weights service within "
+                f"{self._request_timeout_s:g} s, {REQUEST_ATTEMPTS} times"
+            )
         stages["request_s"] += time.perf_counter() - started
-        response = future.result()
-        if response is None or not response.success:
-            reason = response.message if response is not None else "no response"
-            raise WeightsError(f"{where}: the trainer did not serve it: {reason}")
+        if not response.success:
+            raise WeightsError(f"{where}: the trainer did not serve it: {response.message}")
         if response.version != announcement.version or response.checksum != announcement.checksum:
             raise WeightsError(
                 f"{where}: the trainer served version {response.version} with checksum "
@@ -598,6 +669,21 @@ class WeightSubscriber:
             )
         return response
 
+    def _call(self, request: Any) -> Any:
+        """Sends one request; the response, or None if none came within the timeout."""
+        future = self._client.call_async(request)
+        done = threading.Event()
+        future.add_done_callback(lambda _: done.set())
+        deadline = time.monotonic() + self._request_timeout_s
+        while not done.wait(POLL_PERIOD_S):
+            if self._stop.is_set() or time.monotonic() > deadline:
+                self._client.remove_pending_request(future)
+                future.cancel()
+                if self._stop.is_set():
+                    raise _ClosingError
+                return None
+        return future.result()
+
     def _wait_or_close(self, seconds: float) -> None:
         if self._stop.wait(seconds):
             raise _ClosingError
@@ -608,6 +694,4 @@ class WeightSubscriber:
         self._announcements.close()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=5.0)
-        with contextlib.suppress(Exception):  # the context may already be shut down
-            self._node.destroy_subscription(self._subscription)
-            self._node.destroy_client(self._client)
+        self._sync.close()

@@ -358,6 +358,7 @@ class TrainerNode(Node, Controllable):
         except Exception as error:
             self.get_logger().error(f"checkpoint on shutdown failed: {error}")
         self._metrics.close()
+        self._publisher.close()
         self._weight_store.close()
 
 

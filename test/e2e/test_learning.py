@@ -56,6 +56,19 @@ def run_cli(env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess
     )  # fmt: skip
 
 
+STACK_NODES = ("/sim_world", "/camera_sensor", "/agent", "/trainer", "/osc_actuator")
+
+
+def run_cli_on_stack(env: dict[str, str], command: str) -> subprocess.CompletedProcess[str]:
+    """Runs a control command until every node of the stack answered (all commands are
+    idempotent); a loaded machine can take more than the CLI's settle time to discover all."""
+    for _ in range(3):
+        result = run_cli(env, command)
+        if all(f"{node}: " in result.stdout for node in STACK_NODES):
+            break
+    return result
+
+
 def test_trainer_learns_while_the_agent_keeps_its_rate_and_acts_with_fresh_weights(
     spawn, probe: RosProbe, tmp_path, free_udp_port, free_tcp_port
 ):
@@ -115,12 +128,17 @@ def test_killed_trainer_leaves_the_agent_acting_and_resumes_from_its_checkpoint(
 
     trainer.signal_group(signal.SIGKILL)
     trainer.popen.wait(timeout=10)
-    version_before = figure(diagnostics, "agent", "weight_version")
     seen = len(statuses(diagnostics, "agent"))
-    assert wait_until(lambda: len(statuses(diagnostics, "agent")) >= seen + 5, 20)
-    after_kill = [float(s["rate_hz"]) for s in statuses(diagnostics, "agent")[seen:]]
-    assert all(9.0 <= rate <= 11.0 for rate in after_kill), after_kill
-    assert figure(diagnostics, "agent", "weight_version") == version_before  # last weights kept
+    # A version announced just before the kill may still arrive; after that, nothing changes.
+    assert wait_until(lambda: len(statuses(diagnostics, "agent")) >= seen + 2, 20)
+    version_before = figure(diagnostics, "agent", "weight_version")
+    assert wait_until(lambda: len(statuses(diagnostics, "agent")) >= seen + 7, 20)
+    after_kill = statuses(diagnostics, "agent")[seen:]
+    rates = [float(status["rate_hz"]) for status in after_kill]
+    assert all(9.0 <= rate <= 11.0 for rate in rates), rates
+    assert [float(status["weight_version"]) for status in after_kill[2:]] == [version_before] * (
+        len(after_kill) - 2
+    ), "the agent kept acting with its last weights"
 
     resumed = spawn_node(
         "trainer", {"run_dir": str(second), "resume_from": "latest"}, params_file=config,
@@ -191,24 +209,24 @@ def test_pause_save_resume_and_status_from_the_command_line(
     assert wait_until(lambda: len(actions) > 10, 60), launcher.output()
     launcher.wait_for_output("[trainer] [INFO] runs=", timeout=60)
 
-    status = run_cli(ros_env, "status")
+    status = run_cli_on_stack(ros_env, "status")
     assert status.returncode == 0, status
-    for node in ("/sim_world", "/camera_sensor", "/agent", "/trainer", "/osc_actuator"):
+    for node in STACK_NODES:
         assert f"{node}: ok: {{" in status.stdout, status.stdout
 
-    paused = run_cli(ros_env, "pause")
+    paused = run_cli_on_stack(ros_env, "pause")
     assert paused.returncode == 0 and paused.stdout.count(": ok:") == 5, paused
     launcher.wait_for_output("paused: released all inputs", timeout=10)
     count = len(actions)
     wait_until(lambda: False, 2.0)
     assert len(actions) - count <= 1, "the agent kept acting while paused"
-    assert '"paused": true' in run_cli(ros_env, "status").stdout
+    assert '"paused": true' in run_cli_on_stack(ros_env, "status").stdout
 
-    saved = run_cli(ros_env, "save")
+    saved = run_cli_on_stack(ros_env, "save")
     assert saved.returncode == 0, saved
     assert "/trainer: ok: checkpoint" in saved.stdout and "/agent: ok: agent state" in saved.stdout
 
-    resumed = run_cli(ros_env, "resume")
+    resumed = run_cli_on_stack(ros_env, "resume")
     assert resumed.returncode == 0, resumed
     count = len(actions)
     assert wait_until(lambda: len(actions) > count + 10, 10), "acting did not resume"

@@ -78,7 +78,7 @@ def test_agent_holds_its_rate_without_a_camera(spawn_node, probe):
         "last_frame_height",
     ):
         assert key in status
-    output = agent.wait_for_output("| frames received=0 rejected=0 last=none | action=")
+    output = agent.wait_for_output("| frames received=0 rejected=0 last=none |")
     assert "steps=" in output and "interval error p50=" in output
 
     assert agent.stop(signal.SIGINT) == 0

@@ -214,6 +214,8 @@ class FakeTrainer:
         self.path.write_bytes(served)
         self.failure = ""
         self.chunk_size = 4096
+        self.first_answer_delay_s = 0.0
+        self.requests = 0
         self._host_id = host_identity()
         probe.node.create_service(GetWeights, "weights/get", self._serve)
         announcer = probe.node.create_publisher(
@@ -231,6 +233,9 @@ class FakeTrainer:
         self.checksum = message.checksum
 
     def _serve(self, request: Any, response: Any) -> Any:
+        self.requests += 1
+        if self.requests == 1:
+            time.sleep(self.first_answer_delay_s)
         if self.failure:
             response.success = False
             response.message = self.failure
@@ -283,6 +288,19 @@ def test_a_service_failure_is_reported(trainer_probe, make_agent, tmp_path):
     agent = make_agent("auto")
     assert "the trainer did not serve it: disk on fire" in agent.wait_error()
     agent.assert_acting_with_initial_weights()
+
+
+def test_a_request_left_unanswered_is_sent_again(trainer_probe, make_agent, tmp_path):
+    state = trained(1)
+    blob = encoded_blob(state)
+    fake = FakeTrainer(trainer_probe, blob, blob, tmp_path)
+    fake.first_answer_delay_s = 1.5  # the first answer comes after the agent stopped waiting
+    agent = make_agent("bytes", request_timeout_s=0.5)
+    agent.wait_ready(1)
+    assert agent.errors == []
+    assert fake.requests >= 2
+    assert agent.model.swap_if_ready() == 1
+    assert_weights(agent.model.current()[0], state)
 
 
 def test_no_answer_from_the_service_is_reported(trainer_probe, make_agent):
