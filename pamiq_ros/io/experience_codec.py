@@ -15,12 +15,9 @@ from pamiq_ros.io.image_codec import (
 
 def record_to_message(record: ExperienceRecord) -> Experience:
     """Packs a record into a message (header stamp left to the caller)."""
-    fields = encode_image(record.observation, "rgb8")
     message = Experience(step=record.step, model_name=record.model_name)
     message.weight_version = record.weight_version
-    image = message.observation
-    image.height, image.width, image.encoding = fields.height, fields.width, fields.encoding
-    image.is_bigendian, image.step, image.data = fields.is_bigendian, fields.step, fields.data
+    encode_image(record.observation, "rgb8").fill(message.observation)
     message.action = [int(index) for index in record.action]
     message.tensors = [
         NamedTensor(
@@ -41,16 +38,7 @@ def message_to_record(message: Experience) -> ExperienceRecord:
     """
     image = message.observation
     try:
-        pixels = decode_image(
-            ImageFields(
-                height=image.height,
-                width=image.width,
-                encoding=image.encoding,
-                is_bigendian=image.is_bigendian,
-                step=image.step,
-                data=bytes(image.data),
-            )
-        )
+        pixels = decode_image(ImageFields.of_message(image))
     except ImageFormatError as error:
         raise ExperienceError(f"step {message.step}: observation: {error}") from error
     tensors = {}

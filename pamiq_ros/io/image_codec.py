@@ -5,6 +5,7 @@ into messages and the checks are testable without a graph.
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +28,23 @@ class ImageFields:
     is_bigendian: int
     step: int
     data: bytes
+
+    @classmethod
+    def of_message(cls, message: Any) -> "ImageFields":
+        """The pixel fields of a ``sensor_msgs/Image`` (or anything with those attributes)."""
+        return cls(
+            height=message.height,
+            width=message.width,
+            encoding=message.encoding,
+            is_bigendian=message.is_bigendian,
+            step=message.step,
+            data=bytes(message.data),
+        )
+
+    def fill(self, message: Any) -> None:
+        """Writes these fields into a ``sensor_msgs/Image`` (header left to the caller)."""
+        message.height, message.width, message.encoding = self.height, self.width, self.encoding
+        message.is_bigendian, message.step, message.data = self.is_bigendian, self.step, self.data
 
 
 def encode_image(pixels: npt.NDArray[np.uint8], encoding: str = "rgb8") -> ImageFields:

@@ -201,15 +201,7 @@ class AgentNode(Node, Controllable):
                 f"image {message.width}x{message.height} does not match the expected "
                 f"{expected[0]}x{expected[1]}"
             )
-        fields = ImageFields(
-            height=message.height,
-            width=message.width,
-            encoding=message.encoding,
-            is_bigendian=message.is_bigendian,
-            step=message.step,
-            data=bytes(message.data),
-        )
-        return to_rgb(decode_image(fields), message.encoding)
+        return to_rgb(decode_image(ImageFields.of_message(message)), message.encoding)
 
     def _on_weights_ready(self, model: str, version: int, timing: SyncTiming) -> None:
         """Loader thread: remembers when the version was announced, to time it to first use."""

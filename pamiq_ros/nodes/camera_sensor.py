@@ -150,12 +150,7 @@ class CameraSensorNode(Node, Controllable):
         message = Image()
         message.header.stamp = (self.get_clock().now() - age).to_msg()
         message.header.frame_id = self.settings.frame_id
-        message.height = fields.height
-        message.width = fields.width
-        message.encoding = fields.encoding
-        message.is_bigendian = fields.is_bigendian
-        message.step = fields.step
-        message.data = fields.data
+        fields.fill(message)
         self._publisher.publish(message)
         self._published += 1
 

@@ -127,3 +127,13 @@ def test_to_rgb_reorders_or_expands_channels():
     np.testing.assert_array_equal(to_rgb(mono, "mono8"), [[[7, 7, 7], [9, 9, 9]]])
     with pytest.raises(ImageFormatError, match="unsupported encoding"):
         to_rgb(bgr, "rgba8")
+
+
+def test_fields_fill_and_read_back_a_ros_image_message():
+    from sensor_msgs.msg import Image
+
+    pixels = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
+    message = Image()
+    encode_image(pixels, "bgr8").fill(message)
+    assert (message.width, message.height, message.encoding, message.step) == (6, 4, "bgr8", 18)
+    np.testing.assert_array_equal(decode_image(ImageFields.of_message(message)), pixels)
