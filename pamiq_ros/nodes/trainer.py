@@ -119,6 +119,8 @@ class TrainerNode(Node, Controllable):
         self._runs = 0
         self._published: dict[str, int] = {}
         self._refused_versions = 0
+        self._lag_sum = 0
+        self._lag_count = 0
         self._last_metrics: dict[str, float] = {}
         self._last_sync_ms = math.nan
         self._report_time = time.monotonic()
@@ -168,6 +170,11 @@ class TrainerNode(Node, Controllable):
             return
         with self._lock:
             self._received += 1
+            published = self._published.get(record.model_name)
+            if published is not None:
+                # Policy lag: how many versions behind the trainer's newest the step acted.
+                self._lag_sum += max(0, published - record.weight_version)
+                self._lag_count += 1
 
     # --- training thread ---------------------------------------------------------------------
 
@@ -315,6 +322,7 @@ class TrainerNode(Node, Controllable):
                 "published_versions": dict(self._published),
                 "refused_versions": self._refused_versions,
                 "checkpoints_written": self._checkpoints_written,
+                "policy_lag_mean": self._lag_sum / self._lag_count if self._lag_count else 0.0,
                 "run_dir": str(self._run_dir),
                 **self._last_metrics,
             }
@@ -338,12 +346,14 @@ class TrainerNode(Node, Controllable):
             + f" | experience received={status['experience_received']} "
             f"rejected={status['experience_rejected']} | published "
             + " ".join(f"{name}=v{version}" for name, version in published.items())
-            + f" (last publish {sync_ms:.0f} ms)"
+            + f" (last publish {sync_ms:.0f} ms, policy lag {status['policy_lag_mean']:.2f})"
             + (" | PAUSED" if paused else "")
         )
         for name, size in buffers.items():
             self._metrics.add_scalar(f"buffers/{name}", size, runs)
         self._metrics.add_scalar("runs/per_second", runs_per_s, runs)
+        self._metrics.add_scalar("sync/publish_ms", sync_ms, runs)
+        self._metrics.add_scalar("sync/policy_lag_mean", float(status["policy_lag_mean"]), runs)  # type: ignore[arg-type]
         level = WARN if paused or not runs else OK
         summary = "paused" if paused else f"{runs_per_s:.1f} runs/s"
         status.update(runs_per_second=runs_per_s, last_publish_ms=sync_ms)

@@ -91,6 +91,8 @@ def test_trainer_learns_while_the_agent_keeps_its_rate_and_acts_with_fresh_weigh
     assert wait_until(lambda: figure(diagnostics, "agent", "experience_sent") > 50, 30)
     assert figure(diagnostics, "trainer", "experience_rejected") == 0
     assert wait_until(lambda: figure(diagnostics, "trainer", "runs") >= 25, 90)
+    # Each record says which version it acted with, so the trainer measures the policy lag.
+    assert 0.0 <= figure(diagnostics, "trainer", "policy_lag_mean") < 3.0
 
     assert launcher.stop(signal.SIGINT, timeout=60) == 0, launcher.output()
     (run_dir,) = (tmp_path / "runs").iterdir()
