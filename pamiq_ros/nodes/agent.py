@@ -417,7 +417,7 @@ class AgentNode(Node, Controllable):
             f"max={stats.interval_error_max_ms:.1f} ms missed={stats.missed_deadlines} | "
             f"frames received={status['frames_received']} rejected={rejected} {last} | "
             f"{MODEL_NAME} v{status['weight_version']} recon={status['reconstruction_error']:.4f} "
-            f"sync p50={status['sync_latency_p50_ms']} ms | experience sent="
+            f"sync p50={_ms(status['sync_latency_p50_ms'])} | experience sent="
             f"{status['experience_sent']} dropped={status['experience_dropped']} | "
             f"action={status['action']}" + (" | PAUSED" if status["paused"] else "")
         )
@@ -449,6 +449,10 @@ class AgentNode(Node, Controllable):
         self.get_logger().info(
             f"closed after {stats.steps} steps ({stats.missed_deadlines} missed deadlines)"
         )
+
+
+def _ms(value: object) -> str:
+    return f"{value:.0f} ms" if isinstance(value, float) else str(value)
 
 
 def main(args: Sequence[str] | None = None) -> None:
