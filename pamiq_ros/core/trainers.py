@@ -14,9 +14,11 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
+import torch
 from torch import nn
+from typing_extensions import override
 
 from pamiq_ros.core.buffers import DataBuffer
 
@@ -186,6 +188,95 @@ class Trainer(ABC):
                 f"trainer {self.name!r} needs buffer {self.buffer_name!r}, "
                 f"there are only {sorted(buffers)}"
             ) from None
+
+
+ModelT = TypeVar("ModelT", bound=nn.Module)
+
+
+class TorchTrainer(Trainer, Generic[ModelT]):
+    """A trainer of one torch model with one optimizer and a seeded random generator.
+
+    It finds its model by name (checking the type), saves and restores the optimizer and the
+    generator with the trainer's state, and starts the optimizer afresh when the model's
+    weights are rolled back (its moments saw the gradients that broke them). Subclasses give
+    :meth:`make_optimizer` and :meth:`train`, and use :meth:`_ready` and ``_generator``.
+
+    Args:
+        name: The trainer's name.
+        buffer_name: The buffer it learns from.
+        min_buffer_size: Samples the buffer must hold before a run.
+        min_new_samples: Samples added since the last run before another run.
+        model_name: The model it trains.
+        model_type: The class that model must be.
+        seed: Seed of the generator that draws batches.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        buffer_name: str,
+        min_buffer_size: int,
+        min_new_samples: int,
+        *,
+        model_name: str,
+        model_type: type[ModelT],
+        seed: int = 0,
+    ) -> None:
+        super().__init__(name, buffer_name, min_buffer_size, min_new_samples)
+        self.model_name = model_name
+        self._model_type = model_type
+        self._generator = torch.Generator().manual_seed(seed)
+        self._model: ModelT | None = None
+        self._optimizer: torch.optim.Optimizer | None = None
+
+    @abstractmethod
+    def make_optimizer(self, model: ModelT) -> torch.optim.Optimizer:
+        """A new optimizer over the model's trained parameters."""
+
+    def check_model(self, model: ModelT) -> None:
+        """Refuses (ValueError) a model this trainer's settings do not fit."""
+
+    @override
+    def on_setup(self, models: Mapping[str, nn.Module]) -> None:
+        model = models.get(self.model_name)
+        if not isinstance(model, self._model_type):
+            raise KeyError(
+                f"trainer {self.name!r} needs a {self._model_type.__name__} named "
+                f"{self.model_name!r}, got {type(model).__name__}"
+            )
+        self.check_model(model)
+        self._model = model
+        self._optimizer = self.make_optimizer(model)
+
+    @override
+    def on_weights_restored(self, model_name: str) -> None:
+        if model_name == self.model_name and self._model is not None:
+            self._optimizer = self.make_optimizer(self._model)
+
+    @override
+    def extra_state_dict(self) -> dict[str, Any]:
+        _, optimizer = self._ready()
+        return {"optimizer": optimizer.state_dict(), "generator": self._generator.get_state()}
+
+    @override
+    def load_extra_state_dict(self, state: Any) -> None:
+        _, optimizer = self._ready()
+        if not isinstance(state, Mapping) or {"optimizer", "generator"} - set(state):
+            raise ValueError(f"trainer {self.name!r}: state needs 'optimizer' and 'generator'")
+        generator = state["generator"]
+        if not isinstance(generator, torch.Tensor) or generator.dtype != torch.uint8:
+            raise ValueError(f"trainer {self.name!r}: the generator state is not a byte tensor")
+        try:
+            torch.Generator().set_state(generator)  # check before changing anything
+            optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"trainer {self.name!r}: unusable state: {error}") from error
+        self._generator.set_state(generator)
+
+    def _ready(self) -> tuple[ModelT, torch.optim.Optimizer]:
+        if self._model is None or self._optimizer is None:
+            raise RuntimeError(f"trainer {self.name!r} is not set up: call setup(models) first")
+        return self._model, self._optimizer
 
 
 class TrainerRunner:

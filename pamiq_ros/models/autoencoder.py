@@ -22,7 +22,7 @@ from typing_extensions import override
 from pamiq_ros.core.buffers import DataBuffer, RandomReplacementBuffer
 from pamiq_ros.core.experience import ExperienceRecord
 from pamiq_ros.core.learner import Learner
-from pamiq_ros.core.trainers import Trainer
+from pamiq_ros.core.trainers import TorchTrainer
 
 MODEL_NAME = "autoencoder"
 """The name the autoencoder's weights are trained, announced and acted with under."""
@@ -158,7 +158,7 @@ def _describe(value: object) -> str:
     return type(value).__name__
 
 
-class AutoencoderTrainer(Trainer):
+class AutoencoderTrainer(TorchTrainer[FrameAutoencoder]):
     """Trains a :class:`FrameAutoencoder` to reconstruct random batches of stored frames.
 
     Each run takes ``steps_per_run`` Adam steps on the mean squared error of batches drawn
@@ -195,7 +195,10 @@ class AutoencoderTrainer(Trainer):
         Raises:
             ValueError: If a number is out of range.
         """
-        super().__init__(name or model_name, buffer_name, min_buffer_size, min_new_samples)
+        super().__init__(
+            name or model_name, buffer_name, min_buffer_size, min_new_samples,
+            model_name=model_name, model_type=FrameAutoencoder, seed=seed,
+        )  # fmt: skip
         if batch_size < 1 or steps_per_run < 1:
             raise ValueError(
                 "batch_size and steps_per_run must be at least 1, "
@@ -203,24 +206,9 @@ class AutoencoderTrainer(Trainer):
             )
         if not learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {learning_rate}")
-        self.model_name = model_name
         self.batch_size = batch_size
         self.steps_per_run = steps_per_run
         self.learning_rate = learning_rate
-        self._generator = torch.Generator().manual_seed(seed)
-        self._model: FrameAutoencoder | None = None
-        self._optimizer: torch.optim.Optimizer | None = None
-
-    @override
-    def on_setup(self, models: Mapping[str, nn.Module]) -> None:
-        model = models.get(self.model_name)
-        if not isinstance(model, FrameAutoencoder):
-            raise KeyError(
-                f"trainer {self.name!r} needs a FrameAutoencoder named {self.model_name!r}, "
-                f"got {type(model).__name__}"
-            )
-        self._model = model
-        self._optimizer = self._new_optimizer(model)
 
     @override
     def train(
@@ -241,38 +229,8 @@ class AutoencoderTrainer(Trainer):
         return {f"{self.name}/loss": float(np.mean(losses))}, (self.model_name,)
 
     @override
-    def on_weights_restored(self, model_name: str) -> None:
-        # Adam's moments saw the gradients that broke the weights; start them afresh.
-        if model_name == self.model_name and self._model is not None:
-            self._optimizer = self._new_optimizer(self._model)
-
-    @override
-    def extra_state_dict(self) -> dict[str, Any]:
-        _, optimizer = self._ready()
-        return {"optimizer": optimizer.state_dict(), "generator": self._generator.get_state()}
-
-    @override
-    def load_extra_state_dict(self, state: Any) -> None:
-        _, optimizer = self._ready()
-        if not isinstance(state, Mapping) or {"optimizer", "generator"} - set(state):
-            raise ValueError(f"trainer {self.name!r}: state needs 'optimizer' and 'generator'")
-        generator = state["generator"]
-        if not isinstance(generator, torch.Tensor) or generator.dtype != torch.uint8:
-            raise ValueError(f"trainer {self.name!r}: the generator state is not a byte tensor")
-        try:
-            torch.Generator().set_state(generator)  # check before changing anything
-            optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"trainer {self.name!r}: unusable state: {error}") from error
-        self._generator.set_state(generator)
-
-    def _new_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+    def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         return torch.optim.Adam(model.parameters(), lr=self.learning_rate)
-
-    def _ready(self) -> tuple[FrameAutoencoder, torch.optim.Optimizer]:
-        if self._model is None or self._optimizer is None:
-            raise RuntimeError(f"trainer {self.name!r} is not set up: call setup(models) first")
-        return self._model, self._optimizer
 
 
 def build_acting_model(

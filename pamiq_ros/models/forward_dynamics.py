@@ -33,8 +33,8 @@ from typing_extensions import override
 
 from pamiq_ros.core.actions import ACTION_SIZES
 from pamiq_ros.core.buffers import DataBuffer
-from pamiq_ros.core.trainers import Trainer
-from pamiq_ros.models.temporal import autocast_context, load_optimizer_and_generator
+from pamiq_ros.core.trainers import TorchTrainer
+from pamiq_ros.models.temporal import autocast_context
 
 MODEL_NAME = "forward_dynamics"
 """The name the forward dynamics model is trained and announced under."""
@@ -204,7 +204,7 @@ class ForwardDynamics(nn.Module):
         return torch.stack(predictions, dim=1)
 
 
-class ForwardDynamicsTrainer(Trainer):
+class ForwardDynamicsTrainer(TorchTrainer[ForwardDynamics]):
     """Teaches a :class:`ForwardDynamics` model the observations that follow a state and action.
 
     Each optimiser step draws ``batch_size`` steps ``t`` that have K later samples in the
@@ -244,7 +244,10 @@ class ForwardDynamicsTrainer(Trainer):
         Raises:
             ValueError: If a number is out of range.
         """
-        super().__init__(name, buffer_name, min_buffer_size, min_new_samples)
+        super().__init__(
+            name, buffer_name, min_buffer_size, min_new_samples,
+            model_name=model_name, model_type=ForwardDynamics, seed=seed,
+        )  # fmt: skip
         if batch_size < 1 or steps_per_run < 1:
             raise ValueError(
                 f"batch_size and steps_per_run must be at least 1, got {batch_size}, "
@@ -252,30 +255,22 @@ class ForwardDynamicsTrainer(Trainer):
             )
         if not learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {learning_rate}")
-        self.model_name = model_name
         self.batch_size = batch_size
         self.steps_per_run = steps_per_run
         self.learning_rate = learning_rate
         self.autocast_dtype = autocast_dtype
-        self._generator = torch.Generator().manual_seed(seed)
-        self._model: ForwardDynamics | None = None
-        self._optimizer: torch.optim.Optimizer | None = None
 
     @override
-    def on_setup(self, models: Mapping[str, nn.Module]) -> None:
-        model = models.get(self.model_name)
-        if not isinstance(model, ForwardDynamics):
-            raise KeyError(
-                f"trainer {self.name!r} needs a ForwardDynamics named {self.model_name!r}, "
-                f"got {type(model).__name__}"
-            )
+    def check_model(self, model: ForwardDynamics) -> None:
         if self.min_buffer_size <= model.horizon:
             raise ValueError(
                 f"trainer {self.name!r}: min_buffer_size {self.min_buffer_size} must exceed "
                 f"the model's horizon {model.horizon}"
             )
-        self._model = model
-        self._optimizer = torch.optim.Adam(model.parameters(), lr=self.learning_rate)
+
+    @override
+    def make_optimizer(self, model: ForwardDynamics) -> torch.optim.Optimizer:
+        return torch.optim.Adam(model.parameters(), lr=self.learning_rate)
 
     @override
     def train(
@@ -315,24 +310,3 @@ class ForwardDynamicsTrainer(Trainer):
         for k, value in enumerate(np.mean(per_horizon, axis=0), start=1):
             metrics[f"{self.name}/loss_h{k}"] = float(value)
         return metrics, (self.model_name,)
-
-    @override
-    def on_weights_restored(self, model_name: str) -> None:
-        # Adam's moments saw the gradients that broke the weights; start them afresh.
-        if model_name == self.model_name and self._model is not None:
-            self._optimizer = torch.optim.Adam(self._model.parameters(), lr=self.learning_rate)
-
-    @override
-    def extra_state_dict(self) -> dict[str, Any]:
-        _, optimizer = self._ready()
-        return {"optimizer": optimizer.state_dict(), "generator": self._generator.get_state()}
-
-    @override
-    def load_extra_state_dict(self, state: Any) -> None:
-        _, optimizer = self._ready()
-        load_optimizer_and_generator(self.name, optimizer, self._generator, state)
-
-    def _ready(self) -> tuple[ForwardDynamics, torch.optim.Optimizer]:
-        if self._model is None or self._optimizer is None:
-            raise RuntimeError(f"trainer {self.name!r} is not set up: call setup(models) first")
-        return self._model, self._optimizer

@@ -32,7 +32,7 @@ from torch.nn import functional
 from typing_extensions import override
 
 from pamiq_ros.core.buffers import DataBuffer
-from pamiq_ros.core.trainers import Trainer
+from pamiq_ros.core.trainers import TorchTrainer
 
 MODEL_NAME = "jepa"
 """The name the JEPA's weights are trained, announced and acted with under."""
@@ -581,7 +581,7 @@ def build_jepa(
 # --- trainer ----------------------------------------------------------------------------------
 
 
-class JepaTrainer(Trainer):
+class JepaTrainer(TorchTrainer[JepaEncoder]):
     """Trains a :class:`JepaEncoder` on random batches of stored square frames.
 
     Each run takes ``steps_per_run`` AdamW steps (no weight decay on biases, norms and
@@ -641,7 +641,10 @@ class JepaTrainer(Trainer):
         Raises:
             ValueError: If a number is out of range.
         """
-        super().__init__(name or model_name, buffer_name, min_buffer_size, min_new_samples)
+        super().__init__(
+            name or model_name, buffer_name, min_buffer_size, min_new_samples,
+            model_name=model_name, model_type=JepaEncoder, seed=seed,
+        )  # fmt: skip
         if batch_size < 1 or steps_per_run < 1 or momentum_steps < 1:
             raise ValueError(
                 "batch_size, steps_per_run and momentum_steps must be at least 1, "
@@ -657,7 +660,6 @@ class JepaTrainer(Trainer):
                 "momentums must satisfy 0 <= momentum_start <= momentum_end <= 1, "
                 f"got {momentum_start}, {momentum_end}"
             )
-        self.model_name = model_name
         self.batch_size = batch_size
         self.steps_per_run = steps_per_run
         self.learning_rate = learning_rate
@@ -672,10 +674,7 @@ class JepaTrainer(Trainer):
             "context_scale": context_scale,
         }
         self.dtype = dtype
-        self._generator = torch.Generator().manual_seed(seed)
         self._steps = 0
-        self._model: JepaEncoder | None = None
-        self._optimizer: torch.optim.Optimizer | None = None
 
     @property
     def steps(self) -> int:
@@ -687,17 +686,6 @@ class JepaTrainer(Trainer):
         step = self._steps if step is None else step
         progress = min(step / self.momentum_steps, 1.0)
         return self.momentum_start + (self.momentum_end - self.momentum_start) * progress
-
-    @override
-    def on_setup(self, models: Mapping[str, nn.Module]) -> None:
-        model = models.get(self.model_name)
-        if not isinstance(model, JepaEncoder):
-            raise KeyError(
-                f"trainer {self.name!r} needs a JepaEncoder named {self.model_name!r}, "
-                f"got {type(model).__name__}"
-            )
-        self._model = model
-        self._optimizer = self._new_optimizer(model)
 
     @override
     def train(
@@ -729,41 +717,21 @@ class JepaTrainer(Trainer):
         return {f"{self.name}/loss": float(np.mean(losses))}, (self.model_name,)
 
     @override
-    def on_weights_restored(self, model_name: str) -> None:
-        # AdamW's moments saw the gradients that broke the weights; start them afresh.
-        if model_name == self.model_name and self._model is not None:
-            self._optimizer = self._new_optimizer(self._model)
-
-    @override
     def extra_state_dict(self) -> dict[str, Any]:
-        _, optimizer = self._ready()
-        return {
-            "optimizer": optimizer.state_dict(),
-            "generator": self._generator.get_state(),
-            "steps": self._steps,
-        }
+        return {**super().extra_state_dict(), "steps": self._steps}
 
     @override
     def load_extra_state_dict(self, state: Any) -> None:
-        _, optimizer = self._ready()
-        if not isinstance(state, Mapping) or {"optimizer", "generator", "steps"} - set(state):
-            raise ValueError(
-                f"trainer {self.name!r}: state needs 'optimizer', 'generator' and 'steps'"
-            )
-        generator, steps = state["generator"], state["steps"]
-        if not isinstance(generator, torch.Tensor) or generator.dtype != torch.uint8:
-            raise ValueError(f"trainer {self.name!r}: the generator state is not a byte tensor")
+        if not isinstance(state, Mapping) or "steps" not in state:
+            raise ValueError(f"trainer {self.name!r}: state needs 'steps'")
+        steps = state["steps"]
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
             raise ValueError(f"trainer {self.name!r}: step count {steps!r} is not usable")
-        try:
-            torch.Generator().set_state(generator)  # check before changing anything
-            optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"trainer {self.name!r}: unusable state: {error}") from error
-        self._generator.set_state(generator)
+        super().load_extra_state_dict(state)
         self._steps = steps
 
-    def _new_optimizer(self, model: JepaEncoder) -> torch.optim.Optimizer:
+    @override
+    def make_optimizer(self, model: JepaEncoder) -> torch.optim.Optimizer:
         # Biases, norms, positional embeddings and the mask token are not decayed.
         decayed: list[nn.Parameter] = []
         plain: list[nn.Parameter] = []
@@ -778,8 +746,3 @@ class JepaTrainer(Trainer):
             ],
             lr=self.learning_rate,
         )
-
-    def _ready(self) -> tuple[JepaEncoder, torch.optim.Optimizer]:
-        if self._model is None or self._optimizer is None:
-            raise RuntimeError(f"trainer {self.name!r} is not set up: call setup(models) first")
-        return self._model, self._optimizer

@@ -35,7 +35,7 @@ from typing_extensions import override
 
 from pamiq_ros.core.actions import ACTION_SIZES
 from pamiq_ros.core.buffers import DataBuffer
-from pamiq_ros.core.trainers import Trainer
+from pamiq_ros.core.trainers import TorchTrainer
 
 MODEL_NAME: Final = "policy"
 """The name the policy/value network is trained, announced and acted with under."""
@@ -457,7 +457,7 @@ class PPOConfig:
                 raise ValueError(f"PPOConfig.{name} must be a positive integer, got {value!r}")
 
 
-class PPOTrainer(Trainer):
+class PPOTrainer(TorchTrainer[PolicyValueNet]):
     """Trains a :class:`PolicyValueNet` with PPO on windows of consecutive stored steps.
 
     Each run draws ``sequences_per_run`` windows of ``sequence_length + 1`` consecutive samples
@@ -508,23 +508,11 @@ class PPOTrainer(Trainer):
                 f"min_buffer_size must be at least sequence_length + 1 = {window}, "
                 f"got {min_buffer_size}"
             )
-        super().__init__(name, buffer_name, min_buffer_size or window, min_new_samples)
-        self.model_name = model_name
+        super().__init__(
+            name, buffer_name, min_buffer_size or window, min_new_samples,
+            model_name=model_name, model_type=PolicyValueNet, seed=seed,
+        )  # fmt: skip
         self.autocast_dtype = autocast_dtype
-        self._generator = torch.Generator().manual_seed(seed)
-        self._model: PolicyValueNet | None = None
-        self._optimizer: torch.optim.Optimizer | None = None
-
-    @override
-    def on_setup(self, models: Mapping[str, nn.Module]) -> None:
-        model = models.get(self.model_name)
-        if not isinstance(model, PolicyValueNet):
-            raise KeyError(
-                f"trainer {self.name!r} needs a PolicyValueNet named {self.model_name!r}, "
-                f"got {type(model).__name__}"
-            )
-        self._model = model
-        self._optimizer = self._new_optimizer(model)
 
     @override
     def train(
@@ -614,35 +602,5 @@ class PPOTrainer(Trainer):
         )
 
     @override
-    def on_weights_restored(self, model_name: str) -> None:
-        # Adam's moments saw the gradients that broke the weights; start them afresh.
-        if model_name == self.model_name and self._model is not None:
-            self._optimizer = self._new_optimizer(self._model)
-
-    @override
-    def extra_state_dict(self) -> dict[str, Any]:
-        _, optimizer = self._ready()
-        return {"optimizer": optimizer.state_dict(), "generator": self._generator.get_state()}
-
-    @override
-    def load_extra_state_dict(self, state: Any) -> None:
-        _, optimizer = self._ready()
-        if not isinstance(state, Mapping) or {"optimizer", "generator"} - set(state):
-            raise ValueError(f"trainer {self.name!r}: state needs 'optimizer' and 'generator'")
-        generator = state["generator"]
-        if not isinstance(generator, torch.Tensor) or generator.dtype != torch.uint8:
-            raise ValueError(f"trainer {self.name!r}: the generator state is not a byte tensor")
-        try:
-            torch.Generator().set_state(generator)  # check before changing anything
-            optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"trainer {self.name!r}: unusable state: {error}") from error
-        self._generator.set_state(generator)
-
-    def _new_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+    def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         return torch.optim.Adam(model.parameters(), lr=self.config.lr)
-
-    def _ready(self) -> tuple[PolicyValueNet, torch.optim.Optimizer]:
-        if self._model is None or self._optimizer is None:
-            raise RuntimeError(f"trainer {self.name!r} is not set up: call setup(models) first")
-        return self._model, self._optimizer

@@ -33,7 +33,7 @@ from torch import nn
 from typing_extensions import override
 
 from pamiq_ros.core.buffers import DataBuffer
-from pamiq_ros.core.trainers import Trainer
+from pamiq_ros.core.trainers import TorchTrainer
 
 MODEL_NAME = "temporal"
 """The name the temporal encoder is trained and announced under."""
@@ -205,7 +205,7 @@ def autocast_context(device: torch.device, dtype: torch.dtype | None) -> Any:
     return torch.autocast(device.type, dtype=dtype)
 
 
-class TemporalTrainer(Trainer):
+class TemporalTrainer(TorchTrainer[TemporalEncoder]):
     """Teaches a :class:`TemporalEncoder` to predict the next observation.
 
     Each optimiser step takes ``batch_size`` windows of ``burn_in + sequence_length + 1``
@@ -256,6 +256,9 @@ class TemporalTrainer(Trainer):
             buffer_name,
             window if min_buffer_size is None else min_buffer_size,
             min_new_samples,
+            model_name=model_name,
+            model_type=TemporalEncoder,
+            seed=seed,
         )
         if sequence_length < 1 or burn_in < 0 or batch_size < 1 or steps_per_run < 1:
             raise ValueError(
@@ -264,16 +267,12 @@ class TemporalTrainer(Trainer):
             )
         if not learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {learning_rate}")
-        self.model_name = model_name
         self.sequence_length = sequence_length
         self.burn_in = burn_in
         self.batch_size = batch_size
         self.steps_per_run = steps_per_run
         self.learning_rate = learning_rate
         self.autocast_dtype = autocast_dtype
-        self._generator = torch.Generator().manual_seed(seed)
-        self._model: TemporalEncoder | None = None
-        self._optimizer: torch.optim.Optimizer | None = None
 
     @property
     def window(self) -> int:
@@ -281,15 +280,8 @@ class TemporalTrainer(Trainer):
         return self.burn_in + self.sequence_length + 1
 
     @override
-    def on_setup(self, models: Mapping[str, nn.Module]) -> None:
-        model = models.get(self.model_name)
-        if not isinstance(model, TemporalEncoder):
-            raise KeyError(
-                f"trainer {self.name!r} needs a TemporalEncoder named {self.model_name!r}, "
-                f"got {type(model).__name__}"
-            )
-        self._model = model
-        self._optimizer = torch.optim.Adam(model.parameters(), lr=self.learning_rate)
+    def make_optimizer(self, model: TemporalEncoder) -> torch.optim.Optimizer:
+        return torch.optim.Adam(model.parameters(), lr=self.learning_rate)
 
     @override
     def train(
@@ -328,45 +320,3 @@ class TemporalTrainer(Trainer):
             optimizer.step()
             losses.append(float(loss.detach()))
         return {f"{self.name}/loss": float(np.mean(losses))}, (self.model_name,)
-
-    @override
-    def on_weights_restored(self, model_name: str) -> None:
-        # Adam's moments saw the gradients that broke the weights; start them afresh.
-        if model_name == self.model_name and self._model is not None:
-            self._optimizer = torch.optim.Adam(self._model.parameters(), lr=self.learning_rate)
-
-    @override
-    def extra_state_dict(self) -> dict[str, Any]:
-        _, optimizer = self._ready()
-        return {"optimizer": optimizer.state_dict(), "generator": self._generator.get_state()}
-
-    @override
-    def load_extra_state_dict(self, state: Any) -> None:
-        _, optimizer = self._ready()
-        load_optimizer_and_generator(self.name, optimizer, self._generator, state)
-
-    def _ready(self) -> tuple[TemporalEncoder, torch.optim.Optimizer]:
-        if self._model is None or self._optimizer is None:
-            raise RuntimeError(f"trainer {self.name!r} is not set up: call setup(models) first")
-        return self._model, self._optimizer
-
-
-def load_optimizer_and_generator(
-    trainer_name: str, optimizer: torch.optim.Optimizer, generator: torch.Generator, state: Any
-) -> None:
-    """Puts back ``{"optimizer": ..., "generator": ...}`` as saved by the trainers here.
-
-    Raises:
-        ValueError: If the state is not usable (nothing is changed then).
-    """
-    if not isinstance(state, Mapping) or {"optimizer", "generator"} - set(state):
-        raise ValueError(f"trainer {trainer_name!r}: state needs 'optimizer' and 'generator'")
-    generator_state = state["generator"]
-    if not isinstance(generator_state, torch.Tensor) or generator_state.dtype != torch.uint8:
-        raise ValueError(f"trainer {trainer_name!r}: the generator state is not a byte tensor")
-    try:
-        torch.Generator().set_state(generator_state)  # check before changing anything
-        optimizer.load_state_dict(state["optimizer"])
-    except (RuntimeError, ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"trainer {trainer_name!r}: unusable state: {error}") from error
-    generator.set_state(generator_state)
