@@ -305,3 +305,39 @@ def _created_unix(path: Path) -> float:
     except (OSError, ValueError, AttributeError):
         pass
     return path.stat().st_mtime
+
+
+def resume(
+    reference: str,
+    runs_root: Path,
+    store_subdir: str,
+    read: Callable[[Path], None],
+    report: Callable[[str], object],
+) -> Path | None:
+    """Restores from the best usable checkpoint for ``reference``; returns it, or None.
+
+    Each checkpoint passed over, and a reference that leads nowhere, is told to ``report`` with
+    the reason, so a node can log it and start fresh.
+
+    Args:
+        reference: As for :func:`checkpoints_to_resume`.
+        runs_root: The folder holding run folders.
+        store_subdir: Where a run folder keeps this node's checkpoint store.
+        read: Loads one checkpoint; any exception means it is not usable.
+        report: Receives a one-line message for each problem.
+    """
+    try:
+        candidates = checkpoints_to_resume(reference, runs_root, store_subdir)
+    except CheckpointError as error:
+        report(f"cannot resume from {reference!r}: {error}")
+        return None
+    used = load_first_usable(
+        candidates,
+        read,
+        on_skip=lambda path, reason: report(
+            f"checkpoint {path} refused: {reason}; trying the one before"
+        ),
+    )
+    if used is None:
+        report(f"no usable checkpoint for resume_from={reference!r}")
+    return used

@@ -34,12 +34,7 @@ from sensor_msgs.msg import Image
 from typing_extensions import override
 
 from pamiq_ros.core.actions import Action, ActionChoice, ActionMapper
-from pamiq_ros.core.checkpoint import (
-    CheckpointError,
-    CheckpointStore,
-    checkpoints_to_resume,
-    load_first_usable,
-)
+from pamiq_ros.core.checkpoint import CheckpointStore, resume
 from pamiq_ros.core.experience import ExperienceRecord
 from pamiq_ros.core.policy import Observation, RandomPolicy
 from pamiq_ros.core.settings import require_positive, setting
@@ -328,20 +323,9 @@ class AgentNode(Node, Controllable):
                 raise ValueError(f"{directory / STATE_FILE}: {error}") from error
             self._step_index = step
 
-        try:
-            candidates = checkpoints_to_resume(reference, self._run_dir.parent, STORE_SUBDIR)
-        except CheckpointError as error:
-            logger.error(f"cannot resume the agent state: {error}; fresh state")
-            return
-        used = load_first_usable(
-            candidates,
-            read,
-            on_skip=lambda path, reason: logger.error(
-                f"agent checkpoint {path} refused: {reason}; trying the one before"
-            ),
-        )
+        used = resume(reference, self._run_dir.parent, STORE_SUBDIR, read, logger.error)
         if used is None:
-            logger.error(f"no usable agent checkpoint for resume_from={reference!r}: fresh state")
+            logger.error("agent starts with a fresh state")
         else:
             logger.info(f"resumed agent state from {used}: continuing at step {self._step_index}")
 

@@ -25,12 +25,7 @@ from torch.utils.tensorboard import SummaryWriter
 from typing_extensions import override
 
 from pamiq_ros.core.actions import ACTION_SIZES
-from pamiq_ros.core.checkpoint import (
-    CheckpointError,
-    CheckpointStore,
-    checkpoints_to_resume,
-    load_first_usable,
-)
+from pamiq_ros.core.checkpoint import CheckpointStore, resume
 from pamiq_ros.core.experience import ExperienceError, check_record
 from pamiq_ros.core.learner import Learner
 from pamiq_ros.core.settings import require_positive, setting
@@ -268,20 +263,11 @@ class TrainerNode(Node, Controllable):
 
     def _resume(self, reference: str) -> None:
         logger = self.get_logger()
-        try:
-            candidates = checkpoints_to_resume(reference, self._run_dir.parent, STORE_SUBDIR)
-        except CheckpointError as error:
-            logger.error(f"cannot resume: {error}; starting fresh")
-            return
-        used = load_first_usable(
-            candidates,
-            self._learner.load_state,
-            on_skip=lambda path, reason: logger.error(
-                f"checkpoint {path} refused: {reason}; trying the one before"
-            ),
+        used = resume(
+            reference, self._run_dir.parent, STORE_SUBDIR, self._learner.load_state, logger.error
         )
         if used is None:
-            logger.error(f"no usable checkpoint for resume_from={reference!r}: starting fresh")
+            logger.error("starting fresh")
             return
         logger.info(
             f"resumed from {used}: versions {self._learner.versions}, "

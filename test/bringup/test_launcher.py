@@ -12,8 +12,9 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 
 from test.support.configs import config_for_test, launch_command
+from test.support.diagnostics import agent_rates
 from test.support.processes import NodeProcess, wait_until
-from test.support.ros_probe import Received, RosProbe
+from test.support.ros_probe import RosProbe
 
 pytestmark = pytest.mark.e2e
 
@@ -42,17 +43,6 @@ def distance_moved(poses: list[PoseStamped]) -> float:
     return math.hypot(last.x - first.x, last.y - first.y)
 
 
-def agent_rate(diagnostics: Received) -> list[float]:
-    rates = []
-    for array in diagnostics.messages:
-        for status in array.status:
-            if status.name.endswith("agent"):
-                values = {item.key: item.value for item in status.values}
-                if "rate_hz" in values and int(values.get("steps", "0")) >= 20:
-                    rates.append(float(values["rate_hz"]))
-    return rates
-
-
 def test_sim_stack_moves_the_world_through_osc_and_stops_cleanly_on_ctrl_c(
     spawn, probe: RosProbe, tmp_path, free_udp_port, free_tcp_port
 ):
@@ -71,8 +61,8 @@ def test_sim_stack_moves_the_world_through_osc_and_stops_cleanly_on_ctrl_c(
     assert wait_until(lambda: len(poses) > 5 and distance_moved(poses.messages) > 0.5, 40), (
         f"pose did not move; output:\n{launcher.output()}"
     )
-    assert wait_until(lambda: len(agent_rate(diagnostics)) > 0, 30), launcher.output()
-    assert all(9.0 <= rate <= 11.0 for rate in agent_rate(diagnostics)), agent_rate(diagnostics)
+    assert wait_until(lambda: len(agent_rates(diagnostics)) > 0, 30), launcher.output()
+    assert all(9.0 <= rate <= 11.0 for rate in agent_rates(diagnostics)), agent_rates(diagnostics)
     assert "frames received" in launcher.output()
 
     code = launcher.stop(signal.SIGINT, timeout=30)

@@ -5,7 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from pamiq_ros.core.checkpoint import CheckpointError, CheckpointStore, checkpoints_to_resume
+from pamiq_ros.core.checkpoint import (
+    CheckpointError,
+    CheckpointStore,
+    checkpoints_to_resume,
+    resume,
+)
 
 
 def writer(content: str):
@@ -178,3 +183,26 @@ def test_checkpoints_to_resume_orders_best_first(tmp_path):
         checkpoints_to_resume(str(tmp_path / "nope"), runs, "trainer/ckpt")
     with pytest.raises(CheckpointError, match="no complete checkpoint"):
         checkpoints_to_resume("latest", tmp_path / "empty", "trainer/ckpt")
+
+
+def test_resume_reports_each_refusal_and_uses_the_one_before(tmp_path):
+    runs = tmp_path / "runs"
+    store = CheckpointStore(runs / "1" / "node" / "ckpt")
+    before = store.save(writer("good"))
+    newest = store.save(writer("bad"))
+    reports: list[str] = []
+    read_paths: list[Path] = []
+
+    def read(path: Path) -> None:
+        if path == newest:
+            raise ValueError("incompatible shapes")
+        read_paths.append(path)
+
+    assert resume("latest", runs, "node/ckpt", read, reports.append) == before
+    assert read_paths == [before]
+    assert len(reports) == 1 and f"checkpoint {newest} refused" in reports[0]
+    assert "incompatible shapes" in reports[0]
+
+    reports.clear()
+    assert resume(str(tmp_path / "none"), runs, "node/ckpt", read, reports.append) is None
+    assert reports and "cannot resume" in reports[0]

@@ -14,7 +14,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from test.support.configs import config_for_test, launch_command
-from test.support.diagnostics import figure, statuses
+from test.support.diagnostics import agent_rates, figure, statuses
 from test.support.experience import feed_synthetic_experience
 from test.support.processes import NodeProcess, wait_until
 from test.support.ros_probe import RosProbe
@@ -33,14 +33,6 @@ SMALL = {"image_width": 64, "image_height": 48}
 ANNOUNCE_QOS = QoSProfile(
     depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
 )
-
-
-def agent_rates(diagnostics) -> list[float]:
-    return [
-        float(status["rate_hz"])
-        for status in statuses(diagnostics, "agent")
-        if int(status.get("steps", "0")) >= 20
-    ]
 
 
 def loss_curve(run_dir: Path) -> list[float]:

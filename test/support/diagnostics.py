@@ -28,3 +28,12 @@ def figure(diagnostics: Received, node: str, key: str, default: float = -1.0) ->
             except ValueError:
                 return default
     return default
+
+
+def agent_rates(diagnostics: Received, min_steps: int = 20) -> list[float]:
+    """The agent's measured rates (Hz), from statuses after its first ``min_steps`` steps."""
+    return [
+        float(status["rate_hz"])
+        for status in statuses(diagnostics, "agent")
+        if "rate_hz" in status and int(status.get("steps", "0")) >= min_steps
+    ]
