@@ -4,13 +4,15 @@ Frames from ``camera/image_raw`` are checked and decoded as they arrive; the new
 waits in a slot. A step loop in its own thread (``pamiq_ros.core.step_loop``) runs the policy on
 that frame, or on None while no frame has come, and publishes the action as a ``Twist`` on
 ``cmd_vel`` and a ``VRChatInput`` on ``vrchat_input``. The action space and its mapping to
-motion live in ``pamiq_ros.core.actions``; the policy is random for now.
+motion live in ``pamiq_ros.core.actions``.
 
-Learning while acting: each step runs the acting copy of the model on the frame and hands an
-experience record (with the weight version it acted with) to a sender thread, which publishes
-it to the trainer. New weights announced by the trainer are fetched and loaded by a loader
-thread (:class:`pamiq_ros.nodes._weight_sync.WeightSubscriber`) and swapped in between two
-steps, so nothing slow ever runs on the acting thread.
+What happens between frame and action is the mind's (:mod:`pamiq_ros.minds`): by default the
+curiosity agent (I-JEPA encoder, temporal encoder, forward dynamics, PPO policy, curiosity
+reward; :mod:`pamiq_ros.minds.curiosity`), or the light random-policy autoencoder mind. The mind
+hands experience records to a sender thread, which publishes them to the trainer. New weights
+announced by the trainer are fetched and loaded by a loader thread
+(:class:`pamiq_ros.nodes._weight_sync.WeightSubscriber`) and swapped in between two steps, so
+nothing slow ever runs on the acting thread.
 """
 
 import json
@@ -23,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import rclpy
 import torch
 from geometry_msgs.msg import Twist
@@ -33,16 +34,17 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from typing_extensions import override
 
-from pamiq_ros.core.actions import Action, ActionChoice, ActionMapper
+from pamiq_ros.core.actions import Action, ActionMapper
 from pamiq_ros.core.checkpoint import CheckpointStore, resume
 from pamiq_ros.core.experience import ExperienceRecord
-from pamiq_ros.core.policy import Observation, RandomPolicy
+from pamiq_ros.core.policy import Observation
 from pamiq_ros.core.settings import require_positive, setting
 from pamiq_ros.core.step_loop import StepLoop
-from pamiq_ros.core.swappable import SwappableModel
 from pamiq_ros.io.experience_codec import record_to_message
 from pamiq_ros.io.image_codec import ImageFields, ImageFormatError, decode_image, to_rgb
-from pamiq_ros.models.autoencoder import MODEL_NAME, build_acting_model, reconstruction_error
+from pamiq_ros.minds.autoencoder import AutoencoderMind
+from pamiq_ros.minds.base import PRECISIONS, ActingMind, resolve_device
+from pamiq_ros.minds.curiosity import POLICIES, PRESET_NAMES, CuriosityMind
 from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import OK, WARN, DiagnosticsReporter
 from pamiq_ros.nodes._experience import EXPERIENCE_QOS, EXPERIENCE_TOPIC
@@ -63,6 +65,12 @@ than making the acting thread wait."""
 STORE_SUBDIR = "agent/checkpoints"
 STATE_FILE = "agent_state.json"
 
+MINDS = ("curiosity", "autoencoder")
+"""The minds an agent can run: the curiosity agent, or the light random-policy autoencoder."""
+
+STATE_WAIT_S = 2.0
+"""Longest wait for the acting thread to hand over the mind's state for a save."""
+
 
 @dataclass(frozen=True)
 class AgentSettings:
@@ -73,7 +81,21 @@ class AgentSettings:
     )
     image_width: int = setting(160, "Width (pixels) of the frames the agent accepts.")
     image_height: int = setting(120, "Height (pixels) of the frames the agent accepts.")
-    seed: int = setting(0, "Seed of the policy's random generator.")
+    mind: str = setting(
+        "curiosity", "What acts: curiosity (JEPA, temporal encoder, forward dynamics, PPO) or "
+        "autoencoder (random actions, a frame autoencoder; light, for stack tests)."
+    )  # fmt: skip
+    policy: str = setting(
+        "ppo", "curiosity mind only: ppo (act with the trained policy) or random (random "
+        "actions, same world models: the baseline)."
+    )  # fmt: skip
+    preset: str = setting(
+        "tiny", "curiosity mind only: model sizes, tiny (2-core CPU), small or base (GPU); "
+        "must match the trainer's."
+    )  # fmt: skip
+    device: str = setting("cpu", "Torch device of the acting models: cpu or cuda[:N].")
+    precision: str = setting("float32", "Compute precision: float32 or bfloat16 (autocast).")
+    seed: int = setting(0, "Seed of the initial weights and of the action draws.")
     linear_speed: float = setting(2.0, "Walking speed (m/s) of move and strafe actions.")
     angular_speed: float = setting(1.5, "Turn rate (rad/s) of turn actions.")
     send_experience: bool = setting(True, "Send each step's experience to the trainer.")
@@ -97,6 +119,14 @@ class AgentSettings:
             self, "rate_hz", "linear_speed", "angular_speed", "report_period", "image_width",
             "image_height", "torch_threads", "checkpoint_period",
         )  # fmt: skip
+        for name, allowed in (
+            ("mind", MINDS), ("policy", POLICIES), ("preset", PRESET_NAMES),
+            ("precision", tuple(PRECISIONS)),
+        ):  # fmt: skip
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"{name} must be one of {list(allowed)}, got {getattr(self, name)!r}"
+                )
         if self.sync_transport not in ("auto", "shm", "bytes"):
             raise ValueError(
                 f"sync_transport must be auto, shm or bytes, got {self.sync_transport!r}"
@@ -117,7 +147,7 @@ class AgentNode(Node, Controllable):
         self.settings = declare_settings(self, AgentSettings)
         settings = self.settings
         torch.set_num_threads(settings.torch_threads)
-        self._policy = RandomPolicy(settings.seed)
+        self._mind = build_mind(settings)
         self._mapper = ActionMapper(settings.linear_speed, settings.angular_speed)
         self._problems = ProblemLog(self.get_logger(), ERROR_LOG_PERIOD_S)
         self._lock = threading.Lock()
@@ -131,8 +161,12 @@ class AgentNode(Node, Controllable):
         self._step_index = 0
         self._experience_sent = 0
         self._experience_dropped = 0
-        self._reconstruction_error = math.nan
-        self._announced_at: dict[int, float] = {}
+        self._interrupted = False
+        self._save_lock = threading.Lock()
+        self._state_wanted = threading.Event()
+        self._state_ready = threading.Event()
+        self._state_snapshot: dict[str, Any] = {}
+        self._announced_at: dict[tuple[str, int], float] = {}
         self._sync_latencies_ms: list[float] = []
         self._swaps = 0
 
@@ -140,7 +174,6 @@ class AgentNode(Node, Controllable):
         self._store = CheckpointStore(self._run_dir / STORE_SUBDIR, keep_last=3)
         if settings.resume_from:
             self._resume(settings.resume_from)
-        self._model = SwappableModel(MODEL_NAME, build_acting_model)
 
         self._cmd_vel = self.create_publisher(Twist, "cmd_vel", 10)
         self._vrchat_input = self.create_publisher(VRChatInput, "vrchat_input", 10)
@@ -149,7 +182,7 @@ class AgentNode(Node, Controllable):
         self.create_subscription(Image, "camera/image_raw", self._on_image, qos_profile_sensor_data)
         self._sync = WeightSubscriber(
             self,
-            {MODEL_NAME: self._model},
+            self._mind.models,
             transport=settings.sync_transport,
             on_ready=self._on_weights_ready,
             on_error=self._problems.error,
@@ -169,8 +202,9 @@ class AgentNode(Node, Controllable):
         self._loop.start()
         self.get_logger().info(
             f"stepping at {settings.rate_hz} Hz on {settings.image_width}x"
-            f"{settings.image_height} frames from camera/image_raw (random policy, seed "
-            f"{settings.seed}; acting model {MODEL_NAME}, weights via {settings.sync_transport})"
+            f"{settings.image_height} frames from camera/image_raw ({describe_mind(settings)}, "
+            f"seed {settings.seed}; models {', '.join(self._mind.models)}, weights via "
+            f"{settings.sync_transport})"
         )
 
     # --- input --------------------------------------------------------------------------------
@@ -201,43 +235,44 @@ class AgentNode(Node, Controllable):
     def _on_weights_ready(self, model: str, version: int, timing: SyncTiming) -> None:
         """Loader thread: remembers when the version was announced, to time it to first use."""
         with self._lock:
-            self._announced_at[version] = time.monotonic() - timing.announced_to_ready_s
+            self._announced_at[model, version] = time.monotonic() - timing.announced_to_ready_s
 
     # --- the acting thread --------------------------------------------------------------------
 
     def _step(self) -> None:
         """One step, in the loop's thread: swap in ready weights, act, publish, hand off."""
-        swapped = self._model.swap_if_ready()
-        if swapped is not None:
-            self._note_swap(swapped)
+        for model, version in self._mind.swap_ready_weights():
+            self._note_swap(model, version)
+        if self._state_wanted.is_set():
+            self._state_snapshot = self._mind.state_dict()
+            self._state_wanted.clear()
+            self._state_ready.set()
         with self._lock:
-            if self._paused or self._closing:
-                return
-            frame = self._frame
-            self._step_index += 1
-            step = self._step_index
-        observation = frame.pixels if frame is not None else None
-        choice = self._policy.act(observation)
-        model, version = self._model.current()
-        if observation is not None:
-            with torch.inference_mode():
-                error = reconstruction_error(model, observation)
-            with self._lock:
-                self._reconstruction_error = error
-        action = self._mapper.to_action(choice)
+            paused = self._paused or self._closing
+            if not paused:
+                frame = self._frame
+                self._step_index += 1
+                step = self._step_index
+        if paused:
+            if not self._interrupted:
+                self._interrupted = True
+                self._hand_off(self._mind.interrupt())
+            return
+        self._interrupted = False
+        result = self._mind.act(step, frame.pixels if frame is not None else None)
+        action = self._mapper.to_action(result.choice)
         with self._lock:
             if self._closing:
                 return
-            self._last_action_label = choice.label()
+            self._last_action_label = result.choice.label()
         self._publish(action)
-        if observation is not None and self.settings.send_experience:
-            self._hand_off(step, observation, choice, version)
+        self._hand_off(result.records)
 
-    def _note_swap(self, version: int) -> None:
+    def _note_swap(self, model: str, version: int) -> None:
         now = time.monotonic()
         with self._lock:
             self._swaps += 1
-            announced = self._announced_at.pop(version, None)
+            announced = self._announced_at.pop((model, version), None)
             if announced is not None:
                 self._sync_latencies_ms.append((now - announced) * 1000)
                 del self._sync_latencies_ms[:-100]
@@ -252,21 +287,15 @@ class AgentNode(Node, Controllable):
         self._cmd_vel.publish(twist)
         self._vrchat_input.publish(buttons)
 
-    def _hand_off(
-        self, step: int, observation: Observation, choice: ActionChoice, version: int
-    ) -> None:
-        record = ExperienceRecord(
-            step=step,
-            observation=observation,
-            action=np.asarray(choice.indices(), dtype=np.int64),
-            model_name=MODEL_NAME,
-            weight_version=version,
-        )
-        try:
-            self._outbox.put_nowait(record)
-        except queue.Full:
-            with self._lock:
-                self._experience_dropped += 1
+    def _hand_off(self, records: Sequence[ExperienceRecord]) -> None:
+        if not self.settings.send_experience:
+            return
+        for record in records:
+            try:
+                self._outbox.put_nowait(record)
+            except queue.Full:
+                with self._lock:
+                    self._experience_dropped += 1
 
     def _on_step_error(self, error: Exception) -> None:
         if self._closing or not rclpy.ok(context=self.context):
@@ -291,13 +320,26 @@ class AgentNode(Node, Controllable):
             with self._lock:
                 self._experience_sent += 1
 
+    def _mind_state(self) -> dict[str, Any]:
+        """The mind's state, taken on the acting thread between two steps while it runs."""
+        if not self._loop.running:
+            return self._mind.state_dict()
+        self._state_ready.clear()
+        self._state_wanted.set()
+        if not self._state_ready.wait(STATE_WAIT_S):
+            raise OSError(f"the acting thread did not hand over its state in {STATE_WAIT_S} s")
+        return self._state_snapshot
+
     def _save_state(self, reason: str) -> str:
-        with self._lock:
-            state = {
-                "step": self._step_index,
-                "weight_version": self._model.current()[1],
-                "policy": self._policy.state_dict(),
-            }
+        with self._save_lock:
+            mind_state = self._mind_state()
+            with self._lock:
+                state = {
+                    "step": self._step_index,
+                    "mind": self.settings.mind,
+                    "versions": {name: m.version for name, m in self._mind.models.items()},
+                    "mind_state": mind_state,
+                }
 
         def write(directory: Path) -> None:
             (directory / STATE_FILE).write_text(json.dumps(state))
@@ -318,7 +360,12 @@ class AgentNode(Node, Controllable):
             try:
                 state = json.loads((directory / STATE_FILE).read_text())
                 step = int(state["step"])
-                self._policy.load_state_dict(state["policy"])
+                if state["mind"] != self.settings.mind:
+                    raise ValueError(
+                        f"saved by the {state['mind']!r} mind, this agent runs "
+                        f"{self.settings.mind!r}"
+                    )
+                self._mind.load_state_dict(state["mind_state"])
             except (OSError, ValueError, KeyError, TypeError) as error:
                 raise ValueError(f"{directory / STATE_FILE}: {error}") from error
             self._step_index = step
@@ -372,11 +419,13 @@ class AgentNode(Node, Controllable):
                 "last_frame_height": frame.pixels.shape[0] if frame else 0,
                 "last_frame_age_s": time.monotonic() - frame.received if frame else "none",
                 "action": self._last_action_label,
-                "weight_version": self._model.current()[1],
+                "mind": self.settings.mind,
+                "weight_version": self._mind.version,
+                **{f"version_{name}": m.version for name, m in self._mind.models.items()},
                 "weight_swaps": self._swaps,
                 "sync_latency_p50_ms": latencies[len(latencies) // 2] if latencies else "none",
                 "sync_latency_max_ms": latencies[-1] if latencies else "none",
-                "reconstruction_error": self._reconstruction_error,
+                **self._mind.figures(),
                 "experience_sent": self._experience_sent,
                 "experience_dropped": self._experience_dropped,
             }
@@ -400,8 +449,10 @@ class AgentNode(Node, Controllable):
             f"p50={stats.interval_error_p50_ms:.1f} ms p99={stats.interval_error_p99_ms:.1f} ms "
             f"max={stats.interval_error_max_ms:.1f} ms missed={stats.missed_deadlines} | "
             f"frames received={status['frames_received']} rejected={rejected} {last} | "
-            f"{MODEL_NAME} v{status['weight_version']} recon={status['reconstruction_error']:.4f} "
-            f"sync p50={_ms(status['sync_latency_p50_ms'])} | experience sent="
+            + " ".join(f"{name} v{m.version}" for name, m in self._mind.models.items())
+            + " | "
+            + " ".join(f"{name}={value:.4f}" for name, value in self._mind.figures().items())
+            + f" | sync p50={_ms(status['sync_latency_p50_ms'])} | experience sent="
             f"{status['experience_sent']} dropped={status['experience_dropped']} | "
             f"action={status['action']}" + (" | PAUSED" if status["paused"] else "")
         )
@@ -433,6 +484,28 @@ class AgentNode(Node, Controllable):
         self.get_logger().info(
             f"closed after {stats.steps} steps ({stats.missed_deadlines} missed deadlines)"
         )
+
+
+def build_mind(settings: AgentSettings) -> ActingMind:
+    """The mind the settings name, on their device and precision.
+
+    Raises:
+        ValueError: If the device is not usable (e.g. cuda asked for on a machine without).
+    """
+    device, dtype = resolve_device(settings.device, settings.precision)
+    if settings.mind == "autoencoder":
+        return AutoencoderMind(settings.seed)
+    return CuriosityMind(settings.preset, settings.seed, settings.policy, device, dtype)
+
+
+def describe_mind(settings: AgentSettings) -> str:
+    """A few words on the mind, for the start-up log line."""
+    if settings.mind == "autoencoder":
+        return "autoencoder mind: random policy"
+    return (
+        f"curiosity mind: preset {settings.preset}, {settings.policy} policy, "
+        f"{settings.device} {settings.precision}"
+    )
 
 
 def _ms(value: object) -> str:

@@ -33,7 +33,10 @@ from pamiq_ros.core.trainers import TrainResult
 from pamiq_ros.core.weight_store import SharedWeightStore
 from pamiq_ros.core.weights import WeightsError
 from pamiq_ros.io.experience_codec import message_to_record
+from pamiq_ros.minds.base import PRECISIONS, resolve_device
+from pamiq_ros.minds.curiosity import PRESET_NAMES, CuriosityTraining, build_curiosity_learner
 from pamiq_ros.models.autoencoder import build_autoencoder_learner
+from pamiq_ros.models.ppo import PPOConfig
 from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import OK, WARN, DiagnosticsReporter
 from pamiq_ros.nodes._experience import EXPERIENCE_QOS, EXPERIENCE_TOPIC
@@ -42,6 +45,14 @@ from pamiq_ros.nodes._weight_sync import WeightPublisher
 
 STORE_SUBDIR = "trainer/checkpoints"
 IDLE_WAIT_S = 0.05
+ACTING_FIGURES = {"raw_reward": "reward", "value": "value"}
+"""Record tensors averaged per report into the metrics (as ``acting/<name>``)."""
+
+LOGGED_METRICS = ("acting/reward", "acting/value", "ppo/entropy", "ppo/value_loss")
+"""Metrics on the progress line besides every ``*/loss``."""
+
+MINDS = ("curiosity", "autoencoder")
+"""The minds the trainer can learn for; the agent must run the same one."""
 
 
 @dataclass(frozen=True)
@@ -55,14 +66,46 @@ class TrainerSettings:
     resume_from: str = setting(
         "", "'latest', a run folder or a checkpoint to restore everything from; empty: fresh."
     )
+    mind: str = setting(
+        "curiosity", "What to learn: curiosity (JEPA, temporal encoder, forward dynamics, PPO) "
+        "or autoencoder (one frame autoencoder); the agent must run the same mind."
+    )  # fmt: skip
+    preset: str = setting(
+        "tiny", "curiosity mind: model sizes, tiny (2-core CPU), small or base (GPU)."
+    )
+    device: str = setting("cpu", "Torch device to train on: cpu or cuda[:N].")
+    precision: str = setting("float32", "Compute precision: float32 or bfloat16 (autocast).")
     image_width: int = setting(160, "Width (pixels) of the observations experience must carry.")
     image_height: int = setting(120, "Height (pixels) of the observations experience must carry.")
-    buffer_size: int = setting(2000, "Frames the autoencoder's replay buffer holds.")
-    batch_size: int = setting(32, "Frames per gradient step.")
-    steps_per_run: int = setting(4, "Gradient steps per trainer run (one published version).")
-    learning_rate: float = setting(1e-3, "Adam learning rate of the autoencoder.")
-    min_buffer_size: int = setting(64, "Frames the buffer must hold before training starts.")
-    min_new_samples: int = setting(8, "New frames needed since the last run before another run.")
+    buffer_size: int = setting(
+        2000, "Steps each replay buffer holds (frames; the world models' sequences)."
+    )
+    batch_size: int = setting(32, "Frames (autoencoder, JEPA) or steps (forward model) per step.")
+    steps_per_run: int = setting(
+        2, "Gradient steps per trainer run (one published version); PPO has its own epochs."
+    )
+    learning_rate: float = setting(1e-3, "autoencoder mind: Adam learning rate.")
+    min_buffer_size: int = setting(64, "Samples a buffer must hold before its model trains.")
+    min_new_samples: int = setting(8, "New samples needed since a model's last run.")
+    jepa_learning_rate: float = setting(5e-4, "curiosity mind: AdamW learning rate of JEPA.")
+    world_learning_rate: float = setting(
+        3e-4, "curiosity mind: Adam learning rate of the temporal encoder and forward model."
+    )
+    sequence_length: int = setting(16, "curiosity mind: steps per temporal-encoder window.")
+    policy_buffer_size: int = setting(
+        256, "curiosity mind: steps PPO's buffer keeps (recent behaviour only)."
+    )
+    ppo_learning_rate: float = setting(3e-4, "PPO: Adam learning rate.")
+    ppo_gamma: float = setting(0.99, "PPO: discount of future rewards.")
+    ppo_gae_lambda: float = setting(0.95, "PPO: GAE lambda.")
+    ppo_clip: float = setting(0.2, "PPO: clip range of the probability ratio.")
+    ppo_value_coef: float = setting(0.5, "PPO: weight of the value loss.")
+    ppo_entropy_coef: float = setting(0.01, "PPO: weight of the entropy bonus.")
+    ppo_epochs: int = setting(4, "PPO: passes over each run's sequences.")
+    ppo_sequence_length: int = setting(16, "PPO: steps per sequence (truncated BPTT).")
+    ppo_sequences_per_run: int = setting(16, "PPO: sequences drawn per run.")
+    ppo_minibatch: int = setting(8, "PPO: sequences per optimizer step.")
+    ppo_min_new_samples: int = setting(64, "PPO: new steps needed between runs.")
     min_run_interval: float = setting(
         0.0, "Seconds to rest after each run, leaving CPU to acting; 0 trains flat out."
     )
@@ -78,7 +121,29 @@ class TrainerSettings:
         require_positive(
             self, "image_width", "image_height", "buffer_size", "batch_size", "steps_per_run",
             "learning_rate", "min_buffer_size", "min_new_samples", "torch_threads",
-            "checkpoint_period", "keep_checkpoints", "report_period",
+            "checkpoint_period", "keep_checkpoints", "report_period", "jepa_learning_rate",
+            "world_learning_rate", "sequence_length", "policy_buffer_size", "ppo_min_new_samples",
+        )  # fmt: skip
+        for name, allowed in (
+            ("mind", MINDS), ("preset", PRESET_NAMES), ("precision", tuple(PRECISIONS)),
+        ):  # fmt: skip
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+        self.ppo_config()  # PPOConfig checks its own ranges
+
+    def ppo_config(self) -> PPOConfig:
+        """PPO's hyperparameters from these settings.
+
+        Raises:
+            ValueError: If one is out of range.
+        """
+        return PPOConfig(
+            gamma=self.ppo_gamma, lam=self.ppo_gae_lambda, clip=self.ppo_clip,
+            value_coef=self.ppo_value_coef, entropy_coef=self.ppo_entropy_coef,
+            epochs=self.ppo_epochs, minibatch=self.ppo_minibatch, lr=self.ppo_learning_rate,
+            sequence_length=self.ppo_sequence_length,
+            sequences_per_run=self.ppo_sequences_per_run,
         )  # fmt: skip
         if not (math.isfinite(self.min_run_interval) and self.min_run_interval >= 0):
             raise ValueError(f"min_run_interval must be >= 0, got {self.min_run_interval}")
@@ -93,15 +158,7 @@ class TrainerNode(Node, Controllable):
         settings = self.settings
         torch.manual_seed(settings.seed)
         self._run_dir = prepare_run_dir(settings.run_dir, "trainer")
-        self._learner: Learner = build_autoencoder_learner(
-            buffer_size=settings.buffer_size,
-            batch_size=settings.batch_size,
-            steps_per_run=settings.steps_per_run,
-            learning_rate=settings.learning_rate,
-            min_buffer_size=settings.min_buffer_size,
-            min_new_samples=settings.min_new_samples,
-            seed=settings.seed,
-        )
+        self._learner = build_learner(settings)
         self._store = CheckpointStore(
             self._run_dir / STORE_SUBDIR, keep_last=settings.keep_checkpoints
         )
@@ -121,6 +178,9 @@ class TrainerNode(Node, Controllable):
         self._report_time = time.monotonic()
         self._report_runs = 0
         self._checkpoints_written = 0
+        # The agent's reward and value as they arrive: [sum, count] since the last report.
+        self._acting_figures = {name: [0.0, 0] for name in ACTING_FIGURES}
+        self._acting_means: dict[str, float] = {}
 
         if settings.resume_from:
             self._resume(settings.resume_from)
@@ -165,6 +225,10 @@ class TrainerNode(Node, Controllable):
             return
         with self._lock:
             self._received += 1
+            for name, sums in self._acting_figures.items():
+                if name in record.tensors:
+                    sums[0] += float(record.tensors[name])
+                    sums[1] += 1
             published = self._published.get(record.model_name)
             if published is not None:
                 # Policy lag: how many versions behind the trainer's newest the step acted.
@@ -311,6 +375,7 @@ class TrainerNode(Node, Controllable):
                 "policy_lag_mean": self._lag_sum / self._lag_count if self._lag_count else 0.0,
                 "run_dir": str(self._run_dir),
                 **self._last_metrics,
+                **self._acting_means,
             }
 
     def _report(self) -> None:
@@ -325,7 +390,17 @@ class TrainerNode(Node, Controllable):
             metrics = dict(self._last_metrics)
             published = dict(self._published)
             paused = self._paused.is_set()
-        losses = " ".join(f"{name}={value:.4f}" for name, value in sorted(metrics.items()))
+            for name, sums in self._acting_figures.items():
+                if sums[1]:
+                    self._acting_means[f"acting/{ACTING_FIGURES[name]}"] = sums[0] / sums[1]
+                sums[0], sums[1] = 0.0, 0
+            acting = dict(self._acting_means)
+        metrics.update(acting)
+        for name, value in acting.items():
+            self._metrics.add_scalar(name, value, runs)
+        losses = " ".join(
+            f"{name}={value:.4f}" for name, value in sorted(metrics.items()) if _shown(name)
+        )
         self.get_logger().info(
             f"runs={runs} ({runs_per_s:.1f}/s) | {losses or 'no run yet'} | buffers "
             + " ".join(f"{name}={size}" for name, size in buffers.items())
@@ -356,6 +431,44 @@ class TrainerNode(Node, Controllable):
         self._metrics.close()
         self._publisher.close()
         self._weight_store.close()
+
+
+def _shown(metric: str) -> bool:
+    """Whether a metric goes on the progress line (all of them go to TensorBoard)."""
+    return metric.endswith("/loss") or metric in LOGGED_METRICS
+
+
+def build_learner(settings: TrainerSettings) -> Learner:
+    """The learner of the mind the settings name.
+
+    Raises:
+        ValueError: If the device is not usable or a number is out of range.
+    """
+    device, dtype = resolve_device(settings.device, settings.precision)
+    if settings.mind == "autoencoder":
+        return build_autoencoder_learner(
+            buffer_size=settings.buffer_size,
+            batch_size=settings.batch_size,
+            steps_per_run=settings.steps_per_run,
+            learning_rate=settings.learning_rate,
+            min_buffer_size=settings.min_buffer_size,
+            min_new_samples=settings.min_new_samples,
+            seed=settings.seed,
+        )
+    training = CuriosityTraining(
+        buffer_size=settings.buffer_size,
+        policy_buffer_size=settings.policy_buffer_size,
+        batch_size=settings.batch_size,
+        sequence_length=settings.sequence_length,
+        steps_per_run=settings.steps_per_run,
+        jepa_learning_rate=settings.jepa_learning_rate,
+        world_learning_rate=settings.world_learning_rate,
+        min_buffer_size=settings.min_buffer_size,
+        min_new_samples=settings.min_new_samples,
+        ppo_config=settings.ppo_config(),
+        ppo_min_new_samples=settings.ppo_min_new_samples,
+    )
+    return build_curiosity_learner(settings.preset, settings.seed, device, dtype, training)
 
 
 def main(args: Sequence[str] | None = None) -> None:

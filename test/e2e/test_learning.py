@@ -21,7 +21,11 @@ from test.support.ros_probe import RosProbe
 
 pytestmark = pytest.mark.e2e
 
+LIGHT = {"mind": "autoencoder"}
+"""These tests are about the stack (experience, training, sync, checkpoints, control), so they
+run the light mind; test_curiosity.py runs the curiosity mind."""
 FAST_TRAINER = {
+    **LIGHT,
     "min_buffer_size": 16,
     "min_new_samples": 4,
     "batch_size": 16,
@@ -66,7 +70,7 @@ def test_trainer_learns_while_the_agent_keeps_its_rate_and_acts_with_fresh_weigh
 ):
     config = config_for_test(
         "sim", tmp_path, free_udp_port(), free_tcp_port(),
-        {"trainer": FAST_TRAINER, "agent": {"report_period": 1.0}},
+        {"trainer": FAST_TRAINER, "agent": {**LIGHT, "report_period": 1.0}},
     )  # fmt: skip
     diagnostics = probe.subscribe(DiagnosticArray, "/diagnostics", 200)
     launcher = spawn("launch", launch_command(config))
@@ -101,7 +105,7 @@ def test_killed_trainer_leaves_the_agent_acting_and_resumes_from_its_checkpoint(
 ):
     config = config_for_test(
         "sim", tmp_path, free_udp_port(), free_tcp_port(),
-        {"trainer": FAST_TRAINER, "agent": {"report_period": 1.0}},
+        {"trainer": FAST_TRAINER, "agent": {**LIGHT, "report_period": 1.0}},
     )  # fmt: skip
     runs = tmp_path / "runs"
     first, second = runs / "1-first", runs / "2-second"
@@ -195,8 +199,9 @@ def test_pause_save_resume_and_status_from_the_command_line(
     spawn, probe: RosProbe, ros_env, tmp_path, free_udp_port, free_tcp_port
 ):
     config = config_for_test(
-        "sim", tmp_path, free_udp_port(), free_tcp_port(), {"trainer": FAST_TRAINER}
-    )
+        "sim", tmp_path, free_udp_port(), free_tcp_port(),
+        {"trainer": FAST_TRAINER, "agent": LIGHT},
+    )  # fmt: skip
     actions = probe.subscribe(Twist, "cmd_vel", 10)
     launcher = spawn("launch", launch_command(config))
     launcher.wait_for_output("5 nodes running", timeout=30)

@@ -1,0 +1,775 @@
+"""Curiosity benchmark: the curiosity agent against a random policy on the simulated world.
+
+For each seed, the whole sim stack (``pamiq-ros launch``) runs twice for the same wall time:
+arm ``curiosity`` with the agent acting by its PPO policy (``policy: ppo``), arm ``random``
+with the same world models and records but uniformly random actions (``policy: random``).
+Agent, trainer and world get the seed. Each arm runs on a copy of the config with free ports,
+in a DDS domain of the benchmark's own, loopback only, in its own process group (stopped by
+group). Per arm it measures:
+
+* visited area: this process subscribes to ``world/pose`` (the ground truth) and counts the
+  distinct cells of a grid (``--cell-size``, 1 m) over ``x, y`` the avatar passed through,
+  also over time (every ``--area-interval`` seconds);
+* the forward-dynamics loss over time, read back from the trainer's TensorBoard events
+  (``<run>/trainer/tensorboard``, tag ``forward_dynamics/loss``): a downsampled series and the
+  means of its first and last 10 %;
+* a linear probe: how well a ridge regression on the JEPA encoder's output recovers the pose
+  (x, y, cos yaw, sin yaw; held-out R^2) on frames the sim renders at random poses, with the
+  encoder at the start (``build_jepa(preset, seed)``, the trainer's version 0) and at the end
+  (the weights in the run's newest trainer checkpoint). A ridge on downscaled pixels is
+  reported beside it as a reference.
+
+Progress lines go to stdout while it runs; at the end a table is printed and
+``<out>/curiosity_bench.json`` holds every figure, the settings, the seeds and the machine.
+The stacks' output goes to ``<out>/logs/``, their run folders to ``<out>/runs/``.
+
+Usage::
+
+    python -m pamiq_ros.bench.curiosity [--seconds 240] [--seeds 0[,1,...]] [--out DIR]
+        [--config config/sim.yaml] [--domain-id N] [--cell-size 1.0] [--probe-samples 600]
+"""
+
+import argparse
+import contextlib
+import datetime
+import json
+import math
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import torch
+import yaml
+
+from pamiq_ros.bench.probe import (
+    PROBE_TARGETS,
+    ProbePoses,
+    ProbeResult,
+    VisitedCells,
+    encoder_features,
+    linear_probe,
+    render_probe_dataset,
+)
+
+ARMS: dict[str, str] = {"curiosity": "ppo", "random": "random"}
+"""Arm name -> the agent's ``policy`` parameter."""
+
+POSE_TOPIC = "world/pose"
+FD_LOSS_TAG = "forward_dynamics/loss"
+TRAINER_STORE = Path("trainer") / "checkpoints"
+TRAINER_TENSORBOARD = Path("trainer") / "tensorboard"
+ENCODER_FILE = Path("models") / "jepa.safetensors"
+SERIES_POINTS = 60
+"""Points kept of a loss series in the report (evenly spaced over the run)."""
+PIXEL_PROBE_SIZE = (16, 12)
+"""Width and height the pixel reference probe shrinks frames to."""
+STOP_GRACE_S = 120.0
+"""How long after ``--seconds`` a stack may take to start up and shut down before it is stopped."""
+
+
+# --- series from TensorBoard --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScalarPoint:
+    """One logged scalar: seconds since the arm started, training step and value."""
+
+    time_s: float
+    step: int
+    value: float
+
+
+def read_scalars(log_dir: Path, tag: str, start_wall_time: float = 0.0) -> list[ScalarPoint]:
+    """Every value of ``tag`` in the TensorBoard events under ``log_dir``, oldest first.
+
+    Args:
+        log_dir: The folder of the event files.
+        tag: The scalar's tag.
+        start_wall_time: Unix time subtracted from each event's wall time.
+
+    Returns:
+        The points; empty if the folder or the tag does not exist.
+    """
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    if not log_dir.is_dir():
+        return []
+    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    if tag not in events.Tags().get("scalars", []):
+        return []
+    return [
+        ScalarPoint(event.wall_time - start_wall_time, int(event.step), float(event.value))
+        for event in sorted(events.Scalars(tag), key=lambda event: (event.wall_time, event.step))
+    ]
+
+
+def scalar_tags(log_dir: Path) -> list[str]:
+    """The scalar tags logged under ``log_dir`` (empty if none)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    if not log_dir.is_dir():
+        return []
+    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 1})
+    events.Reload()
+    return sorted(events.Tags().get("scalars", []))
+
+
+def summarise_series(
+    points: Sequence[ScalarPoint], max_points: int = SERIES_POINTS
+) -> dict[str, Any]:
+    """A loss series for the report: count, means of the first and last 10 %, downsampled points.
+
+    The first and last 10 % hold at least one point each; means are None for an empty series.
+    The downsampled series keeps the first and the last point.
+    """
+    count = len(points)
+    if not count:
+        return {"count": 0, "first_10pct_mean": None, "last_10pct_mean": None, "series": []}
+    tenth = max(1, count // 10)
+    values = [point.value for point in points]
+    keep = sorted({round(i * (count - 1) / max(1, max_points - 1)) for i in range(max_points)})
+    return {
+        "count": count,
+        "first_10pct_mean": float(np.mean(values[:tenth])),
+        "last_10pct_mean": float(np.mean(values[-tenth:])),
+        "series": [
+            {"time_s": round(points[i].time_s, 2), "step": points[i].step, "value": points[i].value}
+            for i in keep
+        ],
+    }
+
+
+# --- configs, ports and checkpoints -------------------------------------------------------------
+
+
+def free_port(kind: int) -> int:
+    """A port on 127.0.0.1 that is free now (``socket.SOCK_DGRAM`` or ``socket.SOCK_STREAM``)."""
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def arm_config(
+    base: Mapping[str, Any],
+    udp_port: int,
+    tcp_port: int,
+    overrides: Mapping[str, Mapping[str, Any]],
+) -> dict[str, Any]:
+    """A copy of a config document on the given ports (OSC and video), with per-node overrides.
+
+    Every node's OSC port (``osc_port``, ``port``) becomes ``udp_port``, the video server's port
+    ``tcp_port`` and a camera ``source`` the stream URL on it, so the copy's nodes talk to each
+    other only.
+
+    Raises:
+        ValueError: If an override names a node the config does not run.
+    """
+    document = json.loads(json.dumps(base))  # a deep copy of plain YAML data
+    for node, section in document.items():
+        parameters = section.get("ros__parameters", {}) if isinstance(section, dict) else {}
+        for key in ("osc_port", "port"):
+            if key in parameters:
+                parameters[key] = udp_port
+        if "video_port" in parameters:
+            parameters["video_port"] = tcp_port
+        if "source" in parameters:
+            path = document.get("sim_world", {}).get("ros__parameters", {}).get("video_path")
+            parameters["source"] = f"http://127.0.0.1:{tcp_port}{path or '/stream.mjpg'}"
+        document[node] = section
+    for node, parameters in overrides.items():
+        if node not in document:
+            raise ValueError(f"the config runs no {node!r} node to set {sorted(parameters)} on")
+        document[node].setdefault("ros__parameters", {}).update(parameters)
+    return document
+
+
+def check_config(document: Mapping[str, Any], path: Path) -> None:
+    """Refuses a config that cannot run the benchmark, saying what is missing.
+
+    The agent must declare ``policy`` (so the random arm really acts at random) and the trainer,
+    agent and sim world must be in it.
+
+    Raises:
+        ValueError: Naming the config and what it lacks.
+    """
+    for node in ("sim_world", "camera_sensor", "osc_actuator", "agent", "trainer"):
+        if not isinstance(document.get(node), dict):
+            raise ValueError(f"{path}: no {node} section; the benchmark runs the full sim stack")
+    agent = document["agent"].get("ros__parameters") or {}
+    if "policy" not in agent:
+        raise ValueError(
+            f"{path}: the agent section has no 'policy' parameter; the benchmark needs the "
+            "curiosity mind's agent (policy: ppo | random)"
+        )
+
+
+def newest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete trainer checkpoint of a run folder that holds the encoder, or None."""
+    from pamiq_ros.core.checkpoint import CheckpointStore
+
+    store = CheckpointStore(run_dir / TRAINER_STORE)
+    for checkpoint in reversed(store.checkpoints()):
+        if (checkpoint / ENCODER_FILE).is_file():
+            return checkpoint
+    return None
+
+
+# --- the probe ----------------------------------------------------------------------------------
+
+
+@dataclass
+class ProbeData:
+    """The probe's frames and poses, the same for every arm, seed and time."""
+
+    frames: npt.NDArray[np.uint8]
+    poses: ProbePoses
+    seed: int
+
+    def probe(self, features: npt.NDArray[np.float64]) -> ProbeResult:
+        """Held-out R^2 of a ridge regression from ``features`` to the poses."""
+        return linear_probe(features, self.poses.targets(), PROBE_TARGETS, seed=self.seed)
+
+    def pixel_features(self) -> npt.NDArray[np.float64]:
+        """Downscaled frames as features: the reference an encoder should beat."""
+        small = [
+            cv2.resize(frame, PIXEL_PROBE_SIZE, interpolation=cv2.INTER_AREA)
+            for frame in self.frames
+        ]
+        return np.stack(small).reshape(len(self.frames), -1).astype(np.float64) / 255.0
+
+
+def encoder_probe(data: ProbeData, preset: str, seed: int, checkpoint: Path | None) -> ProbeResult:
+    """Probe of the JEPA encoder of ``preset`` and ``seed``, loaded from ``checkpoint`` if given.
+
+    Raises:
+        RuntimeError: If the checkpoint's encoder weights do not fit the preset.
+    """
+    from safetensors.torch import load_file
+
+    from pamiq_ros.models.jepa import build_jepa
+
+    model = build_jepa(preset, seed)
+    if checkpoint is not None:
+        try:
+            model.load_state_dict(load_file(str(checkpoint / ENCODER_FILE)), strict=True)
+        except (RuntimeError, OSError) as error:
+            raise RuntimeError(
+                f"{checkpoint / ENCODER_FILE} does not load into a {preset!r} JEPA: {error}"
+            ) from error
+    model.eval()
+    return data.probe(encoder_features(model.encode, data.frames))
+
+
+# --- one arm ------------------------------------------------------------------------------------
+
+
+@dataclass
+class PoseRecord:
+    """What ``world/pose`` showed during one arm, timed from the arm's start."""
+
+    cells: VisitedCells
+    window_s: float
+    messages: int = 0
+    first_pose_s: float | None = None
+    distance_m: float = 0.0
+    _last: tuple[float, float] | None = field(default=None, repr=False)
+
+    def add(self, x: float, y: float, time_s: float) -> None:
+        """Records one pose seen ``time_s`` after the start; later than the window is ignored."""
+        if time_s > self.window_s or not (math.isfinite(x) and math.isfinite(y)):
+            return
+        self.messages += 1
+        if self.first_pose_s is None:
+            self.first_pose_s = time_s
+        if self._last is not None:
+            self.distance_m += math.hypot(x - self._last[0], y - self._last[1])
+        self._last = (x, y)
+        self.cells.add(x, y, time_s)
+
+
+class PoseListener:
+    """Subscribes to ``world/pose`` in this process and spins in a thread of its own."""
+
+    def __init__(self) -> None:
+        import rclpy
+        from geometry_msgs.msg import PoseStamped
+        from rclpy.executors import SingleThreadedExecutor
+
+        self._context = rclpy.Context()
+        rclpy.init(context=self._context)
+        self._node = rclpy.create_node("curiosity_bench", context=self._context)
+        self._lock = threading.Lock()
+        self._record: PoseRecord | None = None
+        self._start = time.monotonic()
+        self._node.create_subscription(PoseStamped, POSE_TOPIC, self._on_pose, 50)
+        self._executor = SingleThreadedExecutor(context=self._context)
+        self._executor.add_node(self._node)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._spin, name="pose-listener", daemon=True)
+        self._thread.start()
+
+    def record_into(self, record: PoseRecord | None, start: float = 0.0) -> None:
+        """Poses go into ``record`` from now on, timed from ``start`` (``time.monotonic()``)."""
+        with self._lock:
+            self._record, self._start = record, start
+
+    def close(self) -> None:
+        """Stops spinning and shuts this process's ROS context down."""
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+        self._executor.shutdown(timeout_sec=2.0)
+        self._node.destroy_node()
+        self._context.try_shutdown()
+
+    def _spin(self) -> None:
+        while not self._stop.is_set() and self._context.ok():
+            self._executor.spin_once(timeout_sec=0.1)
+
+    def _on_pose(self, message: Any) -> None:
+        now = time.monotonic()
+        position = message.pose.position
+        with self._lock:
+            if self._record is not None:
+                self._record.add(float(position.x), float(position.y), now - self._start)
+
+
+class _Stack:
+    """``pamiq-ros launch`` of one arm in its own process group, stopped by group."""
+
+    def __init__(self, command: Sequence[str], env: Mapping[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        with log_path.open("wb") as log:
+            self.popen = subprocess.Popen(
+                list(command),
+                env=dict(env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    def signal_group(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, sig)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGINT to the group (the launcher stops its nodes), then SIGKILL to what is left."""
+        if self.popen.poll() is None:
+            self.signal_group(signal.SIGINT)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.signal_group(signal.SIGKILL)
+                self.popen.wait(timeout=10.0)
+        self.signal_group(signal.SIGKILL)  # anything left in the group
+
+    def tail(self, lines: int = 30) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """What every arm shares."""
+
+    base_config: Mapping[str, Any]
+    config_path: Path
+    seconds: float
+    cell_size: float
+    area_interval: float
+    out_dir: Path
+    env: Mapping[str, str]
+    preset: str | None
+    device: str | None
+    loss_tag: str
+
+
+def _say(line: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {line}", flush=True)
+
+
+def run_arm(
+    arm: str, seed: int, options: BenchOptions, listener: PoseListener, data: ProbeData
+) -> dict[str, Any]:
+    """Runs one arm's stack for ``options.seconds`` and measures it (see the module docstring).
+
+    Raises:
+        RuntimeError: If the stack published no pose or left no usable trainer checkpoint.
+    """
+    name = f"{arm}-seed{seed}"
+    agent: dict[str, Any] = {"policy": ARMS[arm], "seed": seed}
+    trainer: dict[str, Any] = {"seed": seed}
+    if options.preset:
+        agent["preset"] = trainer["preset"] = options.preset
+    if options.device:
+        agent["device"] = trainer["device"] = options.device
+    overrides = {"agent": agent, "trainer": trainer, "sim_world": {"seed": seed}}
+    document = arm_config(
+        options.base_config, free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_STREAM), overrides
+    )
+    config_path = options.out_dir / "configs" / f"{name}.yaml"
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    config_path.write_text(yaml.safe_dump(document, sort_keys=False))
+    preset = str(document["trainer"]["ros__parameters"].get("preset", "tiny"))
+    runs_dir = options.out_dir / "runs" / name
+    log_path = options.out_dir / "logs" / f"{name}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable, "-m", "pamiq_ros.cli", "launch", str(config_path),
+        "--duration", f"{options.seconds:g}", "--runs-dir", str(runs_dir),
+    ]  # fmt: skip
+
+    record = PoseRecord(VisitedCells(options.cell_size), options.seconds)
+    _say(f"{name}: starting the stack for {options.seconds:g} s (log {log_path})")
+    start_wall, start = time.time(), time.monotonic()
+    listener.record_into(record, start)
+    stack = _Stack(command, options.env, log_path)
+    try:
+        next_report = options.area_interval
+        while stack.popen.poll() is None:
+            elapsed = time.monotonic() - start
+            if elapsed > options.seconds + STOP_GRACE_S:
+                _say(f"{name}: still running {STOP_GRACE_S:g} s after its time; stopping it")
+                break
+            if elapsed >= next_report and next_report <= options.seconds:
+                _say(
+                    f"{name}: {next_report:g} s: {record.cells.count} cells visited, "
+                    f"{record.distance_m:.1f} m walked, {record.messages} poses"
+                )
+                next_report += options.area_interval
+            time.sleep(0.2)
+    finally:
+        stack.stop()
+        listener.record_into(None)
+    elapsed = time.monotonic() - start
+    exit_code = stack.popen.returncode
+    if not record.messages:
+        raise RuntimeError(f"{name}: no {POSE_TOPIC} message arrived; last output:\n{stack.tail()}")
+    run_dirs = sorted(path for path in runs_dir.iterdir() if path.is_dir())
+    if not run_dirs:
+        raise RuntimeError(f"{name}: no run folder under {runs_dir}")
+    run_dir = run_dirs[-1]
+    checkpoint = newest_checkpoint(run_dir)
+    if checkpoint is None:
+        raise RuntimeError(
+            f"{name}: no trainer checkpoint with {ENCODER_FILE} under {run_dir / TRAINER_STORE}; "
+            f"last output:\n{stack.tail()}"
+        )
+    tensorboard = run_dir / TRAINER_TENSORBOARD
+    loss = summarise_series(read_scalars(tensorboard, options.loss_tag, start_wall))
+    _say(f"{name}: stack stopped (exit {exit_code}, {elapsed:.0f} s); probing {checkpoint.name}")
+    probe_end = encoder_probe(data, preset, seed, checkpoint)
+
+    times = [
+        t * options.area_interval
+        for t in range(1, int(options.seconds // options.area_interval) + 1)
+    ]
+    if not times or times[-1] < options.seconds:
+        times.append(options.seconds)
+    result = {
+        "arm": arm,
+        "policy": ARMS[arm],
+        "seed": seed,
+        "preset": preset,
+        "run_dir": str(run_dir),
+        "config": str(config_path),
+        "log": str(log_path),
+        "exit_code": exit_code,
+        "elapsed_s": round(elapsed, 1),
+        "pose_messages": record.messages,
+        "first_pose_s": None if record.first_pose_s is None else round(record.first_pose_s, 2),
+        "distance_m": round(record.distance_m, 2),
+        "cells_visited": record.cells.count,
+        "area_m2": record.cells.area,
+        "cells_over_time": [
+            {"time_s": t, "cells": cells} for t, cells in record.cells.counts_over_time(times)
+        ],
+        "fd_loss": {"tag": options.loss_tag, **loss},
+        "tensorboard_tags": scalar_tags(tensorboard),
+        "checkpoint": str(checkpoint),
+        "probe_end": probe_end.as_dict(),
+    }
+    fd_first, fd_last = loss["first_10pct_mean"], loss["last_10pct_mean"]
+    _say(
+        f"{name}: {record.cells.count} cells, FD loss "
+        + (f"{fd_first:.4g} -> {fd_last:.4g}" if fd_first is not None else "not logged")
+        + f", probe R^2 at end {probe_end.mean_r2:.3f}"
+    )
+    if exit_code != 0:
+        _say(f"{name}: WARNING: the stack exited with status {exit_code}; see {log_path}")
+    return result
+
+
+def area_sample_times(seconds: float, interval: float) -> list[float]:
+    """Every ``interval`` seconds up to ``seconds``, and ``seconds`` itself."""
+    times = [step * interval for step in range(1, int(seconds // interval) + 1)]
+    if not times or times[-1] < seconds:
+        times.append(seconds)
+    return times
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _probe_cell(probe: Mapping[str, Any]) -> str:
+    parts = " ".join(f"{probe['r2'][name]:+.2f}" for name in PROBE_TARGETS)
+    return f"{probe['mean_r2']:+.3f} ({parts})"
+
+
+def format_table(report: Mapping[str, Any]) -> str:
+    """The report as a text table: one row per seed and arm, the probe at start per seed."""
+    header = (
+        f"{'seed':>4}  {'arm':<10} {'cells':>5} {'area m2':>8} {'walked m':>8}  "
+        f"{'FD loss first 10% -> last 10%':<30}  probe R^2 mean (x y cos sin)"
+    )
+    lines = [header, "-" * len(header)]
+    for seed, entry in report["seeds"].items():
+        lines.append(
+            f"{seed:>4}  {'start':<10} {'-':>5} {'-':>8} {'-':>8}  {'-':<30}  "
+            + _probe_cell(entry["probe_start"])
+        )
+        for arm, result in entry["arms"].items():
+            loss = result["fd_loss"]
+            loss_cell = f"{_fmt(loss['first_10pct_mean'], 4)} -> {_fmt(loss['last_10pct_mean'], 4)}"
+            loss_cell += f" ({loss['count']})"
+            lines.append(
+                f"{seed:>4}  {arm:<10} {result['cells_visited']:>5} {result['area_m2']:>8.1f} "
+                f"{result['distance_m']:>8.1f}  {loss_cell:<30}  "
+                + _probe_cell(result["probe_end"])
+            )
+    lines.append(f"pixel reference probe R^2: {_probe_cell(report['probe_pixels'])}")
+    return "\n".join(lines)
+
+
+def summarise_arms(seeds: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """Per arm, means over the seeds of cells visited, FD losses and end probe R^2."""
+
+    def mean(values: list[Any]) -> float | None:
+        present = [value for value in values if value is not None]
+        return float(np.mean(present)) if present else None
+
+    summary: dict[str, dict[str, float | None]] = {}
+    for arm in ARMS:
+        results = [entry["arms"][arm] for entry in seeds.values() if arm in entry["arms"]]
+        if not results:
+            continue
+        summary[arm] = {
+            "cells_visited_mean": mean([r["cells_visited"] for r in results]),
+            "distance_m_mean": mean([r["distance_m"] for r in results]),
+            "fd_loss_first_10pct_mean": mean([r["fd_loss"]["first_10pct_mean"] for r in results]),
+            "fd_loss_last_10pct_mean": mean([r["fd_loss"]["last_10pct_mean"] for r in results]),
+            "probe_end_mean_r2": mean([r["probe_end"]["mean_r2"] for r in results]),
+        }
+    summary["start"] = {
+        "probe_start_mean_r2": mean([e["probe_start"]["mean_r2"] for e in seeds.values()])
+    }
+    return summary
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "system": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+# --- command line -------------------------------------------------------------------------------
+
+
+def _parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"seeds must be integers separated by commas: {text!r}"
+        ) from None
+    if not seeds or any(seed < 0 for seed in seeds) or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"seeds must be distinct non-negative integers: {text!r}")
+    return seeds
+
+
+def _parse_arms(text: str) -> list[str]:
+    arms = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [arm for arm in arms if arm not in ARMS]
+    if not arms or unknown:
+        raise argparse.ArgumentTypeError(f"arms are {', '.join(ARMS)}; got {text!r}")
+    return arms
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pamiq_ros.bench.curiosity",
+        description="Curiosity agent vs. random policy on the sim world: visited area, "
+        "forward-dynamics loss and a linear pose probe of the encoder at start and end.",
+    )
+    parser.add_argument("--seconds", type=float, default=240.0, help="wall time per arm (s)")
+    parser.add_argument(
+        "--seeds", type=_parse_seeds, default=[0], help="comma-separated seeds (default 0)"
+    )
+    parser.add_argument(
+        "--arms", type=_parse_arms, default=list(ARMS), help="default: curiosity,random"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="default runs/bench-curiosity-<time>/"
+    )
+    parser.add_argument(
+        "--config", type=Path, default=Path("config/sim.yaml"), help="the sim stack's config"
+    )
+    parser.add_argument(
+        "--domain-id",
+        type=int,
+        default=None,
+        help="DDS domain of the stacks and this process (default: 1 + PID mod 101, never 0)",
+    )
+    parser.add_argument("--cell-size", type=float, default=1.0, help="visited-area grid (m)")
+    parser.add_argument(
+        "--area-interval", type=float, default=30.0, help="seconds between area samples"
+    )
+    parser.add_argument(
+        "--probe-samples", type=int, default=600, help="frames rendered for the linear probe"
+    )
+    parser.add_argument("--probe-seed", type=int, default=0, help="poses and split of the probe")
+    parser.add_argument(
+        "--preset", default=None, help="model size preset for agent and trainer (default: config)"
+    )
+    parser.add_argument(
+        "--device", default=None, help="torch device of agent and trainer (default: config)"
+    )
+    parser.add_argument("--loss-tag", default=FD_LOSS_TAG, help="TensorBoard tag of the FD loss")
+    return parser
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    """Runs the benchmark; returns the exit status."""
+    parser = _parser()
+    options = parser.parse_args(args)
+    if not options.seconds > 0 or not options.cell_size > 0 or not options.area_interval > 0:
+        parser.error("--seconds, --cell-size and --area-interval must be positive")
+    if options.probe_samples < 20:
+        parser.error("--probe-samples must be at least 20")
+    domain_id = options.domain_id if options.domain_id is not None else 1 + os.getpid() % 101
+    if not 1 <= domain_id <= 232:
+        parser.error("--domain-id must be in 1..232")
+    try:
+        base_config = yaml.safe_load(options.config.read_text())
+        if not isinstance(base_config, dict):
+            raise ValueError(f"{options.config}: not a ROS 2 parameter file")
+        check_config(base_config, options.config)
+    except (OSError, ValueError, yaml.YAMLError) as error:
+        print(f"curiosity benchmark: {error}", file=sys.stderr)
+        return 2
+    out_dir = options.out or Path("runs") / f"bench-curiosity-{time.strftime('%Y%m%d-%H%M%S')}"
+    out_dir = out_dir.absolute()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # This process and every stack: the benchmark's own DDS domain, loopback only.
+    os.environ.update(
+        ROS_DOMAIN_ID=str(domain_id),
+        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+        ROS_LOG_DIR=str(out_dir / "ros_log"),
+        PYTHONUNBUFFERED="1",
+    )
+    os.environ.pop("ROS_STATIC_PEERS", None)
+    env = dict(os.environ)
+    # SIGTERM ends the run like Ctrl-C, so a running stack is stopped by its group.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    bench = BenchOptions(
+        base_config=base_config,
+        config_path=options.config,
+        seconds=options.seconds,
+        cell_size=options.cell_size,
+        area_interval=options.area_interval,
+        out_dir=out_dir,
+        env=env,
+        preset=options.preset,
+        device=options.device,
+        loss_tag=options.loss_tag,
+    )
+    started = time.time()
+    _say(
+        f"curiosity benchmark: arms {', '.join(options.arms)}, seeds {options.seeds}, "
+        f"{options.seconds:g} s each, DDS domain {domain_id} (loopback only), out {out_dir}"
+    )
+    _say(f"rendering {options.probe_samples} probe frames")
+    frames, poses = render_probe_dataset(options.probe_samples, seed=options.probe_seed)
+    data = ProbeData(frames, poses, options.probe_seed)
+    pixel_probe = data.probe(data.pixel_features())
+    _say(f"pixel reference probe R^2 {pixel_probe.mean_r2:.3f}")
+
+    seeds: dict[str, dict[str, Any]] = {}
+    listener = PoseListener()
+    try:
+        for seed in options.seeds:
+            preset = options.preset or str(
+                base_config["trainer"]["ros__parameters"].get("preset", "tiny")
+            )
+            probe_start = encoder_probe(data, preset, seed, None)
+            _say(f"seed {seed}: probe R^2 of the initial encoder {probe_start.mean_r2:.3f}")
+            entry: dict[str, Any] = {"probe_start": probe_start.as_dict(), "arms": {}}
+            seeds[str(seed)] = entry
+            for arm in options.arms:
+                entry["arms"][arm] = run_arm(arm, seed, bench, listener, data)
+    except RuntimeError as error:
+        print(f"curiosity benchmark failed: {error}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("curiosity benchmark interrupted", file=sys.stderr, flush=True)
+        return 130
+    finally:
+        listener.close()
+    report = {
+        "benchmark": "curiosity",
+        "created": datetime.datetime.now().isoformat(timespec="seconds"),
+        "duration_s": round(time.time() - started, 1),
+        "machine": _machine(),
+        "settings": {
+            "config": str(options.config),
+            "seconds": options.seconds,
+            "seeds": options.seeds,
+            "arms": {arm: ARMS[arm] for arm in options.arms},
+            "cell_size_m": options.cell_size,
+            "area_interval_s": options.area_interval,
+            "probe_samples": options.probe_samples,
+            "probe_seed": options.probe_seed,
+            "probe_targets": list(PROBE_TARGETS),
+            "probe_split": "70% fit (alpha by 5-fold CV), 30% held out",
+            "preset": options.preset,
+            "device": options.device,
+            "loss_tag": options.loss_tag,
+            "domain_id": domain_id,
+        },
+        "probe_pixels": pixel_probe.as_dict(),
+        "seeds": seeds,
+        "summary": summarise_arms(seeds),
+    }
+    path = out_dir / "curiosity_bench.json"
+    path.write_text(json.dumps(report, indent=1))
+    print()
+    print(format_table(report))
+    print(f"\nwritten: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""The curiosity agent on the full stack, over real processes: it acts on time, every model
+learns and reaches the agent, the losses, reward and value reach the metrics and the output, and
+the agent's live recurrent state is checkpointed and restored."""
+
+import json
+import math
+import signal
+from pathlib import Path
+
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from pamiq_ros.minds.curiosity import MODEL_NAMES
+from test.support.configs import config_for_test, launch_command
+from test.support.diagnostics import agent_rates, figure
+from test.support.processes import wait_until
+from test.support.ros_probe import RosProbe
+
+pytestmark = pytest.mark.e2e
+
+QUICK_TRAINER = {
+    "min_buffer_size": 32,
+    "min_new_samples": 8,
+    "ppo_min_new_samples": 32,
+    "ppo_sequences_per_run": 8,
+    "report_period": 1.0,
+    "checkpoint_period": 5.0,
+}
+METRICS = (
+    "jepa/loss", "temporal/loss", "forward_dynamics/loss", "ppo/loss", "ppo/value_loss",
+    "ppo/entropy", "ppo/value", "acting/reward", "acting/value",
+)  # fmt: skip
+
+
+def scalar_tags(run_dir: Path) -> set[str]:
+    events = EventAccumulator(str(run_dir / "trainer" / "tensorboard"))
+    events.Reload()
+    return set(events.Tags()["scalars"])
+
+
+def test_curiosity_agent_learns_every_model_while_acting_on_time(
+    spawn, spawn_node, probe: RosProbe, tmp_path, free_udp_port, free_tcp_port
+):
+    config = config_for_test(
+        "sim", tmp_path, free_udp_port(), free_tcp_port(),
+        {"trainer": QUICK_TRAINER, "agent": {"report_period": 1.0}},
+    )  # fmt: skip
+    diagnostics = probe.subscribe(DiagnosticArray, "/diagnostics", 200)
+    launcher = spawn("launch", launch_command(config))
+    launcher.wait_for_output("5 nodes running", timeout=30)
+
+    def acting_versions() -> list[float]:
+        return [figure(diagnostics, "agent", f"version_{name}") for name in MODEL_NAMES]
+
+    # Every model is trained and its new weights reach the acting copy.
+    assert wait_until(lambda: min(acting_versions()) >= 1, 150), (
+        acting_versions(), launcher.output()[-3000:],
+    )  # fmt: skip
+    assert wait_until(lambda: len(agent_rates(diagnostics)) >= 5, 30)
+    rates = agent_rates(diagnostics)
+    assert all(9.0 <= rate <= 11.0 for rate in rates), rates
+    assert math.isfinite(figure(diagnostics, "agent", "reward", math.nan))
+    assert math.isfinite(figure(diagnostics, "agent", "value", math.nan))
+    assert figure(diagnostics, "trainer", "experience_rejected") == 0
+    output = launcher.output()
+    assert "reward=" in output and "forward_dynamics/loss=" in output and "jepa/loss=" in output
+
+    assert launcher.stop(signal.SIGINT, timeout=60) == 0, launcher.output()[-3000:]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert set(METRICS) <= scalar_tags(run_dir), sorted(scalar_tags(run_dir))
+
+    # The live recurrent state went into the agent's checkpoint, and a new agent resumes it.
+    newest = sorted((run_dir / "agent" / "checkpoints").glob("0*"))[-1]
+    state = json.loads((newest / "agent_state.json").read_text())
+    assert state["mind"] == "curiosity"
+    assert any(value != 0.0 for value in state["mind_state"]["temporal_hidden"][0])
+    agent = spawn_node("agent", {"resume_from": str(run_dir), "run_dir": str(tmp_path / "again")})
+    resumed = agent.wait_for_output("resumed agent state", timeout=30)
+    assert f"continuing at step {state['step']}" in resumed

@@ -1,0 +1,210 @@
+"""The curiosity mind: one acting step's pipeline, its records, its state, and its learner."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pamiq_ros.core.actions import ACTION_SIZES
+from pamiq_ros.core.experience import ExperienceError, ExperienceRecord
+from pamiq_ros.minds.curiosity import (
+    FORWARD_DYNAMICS,
+    JEPA,
+    MODEL_NAMES,
+    POLICY,
+    TEMPORAL,
+    CuriosityDimensions,
+    CuriosityMind,
+    CuriosityTraining,
+    RewardScale,
+    build_curiosity_learner,
+)
+from pamiq_ros.models.curiosity import weighted_prediction_error
+from pamiq_ros.models.ppo import PPOConfig
+
+
+def frames(count: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (120, 160, 3), dtype=np.uint8) for _ in range(count)]
+
+
+def run(
+    mind: CuriosityMind, observations: list[np.ndarray], first_step: int = 1
+) -> list[ExperienceRecord]:
+    records: list[ExperienceRecord] = []
+    for offset, observation in enumerate(observations):
+        records.extend(mind.act(first_step + offset, observation).records)
+    return records
+
+
+def test_dimensions_tie_the_models_together() -> None:
+    dims = CuriosityDimensions.of("tiny")
+    assert dims.obs_dim == dims.jepa.pool_size**2 * dims.jepa.dim
+    assert dims.policy.state_dim == dims.temporal.hidden_dim
+    shapes = dims.record_shapes()
+    assert shapes["obs"] == (dims.obs_dim,) and shapes["log_prob"] == ()
+    with pytest.raises(ValueError, match="preset must be one of"):
+        CuriosityDimensions.of("huge")
+
+
+def test_the_same_seed_builds_the_same_weights_and_another_seed_others() -> None:
+    dims = CuriosityDimensions.of("tiny")
+    for name in MODEL_NAMES:
+        first, again, other = (dims.build(name, seed) for seed in (3, 3, 4))
+        for key, value in first.state_dict().items():
+            assert torch.equal(value, again.state_dict()[key]), (name, key)
+        assert any(
+            not torch.equal(value, other.state_dict()[key])
+            for key, value in first.state_dict().items()
+            if value.is_floating_point()
+        ), name
+
+
+def test_a_record_waits_for_the_reward_of_its_action_and_carries_the_states_before() -> None:
+    mind = CuriosityMind(seed=1)
+    shapes = CuriosityDimensions.of("tiny").record_shapes()
+    first = mind.act(1, frames(1)[0])
+    assert first.records == ()  # its reward comes with the next observation
+    records = run(mind, frames(3, seed=2), first_step=2)
+    assert [record.step for record in records] == [1, 2, 3]
+    for record in records:
+        assert record.model_name == POLICY
+        for name, shape in shapes.items():
+            assert record.tensors[name].shape == shape, name
+            assert record.tensors[name].dtype == np.float32
+        assert record.tensors["done"] == 0.0
+        assert math.isfinite(float(record.tensors["raw_reward"]))
+    # The first step starts from zero states; each later step from the state the one before
+    # reached.
+    assert not records[0].tensors["temporal_hidden"].any()
+    for before, after in itertools.pairwise(records):
+        np.testing.assert_array_equal(after.tensors["temporal_hidden"], before.tensors["state"])
+    assert records[1].tensors["policy_hidden"].any()
+    np.testing.assert_array_equal(records[0].action, first.choice.indices())
+
+
+def test_the_reward_is_the_forward_models_weighted_error_on_the_new_observation() -> None:
+    mind = CuriosityMind(seed=0)
+    observations = frames(2, seed=5)
+    mind.act(1, observations[0])
+    (record,) = mind.act(2, observations[1]).records
+    # Recompute by hand: the imagination made at step 1, one step ahead, against step 2's obs.
+    fd, _ = mind.models[FORWARD_DYNAMICS].current()
+    encoder, _ = mind.models[JEPA].current()
+    with torch.inference_mode():
+        state = torch.as_tensor(record.tensors["state"])[None]
+        imagined = fd(state, torch.as_tensor(record.action)[None])[0]
+        obs_now = encoder.encode(observations[1][None]).flatten(1)[0]  # type: ignore[operator]
+    expected = weighted_prediction_error(imagined[:1], obs_now, torch.ones(1))
+    assert float(record.tensors["raw_reward"]) == pytest.approx(float(expected), rel=1e-4)
+
+
+def test_no_frame_ends_the_episode_and_restarts_the_policys_memory() -> None:
+    mind = CuriosityMind()
+    run(mind, frames(3))
+    idle = mind.act(4, None)
+    assert idle.choice.label() == "stop"
+    (record,) = idle.records
+    assert record.step == 3 and record.tensors["done"] == 1.0
+    assert mind.act(5, None).records == ()  # nothing waits any more
+    mind.act(6, frames(1)[0])
+    (after,) = mind.act(7, frames(1)[0]).records
+    assert not after.tensors["policy_hidden"].any()
+
+
+def test_the_random_policy_draws_uniformly_and_says_so_in_the_log_prob() -> None:
+    mind = CuriosityMind(policy="random", seed=2)
+    records = run(mind, frames(60))
+    actions = np.stack([record.action for record in records])
+    for dimension, size in enumerate(ACTION_SIZES):
+        assert set(actions[:, dimension]) == set(range(size))
+    expected = -math.log(math.prod(ACTION_SIZES))
+    assert all(float(r.tensors["log_prob"]) == pytest.approx(expected) for r in records)
+    with pytest.raises(ValueError, match="policy must be one of"):
+        CuriosityMind(policy="greedy")
+
+
+def test_a_restored_state_continues_exactly_where_the_saved_one_was() -> None:
+    original = CuriosityMind(seed=4)
+    run(original, frames(5))
+    state = original.state_dict()
+    copy = CuriosityMind(seed=99)
+    copy.load_state_dict(state)
+    later = frames(4, seed=8)
+    ours = [original.act(10 + i, frame).choice for i, frame in enumerate(later)]
+    theirs = [copy.act(10 + i, frame).choice for i, frame in enumerate(later)]
+    assert ours == theirs
+
+
+def test_a_state_that_does_not_fit_is_refused_and_changes_nothing() -> None:
+    mind = CuriosityMind()
+    run(mind, frames(3))
+    good = mind.state_dict()
+    wrong_shape = {**good, "temporal_hidden": [[0.0] * 5]}
+    with pytest.raises(ValueError, match="temporal hidden state has shape"):
+        mind.load_state_dict(wrong_shape)
+    with pytest.raises(ValueError, match="NaN"):
+        mind.load_state_dict({**good, "policy_hidden": [[[math.nan] * 64]]})
+    with pytest.raises(ValueError, match="preset"):
+        mind.load_state_dict({**good, "preset": "base"})
+    with pytest.raises(ValueError, match="not a curiosity mind state"):
+        mind.load_state_dict({"preset": "tiny"})
+    assert mind.state_dict() == good
+
+
+def test_reward_scale_centres_and_scales_after_warm_up() -> None:
+    scale = RewardScale(decay=0.9, warmup=3)
+    assert [scale(1.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    steady = [scale(1.0 + 0.01 * (i % 2)) for i in range(50)]
+    assert abs(steady[-1]) < 2.0
+    usual = max(abs(value) for value in steady[-10:])
+    assert scale(5.0) > 2 * usual  # a surprise far above the usual scores far above it
+    restored = RewardScale(decay=0.9, warmup=3)
+    restored.load_state_dict(scale.state_dict())
+    assert restored(1.0) == scale(1.0)
+    with pytest.raises(ValueError, match="reward scale state"):
+        restored.load_state_dict({"count": 1, "mean": math.inf, "square": 0.0})
+
+
+def test_the_learner_trains_every_model_from_the_minds_records() -> None:
+    mind = CuriosityMind(seed=0)
+    training = CuriosityTraining(
+        buffer_size=200, policy_buffer_size=64, batch_size=4, sequence_batch_size=2,
+        sequence_length=4, min_buffer_size=8, min_new_samples=4,
+        ppo_min_new_samples=8,
+        ppo_config=PPOConfig(sequence_length=4, sequences_per_run=4, minibatch=2, epochs=1),
+    )  # fmt: skip
+    learner = build_curiosity_learner(seed=0, training=training)
+    for record in run(mind, frames(40)):
+        learner.add(record)
+    assert set(learner.buffer_sizes().values()) == {39}
+    trained: set[str] = set()
+    metrics: dict[str, float] = {}
+    for _ in range(8):
+        result = learner.train_next()
+        if result is None:
+            break
+        trained.update(result.updated_models)
+        metrics.update(result.metrics)
+    assert trained == set(MODEL_NAMES)
+    for name in ("jepa/loss", "temporal/loss", "forward_dynamics/loss", "ppo/loss", "ppo/value"):
+        assert math.isfinite(metrics[name]), name
+    assert all(learner.versions[name] >= 1 for name in MODEL_NAMES)
+    assert TEMPORAL in learner.models
+
+
+def test_the_learner_refuses_records_of_another_mind_or_preset_and_stores_nothing() -> None:
+    learner = build_curiosity_learner()
+    (good,) = run(CuriosityMind(), frames(2))
+    plain = ExperienceRecord(good.step, good.observation, good.action, POLICY, 0)
+    with pytest.raises(ExperienceError, match="missing"):
+        learner.add(plain)
+    tensors = {**good.tensors, "obs": np.zeros(7, dtype=np.float32)}
+    bad = ExperienceRecord(good.step, good.observation, good.action, POLICY, 0, tensors)
+    with pytest.raises(ExperienceError, match="same preset"):
+        learner.add(bad)
+    assert set(learner.buffer_sizes().values()) == {0}
+    learner.add(good)
+    assert set(learner.buffer_sizes().values()) == {1}
