@@ -2,9 +2,9 @@
 
 The file is a plain ROS 2 parameter file: each top-level key is a node name whose
 ``ros__parameters`` that node reads, and which nodes run is exactly which keys are there.
-One extra section, ``pamiq_launcher``, holds bring-up settings (which DDS peers to reach); no
-node reads it. ``pamiq-ros launch`` and the ``launch/*.launch.py`` files both build their
-node lists here, so the two bring-ups cannot drift apart.
+One extra section, ``pamiq_launcher``, holds bring-up settings (which DDS peers to reach, how
+dead nodes are restarted); no node reads it. ``pamiq-ros launch`` and the ``launch/*.launch.py``
+files both build their node lists here, so the two bring-ups cannot drift apart.
 """
 
 import os
@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from pamiq_ros.bringup.executables import NODE_EXECUTABLES
-from pamiq_ros.core.settings import SettingsError, build_settings, setting
+from pamiq_ros.core.settings import SettingsError, build_settings, require_positive, setting
 
 LAUNCHER_SECTION = "pamiq_launcher"
 PARAMETERS_KEY = "ros__parameters"
@@ -44,6 +44,22 @@ class LauncherSettings:
     shutdown_timeout: float = setting(
         10.0, "Seconds a node gets to exit after Ctrl-C before it is killed."
     )
+    restart: bool = setting(
+        True,
+        "Restart a node that dies on its own (non-zero exit or a signal); false: a death "
+        "stops the whole launch.",
+    )
+    restart_delay: float = setting(
+        1.0, "Seconds before a dead node's first restart; doubled after each restart."
+    )
+    restart_delay_max: float = setting(30.0, "Seconds the doubled restart delay is capped at.")
+    restart_stable_time: float = setting(
+        30.0, "Seconds a node must stay up for its restart delay to go back to restart_delay."
+    )
+    max_restarts: int = setting(
+        5, "Restarts of one node within restart_window after which the launch gives up (exit 1)."
+    )
+    restart_window: float = setting(300.0, "Seconds over which max_restarts is counted.")
 
     def __post_init__(self) -> None:
         if self.discovery_range not in DISCOVERY_RANGES:
@@ -51,8 +67,15 @@ class LauncherSettings:
                 f"discovery_range must be one of {', '.join(DISCOVERY_RANGES)}, "
                 f"got {self.discovery_range!r}"
             )
-        if self.shutdown_timeout <= 0:
-            raise ValueError(f"shutdown_timeout must be positive, got {self.shutdown_timeout}")
+        require_positive(
+            self, "shutdown_timeout", "restart_delay", "restart_delay_max",
+            "restart_stable_time", "max_restarts", "restart_window",
+        )  # fmt: skip
+        if self.restart_delay_max < self.restart_delay:
+            raise ValueError(
+                f"restart_delay_max ({self.restart_delay_max}) must be at least "
+                f"restart_delay ({self.restart_delay})"
+            )
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 Machines with pip-installed ROS 2 have no ``launch``/``launch_ros``; this supervisor starts the
 same nodes from the same description (:mod:`pamiq_ros.bringup.description`). Each node runs in
 its own process group, so stopping a node stops everything it started, and nothing is ever
-stopped by name.
+stopped by name. A node that dies on its own is started again after a backoff
+(:class:`RestartSchedule`), resuming from this launch's run folder, so one failure does not take
+the deployment down.
 """
 
 import contextlib
@@ -13,20 +15,120 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TextIO
 
-from pamiq_ros.bringup.description import Bringup, NodeDescription
+from pamiq_ros.bringup.description import (
+    RESUME_PARAMETER,
+    RUN_PARAMETER,
+    Bringup,
+    LauncherSettings,
+    NodeDescription,
+)
 
 POLL_PERIOD = 0.1
 
 
+class RestartSchedule:
+    """When to restart one node after it dies: doubling backoff, reset once stable, a limit.
+
+    Each death asks :meth:`next_delay`. The first restart waits ``initial_delay``; each further
+    one waits twice as long as the one before, up to ``max_delay``. A node that stayed up for
+    ``stable_time`` before it died starts again from ``initial_delay``. A node that already
+    needed ``max_restarts`` restarts within the last ``window`` seconds is not restarted again:
+    it keeps failing, and restarting it forever would hide that.
+
+    Args:
+        initial_delay: Seconds before the first restart.
+        max_delay: Longest delay, in seconds.
+        stable_time: Uptime in seconds after which the delay goes back to ``initial_delay``.
+        max_restarts: Restarts allowed within ``window``.
+        window: Seconds over which restarts are counted.
+    """
+
+    def __init__(
+        self,
+        initial_delay: float,
+        max_delay: float,
+        stable_time: float,
+        max_restarts: int,
+        window: float,
+    ) -> None:
+        if not 0 < initial_delay <= max_delay:
+            raise ValueError(
+                f"restart delays need 0 < initial ({initial_delay}) <= max ({max_delay})"
+            )
+        if max_restarts < 1 or window <= 0 or stable_time <= 0:
+            raise ValueError(
+                f"max_restarts ({max_restarts}), window ({window}) and stable_time "
+                f"({stable_time}) must be positive"
+            )
+        self._initial_delay = initial_delay
+        self._max_delay = max_delay
+        self._stable_time = stable_time
+        self.max_restarts = max_restarts
+        self.window = window
+        self._delay = initial_delay
+        self._recent: deque[float] = deque()
+        self.restarts = 0
+        """Restarts granted so far (the number of the latest one)."""
+
+    @classmethod
+    def from_settings(cls, settings: LauncherSettings) -> "RestartSchedule":
+        """The schedule a launcher's ``pamiq_launcher`` settings describe."""
+        return cls(
+            initial_delay=settings.restart_delay,
+            max_delay=settings.restart_delay_max,
+            stable_time=settings.restart_stable_time,
+            max_restarts=settings.max_restarts,
+            window=settings.restart_window,
+        )
+
+    def next_delay(self, died_at: float, uptime: float) -> float | None:
+        """Seconds to wait before restarting a node that died, or None to give up.
+
+        Args:
+            died_at: When it died (monotonic seconds).
+            uptime: How long it had been running, in seconds.
+        """
+        if uptime >= self._stable_time:
+            self._delay = self._initial_delay
+        while self._recent and self._recent[0] <= died_at - self.window:
+            self._recent.popleft()
+        if len(self._recent) >= self.max_restarts:
+            return None
+        delay = self._delay
+        self._recent.append(died_at)
+        self._delay = min(delay * 2.0, self._max_delay)
+        self.restarts += 1
+        return delay
+
+
+def describe_exit(code: int) -> str:
+    """``exit code 3`` or ``killed by SIGKILL``, from a :class:`subprocess.Popen` return code."""
+    if code >= 0:
+        return f"exit code {code}"
+    try:
+        return f"killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"killed by signal {-code}"
+
+
 @dataclass
 class _Child:
+    """One node of the launch: its current process and what its restarts need."""
+
     node: NodeDescription
+    schedule: RestartSchedule
     process: subprocess.Popen[bytes]
-    reader: threading.Thread
+    started_at: float
+    readers: list[threading.Thread] = field(default_factory=list)
+    restart_at: float | None = None
+    """When a dead node is due to start again; None while it runs or once it finished."""
+    finished: bool = False
+    restarts: int = 0
 
 
 def node_command(
@@ -50,13 +152,16 @@ def node_command(
 
 
 class Launcher:
-    """Starts, watches and stops the nodes of one deployment.
+    """Starts, watches, restarts and stops the nodes of one deployment.
 
     Args:
         bringup: The deployment.
         output: Where the nodes' output goes, each line prefixed with ``[node]``.
         python: The interpreter that runs the nodes.
         parameters: Parameters given to every node on its command line (run folder, resume).
+            A restarted node gets them too, with ``resume_from`` set to the run folder, so
+            nodes with state (agent, trainer) come back from their newest checkpoint of this
+            launch.
     """
 
     def __init__(
@@ -67,7 +172,11 @@ class Launcher:
         parameters: Mapping[str, str] | None = None,
     ) -> None:
         self._bringup = bringup
+        self._settings = bringup.launcher
         self._parameters = dict(parameters or {})
+        self._restart_parameters = dict(self._parameters)
+        if RUN_PARAMETER in self._parameters:
+            self._restart_parameters[RESUME_PARAMETER] = self._parameters[RUN_PARAMETER]
         self._output = output
         self._python = python
         self._write_lock = threading.Lock()
@@ -90,8 +199,11 @@ class Launcher:
     def run(self, duration: float | None = None) -> int:
         """Starts every node, waits for Ctrl-C, SIGTERM or ``duration`` seconds, stops them all.
 
+        Nodes that die meanwhile are restarted (see :class:`RestartSchedule`).
+
         Returns:
-            0 when every node ran until asked to stop and then exited cleanly, else 1.
+            0 when every node ran until asked to stop and then exited cleanly, else 1 (also
+            when a node died and restarts were off or used up).
         """
         restore = self._install_signal_handlers()
         started_at = time.monotonic()
@@ -105,23 +217,43 @@ class Launcher:
             )
             self.say(f"config {self._bringup.config_path} ({discovery})")
             for node in self._bringup.nodes:
-                self._start(node, environment)
+                process = self._spawn(node, environment, self._parameters)
+                self._children.append(
+                    _Child(
+                        node=node,
+                        schedule=RestartSchedule.from_settings(self._settings),
+                        process=process,
+                        started_at=time.monotonic(),
+                        readers=[self._relay_output(node.name, process)],
+                    )
+                )
+                self.say(f"started {node.name} (pid {process.pid})")
             limit = f"for {duration:g} s" if duration else "until Ctrl-C"
             self.say(f"{len(self._children)} nodes running {limit}")
-            failures = self._watch(started_at, duration)
+            failures = self._watch(started_at, duration, environment)
         finally:
             failures += self._stop_all()
             restore()
         elapsed = time.monotonic() - started_at
+        restarts = ", ".join(
+            f"{child.node.name} {child.restarts}" for child in self._children if child.restarts
+        )
+        restarted = f" (restarts: {restarts})" if restarts else ""
         if failures:
-            self.say(f"stopped after {elapsed:.1f} s with problems: {'; '.join(failures)}")
+            self.say(
+                f"stopped after {elapsed:.1f} s with problems: {'; '.join(failures)}{restarted}"
+            )
             return 1
-        self.say(f"all {len(self._bringup.nodes)} nodes stopped cleanly after {elapsed:.1f} s")
+        self.say(
+            f"all {len(self._bringup.nodes)} nodes stopped cleanly after {elapsed:.1f} s{restarted}"
+        )
         return 0
 
-    def _start(self, node: NodeDescription, environment: dict[str, str]) -> None:
-        command = node_command(node, str(self._bringup.config_path), self._python, self._parameters)
-        process = subprocess.Popen(
+    def _spawn(
+        self, node: NodeDescription, environment: dict[str, str], parameters: Mapping[str, str]
+    ) -> subprocess.Popen[bytes]:
+        command = node_command(node, str(self._bringup.config_path), self._python, parameters)
+        return subprocess.Popen(
             command,
             env=environment,
             stdout=subprocess.PIPE,
@@ -129,47 +261,87 @@ class Launcher:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+
+    def _relay_output(self, name: str, process: subprocess.Popen[bytes]) -> threading.Thread:
         reader = threading.Thread(
-            target=self._relay, args=(node.name, process), name=f"relay-{node.name}", daemon=True
+            target=self._relay, args=(name, process), name=f"relay-{name}", daemon=True
         )
         reader.start()
-        self._children.append(_Child(node, process, reader))
-        self.say(f"started {node.name} (pid {process.pid})")
+        return reader
 
     def _relay(self, name: str, process: subprocess.Popen[bytes]) -> None:
         assert process.stdout is not None
         for raw in process.stdout:
             self.say(raw.decode(errors="replace").rstrip(), source=name)
 
-    def _watch(self, started_at: float, duration: float | None) -> list[str]:
-        finished: set[str] = set()
+    def _watch(
+        self, started_at: float, duration: float | None, environment: dict[str, str]
+    ) -> list[str]:
         while not self._stop_requested.wait(POLL_PERIOD):
-            if duration and time.monotonic() - started_at >= duration:
+            now = time.monotonic()
+            if duration and now - started_at >= duration:
                 self.request_stop(f"{duration:g} s passed")
                 break
-            codes = [child.process.poll() for child in self._children]
-            for child, code in zip(self._children, codes, strict=True):
-                if code not in (None, 0):
-                    message = f"{child.node.name} exited on its own with code {code}"
-                    self.say(message)
-                    self.request_stop(message)
-                    return [message]
-            for child, code in zip(self._children, codes, strict=True):
-                if code == 0 and child.node.name not in finished:
-                    finished.add(child.node.name)
+            for child in self._children:
+                if child.restart_at is not None:
+                    if now >= child.restart_at and not self._stop_requested.is_set():
+                        self._restart(child, environment)
+                    continue
+                code = child.process.poll()
+                if code is None or child.finished:
+                    continue
+                if code == 0:
+                    child.finished = True
                     self.say(f"{child.node.name} finished (exit code 0)")
-            if all(code == 0 for code in codes):
+                    continue
+                failure = self._on_death(child, code, now)
+                if failure:
+                    self.say(failure)
+                    self.request_stop(failure)
+                    return [failure]
+            if all(child.finished for child in self._children):
                 # Every node finished cleanly (``pamiq-ros shutdown``): nothing left to stop.
                 self.request_stop("every node shut down")
         self.say(f"stopping: {self._stop_reason}")
         return []
+
+    def _on_death(self, child: _Child, code: int, now: float) -> str | None:
+        """Schedules the restart of a node that died; returns why the launch must stop instead."""
+        # Whatever the dead node started goes with its group before anything replaces it.
+        _signal_group(child.process, signal.SIGKILL)
+        uptime = now - child.started_at
+        died = f"{child.node.name} died ({describe_exit(code)}) after {uptime:.1f} s"
+        if not self._settings.restart:
+            return f"{died}; restart is off"
+        delay = child.schedule.next_delay(now, uptime)
+        if delay is None:
+            schedule = child.schedule
+            return (
+                f"{died}; giving up: it was restarted {schedule.max_restarts} times within "
+                f"{schedule.window:g} s"
+            )
+        child.restart_at = now + delay
+        self.say(f"{died}; restart {child.schedule.restarts} in {delay:.1f} s")
+        return None
+
+    def _restart(self, child: _Child, environment: dict[str, str]) -> None:
+        child.process = self._spawn(child.node, environment, self._restart_parameters)
+        child.started_at = time.monotonic()
+        child.restart_at = None
+        child.restarts += 1
+        child.readers.append(self._relay_output(child.node.name, child.process))
+        resume = self._restart_parameters.get(RESUME_PARAMETER)
+        self.say(
+            f"{child.node.name} restarted (pid {child.process.pid})"
+            + (f" with {RESUME_PARAMETER}={resume}" if resume else "")
+        )
 
     def _stop_all(self) -> list[str]:
         """SIGINT to every group, newest first, then SIGKILL to whatever is left of each group."""
         running = [child for child in reversed(self._children) if child.process.poll() is None]
         for child in running:
             _signal_group(child.process, signal.SIGINT)
-        deadline = time.monotonic() + self._bringup.launcher.shutdown_timeout
+        deadline = time.monotonic() + self._settings.shutdown_timeout
         failures = []
         for child in running:
             try:
@@ -177,7 +349,7 @@ class Launcher:
                 if code != 0:
                     failures.append(f"{child.node.name} exited with code {code} on Ctrl-C")
             except subprocess.TimeoutExpired:
-                timeout = self._bringup.launcher.shutdown_timeout
+                timeout = self._settings.shutdown_timeout
                 failures.append(
                     f"{child.node.name} did not exit within {timeout:g} s and was killed"
                 )
@@ -185,7 +357,8 @@ class Launcher:
             # Anything a node started goes with its group, even when the node itself is gone.
             _signal_group(child.process, signal.SIGKILL)
             child.process.wait()
-            child.reader.join(timeout=2.0)
+            for reader in child.readers:
+                reader.join(timeout=2.0)
         return failures
 
     def _install_signal_handlers(self) -> Callable[[], None]:

@@ -135,7 +135,7 @@ class CheckpointStore:
 
         Raises:
             CheckpointError: Naming the manifest if it is missing or damaged, or the first file
-                that is missing or whose size or checksum differs.
+                that is missing, whose size or checksum differs, or that it does not list.
         """
         manifest_path = path / MANIFEST
         try:
@@ -155,14 +155,22 @@ class CheckpointStore:
             if not isinstance(entry, dict) or not file.is_relative_to(root):
                 raise CheckpointError(f"{manifest_path} is damaged: bad entry {relative!r}")
             if not file.is_file():
-                raise CheckpointError(f"{path / relative} is missing")
+                raise CheckpointError(f"{path / relative} is missing (listed in {manifest_path})")
             if file.stat().st_size != entry.get("size"):
                 raise CheckpointError(
                     f"{path / relative} was altered: {file.stat().st_size} bytes, "
-                    f"the manifest says {entry.get('size')}"
+                    f"the manifest says {entry.get('size')} ({manifest_path})"
                 )
             if _sha256(file) != entry.get("sha256"):
-                raise CheckpointError(f"{path / relative} was altered: checksum differs")
+                # Name the manifest too: the damage may be in either.
+                raise CheckpointError(
+                    f"{path / relative} was altered: checksum differs from {manifest_path}"
+                )
+        # A damaged manifest may no longer list a file, which would then go unchecked.
+        for file in sorted(path.rglob("*")):
+            relative = file.relative_to(path).as_posix()
+            if file.is_file() and relative != MANIFEST and relative not in files:
+                raise CheckpointError(f"{file} is not listed in {manifest_path} (added or renamed)")
 
     def load_latest(
         self,

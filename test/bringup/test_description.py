@@ -62,6 +62,14 @@ def test_nodes_start_in_file_order(tmp_path: Path):
         ("agent: {ros__parameters: {}\n", "not valid YAML"),
         ("pamiq_launcher:\n  ros__parameters: {discovery_range: EVERYWHERE}\n", "discovery_range"),
         ("pamiq_launcher:\n  ros__parameters: {shutdown_timeout: fast}\n", "shutdown_timeout"),
+        ("pamiq_launcher:\n  ros__parameters: {restart_delay: 0}\n", "restart_delay must be"),
+        (
+            "pamiq_launcher:\n  ros__parameters: {restart_delay: 5, restart_delay_max: 1}\n",
+            r"restart_delay_max \(1.0\) must be at least restart_delay \(5.0\)",
+        ),
+        ("pamiq_launcher:\n  ros__parameters: {max_restarts: 2.5}\n", "'max_restarts' must be int"),
+        ("pamiq_launcher:\n  ros__parameters: {restart: 'yes'}\n", "'restart' must be bool"),
+        ("pamiq_launcher:\n  ros__parameters: {restart_window: -1.0}\n", "restart_window"),
         ("pamiq_launcher:\n  ros__parameters: {}\n", "names no node"),
     ],
 )
@@ -98,3 +106,22 @@ def test_other_hosts_only_by_configuration(tmp_path: Path):
     loopback = load_bringup(CONFIG_DIR / "sim.yaml").node_environment({"ROS_STATIC_PEERS": "x"})
     assert loopback["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
     assert "ROS_STATIC_PEERS" not in loopback
+
+
+def test_restart_settings_come_from_the_launcher_section(tmp_path: Path):
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "pamiq_launcher:\n  ros__parameters: {restart: false, restart_delay: 0.5, "
+        "restart_delay_max: 4, restart_stable_time: 10.0, max_restarts: 3, "
+        "restart_window: 60.0}\nagent:\n  ros__parameters: {}\n"
+    )
+    launcher = load_bringup(config).launcher
+    assert (launcher.restart, launcher.restart_delay, launcher.restart_delay_max) == (
+        False, 0.5, 4.0
+    )  # fmt: skip
+    assert (launcher.restart_stable_time, launcher.max_restarts, launcher.restart_window) == (
+        10.0, 3, 60.0
+    )  # fmt: skip
+    config.write_text("agent:\n  ros__parameters: {}\n")
+    defaults = load_bringup(config).launcher
+    assert defaults.restart and defaults.restart_delay < defaults.restart_delay_max

@@ -1,22 +1,33 @@
-"""The launcher over real processes: the deployments as `make run` brings them up."""
+"""The launcher: its restart schedule, restarts of small stand-in processes, and the
+deployments as `make run` brings them up (e2e)."""
 
+import io
+import itertools
+import json
 import math
 import os
 import re
 import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 
+from pamiq_ros.bringup.description import (
+    Bringup,
+    LauncherSettings,
+    NodeDescription,
+    run_parameters,
+)
+from pamiq_ros.bringup.launcher import Launcher, RestartSchedule, describe_exit
 from test.support.configs import config_for_test, launch_command
 from test.support.diagnostics import agent_rates
 from test.support.processes import NodeProcess, wait_until
 from test.support.ros_probe import RosProbe
-
-pytestmark = pytest.mark.e2e
 
 
 def launch(spawn: Callable[..., NodeProcess], config: Path, *extra: str) -> NodeProcess:
@@ -43,6 +54,228 @@ def distance_moved(poses: list[PoseStamped]) -> float:
     return math.hypot(last.x - first.x, last.y - first.y)
 
 
+# --- the restart schedule (pure) -------------------------------------------------------------
+
+
+def schedule(**overrides: float) -> RestartSchedule:
+    values: dict[str, Any] = {
+        "initial_delay": 1.0, "max_delay": 5.0, "stable_time": 30.0, "max_restarts": 100,
+        "window": 1000.0, **overrides,
+    }  # fmt: skip
+    return RestartSchedule(**values)
+
+
+def test_restart_delay_doubles_after_each_restart_up_to_the_cap():
+    restarts = schedule()
+    delays = [restarts.next_delay(died_at=float(t), uptime=2.0) for t in range(6)]
+    assert delays == [1.0, 2.0, 4.0, 5.0, 5.0, 5.0]
+    assert restarts.restarts == 6
+
+
+def test_restart_delay_goes_back_to_the_first_once_the_node_stayed_up():
+    restarts = schedule(stable_time=10.0)
+    assert [restarts.next_delay(float(t), uptime=9.9) for t in range(3)] == [1.0, 2.0, 4.0]
+    assert restarts.next_delay(100.0, uptime=10.0) == 1.0
+    assert restarts.next_delay(101.0, uptime=0.5) == 2.0
+
+
+def test_too_many_restarts_within_the_window_give_up_until_old_ones_leave_it():
+    restarts = schedule(max_restarts=3, window=60.0)
+    assert all(restarts.next_delay(float(t), uptime=1.0) is not None for t in (0, 1, 2))
+    assert restarts.next_delay(59.0, uptime=1.0) is None, "a 4th restart within 60 s"
+    assert restarts.restarts == 3
+    # The restarts at t=0 and t=1 are more than 60 s ago at t=61.5: room for two more.
+    assert restarts.next_delay(61.5, uptime=1.0) is not None
+    assert restarts.next_delay(61.6, uptime=1.0) is not None
+    assert restarts.next_delay(61.7, uptime=1.0) is None
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"initial_delay": 0.0},
+        {"max_delay": 0.5},
+        {"max_restarts": 0},
+        {"window": 0.0},
+        {"stable_time": -1.0},
+    ],
+)
+def test_a_schedule_that_cannot_work_is_refused(overrides: dict[str, float]):
+    with pytest.raises(ValueError, match=r"must be positive|<="):
+        schedule(**overrides)
+
+
+def test_the_schedule_follows_the_launcher_settings():
+    settings = LauncherSettings(restart_delay=0.5, restart_delay_max=1.5, max_restarts=2)
+    restarts = RestartSchedule.from_settings(settings)
+    assert [restarts.next_delay(float(t), 1.0) for t in range(3)] == [0.5, 1.0, None]
+
+
+def test_exit_descriptions_name_the_code_or_the_signal():
+    assert describe_exit(3) == "exit code 3"
+    assert describe_exit(-signal.SIGKILL) == "killed by SIGKILL"
+    assert describe_exit(-signal.SIGSEGV) == "killed by SIGSEGV"
+
+
+# --- restarts of stand-in processes (no ROS) ---------------------------------------------------
+
+# A stand-in node: records each start (time, command line), then does what its plan says for
+# that start: crash (exit 3), kill (SIGKILL itself), exit0, or run until SIGINT.
+STAND_IN = """
+import json, os, signal, sys, time
+from pathlib import Path
+
+folder = Path(os.environ["STAND_IN_DIR"])
+name = next(arg for arg in sys.argv if arg.startswith("__node:=")).split(":=", 1)[1]
+starts = folder / f"{name}.starts"
+with starts.open("a") as file:
+    file.write(json.dumps({"time": time.monotonic(), "argv": sys.argv}) + "\\n")
+number = len(starts.read_text().splitlines())
+plan = (folder / f"{name}.plan").read_text().split()
+action = plan[min(number, len(plan)) - 1]
+print(f"start {number}: {action}", flush=True)
+if action == "crash":
+    sys.exit(3)
+if action == "kill":
+    os.kill(os.getpid(), signal.SIGKILL)
+if action == "exit0":
+    sys.exit(0)
+signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+while True:
+    time.sleep(0.02)
+"""
+
+
+class StandIns:
+    """Stand-in nodes with per-node plans, and a launcher over them."""
+
+    def __init__(self, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.folder = folder
+        (folder / "stand_in_node.py").write_text(STAND_IN)
+        monkeypatch.setenv("STAND_IN_DIR", str(folder))
+        monkeypatch.setenv("PYTHONPATH", str(folder))
+        self.run_dir = folder / "runs" / "1-test"
+        self.output = io.StringIO()
+
+    def launcher(self, plans: dict[str, str], **settings: Any) -> Launcher:
+        for name, plan in plans.items():
+            (self.folder / f"{name}.plan").write_text(plan)
+        nodes = tuple(NodeDescription(name, name, "stand_in_node", {}) for name in plans)
+        bringup = Bringup(self.folder / "c.yaml", nodes, LauncherSettings(**settings))
+        return Launcher(bringup, self.output, parameters=run_parameters(self.run_dir))
+
+    def starts(self, name: str) -> list[dict[str, Any]]:
+        path = self.folder / f"{name}.starts"
+        lines = path.read_text().splitlines() if path.exists() else []
+        return [json.loads(line) for line in lines]
+
+    def run(
+        self,
+        launcher: Launcher,
+        until: Callable[[], bool],
+        then: Callable[[], None] | None = None,
+        timeout: float = 20.0,
+    ) -> int:
+        """Runs the launcher in this (main) thread; once ``until`` holds, calls ``then``
+        (default: asks the launcher to stop)."""
+        finished = threading.Event()
+
+        def stop_when_done() -> None:
+            if wait_until(lambda: finished.is_set() or until(), timeout) and then is not None:
+                then()
+            else:
+                launcher.request_stop("test done")
+
+        stopper = threading.Thread(target=stop_when_done, daemon=True)
+        stopper.start()
+        try:
+            return launcher.run(duration=timeout + 10)
+        finally:
+            finished.set()
+            stopper.join()
+
+
+@pytest.fixture
+def stand_ins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StandIns:
+    return StandIns(tmp_path, monkeypatch)
+
+
+def test_a_dead_node_is_restarted_with_backoff_and_resumes_from_the_run_folder(
+    stand_ins: StandIns,
+):
+    launcher = stand_ins.launcher(
+        {"alpha": "crash kill run", "beta": "run"}, restart_delay=0.3, restart_delay_max=10.0
+    )
+    code = stand_ins.run(launcher, lambda: "start 3: run" in stand_ins.output.getvalue())
+    output = stand_ins.output.getvalue()
+
+    assert code == 0, output
+    died = r"\[launch\] alpha died \(exit code 3\) after [\d.]+ s; restart 1 in 0.3 s"
+    assert re.search(died, output), output
+    assert re.search(r"alpha died \(killed by SIGKILL\) after [\d.]+ s; restart 2 in 0.6 s", output)
+    restarted_line = (
+        rf"alpha restarted \(pid (\d+)\) with resume_from={re.escape(str(stand_ins.run_dir))}"
+    )
+    pids = re.findall(restarted_line, output)
+    starts = stand_ins.starts("alpha")
+    assert len(pids) == 2 and len(starts) == 3
+    gaps = [b["time"] - a["time"] for a, b in itertools.pairwise(starts)]
+    assert gaps[0] >= 0.3 and gaps[1] >= 0.6, f"restarts came sooner than the backoff: {gaps}"
+    first, *restarted = [" ".join(start["argv"]) for start in starts]
+    assert f"run_dir:={stand_ins.run_dir}" in first and "resume_from" not in first
+    assert all(f"resume_from:={stand_ins.run_dir}" in argv for argv in restarted)
+    assert len(stand_ins.starts("beta")) == 1, "the other node was left alone"
+    assert "all 2 nodes stopped cleanly" in output and "(restarts: alpha 2)" in output
+
+
+def test_a_node_that_keeps_dying_stops_the_launch_after_max_restarts(stand_ins: StandIns):
+    launcher = stand_ins.launcher(
+        {"alpha": "crash", "beta": "run"}, restart_delay=0.05, max_restarts=2
+    )
+    code = stand_ins.run(launcher, lambda: False)
+    output = stand_ins.output.getvalue()
+    assert code == 1, output
+    assert "alpha died (exit code 3)" in output
+    assert "giving up: it was restarted 2 times within 300 s" in output
+    assert len(stand_ins.starts("alpha")) == 3
+    assert "beta exited" not in output, "the others were stopped cleanly"
+
+
+def test_with_restart_off_a_death_stops_the_launch(stand_ins: StandIns):
+    launcher = stand_ins.launcher({"alpha": "kill", "beta": "run"}, restart=False)
+    code = stand_ins.run(launcher, lambda: False)
+    output = stand_ins.output.getvalue()
+    assert code == 1, output
+    assert "alpha died (killed by SIGKILL)" in output and "restart is off" in output
+    assert len(stand_ins.starts("alpha")) == 1
+
+
+def test_ctrl_c_during_a_backoff_wait_restarts_nothing(stand_ins: StandIns):
+    launcher = stand_ins.launcher({"alpha": "crash run", "beta": "run"}, restart_delay=5.0)
+
+    code = stand_ins.run(
+        launcher,
+        lambda: "restart 1 in 5.0 s" in stand_ins.output.getvalue(),
+        then=lambda: os.kill(os.getpid(), signal.SIGINT),  # as Ctrl-C: the launcher's handler
+    )
+    output = stand_ins.output.getvalue()
+    assert code == 0, output
+    assert "stopping: Interrupt" in output
+    assert "restarted" not in output and len(stand_ins.starts("alpha")) == 1
+    assert "(restarts" not in output
+
+
+def test_a_node_that_exits_0_has_finished_and_is_not_restarted(stand_ins: StandIns):
+    launcher = stand_ins.launcher({"alpha": "exit0", "beta": "run"}, restart_delay=0.05)
+    code = stand_ins.run(
+        launcher, lambda: "alpha finished (exit code 0)" in stand_ins.output.getvalue()
+    )
+    assert code == 0
+    assert len(stand_ins.starts("alpha")) == 1
+    assert "restart" not in stand_ins.output.getvalue()
+
+
+@pytest.mark.e2e
 def test_sim_stack_moves_the_world_through_osc_and_stops_cleanly_on_ctrl_c(
     spawn, probe: RosProbe, tmp_path, free_udp_port, free_tcp_port
 ):
@@ -71,6 +304,7 @@ def test_sim_stack_moves_the_world_through_osc_and_stops_cleanly_on_ctrl_c(
     assert not [name for name, pid in pids.items() if group_exists(pid)], "leftover processes"
 
 
+@pytest.mark.e2e
 def test_robot_bringup_drives_the_world_through_cmd_vel_with_the_same_agent(
     spawn, probe: RosProbe, tmp_path, free_udp_port, free_tcp_port
 ):
@@ -88,6 +322,7 @@ def test_robot_bringup_drives_the_world_through_cmd_vel_with_the_same_agent(
     assert not [name for name, pid in started_pids(output).items() if group_exists(pid)]
 
 
+@pytest.mark.e2e
 def test_a_bad_config_is_refused_before_anything_starts(spawn, tmp_path):
     config = tmp_path / "typo.yaml"
     config.write_text("agnet:\n  ros__parameters: {}\n")

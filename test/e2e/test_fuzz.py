@@ -1,0 +1,516 @@
+"""The fuzz pass (issue 5): at least 1000 malformed inputs of each kind, each refused.
+
+OSC packets to the world and images to the agent go to real node processes; weights and
+checkpoints go through the agent's decode path and the learner's load, in this process. Each
+test checks the count of refusals, that the refusal says what was wrong, that the process or
+object still works, and that no good state was overwritten. Inputs come from the seeded
+generators in ``test.support.fuzz``.
+"""
+
+import json
+import os
+import random
+import shutil
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from geometry_msgs.msg import PoseStamped, Twist
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from std_srvs.srv import Trigger
+
+from pamiq_ros.core.actions import ACTION_SIZES
+from pamiq_ros.core.checkpoint import CheckpointError, CheckpointStore
+from pamiq_ros.core.experience import ExperienceRecord
+from pamiq_ros.core.learner import Learner
+from pamiq_ros.core.swappable import SwappableModel
+from pamiq_ros.core.weight_store import ChunkAssembler, SharedWeightStore
+from pamiq_ros.core.weights import (
+    WeightsError,
+    decode_weights,
+    encode_weights,
+    parse_weights,
+    verify_checksum,
+)
+from pamiq_ros.io.image_codec import ImageFields, ImageFormatError, decode_image, encode_image
+from pamiq_ros.models.autoencoder import MODEL_NAME, build_autoencoder_learner
+from pamiq_ros.sim.osc_input import InputState
+from pamiq_ros.sim.osc_server import OscInputServer, OscRejection
+from test.support.fuzz import (
+    ImageSpec,
+    damage_checkpoint,
+    damaged_weights,
+    malformed_images,
+    malformed_osc_packets,
+    osc_message,
+)
+from test.support.processes import NodeProcess, wait_until
+from test.support.ros_probe import RosProbe
+
+FUZZ_COUNT = 1000
+SEED = 5
+IMAGE_WIDTH, IMAGE_HEIGHT = 32, 24
+
+
+class StatusClient:
+    """Asks a node for ``/<node>/control/status`` (one client, reused: discovery is slow)."""
+
+    def __init__(self, probe: RosProbe, node: str, timeout: float = 20.0) -> None:
+        self._node = node
+        self._client: Any = probe.node.create_client(Trigger, f"/{node}/control/status")
+        assert self._client.wait_for_service(timeout_sec=timeout), f"no status service on {node}"
+
+    def __call__(self, timeout: float = 10.0) -> dict[str, Any]:
+        """The node's status, parsed."""
+        future = self._client.call_async(Trigger.Request())
+        done = threading.Event()
+        future.add_done_callback(lambda _: done.set())
+        assert done.wait(timeout), f"{self._node} did not answer its status call"
+        response = future.result()
+        assert response is not None and response.success, response
+        return dict(json.loads(response.message))
+
+
+def _counted(status: Callable[[], dict[str, Any]], key: str, count: int) -> bool:
+    return int(status()[key]) >= count
+
+
+# --- OSC packets to the world ---------------------------------------------------------------
+
+
+def test_every_generated_osc_packet_is_refused_exactly_once() -> None:
+    """The generator's promise, checked on the server's own parsing (no socket)."""
+    state = InputState()
+    rejections: list[OscRejection] = []
+    server = OscInputServer(state, port=0, on_reject=rejections.append)
+    try:
+        packets = malformed_osc_packets(SEED, FUZZ_COUNT)
+        for kind, packet in packets:
+            before = len(rejections)
+            server.handle_datagram(packet, "127.0.0.1:1")
+            assert len(rejections) == before + 1, (kind, packet[:64])
+            assert rejections[-1].reason, kind
+        assert server.accepted == 0
+        assert server.rejected == FUZZ_COUNT
+        assert {kind for kind, _ in packets} >= {"huge", "bundle", "truncated", "out_of_range"}
+        # Nothing got through to the held input.
+        command = state.motion_command(2.0, 1.5)
+        assert (command.forward, command.left, command.yaw_rate, command.jump) == (0, 0, 0, False)
+    finally:
+        server.close()
+
+
+def _pose(poses: Any) -> tuple[float, float]:
+    message = poses.messages[-1]
+    return message.pose.position.x, message.pose.position.y
+
+
+@pytest.mark.e2e
+def test_world_refuses_a_thousand_bad_osc_packets_and_still_obeys_a_good_one(
+    spawn_node: Callable[..., NodeProcess],
+    probe: RosProbe,
+    free_udp_port: Callable[[], int],
+    free_tcp_port: Callable[[], int],
+) -> None:
+    osc_port = free_udp_port()
+    world = spawn_node(
+        "sim_world",
+        {"osc_port": osc_port, "video_port": free_tcp_port(), "frame_width": 32,
+         "frame_height": 24, "report_period": 1.0},
+    )  # fmt: skip
+    poses = probe.subscribe(PoseStamped, "world/pose", 10)
+    poses.wait_for(1)
+    world_status = StatusClient(probe, "sim_world")
+    start = _pose(poses)
+    packets = malformed_osc_packets(SEED + 1, FUZZ_COUNT)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        batch_bytes = 0
+        for sent, (_, packet) in enumerate(packets, start=1):
+            sender.sendto(packet, ("127.0.0.1", osc_port))
+            batch_bytes += len(packet) + 512
+            if batch_bytes > 64_000 or sent == len(packets):
+                # Let the server drain its socket: UDP drops what overflows the buffer.
+                batch_bytes = 0
+                assert wait_until(
+                    partial(_counted, world_status, "osc_rejected", sent),
+                    10.0,
+                    interval=0.02,
+                ), (sent, world_status())
+        status = world_status()
+        assert (status["osc_rejected"], status["osc_accepted"]) == (FUZZ_COUNT, 0)
+        assert world.is_running()
+        time.sleep(0.3)
+        assert _pose(poses) == pytest.approx(start, abs=1e-9)  # nothing moved the avatar
+
+        forward = osc_message("/input/Vertical", "f", struct.pack(">f", 1.0))
+        sender.sendto(forward, ("127.0.0.1", osc_port))
+        assert wait_until(lambda: _pose(poses)[0] > start[0] + 0.5, 10.0), _pose(poses)
+        sender.sendto(osc_message("/input/Vertical", "f", bytes(4)), ("127.0.0.1", osc_port))
+    world.wait_for_output(f"osc accepted=2 rejected={FUZZ_COUNT}")
+    output = world.output()
+    assert "rejected OSC from 127.0.0.1:" in output
+    for reason in ("malformed OSC packet", "unknown address", "expects a float in [-1, 1]"):
+        assert reason in output
+    assert output.count("rejected OSC from") < 100  # the log is rate-limited per kind
+    assert world.stop() == 0
+    assert "Traceback" not in world.output()
+
+
+# --- images to the agent --------------------------------------------------------------------
+
+
+def _agent_refuses(spec: ImageSpec) -> str:
+    """The agent's checks (size first, then the fields); returns the reason."""
+    if (spec.width, spec.height) != (IMAGE_WIDTH, IMAGE_HEIGHT):
+        return "size"
+    fields = ImageFields(spec.height, spec.width, spec.encoding, 0, spec.step, spec.data)
+    with pytest.raises(ImageFormatError) as refused:
+        decode_image(fields)
+    return str(refused.value)
+
+
+def test_every_generated_image_is_malformed() -> None:
+    specs = malformed_images(SEED, FUZZ_COUNT, IMAGE_WIDTH, IMAGE_HEIGHT)
+    reasons = [_agent_refuses(spec) for spec in specs]
+    assert all(reasons)
+    assert len({spec.kind for spec in specs}) == 7
+
+
+def _image_message(spec: ImageSpec) -> Image:
+    message = Image(
+        height=spec.height, width=spec.width, encoding=spec.encoding, is_bigendian=0,
+        step=spec.step,
+    )  # fmt: skip
+    message.data = spec.data
+    return message
+
+
+@pytest.mark.e2e
+def test_agent_refuses_a_thousand_bad_images_and_keeps_acting(
+    spawn_node: Callable[..., NodeProcess], probe: RosProbe
+) -> None:
+    rate_hz = 20.0
+    agent = spawn_node(
+        "agent",
+        {"rate_hz": rate_hz, "image_width": IMAGE_WIDTH, "image_height": IMAGE_HEIGHT,
+         "report_period": 1.0, "send_experience": False},
+    )  # fmt: skip
+    cmd_vel = probe.subscribe(Twist, "cmd_vel", 50)
+    camera = probe.publisher(Image, "camera/image_raw", qos_profile_sensor_data)
+    assert wait_until(lambda: camera.get_subscription_count() > 0, 20.0)
+    cmd_vel.wait_for(1)
+    agent_status = StatusClient(probe, "agent")
+    good = encode_image(np.full((IMAGE_HEIGHT, IMAGE_WIDTH, 3), 90, np.uint8))
+
+    def good_frame() -> Image:
+        message = Image()
+        good.fill(message)
+        return message
+
+    camera.publish(good_frame())
+    assert wait_until(lambda: agent_status()["frames_received"] > 0, 10.0)
+    received_before = agent_status()["frames_received"]
+
+    # Sensor QoS is best effort with a short queue: publish in small batches and let the
+    # agent catch up, so (almost) every bad frame is received and counted.
+    specs = iter(malformed_images(SEED + 2, 2 * FUZZ_COUNT, IMAGE_WIDTH, IMAGE_HEIGHT))
+    sent = 0
+    started = time.monotonic()
+    steps_before = len(cmd_vel)
+    rejected = 0
+    while rejected < FUZZ_COUNT and sent < FUZZ_COUNT * 1.2:
+        for _ in range(4):
+            camera.publish(_image_message(next(specs)))
+            sent += 1
+        wait_until(partial(_counted, agent_status, "frames_rejected", sent), 1.0, 0.005)
+        rejected = agent_status()["frames_rejected"]
+    elapsed = time.monotonic() - started
+    acted = len(cmd_vel) - steps_before
+    status = agent_status()
+    assert status["frames_rejected"] >= FUZZ_COUNT, (sent, status)
+    assert status["frames_received"] == received_before  # no bad frame was taken
+    assert agent.is_running()
+    # It kept acting at its rate while it refused them.
+    assert acted >= 0.8 * rate_hz * elapsed, (acted, elapsed)
+    assert status["step_errors"] == 0
+
+    camera.publish(good_frame())
+    assert wait_until(lambda: agent_status()["frames_received"] > received_before, 10.0)
+    output = agent.wait_for_output("camera/image_raw frame refused:")
+    for reason in ("does not match the expected", "unsupported encoding", "step ", "data holds"):
+        assert reason in output, reason
+    assert agent.stop() == 0
+    assert "Traceback" not in agent.output()
+
+
+# --- weights --------------------------------------------------------------------------------
+
+
+def _snapshot(module: torch.nn.Module) -> dict[str, bytes]:
+    return {name: value.numpy().tobytes() for name, value in module.state_dict().items()}
+
+
+def _trained_weights(model: SwappableModel, seed: int) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    module, _ = model.current()
+    return {
+        name: torch.randn(value.shape, generator=generator).to(value.dtype) * 0.1
+        for name, value in module.state_dict().items()
+    }
+
+
+def _load_as_agent(model: SwappableModel, data: bytes, checksum: str, version: int) -> None:
+    """The agent's load: checksum, parse (views, NaN/Inf check), prepare into the spare."""
+    buffer = bytearray(data)  # the agent parses from its own writable buffer
+    verify_checksum(buffer, checksum, MODEL_NAME, version)
+    tensors = parse_weights(buffer, MODEL_NAME, version, copy=False)
+    model.prepare(tensors, version, check_finite=False)
+
+
+def _small_model() -> torch.nn.Module:
+    from pamiq_ros.models.autoencoder import build_acting_model
+
+    return build_acting_model(0, input_height=16, input_width=16, latent_dim=4)
+
+
+def test_damaged_weights_are_refused_and_the_acting_weights_stay() -> None:
+    model = SwappableModel(MODEL_NAME, _small_model)
+    # A good version 3 is active, a good version 4 waits: neither may be disturbed.
+    for version in (3, 4):
+        good = encode_weights(MODEL_NAME, version, _trained_weights(model, version))
+        _load_as_agent(model, good.data, good.checksum, version)
+        if version == 3:
+            assert model.swap_if_ready() == 3
+    active = _snapshot(model.current()[0])
+    target = encode_weights(MODEL_NAME, 5, _trained_weights(model, 5))
+    reference = parse_weights(target.data, MODEL_NAME, 5)
+
+    def damaged(seed: int, structural_only: bool) -> Iterator[tuple[str, bytes]]:
+        return damaged_weights(seed, FUZZ_COUNT, target.data, structural_only)
+
+    refused: dict[str, int] = {}
+    harmless = 0
+    cases = [
+        *((kind, data, target.checksum) for kind, data in damaged(SEED, False)),
+        # A sender that hashes what it damaged: the checks behind the checksum must hold.
+        *((kind, data, encode_checksum(data)) for kind, data in damaged(SEED + 1, True)),
+    ]
+    for kind, data, checksum in cases:
+        try:
+            _load_as_agent(model, data, checksum, 5)
+        except WeightsError as error:
+            message = str(error)
+            assert f"model {MODEL_NAME!r} version 5" in message, message
+            refused[kind] = refused.get(kind, 0) + 1
+        else:
+            # Accepted only if it decodes to the very same weights (e.g. a flip in an
+            # unchecked metadata field); then the pending version is now 5: start over.
+            decoded = parse_weights(data, MODEL_NAME, 5)
+            assert decoded.keys() == reference.keys(), kind
+            assert all(torch.equal(decoded[n], reference[n]) for n in reference), kind
+            harmless += 1
+            model = _model_at(active, pending=4)
+        assert model.version == 3
+        assert _snapshot(model.current()[0]) == active  # bit-identical, every time
+    assert sum(refused.values()) >= 2 * FUZZ_COUNT - harmless
+    assert harmless <= 20, harmless
+    assert {"truncated", "bit_flip", "non_finite", "tensor_renamed", "length_prefix"} <= set(
+        refused
+    )
+    # The waiting version 4 is intact and still the one that swaps in.
+    assert model.pending_version() == 4
+    assert model.swap_if_ready() == 4
+    expected = _trained_weights(model, 4)
+    assert all(torch.equal(v, expected[n]) for n, v in model.current()[0].state_dict().items())
+
+
+def encode_checksum(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def _model_at(active: dict[str, bytes], pending: int) -> SwappableModel:
+    """A fresh model with the given active weights as version 3 and version 4 pending."""
+    model = SwappableModel(MODEL_NAME, _small_model)
+    module = model.current()[0]
+    weights = {
+        name: torch.from_numpy(np.frombuffer(active[name], dtype=np.float32).copy()).reshape(
+            value.shape
+        )
+        for name, value in module.state_dict().items()
+    }
+    model.load_state_dict({"version": 3, "weights": weights})
+    model.prepare(_trained_weights(model, pending), pending)
+    return model
+
+
+def test_damaged_shared_memory_files_and_chunks_are_refused(tmp_path: Path) -> None:
+    """The trainer's file changed after its announcement, or its chunks served wrong."""
+    model = SwappableModel(MODEL_NAME, _small_model)
+    active = _snapshot(model.current()[0])
+    rng = random.Random(SEED)
+    with SharedWeightStore(tmp_path / "shm", keep_versions=1, chunk_size=64 << 10) as store:
+        encoded = encode_weights(MODEL_NAME, 1, _trained_weights(model, 1))
+        path = store.put(encoded)
+        chunks = store.chunk_count(encoded.size_bytes)
+        assert chunks >= 3
+        refused = 0
+        for _, damaged in damaged_weights(SEED + 2, FUZZ_COUNT // 2, encoded.data):
+            path.write_bytes(damaged)  # the announced file, changed under its name
+            served = store.get(MODEL_NAME, 1)
+            assert served is not None
+            with pytest.raises(WeightsError, match="version 1: checksum mismatch"):
+                decode_weights(served.data, encoded.checksum, MODEL_NAME, 1)
+            refused += 1
+        path.write_bytes(encoded.data)
+        for case in range(FUZZ_COUNT // 2):
+            assembler = ChunkAssembler(encoded.size_bytes, chunks, where=f"case {case}")
+            responses = [store.chunk(MODEL_NAME, 1, index) for index in range(chunks)]
+            bad = rng.randrange(chunks)
+            data, count = responses[bad]
+            fault = rng.choice(["short", "long", "count", "skip", "repeat", "flip"])
+            if fault == "short":
+                responses[bad] = (data[: rng.randrange(len(data))], count)
+            elif fault == "long":
+                responses[bad] = (data + rng.randbytes(rng.randint(1, 64)), count)
+            elif fault == "count":
+                responses[bad] = (data, count + rng.choice([-1, 1, 5]))
+            elif fault == "skip":
+                del responses[bad]
+            elif fault == "repeat":
+                responses.insert(bad, responses[bad])
+            else:
+                flipped = bytearray(data)
+                flipped[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+                responses[bad] = (bytes(flipped), count)
+            indices = list(range(chunks))
+            if fault == "skip":
+                del indices[bad]
+            elif fault == "repeat":
+                indices.insert(bad, bad)
+            with pytest.raises(WeightsError):
+                for index, (chunk, chunk_count) in zip(indices, responses, strict=True):
+                    assembler.add(index, chunk, chunk_count)
+                _load_as_agent(model, bytes(assembler.data()), encoded.checksum, 1)
+            refused += 1
+    assert refused == FUZZ_COUNT
+    assert model.version == 0 and model.pending_version() is None
+    assert _snapshot(model.current()[0]) == active
+
+
+# --- checkpoints ----------------------------------------------------------------------------
+
+
+def _learner() -> Learner:
+    return build_autoencoder_learner(
+        8, input_height=16, input_width=16, latent_dim=4, batch_size=2, steps_per_run=1,
+        min_buffer_size=2, min_new_samples=1,
+    )  # fmt: skip
+
+
+def _feed_and_train(learner: Learner, steps: range) -> None:
+    rng = np.random.default_rng(steps.start)
+    for step in steps:
+        frame = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
+        action = np.zeros(len(ACTION_SIZES), np.int64)
+        learner.add(ExperienceRecord(step, frame, action, MODEL_NAME, 0))
+    assert learner.train_next() is not None
+
+
+def _learner_state(learner: Learner) -> tuple[Any, ...]:
+    weights = {name: value.clone() for name, value in learner.weights(MODEL_NAME).items()}
+    optimizer = json.dumps(learner.trainers[0].state_dict(), default=repr, sort_keys=True)
+    frames = learner.buffers["frames"].snapshot()
+    return learner.versions, learner.buffer_sizes(), weights, optimizer, repr(frames)
+
+
+def _same_state(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    return (
+        a[0] == b[0]
+        and a[1] == b[1]
+        and a[2].keys() == b[2].keys()
+        and all(torch.equal(a[2][n], b[2][n]) for n in a[2])
+        and a[3:] == b[3:]
+    )
+
+
+def test_damaged_checkpoints_are_refused_and_the_learner_stays_as_it_was(tmp_path: Path) -> None:
+    learner = _learner()
+    _feed_and_train(learner, range(3))  # the checkpoint: version 1, 3 frames
+    store = CheckpointStore(tmp_path / "store")
+    saved = store.save(learner.save_state, "fuzz")
+    _feed_and_train(learner, range(3, 8))  # the learner moves on: version 2, 8 frames
+    current = _learner_state(learner)
+    assert current[0] == {MODEL_NAME: 2} and current[1] == {"frames": 8}
+
+    def load(folder: Path) -> None:  # what a resume does: verify, then load
+        store.verify(folder)
+        learner.load_state(folder)
+
+    rng = random.Random(SEED)
+    kinds: dict[str, int] = {}
+    for case in range(FUZZ_COUNT):
+        folder = tmp_path / f"case{case % 8}"
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(saved, folder, copy_function=os.link)  # damage replaces, never writes
+        kind, damaged = damage_checkpoint(rng, folder)
+        relative = damaged.relative_to(folder).as_posix()
+        with pytest.raises(CheckpointError) as refused:
+            load(folder)
+        message = str(refused.value)
+        assert relative in message or "manifest.json" in message, (kind, relative, message)
+        kinds[kind] = kinds.get(kind, 0) + 1
+        if case % 50 == 0:  # the full comparison is slow; the cheap figures every time
+            assert _same_state(_learner_state(learner), current), (kind, relative)
+        assert learner.versions == current[0] and learner.buffer_sizes() == current[1]
+    assert len(kinds) == 8
+    assert _same_state(_learner_state(learner), current)
+
+    # Damage the learner reads itself (as if the manifest were written over damaged files).
+    structural = _structural_damage(learner, saved, tmp_path / "structural", rng)
+    assert structural >= 70
+    assert _same_state(_learner_state(learner), current)
+
+    # And the pristine checkpoint still loads: the test would see a load that did nothing.
+    load(saved)
+    assert learner.versions == {MODEL_NAME: 1} and learner.buffer_sizes() == {"frames": 3}
+
+
+def _structural_damage(learner: Learner, saved: Path, folder: Path, rng: random.Random) -> int:
+    """Loads (no manifest check) copies with cut, missing or contradictory files."""
+    edits: list[tuple[Path, bytes | None]] = []  # (file, its new bytes, or None: deleted)
+    for file in sorted(p.relative_to(saved) for p in saved.rglob("*") if p.is_file()):
+        if file.name == "manifest.json":
+            continue
+        original = (saved / file).read_bytes()
+        meaningful = len(original.rstrip())  # a cut must remove more than trailing whitespace
+        edits += [(file, original[:cut]) for cut in rng.sample(range(meaningful), 12)]
+        edits.append((file, None))
+    meta = json.loads((saved / "learner.json").read_text())
+    for key, value in [
+        ("format", 2), ("models", ["other"]), ("buffers", []), ("trainers", ["x"]),
+        ("versions", {MODEL_NAME: -1}), ("versions", {MODEL_NAME: "1"}), ("versions", []),
+        ("runner", None),
+    ]:  # fmt: skip
+        edits.append((Path("learner.json"), json.dumps({**meta, key: value}).encode()))
+    for file, data in edits:
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(saved, folder, copy_function=os.link)
+        (folder / file).unlink()  # replaced, not written through the link
+        if data is not None:
+            (folder / file).write_bytes(data)
+        with pytest.raises(CheckpointError) as refused:
+            learner.load_state(folder)
+        message = str(refused.value)
+        assert file.name in message or f"{file.parent.name}'" in message, (file, message)
+    return len(edits)
