@@ -18,7 +18,7 @@ export PYTHONUNBUFFERED := 1
 
 MSG_SOURCES := $(wildcard msg/msg/*.msg msg/srv/*.srv) msg/CMakeLists.txt msg/package.xml
 
-.PHONY: setup run test lint typecheck bench-sync clean
+.PHONY: setup run test lint typecheck bench-sync bench-curiosity clean
 
 setup: $(VENV)/.installed-package
 
@@ -49,6 +49,10 @@ run: setup
 
 bench-sync: setup
 	$(PY) -m pamiq_ros.bench.weight_sync
+
+BENCH_ARGS ?=
+bench-curiosity: setup
+	$(PY) -m pamiq_ros.bench.curiosity $(BENCH_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -469,6 +469,7 @@ def build_curiosity_learner(
         ),
         POLICY_BUFFER: SequentialBuffer(ppo.SAMPLE_KEYS, options.policy_buffer_size),
     }
+    ppo_window = options.ppo_config.sequence_length + 1  # PPO's first run waits for 4 windows
     trainers: list[Trainer] = [
         jepa.JepaTrainer(
             buffer_name=FRAMES_BUFFER, batch_size=options.batch_size,
@@ -491,7 +492,7 @@ def build_curiosity_learner(
         ),
         ppo.PPOTrainer(
             options.ppo_config, buffer_name=POLICY_BUFFER,
-            min_buffer_size=min(options.policy_buffer_size, 4 * options.ppo_config.sequence_length + 1),
+            min_buffer_size=min(options.policy_buffer_size, 4 * ppo_window),
             min_new_samples=options.ppo_min_new_samples, seed=seed + 3, autocast_dtype=dtype,
         ),
     ]  # fmt: skip
