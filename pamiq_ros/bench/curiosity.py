@@ -30,7 +30,6 @@ Usage::
 """
 
 import argparse
-import contextlib
 import datetime
 import json
 import math
@@ -38,7 +37,6 @@ import os
 import platform
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -53,6 +51,7 @@ import numpy.typing as npt
 import torch
 import yaml
 
+from pamiq_ros.bench._process_group import GroupProcess
 from pamiq_ros.bench.probe import (
     PROBE_TARGETS,
     ProbePoses,
@@ -62,6 +61,7 @@ from pamiq_ros.bench.probe import (
     linear_probe,
     render_probe_dataset,
 )
+from pamiq_ros.bringup.description import on_ports
 
 ARMS: dict[str, str] = {"curiosity": "ppo", "random": "random"}
 """Arm name -> the agent's ``policy`` parameter."""
@@ -177,18 +177,7 @@ def arm_config(
     Raises:
         ValueError: If an override names a node the config does not run.
     """
-    document = json.loads(json.dumps(base))  # a deep copy of plain YAML data
-    for node, section in document.items():
-        parameters = section.get("ros__parameters", {}) if isinstance(section, dict) else {}
-        for key in ("osc_port", "port"):
-            if key in parameters:
-                parameters[key] = udp_port
-        if "video_port" in parameters:
-            parameters["video_port"] = tcp_port
-        if "source" in parameters:
-            path = document.get("sim_world", {}).get("ros__parameters", {}).get("video_path")
-            parameters["source"] = f"http://127.0.0.1:{tcp_port}{path or '/stream.mjpg'}"
-        document[node] = section
+    document = on_ports(base, udp_port, tcp_port)
     for node, parameters in overrides.items():
         if node not in document:
             raise ValueError(f"the config runs no {node!r} node to set {sorted(parameters)} on")
@@ -346,39 +335,8 @@ class PoseListener:
                 self._record.add(float(position.x), float(position.y), now - self._start)
 
 
-class _Stack:
+class _Stack(GroupProcess):
     """``pamiq-ros launch`` of one arm in its own process group, stopped by group."""
-
-    def __init__(self, command: Sequence[str], env: Mapping[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        with log_path.open("wb") as log:
-            self.popen = subprocess.Popen(
-                list(command),
-                env=dict(env),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-
-    def signal_group(self, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, sig)
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGINT to the group (the launcher stops its nodes), then SIGKILL to what is left."""
-        if self.popen.poll() is None:
-            self.signal_group(signal.SIGINT)
-            try:
-                self.popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.signal_group(signal.SIGKILL)
-                self.popen.wait(timeout=10.0)
-        self.signal_group(signal.SIGKILL)  # anything left in the group
-
-    def tail(self, lines: int = 30) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ Usage::
 """
 
 import argparse
-import contextlib
 import datetime
 import json
 import math
@@ -29,7 +28,6 @@ import os
 import platform
 import signal
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -39,6 +37,7 @@ from typing import Any
 
 import torch
 
+from pamiq_ros.bench._process_group import GroupProcess
 from pamiq_ros.core.weight_store import DEFAULT_CHUNK_SIZE
 
 MODEL_NAME = "bench_mlp"
@@ -251,39 +250,13 @@ def run_subscriber(parameters: int, transport: str) -> int:
 # --- the orchestrator ----------------------------------------------------------------------
 
 
-class _Child:
+class _Child(GroupProcess):
     """A role process in its own process group, stopped by group."""
 
     def __init__(self, name: str, arguments: Sequence[str], env: dict[str, str], logs: Path):
         self.name = name
-        self.log_path = logs / f"{name}.log"
-        with self.log_path.open("wb") as log:
-            self.popen = subprocess.Popen(
-                [sys.executable, "-m", "pamiq_ros.bench.weight_sync", *arguments],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-
-    def signal_group(self, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, sig)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self.popen.poll() is None:
-            self.signal_group(signal.SIGINT)
-            try:
-                self.popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.signal_group(signal.SIGKILL)
-                self.popen.wait(timeout=10.0)
-        self.signal_group(signal.SIGKILL)  # anything left in the group
-
-    def tail(self, lines: int = 20) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+        command = [sys.executable, "-m", "pamiq_ros.bench.weight_sync", *arguments]
+        super().__init__(command, env, logs / f"{name}.log")
 
 
 def _percentile(values: Sequence[float], fraction: float) -> float:

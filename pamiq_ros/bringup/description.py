@@ -7,6 +7,7 @@ dead nodes are restarted); no node reads it. ``pamiq-ros launch`` and the ``laun
 files both build their node lists here, so the two bring-ups cannot drift apart.
 """
 
+import json
 import os
 import shutil
 import time
@@ -195,3 +196,24 @@ def _parameters_of(path: Path, key: object, section: object) -> Mapping[str, Any
     if not isinstance(parameters, dict):
         raise BringupError(f"{path}: {key}.{PARAMETERS_KEY} must be a mapping")
     return parameters
+
+
+def on_ports(document: Mapping[str, Any], udp_port: int, tcp_port: int) -> dict[str, Any]:
+    """A deep copy of a config document whose nodes talk to each other on other ports.
+
+    Every OSC port (``osc_port``, ``port``) becomes ``udp_port``, the video server's port
+    ``tcp_port``, and a camera ``source`` the stream URL on it; so several copies of a stack
+    (tests, benchmark arms) run side by side on loopback.
+    """
+    copied: dict[str, Any] = json.loads(json.dumps(document))  # plain YAML data
+    video_path = copied.get("sim_world", {}).get("ros__parameters", {}).get("video_path")
+    for section in copied.values():
+        parameters = section.get("ros__parameters", {}) if isinstance(section, dict) else {}
+        for key in ("osc_port", "port"):
+            if key in parameters:
+                parameters[key] = udp_port
+        if "video_port" in parameters:
+            parameters["video_port"] = tcp_port
+        if "source" in parameters:
+            parameters["source"] = f"http://127.0.0.1:{tcp_port}{video_path or '/stream.mjpg'}"
+    return copied

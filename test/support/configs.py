@@ -7,6 +7,8 @@ from typing import Any
 
 import yaml
 
+from pamiq_ros.bringup.description import on_ports
+
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 
 
@@ -19,15 +21,7 @@ def config_for_test(
 ) -> Path:
     """A copy of config/<name>.yaml on free ports, with per-node parameter overrides."""
     document = yaml.safe_load((CONFIG_DIR / f"{name}.yaml").read_text())
-    for section in document.values():
-        parameters = section["ros__parameters"]
-        for key in ("osc_port", "port"):
-            if key in parameters:
-                parameters[key] = udp_port
-        if "video_port" in parameters:
-            parameters["video_port"] = tcp_port
-        if "source" in parameters:
-            parameters["source"] = f"http://127.0.0.1:{tcp_port}/stream.mjpg"
+    document = on_ports(document, udp_port, tcp_port)
     for node, parameters in (overrides or {}).items():
         document.setdefault(node, {"ros__parameters": {}})["ros__parameters"].update(parameters)
     path = tmp_path / f"{name}.yaml"
