@@ -27,6 +27,7 @@ from typing import Any
 
 import rclpy
 import torch
+from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Twist
 from pamiq_ros_interfaces.msg import Experience, VRChatInput
 from rclpy.node import Node
@@ -137,6 +138,7 @@ class AgentSettings:
 class _Frame:
     pixels: Observation
     received: float  # monotonic seconds
+    stamp: Time  # the camera's capture stamp
 
 
 class AgentNode(Node, Controllable):
@@ -217,7 +219,7 @@ class AgentNode(Node, Controllable):
                 self._frames_rejected += 1
             self._problems.error(f"camera/image_raw frame refused: {error}")
             return
-        frame = _Frame(pixels, time.monotonic())
+        frame = _Frame(pixels, time.monotonic(), message.header.stamp)
         with self._lock:
             self._frame = frame
             self._frames_received += 1
@@ -265,7 +267,7 @@ class AgentNode(Node, Controllable):
             if self._closing:
                 return
             self._last_action_label = result.choice.label()
-        self._publish(action)
+        self._publish(action, frame.stamp if frame is not None else None)
         self._hand_off(result.records)
 
     def _note_swap(self, model: str, version: int) -> None:
@@ -277,13 +279,14 @@ class AgentNode(Node, Controllable):
                 self._sync_latencies_ms.append((now - announced) * 1000)
                 del self._sync_latencies_ms[:-100]
 
-    def _publish(self, action: Action) -> None:
+    def _publish(self, action: Action, observed: Time | None) -> None:
+        """Publishes the action; ``vrchat_input`` is stamped with the frame it answers."""
         twist = Twist()
         twist.linear.x = action.motion.forward_mps
         twist.linear.y = action.motion.left_mps
         twist.angular.z = action.motion.ccw_radps
         buttons = VRChatInput(jump=action.buttons.jump, run=action.buttons.run)
-        buttons.header.stamp = self.get_clock().now().to_msg()
+        buttons.header.stamp = observed or self.get_clock().now().to_msg()
         self._cmd_vel.publish(twist)
         self._vrchat_input.publish(buttons)
 
