@@ -16,6 +16,7 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
+    package_data={f"{PACKAGE}.bringup": ["fastdds_loopback.xml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -23,7 +24,7 @@ setup(
         (f"share/{PACKAGE}/config", sorted(str(p) for p in (HERE / "config").glob("*.yaml"))),
     ],
     install_requires=["setuptools"],
-    zip_safe=True,
+    zip_safe=False,  # the Fast DDS profile is read from its path
     maintainer="pamiq_ros maintainers",
     maintainer_email="maintainers@pamiq.example.com",
     description="PAMIQ curiosity-driven continual learning on ROS 2.",

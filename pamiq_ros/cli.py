@@ -88,7 +88,10 @@ def _launch(arguments: argparse.Namespace) -> int:
 
 
 def _control(arguments: argparse.Namespace) -> int:
-    replies = send_command(arguments.command, arguments.discovery_timeout, arguments.timeout)
+    expected = [name for name in arguments.nodes.split(",") if name] if arguments.nodes else []
+    replies = send_command(
+        arguments.command, arguments.discovery_timeout, arguments.timeout, expected
+    )
     if not replies:
         domain = os.environ.get("ROS_DOMAIN_ID", "0")
         print(
@@ -178,6 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
             default=5.0,
             metavar="SECONDS",
             help="how long to look for the nodes (default 5)",
+        )
+        control.add_argument(
+            "--nodes",
+            default="",
+            metavar="NAME[,NAME...]",
+            help="wait for exactly these nodes (up to the discovery timeout); one not found "
+            "counts as a failure",
         )
         control.set_defaults(handler=_control)
 

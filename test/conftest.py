@@ -8,12 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from pamiq_ros.bringup.description import loopback_dds_environment
 from test.support.processes import NodeProcess, node_command
 from test.support.ros_probe import RosProbe
 
-# Nothing this suite starts may reach beyond loopback.
-os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+# Nothing this suite starts may reach beyond loopback, nor listen beyond it: the loopback
+# profile binds every DDS socket of the tests' processes to 127.0.0.1.
+os.environ.update(loopback_dds_environment())
 os.environ.pop("ROS_STATIC_PEERS", None)
+os.environ.pop("RMW_IMPLEMENTATION", None)
 os.environ["PYTHONUNBUFFERED"] = "1"
 
 # Domain IDs 1..200 keep Fast DDS's port arithmetic inside the valid range. Each test run starts
@@ -32,7 +35,7 @@ def ros_env(domain_id: int, tmp_path: Path) -> dict[str, str]:
     """The environment for node processes of this test."""
     env = dict(os.environ)
     env["ROS_DOMAIN_ID"] = str(domain_id)
-    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    env.update(loopback_dds_environment())
     env["ROS_LOG_DIR"] = str(tmp_path / "ros_log")
     return env
 

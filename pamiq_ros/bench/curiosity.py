@@ -61,7 +61,7 @@ from pamiq_ros.bench.probe import (
     linear_probe,
     render_probe_dataset,
 )
-from pamiq_ros.bringup.description import on_ports
+from pamiq_ros.bringup.description import loopback_dds_environment, on_ports
 
 ARMS: dict[str, str] = {"curiosity": "ppo", "random": "random"}
 """Arm name -> the agent's ``policy`` parameter."""
@@ -644,7 +644,7 @@ def main(args: Sequence[str] | None = None) -> int:
     # This process and every stack: the benchmark's own DDS domain, loopback only.
     os.environ.update(
         ROS_DOMAIN_ID=str(domain_id),
-        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+        **loopback_dds_environment(),
         ROS_LOG_DIR=str(out_dir / "ros_log"),
         PYTHONUNBUFFERED="1",
     )

@@ -38,6 +38,7 @@ from typing import Any
 import torch
 
 from pamiq_ros.bench._process_group import GroupProcess
+from pamiq_ros.bringup.description import loopback_dds_environment
 from pamiq_ros.core.weight_store import DEFAULT_CHUNK_SIZE
 
 MODEL_NAME = "bench_mlp"
@@ -456,7 +457,7 @@ def main(args: Sequence[str] | None = None) -> int:
     env = dict(os.environ)
     env.update(
         ROS_DOMAIN_ID=str(domain_id),
-        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+        **loopback_dds_environment(),
         ROS_LOG_DIR=str(out_dir / "ros_log"),
         PYTHONUNBUFFERED="1",
     )

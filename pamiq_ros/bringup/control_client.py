@@ -1,6 +1,7 @@
 """``pamiq-ros pause|resume|save|status|shutdown``: calls a control service on every node."""
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,12 +40,17 @@ def control_service_names(
 
 
 def send_command(
-    command: str, discovery_timeout: float = 3.0, call_timeout: float = 30.0
+    command: str,
+    discovery_timeout: float = 3.0,
+    call_timeout: float = 30.0,
+    expected: Sequence[str] = (),
 ) -> list[ControlReply]:
     """Sends ``command`` to every node that offers it in this ROS domain.
 
     Waits up to ``discovery_timeout`` for services to appear (DDS discovery takes a moment),
-    then calls them all and waits up to ``call_timeout`` for the answers.
+    then calls them all and waits up to ``call_timeout`` for the answers. With ``expected``
+    node names, discovery waits for exactly those (no settle time) and a node still missing at
+    the timeout gets a failed reply.
     """
     context = Context()
     rclpy.init(context=context)
@@ -52,7 +58,8 @@ def send_command(
         node = rclpy.create_node("pamiq_ros_control", context=context)
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
-        names = _discover(node, executor, command, discovery_timeout)
+        wanted = {_fully_qualified(name) for name in expected}
+        names = _discover(node, executor, command, discovery_timeout, wanted)
         clients: dict[str, Any] = {name: node.create_client(Trigger, name) for name in names}
         futures = {}
         for name, client in clients.items():
@@ -75,22 +82,40 @@ def send_command(
                     replies.append(ControlReply(owner, False, "the call failed"))
                     continue
                 replies.append(ControlReply(owner, bool(result.success), str(result.message)))
+        answered = {reply.node for reply in replies}
+        for missing in sorted(wanted - answered):
+            replies.append(
+                ControlReply(missing, False, f"not found within {discovery_timeout:g} s")
+            )
         node.destroy_node()
         return replies
     finally:
         context.try_shutdown()
 
 
+def _fully_qualified(node_name: str) -> str:
+    return node_name if node_name.startswith("/") else f"/{node_name}"
+
+
 def _discover(
-    node: rclpy.node.Node, executor: SingleThreadedExecutor, command: str, timeout: float
+    node: rclpy.node.Node,
+    executor: SingleThreadedExecutor,
+    command: str,
+    timeout: float,
+    wanted: set[str],
 ) -> list[str]:
     deadline = time.monotonic() + timeout
+    suffix = f"/{CONTROL_NAMESPACE}/{command}"
     names: list[str] = []
     settled_at: float | None = None
     while time.monotonic() < deadline:
         executor.spin_once(timeout_sec=0.1)
         found = control_service_names(node.get_service_names_and_types(), command)
-        if found != names:
+        if wanted:
+            names = found
+            if wanted <= {name[: -len(suffix)] for name in found}:
+                break
+        elif found != names:
             names, settled_at = found, time.monotonic()
         # Once some services are seen, wait a little for the rest of the graph to appear.
         elif names and settled_at is not None and time.monotonic() - settled_at > SETTLE_S:

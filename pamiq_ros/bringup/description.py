@@ -24,6 +24,9 @@ from pamiq_ros.core.settings import SettingsError, build_settings, require_posit
 LAUNCHER_SECTION = "pamiq_launcher"
 PARAMETERS_KEY = "ros__parameters"
 DISCOVERY_RANGES = ("LOCALHOST", "SUBNET", "SYSTEM_DEFAULT", "OFF")
+FASTDDS_PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
+LOOPBACK_PROFILE = Path(__file__).with_name("fastdds_loopback.xml")
+"""Fast DDS profile binding every DDS socket to 127.0.0.1 (why: see the file's comment)."""
 
 
 class BringupError(ValueError):
@@ -36,8 +39,9 @@ class LauncherSettings:
 
     discovery_range: str = setting(
         "LOCALHOST",
-        "ROS_AUTOMATIC_DISCOVERY_RANGE for every node: LOCALHOST keeps DDS on this machine; "
-        "SUBNET or SYSTEM_DEFAULT reach other hosts.",
+        "ROS_AUTOMATIC_DISCOVERY_RANGE for every node: LOCALHOST keeps DDS on this machine "
+        "(on Fast DDS through a profile binding every socket to 127.0.0.1); SUBNET or "
+        "SYSTEM_DEFAULT (your own FASTDDS_DEFAULT_PROFILES_FILE) reach other hosts.",
     )
     static_peers: str = setting(
         "", "ROS_STATIC_PEERS: semicolon-separated hosts to reach even with LOCALHOST discovery."
@@ -96,6 +100,18 @@ class NodeDescription:
     parameters: Mapping[str, Any]
 
 
+def loopback_dds_environment() -> dict[str, str]:
+    """Variables that make Fast DDS open sockets on 127.0.0.1 only (:data:`LOOPBACK_PROFILE`).
+
+    For any process on this machine that must talk DDS with the stack (tests, benchmarks,
+    tools); ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` alone still listens on 0.0.0.0.
+    """
+    return {
+        "ROS_AUTOMATIC_DISCOVERY_RANGE": "SYSTEM_DEFAULT",
+        FASTDDS_PROFILE_VARIABLE: str(LOOPBACK_PROFILE),
+    }
+
+
 @dataclass(frozen=True)
 class Bringup:
     """A deployment: its parameter file, its nodes in start order, and launcher settings."""
@@ -104,19 +120,37 @@ class Bringup:
     nodes: tuple[NodeDescription, ...]
     launcher: LauncherSettings
 
-    def discovery_environment(self) -> dict[str, str]:
-        """The DDS discovery variables every node of this deployment runs with."""
+    def discovery_environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The DDS discovery variables every node of this deployment runs with.
+
+        ``LOCALHOST`` without static peers on Fast DDS (the RMW unless ``RMW_IMPLEMENTATION``
+        in ``base``, default this process's environment, names another) becomes
+        :data:`LOOPBACK_PROFILE` with ``SYSTEM_DEFAULT``: rmw_fastrtps's own ``LOCALHOST``
+        binds its UDP receivers to 0.0.0.0, the profile binds every socket to 127.0.0.1.
+        Other RMWs get ``LOCALHOST`` as written.
+        """
+        if self.uses_loopback_profile(base):
+            return loopback_dds_environment()
         environment = {"ROS_AUTOMATIC_DISCOVERY_RANGE": self.launcher.discovery_range}
         if self.launcher.static_peers:
             environment["ROS_STATIC_PEERS"] = self.launcher.static_peers
         return environment
+
+    def uses_loopback_profile(self, base: Mapping[str, str] | None = None) -> bool:
+        """Whether nodes run with :data:`LOOPBACK_PROFILE` (see :meth:`discovery_environment`)."""
+        rmw = (os.environ if base is None else base).get("RMW_IMPLEMENTATION") or ""
+        return (
+            self.launcher.discovery_range == "LOCALHOST"
+            and not self.launcher.static_peers
+            and (not rmw or rmw.startswith("rmw_fastrtps"))
+        )
 
     def node_environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """``base`` (default: this process's environment) with the discovery variables set."""
         environment = dict(os.environ if base is None else base)
         if not self.launcher.static_peers:
             environment.pop("ROS_STATIC_PEERS", None)
-        environment.update(self.discovery_environment())
+        environment.update(self.discovery_environment(environment))
         return environment
 
 

@@ -213,9 +213,11 @@ class Launcher:
             # Lines are prefixed with the node's name already; keep severity and message.
             environment.setdefault("RCUTILS_CONSOLE_OUTPUT_FORMAT", "[{severity}] {message}")
             discovery = " ".join(
-                f"{k}={v}" for k, v in self._bringup.discovery_environment().items()
+                f"{k}={v}" for k, v in self._bringup.discovery_environment(environment).items()
             )
             self.say(f"config {self._bringup.config_path} ({discovery})")
+            if self._bringup.uses_loopback_profile(environment):
+                self.say("discovery_range LOCALHOST: every DDS socket binds to 127.0.0.1")
             for node in self._bringup.nodes:
                 process = self._spawn(node, environment, self._parameters)
                 self._children.append(

@@ -111,12 +111,17 @@ def _axis(value: float) -> float:
 
 
 def encode_osc(message: OscInput) -> bytes:
-    """The OSC datagram for one input: a float (``f``) for axes, an int (``i``) for buttons."""
+    """The OSC datagram for one input: a float (``f``) for axes, an int (``i``) for buttons.
+
+    An int beyond 32 bits (the latency benchmark's answer tag, a stamp in ns) goes as ``h``.
+    """
     builder = OscMessageBuilder(address=message.address)
     if isinstance(message.value, float):
         builder.add_arg(message.value, OscMessageBuilder.ARG_TYPE_FLOAT)
-    else:
+    elif -(2**31) <= int(message.value) < 2**31:
         builder.add_arg(int(message.value), OscMessageBuilder.ARG_TYPE_INT)
+    else:
+        builder.add_arg(int(message.value), OscMessageBuilder.ARG_TYPE_INT64)
     return bytes(builder.build().dgram)
 
 

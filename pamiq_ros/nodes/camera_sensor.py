@@ -3,6 +3,9 @@
 Capture runs in its own thread (``pamiq_ros.io.capture``) and keeps only the newest frame; a
 timer publishes it at ``rate_hz``, stamped with the node clock's time of capture. A source that
 cannot be opened, or is lost, is retried with exponential backoff; the node keeps running.
+
+For the latency benchmark (``stamp_from_frame``, off by default) the stamp is instead the send
+time the simulated world wrote into the frame's pixels (``pamiq_ros.io.frame_stamp``).
 """
 
 import time
@@ -27,6 +30,7 @@ from pamiq_ros.io.capture import (
     VideoSource,
     parse_source,
 )
+from pamiq_ros.io.frame_stamp import UNIT_NS, read_stamp, unwrap_units
 from pamiq_ros.io.image_codec import encode_image
 from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import ERROR, OK, WARN, DiagnosticsReporter
@@ -58,6 +62,11 @@ class CameraSensorSettings:
     )
     report_period: float = setting(
         5.0, "Seconds between progress lines in the log and /diagnostics updates."
+    )
+    stamp_from_frame: bool = setting(
+        False,
+        "Latency benchmark: stamp each image with the send time sim_world (stamp_frames) wrote "
+        "into its pixels; a frame without one keeps its capture stamp and is counted.",
     )
 
     def __post_init__(self) -> None:
@@ -96,6 +105,8 @@ class CameraSensorNode(Node, Controllable):
         self._publisher = self.create_publisher(Image, IMAGE_TOPIC, qos_profile_sensor_data)
         self._diagnostics = DiagnosticsReporter(self, hardware_id=settings.source)
         self._published = 0
+        self._stamps_read = 0
+        self._stamps_missing = 0
         self._paused = False
         self._last_sequence = 0
         self._report_published = 0
@@ -149,10 +160,26 @@ class CameraSensorNode(Node, Controllable):
         age = Duration(nanoseconds=int((time.monotonic() - frame.captured_at) * 1e9))
         message = Image()
         message.header.stamp = (self.get_clock().now() - age).to_msg()
+        if self.settings.stamp_from_frame:
+            self._stamp_from_pixels(frame.pixels, message)
         message.header.frame_id = self.settings.frame_id
         fields.fill(message)
         self._publisher.publish(message)
         self._published += 1
+
+    def _stamp_from_pixels(self, pixels: Any, message: Image) -> None:
+        units = read_stamp(pixels)
+        if units is None:
+            self._stamps_missing += 1
+            self.get_logger().warning(
+                "stamp_from_frame: a frame without a readable time stamp kept its capture stamp",
+                throttle_duration_sec=2.0,
+            )
+            return
+        self._stamps_read += 1
+        # The world and this node share the machine's clock, which is also the ROS clock here.
+        sec, nanosec = divmod(unwrap_units(units, time.time()) * UNIT_NS, 1_000_000_000)
+        message.header.stamp.sec, message.header.stamp.nanosec = sec, nanosec
 
     def _report(self) -> None:
         stats = self._capture.stats()
@@ -191,6 +218,11 @@ class CameraSensorNode(Node, Controllable):
                 "reopens": stats.reopens,
                 "failed_attempts": stats.attempts,
                 "last_error": stats.last_error,
+                **(
+                    {"stamps_read": self._stamps_read, "stamps_missing": self._stamps_missing}
+                    if self.settings.stamp_from_frame
+                    else {}
+                ),
             },
         )
 

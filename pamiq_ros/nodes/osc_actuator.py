@@ -4,6 +4,10 @@ Every action is sent at once (VRChat's axes hold their value, so nothing is re-s
 deadman timer releases every input when no action arrived within ``deadman_timeout``, so the
 avatar stops when the agent dies or hangs; closing the node (Ctrl-C, SIGTERM) releases every
 input too. The mapping lives in ``pamiq_ros.io.osc_output``.
+
+For the latency benchmark (``tag_answers``, off by default) the inputs of each ``vrchat_input``
+are followed by ``/pamiq/answers`` carrying its header stamp (the camera frame the agent acted
+on) in ns, which the simulated world times; VRChat itself would ignore the unknown address.
 """
 
 import math
@@ -20,6 +24,7 @@ from typing_extensions import override
 
 from pamiq_ros.core.actions import Motion, VRChatButtons
 from pamiq_ros.core.settings import require_in_range, require_positive, setting
+from pamiq_ros.io.frame_stamp import ANSWERS_ADDRESS
 from pamiq_ros.io.osc_output import Deadman, OscInput, OscSender, OscSendError, VRChatOscMapper
 from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import ERROR, OK, WARN, DiagnosticsReporter
@@ -48,6 +53,11 @@ class OscActuatorSettings:
         1.5, "Turn rate (rad/s) that a LookHorizontal of 1.0 turns at; angular.z is divided by it."
     )
     report_period: float = setting(5.0, "Seconds between progress reports (log and /diagnostics).")
+    tag_answers: bool = setting(
+        False,
+        "Latency benchmark: after each vrchat_input's inputs, send OSC /pamiq/answers with its "
+        "header stamp in ns (sim_world with stamp_frames times it).",
+    )
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -112,6 +122,9 @@ class OscActuatorNode(Node, Controllable):
     def _on_vrchat_input(self, message: VRChatInput) -> None:
         with self._lock:
             inputs = self._mapper.button_inputs(VRChatButtons(jump=message.jump, run=message.run))
+        if self.settings.tag_answers:
+            stamp = message.header.stamp
+            inputs.append(OscInput(ANSWERS_ADDRESS, stamp.sec * 1_000_000_000 + stamp.nanosec))
         self._act(inputs)
 
     def _act(self, inputs: list[OscInput]) -> None:

@@ -5,12 +5,16 @@ It listens for VRChat OSC input on UDP, steps the world and renders the avatar's
 like any IP camera. In robot-face mode (``cmd_vel_enabled``) it also drives the avatar from
 ``cmd_vel`` Twists; a ``cmd_vel`` older than ``cmd_vel_timeout`` stops it. The avatar's pose is
 published on ``world/pose``. The world, renderer and OSC handling live in ``pamiq_ros.sim``.
+
+For the latency benchmark (``stamp_frames``, off by default) each frame carries its send time
+in a strip of pixels (``pamiq_ros.io.frame_stamp``) and OSC ``/pamiq/answers`` tags are timed
+against it (``pamiq_ros.sim.answer_latency``); the figures go to the log and ``/diagnostics``.
 """
 
 import math
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,9 +23,11 @@ from rclpy.node import Node
 from typing_extensions import override
 
 from pamiq_ros.core.settings import SettingsError, require_in_range, require_positive, setting
+from pamiq_ros.io.frame_stamp import ANSWERS_ADDRESS, check_size, write_stamp
 from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import OK, WARN, DiagnosticsReporter
 from pamiq_ros.nodes._runtime import declare_settings, run_node
+from pamiq_ros.sim.answer_latency import AnswerLatency
 from pamiq_ros.sim.osc_input import InputState
 from pamiq_ros.sim.osc_server import OscInputServer, OscRejection, RejectionLogThrottle
 from pamiq_ros.sim.renderer import Renderer
@@ -65,6 +71,11 @@ class SimWorldSettings:
     report_period: float = setting(
         5.0, "Seconds between progress lines in the log and /diagnostics updates."
     )
+    stamp_frames: bool = setting(
+        False,
+        "Latency benchmark: write each frame's send time into a strip at its top and time the "
+        "OSC /pamiq/answers tags that answer it (figures in the log and /diagnostics).",
+    )
 
     def __post_init__(self) -> None:
         require_positive(
@@ -76,6 +87,11 @@ class SimWorldSettings:
         require_in_range(self, 1, 100, "jpeg_quality")
         if not self.video_path.startswith("/"):
             raise ValueError(f"video_path must start with '/', got {self.video_path!r}")
+        if self.stamp_frames:
+            try:
+                check_size(self.frame_width, self.frame_height)
+            except ValueError as error:
+                raise ValueError(f"stamp_frames: {error} (frame_width/frame_height)") from None
 
 
 @dataclass(frozen=True)
@@ -95,6 +111,7 @@ class SimWorldNode(Node, Controllable):
         self._renderer = Renderer(self._world.layout, settings.frame_width, settings.frame_height)
         self._input = InputState()
         self._rejection_throttle = RejectionLogThrottle(_REJECTION_LOG_PERIOD)
+        self._answers = AnswerLatency() if settings.stamp_frames else None
         self._lock = threading.Lock()
         self._pose = self._world.pose
         self._jump_height = 0.0
@@ -168,7 +185,11 @@ class SimWorldNode(Node, Controllable):
             if settings.osc_enabled:
                 try:
                     self._osc = OscInputServer(
-                        self._input, settings.osc_host, settings.osc_port, self._log_rejection
+                        self._input,
+                        settings.osc_host,
+                        settings.osc_port,
+                        self._log_rejection,
+                        taps=self._osc_taps(),
                     )
                 except OSError as error:
                     raise SettingsError(
@@ -194,6 +215,12 @@ class SimWorldNode(Node, Controllable):
         if self._osc is not None:
             self._osc.start()
         self._video.start()
+
+    def _osc_taps(self) -> dict[str, Callable[[Sequence[object]], None]]:
+        answers = self._answers
+        if answers is None:
+            return {}
+        return {ANSWERS_ADDRESS: lambda args: answers.answer(args, time.time())}
 
     def _close_servers(self) -> None:
         if self._osc is not None:
@@ -221,6 +248,8 @@ class SimWorldNode(Node, Controllable):
         logger.info(
             f"publishing {self.resolve_topic_name(POSE_TOPIC)} at {settings.pose_rate_hz:g} Hz"
         )
+        if settings.stamp_frames:
+            logger.info(f"latency benchmark: frames stamped, {ANSWERS_ADDRESS} answers timed")
 
     # --- the simulation thread ---------------------------------------------------------
 
@@ -249,6 +278,9 @@ class SimWorldNode(Node, Controllable):
         if not self._paused.is_set():
             self._world.step(dt, self._command())
         frame = self._renderer.render(self._world)
+        if self._answers is not None:
+            sent = time.time()  # just before JPEG encoding: the frame leaves the world
+            self._answers.frame_sent(write_stamp(frame, sent), sent)
         assert self._video is not None
         self._video.publish(frame)
         with self._lock:
@@ -342,6 +374,14 @@ class SimWorldNode(Node, Controllable):
             "jumps": self._world.jumps,
             "loop_errors": self._loop_errors,
         }
+        if self._answers is not None:
+            answers = self._answers.figures()
+            line += (
+                f" | answers timed={answers['answers_timed']} latency p50="
+                f"{answers['answer_latency_p50_ms']:.1f} ms p99="
+                f"{answers['answer_latency_p99_ms']:.1f} ms"
+            )
+            values.update(answers)
         if self.settings.cmd_vel_enabled:
             fresh = (
                 cmd_vel is not None and now - cmd_vel.received_at <= self.settings.cmd_vel_timeout

@@ -10,7 +10,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from pythonosc.osc_packet import OscPacket
@@ -53,6 +53,10 @@ class OscInputServer:
         port: UDP port; 0 picks a free one (see :attr:`port`).
         on_reject: Called (on the server thread) for every refused packet or message; an
             exception it raises is logged and otherwise ignored.
+        taps: Addresses handled by a callable of their own instead of ``state`` (the latency
+            benchmark's ``/pamiq/answers``), called on the server thread with the message's
+            arguments; counted as accepted, or rejected (``wrong_type``) if it raises
+            ``ValueError``.
     """
 
     def __init__(
@@ -61,8 +65,10 @@ class OscInputServer:
         host: str = "127.0.0.1",
         port: int = DEFAULT_VRCHAT_INPUT_PORT,
         on_reject: Callable[[OscRejection], None] | None = None,
+        taps: Mapping[str, Callable[[Sequence[object]], None]] | None = None,
     ) -> None:
         self._state = state
+        self._taps = dict(taps or {})
         self._on_reject = on_reject
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
@@ -132,9 +138,15 @@ class OscInputServer:
         for timed in packet.messages:
             message = timed.message
             try:
-                self._state.apply(message.address, list(message.params))
+                tap = self._taps.get(message.address)
+                if tap is not None:
+                    tap(list(message.params))
+                else:
+                    self._state.apply(message.address, list(message.params))
             except OscInputError as error:
                 self._reject(OscRejection(sender, error.kind, str(error)))
+            except ValueError as error:
+                self._reject(OscRejection(sender, "wrong_type", f"{message.address}: {error}"))
             else:
                 with self._count_lock:
                     self._accepted += 1

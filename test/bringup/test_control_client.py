@@ -1,3 +1,10 @@
+"""The control client: finding control services, and waiting for named nodes."""
+
+import subprocess
+import sys
+
+import pytest
+
 from pamiq_ros.bringup.control_client import control_service_names
 from pamiq_ros.cli import build_parser
 
@@ -30,3 +37,18 @@ def test_every_control_command_is_on_the_command_line():
     assert launch.resume == "latest" and launch.runs_dir == "runs"
     assert parser.parse_args(["launch", "sim", "--resume", "runs/x"]).resume == "runs/x"
     assert parser.parse_args(["launch", "sim"]).resume is None
+
+
+@pytest.mark.e2e
+def test_named_nodes_are_waited_for_and_a_missing_one_is_a_failure(
+    spawn_node, ros_env, free_udp_port
+):
+    spawn_node("osc_actuator", {"port": free_udp_port(), "report_period": 60.0})
+    result = subprocess.run(
+        [sys.executable, "-m", "pamiq_ros.cli", "status", "--nodes", "osc_actuator,ghost",
+         "--discovery-timeout", "8"],
+        env=ros_env, capture_output=True, text=True, timeout=90, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result
+    assert "/osc_actuator: ok: {" in result.stdout
+    assert "/ghost: FAILED: not found within 8 s" in result.stdout

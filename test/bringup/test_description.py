@@ -2,7 +2,12 @@ from pathlib import Path
 
 import pytest
 
-from pamiq_ros.bringup.description import BringupError, load_bringup
+from pamiq_ros.bringup.description import (
+    FASTDDS_PROFILE_VARIABLE,
+    LOOPBACK_PROFILE,
+    BringupError,
+    load_bringup,
+)
 from pamiq_ros.bringup.executables import NODE_EXECUTABLES
 from pamiq_ros.cli import resolve_config, settings_type_of
 from pamiq_ros.core.settings import build_settings
@@ -26,7 +31,11 @@ def test_config_names_only_declared_parameters_of_the_right_type(config: Path):
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda path: path.stem)
 def test_configs_keep_dds_and_sockets_on_loopback(config: Path):
     bringup = load_bringup(config)
-    assert bringup.discovery_environment() == {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+    assert bringup.launcher.discovery_range == "LOCALHOST"
+    assert bringup.discovery_environment({}) == {
+        "ROS_AUTOMATIC_DISCOVERY_RANGE": "SYSTEM_DEFAULT",
+        FASTDDS_PROFILE_VARIABLE: str(LOOPBACK_PROFILE),
+    }
     for node in bringup.nodes:
         for name, value in node.parameters.items():
             if name.endswith("host"):
@@ -103,9 +112,49 @@ def test_other_hosts_only_by_configuration(tmp_path: Path):
     environment = bringup.node_environment({"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"})
     assert environment["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "SUBNET"
     assert environment["ROS_STATIC_PEERS"] == "a;b"
+    assert FASTDDS_PROFILE_VARIABLE not in environment
     loopback = load_bringup(CONFIG_DIR / "sim.yaml").node_environment({"ROS_STATIC_PEERS": "x"})
-    assert loopback["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
+    assert loopback["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "SYSTEM_DEFAULT"
+    assert loopback[FASTDDS_PROFILE_VARIABLE] == str(LOOPBACK_PROFILE)
     assert "ROS_STATIC_PEERS" not in loopback
+
+
+def test_localhost_uses_the_loopback_profile_only_on_fast_dds_without_peers(tmp_path: Path):
+    sim = load_bringup(CONFIG_DIR / "sim.yaml")
+    for rmw in ("", "rmw_fastrtps_cpp", "rmw_fastrtps_dynamic_cpp"):
+        assert sim.uses_loopback_profile({"RMW_IMPLEMENTATION": rmw}), rmw
+    # Another RMW cannot read a Fast DDS profile: it gets LOCALHOST as written.
+    cyclone = sim.node_environment({"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"})
+    assert cyclone["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
+    assert FASTDDS_PROFILE_VARIABLE not in cyclone
+    # Static peers are other hosts: the loopback-only profile would cut them off.
+    config = tmp_path / "peers.yaml"
+    config.write_text(
+        "pamiq_launcher:\n  ros__parameters: {static_peers: 192.0.2.7}\n"
+        "agent:\n  ros__parameters: {}\n"
+    )
+    peers = load_bringup(config).node_environment({})
+    assert peers["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
+    assert peers["ROS_STATIC_PEERS"] == "192.0.2.7"
+    assert FASTDDS_PROFILE_VARIABLE not in peers
+
+
+def test_the_loopback_profile_allows_only_127_0_0_1():
+    import xml.etree.ElementTree as ElementTree
+
+    namespace = {"dds": "http://www.eprosima.com"}
+    root = ElementTree.parse(LOOPBACK_PROFILE).getroot()
+    allowed = [
+        element.get("name")
+        for element in root.iterfind(".//dds:allowlist/dds:interface", namespace)
+    ]
+    assert allowed == ["127.0.0.1"]
+    participant = root.find(".//dds:participant", namespace)
+    assert participant is not None and participant.get("is_default_profile") == "true"
+    assert participant.findtext("dds:rtps/dds:useBuiltinTransports", None, namespace) == "false"
+    addresses = {element.text for element in participant.iterfind(".//dds:address", namespace)}
+    assert addresses == {"127.0.0.1"}
+    assert participant.find(".//dds:metatrafficMulticastLocatorList", namespace) is None
 
 
 def test_restart_settings_come_from_the_launcher_section(tmp_path: Path):

@@ -56,13 +56,10 @@ STACK_NODES = ("/sim_world", "/camera_sensor", "/agent", "/trainer", "/osc_actua
 
 
 def run_cli_on_stack(env: dict[str, str], command: str) -> subprocess.CompletedProcess[str]:
-    """Runs a control command until every node of the stack answered (all commands are
-    idempotent); a loaded machine can take more than the CLI's settle time to discover all."""
-    for _ in range(3):
-        result = run_cli(env, command)
-        if all(f"{node}: " in result.stdout for node in STACK_NODES):
-            break
-    return result
+    """Runs a control command on every node of the stack, waiting for all of them to be found
+    (a loaded machine can take a while to discover the whole graph)."""
+    nodes = ",".join(node.lstrip("/") for node in STACK_NODES)
+    return run_cli(env, command, "--nodes", nodes, "--discovery-timeout", "30")
 
 
 def test_trainer_learns_while_the_agent_keeps_its_rate_and_acts_with_fresh_weights(

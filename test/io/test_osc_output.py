@@ -149,3 +149,10 @@ def test_deadman_releases_once_per_silence():
 def test_deadman_timeout_must_be_positive():
     with pytest.raises(ValueError, match="positive"):
         Deadman(0.0)
+
+
+def test_an_int_beyond_32_bits_is_sent_as_int64():
+    stamp_ns = 1_790_000_000_123_400_000
+    tag = OscMessage(encode_osc(OscInput("/pamiq/answers", stamp_ns)))
+    assert tag.params == [stamp_ns]
+    assert b",h" in tag.dgram

@@ -201,6 +201,7 @@ def test_settings_have_documented_defaults_and_refuse_bad_values() -> None:
     defaults = {name: default for name, default, _ in describe(SimWorldSettings)}
     assert defaults["osc_port"] == 9000 and defaults["video_port"] == 8080
     assert defaults["cmd_vel_enabled"] is False and defaults["fps"] == 20.0
+    assert defaults["stamp_frames"] is False
     assert all(description for _, _, description in describe(SimWorldSettings))
     cases: list[tuple[dict[str, SettingValue], str]] = [
         ({"fps": 0.0}, "fps must be a positive"),
@@ -210,6 +211,7 @@ def test_settings_have_documented_defaults_and_refuse_bad_values() -> None:
         ({"jpeg_quality": 0}, "jpeg_quality"),
         ({"video_path": "stream.mjpg"}, "video_path must start with '/'"),
         ({"walk_speed": float("nan")}, "walk_speed"),
+        ({"stamp_frames": True, "frame_width": 32}, "stamp_frames: a 32x120 frame is too small"),
     ]
     for values, says in cases:
         with pytest.raises(SettingsError, match=re.escape(says)):

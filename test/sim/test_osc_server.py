@@ -1,6 +1,6 @@
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
@@ -210,3 +210,27 @@ def test_rejection_log_throttle_limits_each_kind_separately() -> None:
     now[0] += 2.5
     assert throttle.admit("malformed") == 2  # with the count kept quiet meanwhile
     assert throttle.admit("malformed") is None
+
+
+def test_a_tapped_address_goes_to_its_callable_and_a_bad_one_is_rejected(
+    state: InputState, rejections: Rejections
+) -> None:
+    seen: list[list[object]] = []
+
+    def tap(args: Sequence[object]) -> None:
+        if list(args) != [42]:
+            raise ValueError("expects 42")
+        seen.append(list(args))
+
+    server = OscInputServer(state, "127.0.0.1", 0, on_reject=rejections, taps={"/tap": tap})
+    try:
+        server.handle_datagram(message("/tap", 42), "test:1")
+        server.handle_datagram(message("/tap", 7), "test:1")
+        server.handle_datagram(message("/input/Jump", 1), "test:1")
+    finally:
+        server.close()
+    assert seen == [[42]]
+    assert (server.accepted, server.rejected) == (2, 1)
+    assert rejections.kinds() == ["wrong_type"]
+    assert "/tap: expects 42" in rejections.items[0].reason
+    assert state.button("/input/Jump") == 1
