@@ -18,7 +18,7 @@ export PYTHONUNBUFFERED := 1
 
 MSG_SOURCES := $(wildcard msg/msg/*.msg msg/srv/*.srv) msg/CMakeLists.txt msg/package.xml
 
-.PHONY: setup run test lint typecheck bench-sync bench-curiosity clean
+.PHONY: setup run test lint typecheck bench bench-sync bench-curiosity clean
 
 setup: $(VENV)/.installed-package
 
@@ -47,10 +47,13 @@ $(VENV)/.installed-package: $(VENV)/.installed-interfaces setup.py setup.cfg pac
 run: setup
 	$(VENV)/bin/pamiq-ros launch $(CONFIG) --duration $(RUN_SECONDS)
 
+BENCH_ARGS ?=
+bench: setup
+	$(PY) -m pamiq_ros.bench.suite $(BENCH_ARGS)
+
 bench-sync: setup
 	$(PY) -m pamiq_ros.bench.weight_sync
 
-BENCH_ARGS ?=
 bench-curiosity: setup
 	$(PY) -m pamiq_ros.bench.curiosity $(BENCH_ARGS)
 

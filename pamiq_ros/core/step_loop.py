@@ -131,6 +131,7 @@ class StepLoop:
         on_error: Callable[[Exception], None] | None = None,
         window: int = 1000,
         name: str = "step-loop",
+        spin_s: float = 0.0,
     ) -> None:
         """Creates the loop; ``start()`` runs it.
 
@@ -140,10 +141,16 @@ class StepLoop:
             on_error: Called with the exception when ``step`` raises; the loop goes on.
             window: How many recent steps the statistics cover.
             name: The thread's name.
+            spin_s: Wake this long before each deadline and wait busy for it, so the thread is
+                already running when the deadline comes (waking from sleep on a loaded machine
+                can take milliseconds); 0 sleeps until the deadline.
         """
         if not (math.isfinite(rate_hz) and rate_hz > 0):
             raise ValueError(f"rate_hz must be positive and finite, got {rate_hz}")
         self.period_s = 1.0 / rate_hz
+        if not (math.isfinite(spin_s) and 0.0 <= spin_s < self.period_s):
+            raise ValueError(f"spin_s must be in [0, period), got {spin_s}")
+        self.spin_s = spin_s
         self._step = step
         self._on_error = on_error
         self._stats = StepTimingStats(self.period_s, window)
@@ -174,10 +181,12 @@ class StepLoop:
         slot = 0
         while not self._stop.is_set():
             deadline = anchor + slot * self.period_s
-            delay = deadline - time.monotonic()
+            delay = deadline - time.monotonic() - self.spin_s
             if delay > 0 and self._stop.wait(delay):
                 break
             started = time.monotonic()
+            while started < deadline:  # the spin: running, not sleeping, at the deadline
+                started = time.monotonic()
             late_periods = int((started - deadline) // self.period_s)
             if late_periods >= 1:
                 # The deadlines that passed get no step of their own: no catch-up burst.

@@ -7,6 +7,7 @@ Each controllable node offers ``~/control/<command>``, e.g. ``/agent/control/pau
 import json
 import os
 import signal
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Final
@@ -16,6 +17,9 @@ from rclpy.node import Node
 from std_srvs.srv import Trigger
 
 CONTROL_COMMANDS: Final = ("pause", "resume", "save", "status", "shutdown")
+
+SHUTDOWN_DELAY_S: Final = 0.5
+"""Time between answering ``shutdown`` and stopping, for the answer to reach the caller."""
 CONTROL_NAMESPACE: Final = "control"
 
 
@@ -43,8 +47,8 @@ class ControlServices:
     """Offers the control services of ``node``, answering through ``target``.
 
     The services have their own callback group so a slow save never delays the node's other
-    callbacks. ``shutdown`` answers first, then sends this process SIGTERM, which the node's
-    main turns into a clean close.
+    callbacks. ``shutdown`` answers first, then (after :data:`SHUTDOWN_DELAY_S`) sends this
+    process SIGTERM, which the node's main turns into a clean close.
     """
 
     def __init__(self, node: Node, target: Controllable) -> None:
@@ -74,7 +78,9 @@ class ControlServices:
             elif command == "shutdown":
                 response.message = "shutting down"
                 self._node.get_logger().info("shutdown requested through the control service")
-                os.kill(os.getpid(), signal.SIGTERM)
+                # Later, not now: the signal shuts the context down, and the answer must leave
+                # first or the caller waits in vain.
+                threading.Timer(SHUTDOWN_DELAY_S, os.kill, (os.getpid(), signal.SIGTERM)).start()
             else:
                 response.message = getattr(self._target, command)()
                 self._node.get_logger().info(f"{command}: {response.message}")

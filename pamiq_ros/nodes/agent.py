@@ -18,6 +18,7 @@ nothing slow ever runs on the acting thread.
 import json
 import math
 import queue
+import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -66,6 +67,9 @@ than making the acting thread wait."""
 STORE_SUBDIR = "agent/checkpoints"
 STATE_FILE = "agent_state.json"
 
+GIL_SWITCH_INTERVAL_S = 0.0005
+"""How soon another thread of the agent must hand the GIL to the waking step thread."""
+
 MINDS = ("curiosity", "autoencoder")
 """The minds an agent can run: the curiosity agent, or the light random-policy autoencoder."""
 
@@ -105,6 +109,10 @@ class AgentSettings:
         "bytes), shm, or bytes."
     )  # fmt: skip
     torch_threads: int = setting(1, "CPU threads for the acting model.")
+    spin_before_step_ms: float = setting(
+        2.0, "The step thread wakes this long before each step and waits busy, so it is running "
+        "when the step is due (waking from sleep on a loaded machine takes ms); 0: plain sleep."
+    )  # fmt: skip
     run_dir: str = setting(
         "", "This start's run folder (set by pamiq-ros launch) for the agent's checkpoints; "
         "empty: runs/<time>-agent."
@@ -120,6 +128,11 @@ class AgentSettings:
             self, "rate_hz", "linear_speed", "angular_speed", "report_period", "image_width",
             "image_height", "torch_threads", "checkpoint_period",
         )  # fmt: skip
+        if not 0.0 <= self.spin_before_step_ms < 1000.0 / self.rate_hz:
+            raise ValueError(
+                f"spin_before_step_ms must be in [0, {1000.0 / self.rate_hz:g}) (one step), got "
+                f"{self.spin_before_step_ms}"
+            )
         for name, allowed in (
             ("mind", MINDS), ("policy", POLICIES), ("preset", PRESET_NAMES),
             ("precision", tuple(PRECISIONS)),
@@ -149,6 +162,9 @@ class AgentNode(Node, Controllable):
         self.settings = declare_settings(self, AgentSettings)
         settings = self.settings
         torch.set_num_threads(settings.torch_threads)
+        # The step thread wakes on time, then waits for the GIL; the default 5 ms switch interval
+        # lets a busy thread (frame decoding, weight loading, sending) hold it that long.
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         self._mind = build_mind(settings)
         self._mapper = ActionMapper(settings.linear_speed, settings.angular_speed)
         self._problems = ProblemLog(self.get_logger(), ERROR_LOG_PERIOD_S)
@@ -199,8 +215,9 @@ class AgentNode(Node, Controllable):
         )
         self._sender.start()
         self._loop = StepLoop(
-            settings.rate_hz, self._step, on_error=self._on_step_error, name="agent-step"
-        )
+            settings.rate_hz, self._step, on_error=self._on_step_error, name="agent-step",
+            spin_s=settings.spin_before_step_ms / 1000.0,
+        )  # fmt: skip
         self._loop.start()
         self.get_logger().info(
             f"stepping at {settings.rate_hz} Hz on {settings.image_width}x"

@@ -10,6 +10,7 @@ itself (models, buffers, trainers) is :class:`pamiq_ros.core.learner.Learner`.
 """
 
 import math
+import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -112,6 +113,10 @@ class TrainerSettings:
     torch_threads: int = setting(
         1, "CPU threads for training; keep below the core count so acting keeps its rate."
     )
+    niceness: int = setting(
+        10, "Added to the trainer's CPU niceness (0..19): when cores are short, acting and "
+        "sensing get the CPU first and training takes what is left; 0 leaves it."
+    )  # fmt: skip
     checkpoint_period: float = setting(60.0, "Seconds between periodic checkpoints.")
     keep_checkpoints: int = setting(3, "Newest complete checkpoints kept in the run folder.")
     seed: int = setting(0, "Seed of the models' initial weights and of sampling.")
@@ -145,6 +150,8 @@ class TrainerSettings:
             sequence_length=self.ppo_sequence_length,
             sequences_per_run=self.ppo_sequences_per_run,
         )  # fmt: skip
+        if not 0 <= self.niceness <= 19:
+            raise ValueError(f"niceness must be in 0..19, got {self.niceness}")
         if not (math.isfinite(self.min_run_interval) and self.min_run_interval >= 0):
             raise ValueError(f"min_run_interval must be >= 0, got {self.min_run_interval}")
 
@@ -157,6 +164,8 @@ class TrainerNode(Node, Controllable):
         self.settings = declare_settings(self, TrainerSettings)
         settings = self.settings
         torch.manual_seed(settings.seed)
+        # Threads started from here on (training, weight sync) inherit the niceness.
+        os.nice(settings.niceness)
         self._run_dir = prepare_run_dir(settings.run_dir, "trainer")
         self._learner = build_learner(settings)
         self._store = CheckpointStore(

@@ -130,3 +130,25 @@ def test_stop_returns_promptly_for_a_slow_rate():
 def test_rate_must_be_positive():
     with pytest.raises(ValueError, match="rate_hz"):
         StepLoop(0.0, lambda: None)
+
+
+def test_a_spinning_loop_never_starts_a_step_before_its_slot():
+    """With spin, the thread wakes early but the step still starts on the grid, not before."""
+    starts: list[float] = []
+    loop = StepLoop(50.0, lambda: starts.append(time.monotonic()), spin_s=0.008)
+    loop.start()
+    time.sleep(0.5)
+    loop.stop()
+    assert len(starts) >= 15
+    offsets = [start - starts[0] for start in starts]
+    for index, offset in enumerate(offsets):
+        # Each start lies at or after its slot index * period from the first (never early).
+        assert offset >= round(offset / 0.02) * 0.02 - 1e-4, (index, offset)
+    assert loop.statistics().steps == len(starts)
+
+
+def test_spin_must_be_shorter_than_a_period():
+    with pytest.raises(ValueError, match="spin_s"):
+        StepLoop(10.0, lambda: None, spin_s=0.1)
+    with pytest.raises(ValueError, match="spin_s"):
+        StepLoop(10.0, lambda: None, spin_s=-0.001)

@@ -1,0 +1,509 @@
+"""``make bench``: step timing of our stack beside the two in-process baselines, and stack figures.
+
+One run, same models, machine and seeds, side by side:
+
+* ``ours_idle`` and ``ours_training``: the sim stack (``config/sim.yaml``, curiosity mind) run
+  with ``pamiq-ros launch``, once with the trainer idle and once training flat out; the agent's
+  step-interval error (p50, p99, max) and missed deadlines at 10 Hz over a fixed period after a
+  warm-up (:mod:`pamiq_ros.bench.step_timing`).
+* ``baseline_loop`` (a) and ``baseline_threads`` (b): one process acting and training in turn,
+  and one process with an acting and a training thread that swap model references
+  (:mod:`pamiq_ros.bench.baselines`), with their longest stall.
+* ``stack``: latency, throughput, memory and weight freshness from
+  :func:`pamiq_ros.bench.stack_figures.measure_stack_figures`, when that module is there.
+
+Progress lines go to stdout; at the end a table with the targets (met or not) is printed, and
+``<out>/bench.json`` (every figure, the settings, seeds and machine) and PNG plots
+(``step_interval_error.png``: distributions; ``step_intervals.png``: intervals over time) are
+written. ``<out>`` is ``runs/bench-<time>/`` unless ``--out`` is given.
+
+Usage::
+
+    python -m pamiq_ros.bench.suite [--seconds 120] [--warmup 20] [--out DIR] [--quick]
+        [--only ours,baselines,stack] [--seed 0] [--preset tiny] [--config config/sim.yaml]
+        [--domain-id N]
+"""
+
+import argparse
+import dataclasses
+import datetime
+import json
+import math
+import os
+import platform
+import signal
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pamiq_ros.bringup.description import loopback_dds_environment
+
+PARTS = ("ours", "baselines", "stack")
+"""What a run measures; ``--only`` picks some."""
+
+ARMS = {
+    "ours_idle": "ours, trainer idle",
+    "ours_training": "ours, trainer training",
+    "baseline_loop": "baseline (a) loop",
+    "baseline_threads": "baseline (b) threads",
+}
+"""Step-timing arms in report order, with their table labels."""
+
+DEFAULT_SECONDS, DEFAULT_WARMUP = 120.0, 20.0
+"""Measured period and warm-up per arm. 120 s at 10 Hz is more than the agent's 1000-step
+statistics window, so its own p99 covers the period only."""
+
+QUICK_SECONDS, QUICK_WARMUP = 10.0, 8.0
+"""``--quick``: the learner's first runs need 64 steps (6.4 s), so the warm-up stays above it."""
+
+P99_TARGET_MS = 5.0
+BASELINE_FACTOR_TARGET = 5.0
+
+
+def _say(line: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {line}", flush=True)
+
+
+# --- figures and targets ------------------------------------------------------------------------
+
+
+def arm_figures(arm: Mapping[str, Any], view: str = "agent") -> dict[str, Any]:
+    """The row of an arm's report.
+
+    Baselines are measured in their own process. Ours has two views: ``agent``, the agent's own
+    step loop (its status does not give intervals, so the stall shown is its largest interval
+    error, an upper bound of the longest stall), and ``arrivals``, the ``cmd_vel`` arrivals in
+    the bench process (DDS delivery and this process's scheduling added).
+    """
+    if "agent" in arm:
+        if view == "arrivals":
+            arm = {**arm["arrivals"], "training_runs": arm.get("training_runs")}
+        else:
+            agent = arm["agent"]
+            return {
+                "steps": agent["steps"],
+                "p50_ms": agent["interval_error_p50_ms"],
+                "p99_ms": agent["interval_error_p99_ms"],
+                "max_ms": agent["interval_error_max_ms"],
+                "missed": agent["missed_deadlines"],
+                "stall_ms": agent["interval_error_max_ms"],
+                "runs": arm.get("training_runs"),
+            }
+    return {
+        "steps": arm["steps"],
+        "p50_ms": arm["interval_error_p50_ms"],
+        "p99_ms": arm["interval_error_p99_ms"],
+        "max_ms": arm["interval_error_max_ms"],
+        "missed": arm["missed_deadlines"],
+        "stall_ms": arm["longest_stall_ms"],
+        "runs": arm.get("training_runs"),
+    }
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def evaluate_targets(arms: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The issue's targets with the measured value and whether each is met (None: not measured).
+
+    * p99 step-interval error under 5 ms at 10 Hz with training running (ours);
+    * no missed deadline with training running (ours);
+    * at least 5x lower p99 than baseline (b).
+    """
+    ours = arm_figures(arms["ours_training"]) if "ours_training" in arms else None
+    threads = arm_figures(arms["baseline_threads"]) if "baseline_threads" in arms else None
+    p99 = _number(ours["p99_ms"]) if ours else None
+    missed = _number(ours["missed"]) if ours else None
+    factor = None
+    if p99 is not None and threads is not None:
+        other = _number(threads["p99_ms"])
+        if other is not None:
+            factor = math.inf if p99 == 0 else other / p99
+    return [
+        {
+            "target": f"p99 step-interval error < {P99_TARGET_MS:g} ms, training running",
+            "value": p99,
+            "unit": "ms",
+            "met": None if p99 is None else p99 < P99_TARGET_MS,
+        },
+        {
+            "target": "no missed deadline, training running",
+            "value": missed,
+            "unit": "deadlines",
+            "met": None if missed is None else missed == 0,
+        },
+        {
+            "target": f"p99 at least {BASELINE_FACTOR_TARGET:g}x lower than baseline (b)",
+            "value": factor,
+            "unit": "x",
+            "met": None if factor is None else factor >= BASELINE_FACTOR_TARGET,
+        },
+    ]
+
+
+def _cell(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def format_table(report: Mapping[str, Any]) -> str:
+    """The step-timing table with the targets, as printed at the end of a run."""
+    period_ms = 1000.0 / float(report["settings"]["rate_hz"])
+    header = (
+        f"{'arm':<26} {'steps':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'missed':>7} "
+        f"{'stall ms':>9} {'train runs':>10}"
+    )
+    lines = [
+        f"step timing at {1000.0 / period_ms:g} Hz over {report['settings']['seconds']:g} s "
+        "(interval error = |interval - period|; stall = longest interval - period)",
+        header,
+        "-" * len(header),
+    ]
+    rows = []
+    for key, label in ARMS.items():
+        arm = report["step_timing"].get(key)
+        if arm is not None:
+            rows.append((label, arm_figures(arm)))
+    for key, label in ARMS.items():
+        arm = report["step_timing"].get(key)
+        if arm is not None and "arrivals" in arm:
+            rows.append((label.replace("ours", "arrivals", 1), arm_figures(arm, "arrivals")))
+    for label, row in rows:
+        lines.append(
+            f"{label:<26} {_cell(row['steps']):>6} {_cell(row['p50_ms']):>8} "
+            f"{_cell(row['p99_ms']):>8} {_cell(row['max_ms']):>8} {_cell(row['missed']):>7} "
+            f"{_cell(row['stall_ms'], 1):>9} {_cell(row['runs']):>10}"
+        )
+    if any("arrivals" in arm for arm in report["step_timing"].values()):
+        lines.append(
+            "ours: the agent's own step loop (stall: its largest interval error, an upper bound)"
+        )
+        lines.append(
+            "arrivals: the same steps as cmd_vel arrives in the bench process (DDS and its "
+            "scheduling added)"
+        )
+        windows = [
+            arm["agent"].get("window_within_period")
+            for arm in report["step_timing"].values()
+            if "agent" in arm
+        ]
+        if False in windows:
+            lines.append(
+                "NOTE: the period is shorter than the agent's 1000-step statistics window: its "
+                "percentiles include start-up"
+            )
+    lines.append("")
+    lines.append("targets:")
+    for target in report["targets"]:
+        met = {True: "met", False: "NOT met", None: "not measured"}[target["met"]]
+        value = "-" if target["value"] is None else f"{target['value']:.3g} {target['unit']}"
+        lines.append(f"  {target['target']:<55} {value:>16}  {met}")
+    stack = report.get("stack")
+    if isinstance(stack, Mapping) and "skipped" in stack:
+        lines.append(f"stack figures: skipped ({stack['skipped']})")
+    return "\n".join(lines)
+
+
+# --- plots --------------------------------------------------------------------------------------
+
+
+def arm_intervals_ms(arm: Mapping[str, Any]) -> list[float]:
+    """The per-step intervals of an arm (ours: ``cmd_vel`` arrivals)."""
+    return [float(v) for v in arm.get("intervals_ms", [])]
+
+
+def write_plots(report: Mapping[str, Any], out_dir: Path) -> list[str]:
+    """Writes the distribution and timeline plots; returns their file names."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    period_ms = 1000.0 / float(report["settings"]["rate_hz"])
+    series = {
+        ARMS[key] + (" (cmd_vel arrivals)" if key.startswith("ours") else ""): arm_intervals_ms(arm)
+        for key, arm in report["step_timing"].items()
+        if key in ARMS and arm_intervals_ms(arm)
+    }
+    if not series:
+        return []
+    written = []
+    figure, axis = plt.subplots(figsize=(8, 5))
+    for label, intervals in series.items():
+        errors = np.sort(np.abs(np.asarray(intervals) - period_ms))
+        share_above = 1.0 - np.arange(len(errors)) / len(errors)
+        axis.step(np.maximum(errors, 1e-3), share_above, where="post", label=label)
+    axis.axvline(P99_TARGET_MS, color="grey", linestyle="--", label=f"{P99_TARGET_MS:g} ms")
+    axis.axhline(0.01, color="grey", linestyle=":", label="1 % (p99)")
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel("step-interval error |interval - period| (ms)")
+    axis.set_ylabel("share of steps with at least this error")
+    axis.set_title("Step-interval error at 10 Hz")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(out_dir / "step_interval_error.png", dpi=110)
+    plt.close(figure)
+    written.append("step_interval_error.png")
+
+    figure, axes = plt.subplots(len(series), 1, figsize=(9, 2.2 * len(series)), sharex=True)
+    for axis, (label, intervals) in zip(np.atleast_1d(axes), series.items(), strict=True):
+        times = np.cumsum(intervals) / 1000.0
+        axis.plot(times, intervals, linewidth=0.7)
+        axis.axhline(period_ms, color="grey", linestyle="--", linewidth=0.7)
+        axis.set_ylabel("ms")
+        axis.set_title(label, fontsize=9)
+    np.atleast_1d(axes)[-1].set_xlabel("time in the measured period (s)")
+    figure.suptitle("Step intervals over time")
+    figure.tight_layout()
+    figure.savefig(out_dir / "step_intervals.png", dpi=110)
+    plt.close(figure)
+    written.append("step_intervals.png")
+    return written
+
+
+# --- stack figures (another module's) -----------------------------------------------------------
+
+
+def stack_figures(candidates: Mapping[str, Any]) -> dict[str, Any]:
+    """Calls ``measure_stack_figures`` when its module is there; says why not otherwise.
+
+    ``candidates`` are the values this run can offer; those that the module's
+    ``StackFigureOptions`` has a field for are passed.
+    """
+    try:
+        from pamiq_ros.bench import stack_figures as module  # type: ignore[attr-defined,unused-ignore]
+    except ImportError as error:
+        return {"skipped": f"pamiq_ros.bench.stack_figures is not available ({error})"}
+    measure = getattr(module, "measure_stack_figures", None)
+    options_type = getattr(module, "StackFigureOptions", None)
+    if measure is None or options_type is None:
+        return {"skipped": "pamiq_ros.bench.stack_figures has no measure_stack_figures"}
+    try:
+        names = {item.name for item in dataclasses.fields(options_type)}
+        options = options_type(**{k: v for k, v in candidates.items() if k in names})
+    except (TypeError, ValueError) as error:
+        return {"skipped": f"StackFigureOptions could not be made from this run: {error}"}
+    try:
+        result = measure(options)
+    except Exception as error:  # another module's failure must not lose our figures
+        return {"failed": f"{type(error).__name__}: {error}"}
+    return dict(result) if isinstance(result, Mapping) else {"result": result}
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as None, so the JSON is standard."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def machine() -> dict[str, Any]:
+    """The machine's description for the report."""
+    import torch
+
+    return {
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "system": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def _parse_parts(text: str) -> list[str]:
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [part for part in parts if part not in PARTS]
+    if not parts or unknown:
+        raise argparse.ArgumentTypeError(f"parts are {', '.join(PARTS)}; got {text!r}")
+    return parts
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m pamiq_ros.bench.suite``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m pamiq_ros.bench.suite",
+        description="make bench: the agent's step timing with the trainer idle and training, "
+        "beside a single-loop and a two-thread in-process baseline, plus stack figures.",
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=None, help=f"measured period per arm (default "
+        f"{DEFAULT_SECONDS:g}, --quick {QUICK_SECONDS:g})"
+    )  # fmt: skip
+    parser.add_argument(
+        "--warmup", type=float, default=None, help=f"warm-up before each period (default "
+        f"{DEFAULT_WARMUP:g}, --quick {QUICK_WARMUP:g})"
+    )  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help="short periods (smoke runs, tests)")
+    parser.add_argument("--out", type=Path, default=None, help="default runs/bench-<time>/")
+    parser.add_argument(
+        "--only", type=_parse_parts, default=list(PARTS), help="default: ours,baselines,stack"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of models, world and actions")
+    parser.add_argument("--preset", default=None, help="model preset (default: the config's)")
+    parser.add_argument(
+        "--config", type=Path, default=Path("config/sim.yaml"), help="the sim stack's config"
+    )
+    parser.add_argument(
+        "--domain-id", type=int, default=None,
+        help="DDS domain of the stacks and this process (default: 1 + PID mod 101)",
+    )  # fmt: skip
+    return parser
+
+
+def _parameters(config: Mapping[str, Any], node: str) -> dict[str, Any]:
+    section = config.get(node)
+    if not isinstance(section, Mapping):
+        raise ValueError(f"the config has no {node} section; the bench runs the full sim stack")
+    return dict(section.get("ros__parameters") or {})
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    """Runs the bench; returns the exit status."""
+    parser = build_parser()
+    options = parser.parse_args(args)
+    seconds = options.seconds or (QUICK_SECONDS if options.quick else DEFAULT_SECONDS)
+    warmup = options.warmup if options.warmup is not None else (
+        QUICK_WARMUP if options.quick else DEFAULT_WARMUP
+    )  # fmt: skip
+    if not seconds > 0 or warmup < 0:
+        parser.error("--seconds must be positive and --warmup not negative")
+    domain_id = options.domain_id if options.domain_id is not None else 1 + os.getpid() % 101
+    if not 1 <= domain_id <= 232:
+        parser.error("--domain-id must be in 1..232")
+    try:
+        config = yaml.safe_load(options.config.read_text())
+        if not isinstance(config, dict):
+            raise ValueError(f"{options.config}: not a ROS 2 parameter file")
+        agent_parameters = _parameters(config, "agent")
+        trainer_parameters = _parameters(config, "trainer")
+        world_parameters = _parameters(config, "sim_world")
+        if agent_parameters.get("mind", "curiosity") != "curiosity":
+            raise ValueError(f"{options.config}: the bench times the curiosity mind's agent")
+    except (OSError, ValueError, yaml.YAMLError) as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 2
+    preset = options.preset or str(agent_parameters.get("preset", "tiny"))
+    rate_hz = float(agent_parameters.get("rate_hz", 10.0))
+    out_dir = (options.out or Path("runs") / f"bench-{time.strftime('%Y%m%d-%H%M%S')}").absolute()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # This process and every stack: the bench's own DDS domain, loopback only.
+    os.environ.update(
+        ROS_DOMAIN_ID=str(domain_id),
+        **loopback_dds_environment(),
+        ROS_LOG_DIR=str(out_dir / "ros_log"),
+        PYTHONUNBUFFERED="1",
+    )
+    os.environ.pop("ROS_STATIC_PEERS", None)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    started = time.time()
+    _say(
+        f"bench: {', '.join(options.only)}; {seconds:g} s per arm after {warmup:g} s warm-up, "
+        f"preset {preset}, seed {options.seed}, DDS domain {domain_id} (loopback only), "
+        f"out {out_dir}"
+    )
+    arms: dict[str, Any] = {}
+    report: dict[str, Any] = {
+        "benchmark": "suite",
+        "created": datetime.datetime.now().isoformat(timespec="seconds"),
+        "machine": machine(),
+        "settings": {
+            "config": str(options.config),
+            "seconds": seconds,
+            "warmup_s": warmup,
+            "quick": options.quick,
+            "parts": options.only,
+            "seed": options.seed,
+            "preset": preset,
+            "rate_hz": rate_hz,
+            "domain_id": domain_id,
+            "torch_threads": {
+                "agent": agent_parameters.get("torch_threads", 1),
+                "trainer": trainer_parameters.get("torch_threads", 1),
+                "baselines": 1,
+            },
+            "trainer_idle_overrides": None,
+        },
+        "step_timing": arms,
+    }
+    try:
+        if "ours" in options.only:
+            from pamiq_ros.bench.step_timing import (
+                IDLE_TRAINER,
+                StackListener,
+                StackTimingOptions,
+                measure_stack_timing,
+            )
+
+            report["settings"]["trainer_idle_overrides"] = IDLE_TRAINER
+            stack_options = StackTimingOptions(
+                base_config=config, seconds=seconds, warmup_s=warmup, seed=options.seed,
+                preset=options.preset, out_dir=out_dir, env=dict(os.environ),
+            )  # fmt: skip
+            listener = StackListener()
+            try:
+                for key, idle in (("ours_idle", True), ("ours_training", False)):
+                    arms[key] = measure_stack_timing(key, idle, stack_options, listener, _say)
+            finally:
+                listener.close()
+        if "baselines" in options.only:
+            from pamiq_ros.bench.baselines import BaselineOptions, run_baseline
+
+            baseline_options = BaselineOptions(
+                seconds=seconds, warmup_s=warmup, rate_hz=rate_hz, seed=options.seed,
+                preset=preset, trainer_parameters=trainer_parameters,
+                agent_parameters=agent_parameters, world_parameters=world_parameters,
+            )  # fmt: skip
+            for kind in ("loop", "threads"):
+                arms[f"baseline_{kind}"] = run_baseline(kind, baseline_options, _say)
+        if "stack" in options.only:
+            _say("stack figures: latency, throughput, memory, weight freshness")
+            report["stack"] = stack_figures(
+                {
+                    "out_dir": out_dir / "stack", "quick": options.quick,
+                    "domain_id": domain_id, "config": options.config,
+                    "config_path": options.config, "seed": options.seed,
+                    "preset": options.preset, "env": dict(os.environ),
+                }
+            )  # fmt: skip
+    except RuntimeError as error:
+        print(f"bench failed: {error}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("bench interrupted", file=sys.stderr, flush=True)
+        return 130
+    report["targets"] = evaluate_targets(arms)
+    report["duration_s"] = round(time.time() - started, 1)
+    report["plots"] = write_plots(report, out_dir)
+    path = out_dir / "bench.json"
+    path.write_text(json.dumps(json_safe(report), indent=1, default=str))
+    print()
+    print(format_table(report))
+    print(f"\nwritten: {path}" + "".join(f", {out_dir / name}" for name in report["plots"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,298 @@
+"""``make bench``: step statistics, the agent's period figures, targets, table, plots and JSON."""
+
+import dataclasses
+import json
+import math
+import signal
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pamiq_ros.bench.step_timing import (
+    IDLE_TRAINER,
+    StackTimingOptions,
+    agent_period_figures,
+    estimated_missed,
+    in_window,
+    numbers,
+    stack_config,
+    timing_figures,
+)
+from pamiq_ros.bench.suite import (
+    evaluate_targets,
+    format_table,
+    json_safe,
+    main,
+    stack_figures,
+    write_plots,
+)
+
+PERIOD = 0.1
+SIM_CONFIG = Path(__file__).resolve().parents[2] / "config" / "sim.yaml"
+
+
+# --- statistics ---------------------------------------------------------------------------------
+
+
+def test_figures_of_a_loop_with_one_stall() -> None:
+    # Steps on time except one 300 ms gap: two deadlines passed with no step.
+    starts = [0.0, 0.1, 0.2, 0.5, 0.6]
+    figures = timing_figures(starts, PERIOD)
+    assert figures.steps == 5
+    assert figures.interval_error_p50_ms == pytest.approx(0.0, abs=1e-6)
+    assert figures.interval_error_max_ms == pytest.approx(200.0)
+    assert figures.longest_stall_ms == pytest.approx(200.0)
+    assert figures.missed_deadlines == 2
+    assert figures.rate_hz == pytest.approx(4 / 0.6)
+    assert 0 < figures.interval_error_p99_ms <= figures.interval_error_max_ms
+
+
+def test_figures_take_the_loops_own_missed_count_and_sort_starts() -> None:
+    figures = timing_figures([0.2, 0.0, 0.1], PERIOD, missed_deadlines=7)
+    assert figures.missed_deadlines == 7
+    assert figures.interval_error_max_ms == pytest.approx(0.0, abs=1e-6)
+    assert figures.longest_stall_ms == 0.0
+
+
+def test_early_steps_count_as_error_but_not_as_stall() -> None:
+    figures = timing_figures([0.0, 0.08, 0.18], PERIOD)
+    assert figures.interval_error_max_ms == pytest.approx(20.0)
+    assert figures.longest_stall_ms == pytest.approx(0.0, abs=1e-6)
+    assert figures.missed_deadlines == 0
+
+
+def test_too_few_steps_give_no_interval_figures() -> None:
+    figures = timing_figures([1.0], PERIOD)
+    assert figures.steps == 1
+    assert math.isnan(figures.interval_error_p99_ms)
+    assert figures.missed_deadlines == 0
+    with pytest.raises(ValueError, match="positive"):
+        timing_figures([0.0, 0.1], 0.0)
+
+
+def test_missed_deadlines_estimated_from_intervals() -> None:
+    assert estimated_missed([0.1, 0.12, 0.14], PERIOD) == 0
+    assert estimated_missed([0.21, 0.1, 0.41], PERIOD) == 1 + 3
+    assert estimated_missed([], PERIOD) == 0
+
+
+def test_in_window_keeps_both_ends() -> None:
+    assert in_window([0.5, 1.0, 1.5, 2.0, 2.5], 1.0, 2.0) == [1.0, 1.5, 2.0]
+
+
+# --- our stack ----------------------------------------------------------------------------------
+
+
+def test_status_numbers_skip_text_values() -> None:
+    status = {"steps": "120", "rate_hz": "9.99", "sync_latency_p50_ms": "none"}
+    assert numbers(status, ["steps", "rate_hz", "sync_latency_p50_ms", "absent"]) == {
+        "steps": 120.0,
+        "rate_hz": 9.99,
+    }
+
+
+def test_agent_figures_difference_counters_and_flag_the_window() -> None:
+    start = {"steps": 200.0, "missed_deadlines": 3.0, "weight_swaps": 10.0}
+    end = {
+        "steps": 1400.0, "missed_deadlines": 3.0, "weight_swaps": 50.0,
+        "interval_error_p50_ms": 0.4, "interval_error_p99_ms": 2.5,
+        "interval_error_max_ms": 9.0, "rate_hz": 10.0,
+    }  # fmt: skip
+    figures = agent_period_figures(start, end, PERIOD)
+    assert figures["steps"] == 1200
+    assert figures["missed_deadlines"] == 0  # the 3 came during start-up
+    assert figures["weight_swaps"] == 40
+    assert figures["interval_error_p99_ms"] == 2.5
+    assert figures["window_within_period"] is True
+    short = agent_period_figures(start, {**end, "steps": 400.0}, PERIOD)
+    assert short["window_steps"] == 400
+    assert short["window_within_period"] is False
+
+
+def test_stack_config_idles_the_trainer_only_when_asked(tmp_path: Path) -> None:
+    base = yaml.safe_load(SIM_CONFIG.read_text())
+    options = StackTimingOptions(base, 10.0, 5.0, 7, None, tmp_path, {})
+    idle = stack_config(options, True, 19001, 18081)
+    busy = stack_config(options, False, 19002, 18082)
+    idle_trainer = idle["trainer"]["ros__parameters"]
+    busy_trainer = busy["trainer"]["ros__parameters"]
+    for key, value in IDLE_TRAINER.items():
+        assert idle_trainer[key] == value
+    assert busy_trainer["min_buffer_size"] == base["trainer"]["ros__parameters"]["min_buffer_size"]
+    for document in (idle, busy):
+        for node in ("agent", "trainer", "sim_world"):
+            assert document[node]["ros__parameters"]["seed"] == 7
+    assert idle["sim_world"]["ros__parameters"]["osc_port"] == 19001
+    assert base["trainer"]["ros__parameters"]["min_buffer_size"] != IDLE_TRAINER["min_buffer_size"]
+
+
+# --- report -------------------------------------------------------------------------------------
+
+
+def _ours(p99: float, missed: int) -> dict[str, Any]:
+    return {
+        "agent": {
+            "steps": 1200, "interval_error_p50_ms": 0.3, "interval_error_p99_ms": p99,
+            "interval_error_max_ms": p99 * 2, "missed_deadlines": missed,
+            "window_within_period": True,
+        },
+        "arrivals": {
+            "steps": 1190, "interval_error_p50_ms": 0.9, "interval_error_p99_ms": 20.0,
+            "interval_error_max_ms": 40.0, "missed_deadlines": 0, "longest_stall_ms": 35.0,
+        },
+        "training_runs": 300,
+        "intervals_ms": [100.0, 101.0, 99.5, 104.0] * 10,
+    }  # fmt: skip
+
+
+def _baseline(p99: float) -> dict[str, Any]:
+    return {
+        "steps": 1100, "interval_error_p50_ms": 1.0, "interval_error_p99_ms": p99,
+        "interval_error_max_ms": p99 * 3, "missed_deadlines": 12, "longest_stall_ms": 250.0,
+        "training_runs": 900, "intervals_ms": [100.0, 150.0, 350.0, 100.0] * 10,
+    }  # fmt: skip
+
+
+def _report(arms: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "settings": {"rate_hz": 10.0, "seconds": 120.0},
+        "step_timing": arms,
+        "targets": evaluate_targets(arms),
+    }
+
+
+def test_targets_met_and_not_met() -> None:
+    met = evaluate_targets({"ours_training": _ours(2.0, 0), "baseline_threads": _baseline(40.0)})
+    assert [target["met"] for target in met] == [True, True, True]
+    assert met[2]["value"] == pytest.approx(20.0)
+    missed = evaluate_targets({"ours_training": _ours(6.0, 2), "baseline_threads": _baseline(12.0)})
+    assert [target["met"] for target in missed] == [False, False, False]
+
+
+def test_targets_not_measured_without_the_arms() -> None:
+    targets = evaluate_targets({"baseline_loop": _baseline(300.0)})
+    assert [target["met"] for target in targets] == [None, None, None]
+    nan_ours = evaluate_targets({"ours_training": _ours(math.nan, 0)})
+    assert nan_ours[0]["met"] is None
+
+
+def test_table_shows_every_arm_and_the_verdicts() -> None:
+    arms = {
+        "ours_idle": _ours(1.0, 0), "ours_training": _ours(6.0, 1),
+        "baseline_loop": _baseline(300.0), "baseline_threads": _baseline(12.0),
+    }  # fmt: skip
+    table = format_table(_report(arms))
+    for label in ("ours, trainer idle", "ours, trainer training", "(a) loop", "(b) threads"):
+        assert label in table
+    row = next(line for line in table.splitlines() if line.startswith("ours, trainer training"))
+    assert row.split()[3:10] == ["1200", "0.30", "6.00", "12.00", "1", "12.0", "300"]
+    arrivals = next(
+        line for line in table.splitlines() if line.startswith("arrivals, trainer training")
+    )
+    assert arrivals.split()[3:10] == ["1190", "0.90", "20.00", "40.00", "0", "35.0", "300"]
+    assert "start-up" not in table
+    assert table.count("NOT met") == 3
+    partial = format_table({**_report({"baseline_loop": _baseline(300.0)}), "stack": {
+        "skipped": "no module"
+    }})  # fmt: skip
+    assert "ours" not in partial.split("targets:")[0]
+    assert "not measured" in partial
+    assert "stack figures: skipped (no module)" in partial
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # matplotlib's log-axis mathtext
+def test_plots_are_written(tmp_path: Path) -> None:
+    arms = {"ours_training": _ours(2.0, 0), "baseline_threads": _baseline(40.0)}
+    names = write_plots(_report(arms), tmp_path)
+    assert names == ["step_interval_error.png", "step_intervals.png"]
+    for name in names:
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+    assert write_plots(_report({}), tmp_path / "none") == []
+
+
+def test_json_safe_replaces_non_finite_numbers() -> None:
+    value = {"a": math.nan, "b": [1.0, math.inf], "c": Path("/x"), "d": (2, "t")}
+    assert json_safe(value) == {"a": None, "b": [1.0, None], "c": "/x", "d": [2, "t"]}
+
+
+# --- stack figures and the whole command --------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _FakeOptions:
+    out_dir: Path
+    quick: bool = False
+
+
+def _fake_stack_module(monkeypatch: pytest.MonkeyPatch, seen: list[Any]) -> None:
+    module = types.ModuleType("pamiq_ros.bench.stack_figures")
+
+    def measure(options: _FakeOptions) -> dict[str, Any]:
+        seen.append(options)
+        return {"latency_p50_ms": 12.5}
+
+    module.StackFigureOptions = _FakeOptions  # type: ignore[attr-defined]
+    module.measure_stack_figures = measure  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pamiq_ros.bench.stack_figures", module)
+
+
+def test_stack_figures_pass_the_fields_the_options_have(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    seen: list[Any] = []
+    _fake_stack_module(monkeypatch, seen)
+    result = stack_figures({"out_dir": tmp_path, "quick": True, "unknown": 1})
+    assert result == {"latency_p50_ms": 12.5}
+    assert seen == [_FakeOptions(tmp_path, True)]
+
+
+def test_stack_figures_skipped_when_the_module_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "pamiq_ros.bench.stack_figures", None)
+    assert "not available" in stack_figures({})["skipped"]
+
+
+@pytest.fixture
+def restored_environment(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """main() sets the DDS environment and a SIGTERM handler for its process: put them back."""
+    for name in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOG_DIR"):
+        monkeypatch.setenv(name, "unchanged")
+    monkeypatch.setenv("PYTHONUNBUFFERED", "1")
+    handler = signal.getsignal(signal.SIGTERM)
+    yield
+    signal.signal(signal.SIGTERM, handler)
+
+
+@pytest.mark.usefixtures("restored_environment")
+def test_main_writes_the_report(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    seen: list[Any] = []
+    _fake_stack_module(monkeypatch, seen)
+    out = tmp_path / "run"
+    status = main(["--only", "stack", "--quick", "--out", str(out), "--config", str(SIM_CONFIG)])
+    assert status == 0
+    report = json.loads((out / "bench.json").read_text())
+    assert report["benchmark"] == "suite"
+    assert report["stack"] == {"latency_p50_ms": 12.5}
+    assert report["settings"]["quick"] is True
+    assert report["settings"]["seconds"] > 0
+    assert report["settings"]["torch_threads"]["baselines"] == 1
+    assert report["machine"]["cpu_count"] >= 1
+    assert "torch" in report["machine"]
+    assert [target["met"] for target in report["targets"]] == [None, None, None]
+    assert report["step_timing"] == {}
+    assert seen[0].out_dir == out / "stack"
+
+
+@pytest.mark.usefixtures("restored_environment")
+def test_main_refuses_another_mind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = yaml.safe_load(SIM_CONFIG.read_text())
+    config["agent"]["ros__parameters"]["mind"] = "autoencoder"
+    path = tmp_path / "other.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["--only", "stack", "--out", str(tmp_path / "x"), "--config", str(path)]) == 2
+    assert "curiosity" in capsys.readouterr().err
