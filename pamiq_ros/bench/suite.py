@@ -25,7 +25,6 @@ Usage::
 """
 
 import argparse
-import dataclasses
 import datetime
 import json
 import math
@@ -34,12 +33,13 @@ import platform
 import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from pamiq_ros.bench.stack_figures import StackFigureOptions, measure_stack_figures
 from pamiq_ros.bringup.description import loopback_dds_environment
 
 PARTS = ("ours", "baselines", "stack")
@@ -273,33 +273,22 @@ def write_plots(report: Mapping[str, Any], out_dir: Path) -> list[str]:
     return written
 
 
-# --- stack figures (another module's) -----------------------------------------------------------
+# --- stack figures ------------------------------------------------------------------------------
 
 
-def stack_figures(candidates: Mapping[str, Any]) -> dict[str, Any]:
-    """Calls ``measure_stack_figures`` when its module is there; says why not otherwise.
+def stack_figures(
+    options: StackFigureOptions,
+    measure: Callable[[StackFigureOptions], Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The stack figures (:mod:`pamiq_ros.bench.stack_figures`), or why they failed.
 
-    ``candidates`` are the values this run can offer; those that the module's
-    ``StackFigureOptions`` has a field for are passed.
+    A failure there is reported in the JSON rather than losing the step-timing figures.
+    ``measure`` defaults to :func:`measure_stack_figures`.
     """
     try:
-        from pamiq_ros.bench import stack_figures as module  # type: ignore[attr-defined,unused-ignore]
-    except ImportError as error:
-        return {"skipped": f"pamiq_ros.bench.stack_figures is not available ({error})"}
-    measure = getattr(module, "measure_stack_figures", None)
-    options_type = getattr(module, "StackFigureOptions", None)
-    if measure is None or options_type is None:
-        return {"skipped": "pamiq_ros.bench.stack_figures has no measure_stack_figures"}
-    try:
-        names = {item.name for item in dataclasses.fields(options_type)}
-        options = options_type(**{k: v for k, v in candidates.items() if k in names})
-    except (TypeError, ValueError) as error:
-        return {"skipped": f"StackFigureOptions could not be made from this run: {error}"}
-    try:
-        result = measure(options)
-    except Exception as error:  # another module's failure must not lose our figures
+        return dict((measure or measure_stack_figures)(options))
+    except Exception as error:  # one part's failure must not lose the others' figures
         return {"failed": f"{type(error).__name__}: {error}"}
-    return dict(result) if isinstance(result, Mapping) else {"result": result}
 
 
 # --- the run ------------------------------------------------------------------------------------
@@ -481,12 +470,10 @@ def main(args: Sequence[str] | None = None) -> int:
         if "stack" in options.only:
             _say("stack figures: latency, throughput, memory, weight freshness")
             report["stack"] = stack_figures(
-                {
-                    "out_dir": out_dir / "stack", "quick": options.quick,
-                    "domain_id": domain_id, "config": options.config,
-                    "config_path": options.config, "seed": options.seed,
-                    "preset": options.preset, "env": dict(os.environ),
-                }
+                StackFigureOptions(
+                    out_dir=out_dir / "stack", config=options.config, quick=options.quick,
+                    env=dict(os.environ),
+                )
             )  # fmt: skip
     except RuntimeError as error:
         print(f"bench failed: {error}", file=sys.stderr, flush=True)

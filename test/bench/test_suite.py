@@ -1,17 +1,16 @@
 """``make bench``: step statistics, the agent's period figures, targets, table, plots and JSON."""
 
-import dataclasses
 import json
 import math
 import signal
-import sys
-import types
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from pamiq_ros.bench import suite
+from pamiq_ros.bench.stack_figures import StackFigureOptions
 from pamiq_ros.bench.step_timing import (
     IDLE_TRAINER,
     StackTimingOptions,
@@ -222,39 +221,21 @@ def test_json_safe_replaces_non_finite_numbers() -> None:
 # --- stack figures and the whole command --------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class _FakeOptions:
-    out_dir: Path
-    quick: bool = False
+def test_stack_figures_are_passed_the_options_and_a_failure_is_reported(tmp_path: Path) -> None:
+    options = StackFigureOptions(out_dir=tmp_path, quick=True)
+    seen: list[StackFigureOptions] = []
 
-
-def _fake_stack_module(monkeypatch: pytest.MonkeyPatch, seen: list[Any]) -> None:
-    module = types.ModuleType("pamiq_ros.bench.stack_figures")
-
-    def measure(options: _FakeOptions) -> dict[str, Any]:
-        seen.append(options)
+    def measure(given: StackFigureOptions) -> dict[str, Any]:
+        seen.append(given)
         return {"latency_p50_ms": 12.5}
 
-    module.StackFigureOptions = _FakeOptions  # type: ignore[attr-defined]
-    module.measure_stack_figures = measure  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "pamiq_ros.bench.stack_figures", module)
+    assert stack_figures(options, measure) == {"latency_p50_ms": 12.5}
+    assert seen == [options]
 
+    def broken(given: StackFigureOptions) -> dict[str, Any]:
+        raise RuntimeError("no stack")
 
-def test_stack_figures_pass_the_fields_the_options_have(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    seen: list[Any] = []
-    _fake_stack_module(monkeypatch, seen)
-    result = stack_figures({"out_dir": tmp_path, "quick": True, "unknown": 1})
-    assert result == {"latency_p50_ms": 12.5}
-    assert seen == [_FakeOptions(tmp_path, True)]
-
-
-def test_stack_figures_skipped_when_the_module_is_missing(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setitem(sys.modules, "pamiq_ros.bench.stack_figures", None)
-    assert "not available" in stack_figures({})["skipped"]
+    assert stack_figures(options, broken) == {"failed": "RuntimeError: no stack"}
 
 
 @pytest.fixture
@@ -271,7 +252,12 @@ def restored_environment(monkeypatch: pytest.MonkeyPatch) -> Any:
 @pytest.mark.usefixtures("restored_environment")
 def test_main_writes_the_report(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     seen: list[Any] = []
-    _fake_stack_module(monkeypatch, seen)
+
+    def measure(options: StackFigureOptions) -> dict[str, Any]:
+        seen.append(options)
+        return {"latency_p50_ms": 12.5}
+
+    monkeypatch.setattr(suite, "measure_stack_figures", measure)
     out = tmp_path / "run"
     status = main(["--only", "stack", "--quick", "--out", str(out), "--config", str(SIM_CONFIG)])
     assert status == 0

@@ -163,6 +163,10 @@ def test_acting_never_sees_half_loaded_weights():
     actor.start()
     for version in range(1, 200):
         model.prepare(filled(float(version)), version)
+        if version % 10 == 0:  # now and then let the actor catch up, however loaded the machine
+            deadline = time.monotonic() + 5.0
+            while model.version < version and time.monotonic() < deadline:
+                time.sleep(0.001)
     time.sleep(0.05)
     stop.set()
     actor.join(5.0)
