@@ -34,7 +34,6 @@ import datetime
 import json
 import math
 import os
-import platform
 import signal
 import socket
 import sys
@@ -48,9 +47,9 @@ from typing import Any
 import cv2
 import numpy as np
 import numpy.typing as npt
-import torch
 import yaml
 
+from pamiq_ros.bench._listener import BackgroundNode, machine_description
 from pamiq_ros.bench._process_group import GroupProcess
 from pamiq_ros.bench.probe import (
     PROBE_TARGETS,
@@ -293,22 +292,14 @@ class PoseListener:
     """Subscribes to ``world/pose`` in this process and spins in a thread of its own."""
 
     def __init__(self) -> None:
-        import rclpy
         from geometry_msgs.msg import PoseStamped
-        from rclpy.executors import SingleThreadedExecutor
 
-        self._context = rclpy.Context()
-        rclpy.init(context=self._context)
-        self._node = rclpy.create_node("curiosity_bench", context=self._context)
         self._lock = threading.Lock()
         self._record: PoseRecord | None = None
         self._start = time.monotonic()
-        self._node.create_subscription(PoseStamped, POSE_TOPIC, self._on_pose, 50)
-        self._executor = SingleThreadedExecutor(context=self._context)
-        self._executor.add_node(self._node)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, name="pose-listener", daemon=True)
-        self._thread.start()
+        self._ros = BackgroundNode(
+            "curiosity_bench", [(PoseStamped, POSE_TOPIC, self._on_pose, 50)]
+        )
 
     def record_into(self, record: PoseRecord | None, start: float = 0.0) -> None:
         """Poses go into ``record`` from now on, timed from ``start`` (``time.monotonic()``)."""
@@ -316,16 +307,8 @@ class PoseListener:
             self._record, self._start = record, start
 
     def close(self) -> None:
-        """Stops spinning and shuts this process's ROS context down."""
-        self._stop.set()
-        self._thread.join(timeout=5.0)
-        self._executor.shutdown(timeout_sec=2.0)
-        self._node.destroy_node()
-        self._context.try_shutdown()
-
-    def _spin(self) -> None:
-        while not self._stop.is_set() and self._context.ok():
-            self._executor.spin_once(timeout_sec=0.1)
+        """Stops listening and shuts this process's ROS context down."""
+        self._ros.close()
 
     def _on_pose(self, message: Any) -> None:
         now = time.monotonic()
@@ -541,18 +524,6 @@ def summarise_arms(seeds: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str
     return summary
 
 
-def _machine() -> dict[str, Any]:
-    return {
-        "machine": platform.machine(),
-        "processor": platform.processor(),
-        "system": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
-
-
 # --- command line -------------------------------------------------------------------------------
 
 
@@ -700,7 +671,7 @@ def main(args: Sequence[str] | None = None) -> int:
         "benchmark": "curiosity",
         "created": datetime.datetime.now().isoformat(timespec="seconds"),
         "duration_s": round(time.time() - started, 1),
-        "machine": _machine(),
+        "machine": machine_description(),
         "settings": {
             "config": str(options.config),
             "seconds": options.seconds,

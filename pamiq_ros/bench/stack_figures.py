@@ -61,6 +61,7 @@ import numpy.typing as npt
 import psutil  # type: ignore[import-untyped]
 import yaml
 
+from pamiq_ros.bench._listener import BackgroundNode
 from pamiq_ros.bench._process_group import GroupProcess
 from pamiq_ros.bench.curiosity import arm_config, free_port
 from pamiq_ros.bringup.description import loopback_dds_environment
@@ -228,22 +229,14 @@ class DiagnosticsListener:
     """Keeps every ``/diagnostics`` status heard, per node and timed; spins in a thread."""
 
     def __init__(self) -> None:
-        import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.executors import SingleThreadedExecutor
 
-        self._context = rclpy.Context()
-        rclpy.init(context=self._context)
-        self._node = rclpy.create_node("stack_figures_bench", context=self._context)
         self._lock = threading.Lock()
         self._start = time.monotonic()
         self._reports: dict[str, list[tuple[float, dict[str, float | str]]]] = {}
-        self._node.create_subscription(DiagnosticArray, DIAGNOSTICS_TOPIC, self._on_array, 100)
-        self._executor = SingleThreadedExecutor(context=self._context)
-        self._executor.add_node(self._node)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, name="diagnostics", daemon=True)
-        self._thread.start()
+        self._ros = BackgroundNode(
+            "stack_figures_bench", [(DiagnosticArray, DIAGNOSTICS_TOPIC, self._on_array, 100)]
+        )
 
     def restart(self) -> None:
         """Forgets what was heard and times reports from now."""
@@ -269,16 +262,8 @@ class DiagnosticsListener:
         ]
 
     def close(self) -> None:
-        """Stops spinning and shuts this process's ROS context down."""
-        self._stop.set()
-        self._thread.join(timeout=5.0)
-        self._executor.shutdown(timeout_sec=2.0)
-        self._node.destroy_node()
-        self._context.try_shutdown()
-
-    def _spin(self) -> None:
-        while not self._stop.is_set() and self._context.ok():
-            self._executor.spin_once(timeout_sec=0.1)
+        """Stops listening and shuts this process's ROS context down."""
+        self._ros.close()
 
     def _on_array(self, message: Any) -> None:
         now = time.monotonic()

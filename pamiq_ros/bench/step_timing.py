@@ -38,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 import yaml
 
+from pamiq_ros.bench._listener import BackgroundNode
 from pamiq_ros.bench._process_group import GroupProcess
 
 IDLE_TRAINER: dict[str, Any] = {
@@ -216,24 +217,19 @@ class StackListener:
 
     def __init__(self) -> None:
         """Creates a ROS context and node of its own (DDS settings from the environment)."""
-        import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from geometry_msgs.msg import Twist
-        from rclpy.executors import SingleThreadedExecutor
 
-        self._context = rclpy.Context()
-        rclpy.init(context=self._context)
-        self._node = rclpy.create_node("step_timing_bench", context=self._context)
         self._lock = threading.Lock()
         self._arrivals: list[float] = []
         self._statuses: dict[str, tuple[float, dict[str, str]]] = {}
-        self._node.create_subscription(Twist, "cmd_vel", self._on_cmd_vel, 100)
-        self._node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 50)
-        self._executor = SingleThreadedExecutor(context=self._context)
-        self._executor.add_node(self._node)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, name="step-timing", daemon=True)
-        self._thread.start()
+        self._ros = BackgroundNode(
+            "step_timing_bench",
+            [
+                (Twist, "cmd_vel", self._on_cmd_vel, 100),
+                (DiagnosticArray, "/diagnostics", self._on_diagnostics, 50),
+            ],
+        )
 
     def reset(self) -> None:
         """Forgets every arrival and status (a new stack starts)."""
@@ -262,16 +258,8 @@ class StackListener:
         return None
 
     def close(self) -> None:
-        """Stops spinning and shuts the context down."""
-        self._stop.set()
-        self._thread.join(timeout=5.0)
-        self._executor.shutdown(timeout_sec=2.0)
-        self._node.destroy_node()
-        self._context.try_shutdown()
-
-    def _spin(self) -> None:
-        while not self._stop.is_set() and self._context.ok():
-            self._executor.spin_once(timeout_sec=0.1)
+        """Stops listening and shuts this process's ROS context down."""
+        self._ros.close()
 
     def _on_cmd_vel(self, _message: Any) -> None:
         now = time.monotonic()

@@ -29,7 +29,6 @@ import datetime
 import json
 import math
 import os
-import platform
 import signal
 import sys
 import time
@@ -39,6 +38,7 @@ from typing import Any
 
 import yaml
 
+from pamiq_ros.bench._listener import machine_description
 from pamiq_ros.bench.stack_figures import StackFigureOptions, measure_stack_figures
 from pamiq_ros.bringup.description import loopback_dds_environment
 
@@ -307,21 +307,6 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def machine() -> dict[str, Any]:
-    """The machine's description for the report."""
-    import torch
-
-    return {
-        "machine": platform.machine(),
-        "processor": platform.processor(),
-        "system": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
-
-
 def _parse_parts(text: str) -> list[str]:
     parts = [part.strip() for part in text.split(",") if part.strip()]
     unknown = [part for part in parts if part not in PARTS]
@@ -417,7 +402,7 @@ def main(args: Sequence[str] | None = None) -> int:
     report: dict[str, Any] = {
         "benchmark": "suite",
         "created": datetime.datetime.now().isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": machine_description(),
         "settings": {
             "config": str(options.config),
             "seconds": seconds,

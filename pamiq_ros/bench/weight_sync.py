@@ -25,7 +25,6 @@ import datetime
 import json
 import math
 import os
-import platform
 import signal
 import statistics
 import sys
@@ -37,6 +36,7 @@ from typing import Any
 
 import torch
 
+from pamiq_ros.bench._listener import machine_description
 from pamiq_ros.bench._process_group import GroupProcess
 from pamiq_ros.bringup.description import loopback_dds_environment
 from pamiq_ros.core.weight_store import DEFAULT_CHUNK_SIZE
@@ -503,13 +503,7 @@ def main(args: Sequence[str] | None = None) -> int:
         "weights swapped in by the agent process",
         "created": datetime.datetime.now().isoformat(timespec="seconds"),
         "duration_s": time.time() - started,
-        "host": {
-            "machine": platform.machine(),
-            "processor": platform.processor(),
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-        },
+        "host": machine_description(),
         "domain_id": domain_id,
         "repeats": options.repeats,
         "warmup": options.warmup,

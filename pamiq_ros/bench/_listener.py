@@ -1,0 +1,60 @@
+"""What the benchmarks share: a node listening in the bench's own process; the machine."""
+
+import os
+import platform
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+Subscription = tuple[type, str, Callable[[Any], None], int]
+"""``(message type, topic, callback, queue depth)``."""
+
+
+class BackgroundNode:
+    """A node in a ROS context of its own, spinning its subscriptions in a thread.
+
+    DDS settings (domain, discovery) come from this process's environment.
+    """
+
+    def __init__(self, name: str, subscriptions: Sequence[Subscription]) -> None:
+        """Creates the context and node, subscribes, and starts spinning."""
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        self._context = rclpy.Context()
+        rclpy.init(context=self._context)
+        self._node = rclpy.create_node(name, context=self._context)
+        for message_type, topic, callback, depth in subscriptions:
+            self._node.create_subscription(message_type, topic, callback, depth)
+        self._executor = SingleThreadedExecutor(context=self._context)
+        self._executor.add_node(self._node)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._spin, name=name, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stops spinning and shuts the context down."""
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+        self._executor.shutdown(timeout_sec=2.0)
+        self._node.destroy_node()
+        self._context.try_shutdown()
+
+    def _spin(self) -> None:
+        while not self._stop.is_set() and self._context.ok():
+            self._executor.spin_once(timeout_sec=0.1)
+
+
+def machine_description() -> dict[str, Any]:
+    """The machine a benchmark ran on: platform, CPUs, Python, torch and CUDA device."""
+    import torch
+
+    return {
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "system": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
