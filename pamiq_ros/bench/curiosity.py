@@ -49,8 +49,8 @@ import numpy as np
 import numpy.typing as npt
 import yaml
 
-from pamiq_ros.bench._listener import BackgroundNode, machine_description
 from pamiq_ros.bench._process_group import GroupProcess
+from pamiq_ros.bench._shared import BackgroundNode, comma_choices, machine_description
 from pamiq_ros.bench.probe import (
     PROBE_TARGETS,
     ProbePoses,
@@ -540,11 +540,7 @@ def _parse_seeds(text: str) -> list[int]:
 
 
 def _parse_arms(text: str) -> list[str]:
-    arms = [part.strip() for part in text.split(",") if part.strip()]
-    unknown = [arm for arm in arms if arm not in ARMS]
-    if not arms or unknown:
-        raise argparse.ArgumentTypeError(f"arms are {', '.join(ARMS)}; got {text!r}")
-    return arms
+    return comma_choices(text, list(ARMS), "arms")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -61,8 +61,8 @@ import numpy.typing as npt
 import psutil  # type: ignore[import-untyped]
 import yaml
 
-from pamiq_ros.bench._listener import BackgroundNode
 from pamiq_ros.bench._process_group import GroupProcess
+from pamiq_ros.bench._shared import BackgroundNode
 from pamiq_ros.bench.curiosity import arm_config, free_port
 from pamiq_ros.bringup.description import loopback_dds_environment
 

@@ -38,8 +38,8 @@ import numpy as np
 import numpy.typing as npt
 import yaml
 
-from pamiq_ros.bench._listener import BackgroundNode
 from pamiq_ros.bench._process_group import GroupProcess
+from pamiq_ros.bench._shared import BackgroundNode
 
 IDLE_TRAINER: dict[str, Any] = {
     "min_buffer_size": 1_000_000_000,

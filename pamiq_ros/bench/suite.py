@@ -38,7 +38,7 @@ from typing import Any
 
 import yaml
 
-from pamiq_ros.bench._listener import machine_description
+from pamiq_ros.bench._shared import comma_choices, machine_description
 from pamiq_ros.bench.stack_figures import StackFigureOptions, measure_stack_figures
 from pamiq_ros.bringup.description import loopback_dds_environment
 
@@ -308,11 +308,7 @@ def json_safe(value: Any) -> Any:
 
 
 def _parse_parts(text: str) -> list[str]:
-    parts = [part.strip() for part in text.split(",") if part.strip()]
-    unknown = [part for part in parts if part not in PARTS]
-    if not parts or unknown:
-        raise argparse.ArgumentTypeError(f"parts are {', '.join(PARTS)}; got {text!r}")
-    return parts
+    return comma_choices(text, PARTS, "parts")
 
 
 def build_parser() -> argparse.ArgumentParser:

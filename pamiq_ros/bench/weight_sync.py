@@ -36,8 +36,8 @@ from typing import Any
 
 import torch
 
-from pamiq_ros.bench._listener import machine_description
 from pamiq_ros.bench._process_group import GroupProcess
+from pamiq_ros.bench._shared import machine_description
 from pamiq_ros.bringup.description import loopback_dds_environment
 from pamiq_ros.core.weight_store import DEFAULT_CHUNK_SIZE
 

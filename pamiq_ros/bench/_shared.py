@@ -1,5 +1,6 @@
 """What the benchmarks share: a node listening in the bench's own process; the machine."""
 
+import argparse
 import os
 import platform
 import threading
@@ -58,3 +59,15 @@ def machine_description() -> dict[str, Any]:
         "torch": torch.__version__,
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
+
+
+def comma_choices(text: str, allowed: Sequence[str], kind: str) -> list[str]:
+    """``text``'s comma-separated items, each one of ``allowed`` (for argparse ``type=``).
+
+    Raises:
+        argparse.ArgumentTypeError: If none is given or one is unknown.
+    """
+    chosen = [part.strip() for part in text.split(",") if part.strip()]
+    if not chosen or any(item not in allowed for item in chosen):
+        raise argparse.ArgumentTypeError(f"{kind} are {', '.join(allowed)}; got {text!r}")
+    return chosen
