@@ -1,4 +1,4 @@
-"""What the benchmarks share: a node listening in the bench's own process; the machine."""
+"""What the benchmarks share: a listening node, the machine description, argument parsing."""
 
 import argparse
 import os
