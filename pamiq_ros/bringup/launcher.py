@@ -9,6 +9,7 @@ the deployment down.
 """
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -29,6 +30,7 @@ from pamiq_ros.bringup.description import (
 )
 
 POLL_PERIOD = 0.1
+PR_SET_PDEATHSIG = 1  # prctl option, linux/prctl.h
 
 
 class RestartSchedule:
@@ -262,6 +264,7 @@ class Launcher:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=_stop_with_the_launcher,
         )
 
     def _relay_output(self, name: str, process: subprocess.Popen[bytes]) -> threading.Thread:
@@ -378,6 +381,20 @@ class Launcher:
                 signal.signal(sig, handler)
 
         return restore
+
+
+def _stop_with_the_launcher() -> None:
+    """In a new node process: have the kernel send it SIGTERM if the launcher dies.
+
+    Nodes run in process groups of their own (so each can be stopped with what it started), so
+    a launcher killed outright would otherwise leave them running. Linux only; elsewhere a
+    no-op. The signal comes when the spawning thread ends: the launcher spawns from its main
+    thread, which lives as long as the launcher.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:

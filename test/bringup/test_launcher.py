@@ -323,6 +323,22 @@ def test_robot_bringup_drives_the_world_through_cmd_vel_with_the_same_agent(
 
 
 @pytest.mark.e2e
+def test_nodes_stop_when_the_launcher_is_killed_outright(
+    spawn, tmp_path, free_udp_port, free_tcp_port
+):
+    """SIGKILL gives the launcher no chance to stop its nodes; the kernel's parent-death signal
+    must, or they would run on in their own process groups."""
+    config = config_for_test("robot", tmp_path, free_udp_port(), free_tcp_port())
+    launcher = launch(spawn, config, "--duration", "120")
+    pids = started_pids(launcher.wait_for_output("4 nodes running", timeout=30))
+    assert len(pids) == 4
+    os.kill(launcher.popen.pid, signal.SIGKILL)  # the launcher process only, not its group
+    assert wait_until(lambda: not [p for p in pids.values() if group_exists(p)], 30), (
+        f"left running: {[name for name, pid in pids.items() if group_exists(pid)]}"
+    )
+
+
+@pytest.mark.e2e
 def test_a_bad_config_is_refused_before_anything_starts(spawn, tmp_path):
     config = tmp_path / "typo.yaml"
     config.write_text("agnet:\n  ros__parameters: {}\n")
