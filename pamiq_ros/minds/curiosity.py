@@ -41,9 +41,10 @@ from pamiq_ros.core.buffers import RandomReplacementBuffer, SequentialBuffer
 from pamiq_ros.core.experience import ExperienceRecord
 from pamiq_ros.core.learner import Learner
 from pamiq_ros.core.policy import Observation
+from pamiq_ros.core.precision import autocast
 from pamiq_ros.core.swappable import SwappableModel
 from pamiq_ros.core.trainers import Trainer
-from pamiq_ros.minds.base import ActingMind, ActingStep, autocast
+from pamiq_ros.minds.base import ActingMind, ActingStep
 from pamiq_ros.models import forward_dynamics, jepa, ppo, temporal
 from pamiq_ros.models.curiosity import CuriosityReward
 

@@ -33,8 +33,8 @@ from typing_extensions import override
 
 from pamiq_ros.core.actions import ACTION_SIZES
 from pamiq_ros.core.buffers import DataBuffer
+from pamiq_ros.core.precision import autocast
 from pamiq_ros.core.trainers import TorchTrainer
-from pamiq_ros.models.temporal import autocast_context
 
 MODEL_NAME = "forward_dynamics"
 """The name the forward dynamics model is trained and announced under."""
@@ -297,7 +297,7 @@ class ForwardDynamicsTrainer(TorchTrainer[ForwardDynamics]):
             state = torch.as_tensor(states_all[steps], device=device, dtype=dtype)
             actions = torch.as_tensor(actions_all[steps], device=device, dtype=torch.long)
             targets = torch.as_tensor(obs_all[future], device=device, dtype=dtype)
-            with autocast_context(device, self.autocast_dtype):
+            with autocast(device, self.autocast_dtype):
                 predicted = model(state, actions)
                 errors = (predicted.float() - targets.float()).square().mean(dim=(0, 2))
                 loss = errors.mean()

@@ -32,6 +32,7 @@ from torch.nn import functional
 from typing_extensions import override
 
 from pamiq_ros.core.buffers import DataBuffer
+from pamiq_ros.core.precision import autocast
 from pamiq_ros.core.trainers import TorchTrainer
 
 MODEL_NAME = "jepa"
@@ -544,17 +545,12 @@ class JepaEncoder(nn.Module):
             images = frame_to_square(frames, self.config.image_size, device)
         else:
             images = frames.to(device=device, dtype=torch.float32)
-        with _autocast(device, dtype):
+        with autocast(device, dtype):
             features = self.target_encoder(images)
         grid = self.config.grid
         spatial = features.float().transpose(1, 2).reshape(len(images), -1, grid, grid)
         pooled = functional.adaptive_avg_pool2d(spatial, self.config.pool_size)
         return pooled.flatten(2).transpose(1, 2)
-
-
-def _autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
-    enabled = dtype is not None and dtype != torch.float32
-    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=enabled)
 
 
 def build_jepa(
@@ -706,7 +702,7 @@ class JepaTrainer(TorchTrainer[JepaEncoder]):
                 batch_size=self.batch_size,
                 **self.mask_options,
             )
-            with _autocast(device, self.dtype):
+            with autocast(device, self.dtype):
                 loss = model.loss(images, masks)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -35,6 +35,7 @@ from typing_extensions import override
 
 from pamiq_ros.core.actions import ACTION_SIZES
 from pamiq_ros.core.buffers import DataBuffer
+from pamiq_ros.core.precision import autocast
 from pamiq_ros.core.trainers import TorchTrainer
 
 MODEL_NAME: Final = "policy"
@@ -537,7 +538,7 @@ class PPOTrainer(TorchTrainer[PolicyValueNet]):
             order = torch.randperm(count, generator=self._generator)
             for start in range(0, count, config.minibatch):
                 index = order[start : start + config.minibatch].to(advantages.device)
-                with self._autocast(advantages.device):
+                with autocast(advantages.device, self.autocast_dtype):
                     log_probs, entropy, values = model.evaluate(
                         batch["state"][index, :length],
                         batch["action"][index, :length],
@@ -595,11 +596,6 @@ class PPOTrainer(TorchTrainer[PolicyValueNet]):
             else:
                 batch[key] = values.to(reference.device, torch.float32)
         return batch
-
-    def _autocast(self, device: torch.device) -> torch.autocast:
-        return torch.autocast(
-            device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None
-        )
 
     @override
     def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:

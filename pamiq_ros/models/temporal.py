@@ -33,6 +33,7 @@ from torch import nn
 from typing_extensions import override
 
 from pamiq_ros.core.buffers import DataBuffer
+from pamiq_ros.core.precision import autocast
 from pamiq_ros.core.trainers import TorchTrainer
 
 MODEL_NAME = "temporal"
@@ -192,19 +193,6 @@ class TemporalEncoder(nn.Module):
             raise ValueError(f"{name} must be ({batch}, {self.hidden_dim}), got {tuple(h.shape)}")
 
 
-def autocast_context(device: torch.device, dtype: torch.dtype | None) -> Any:
-    """``torch.autocast`` to ``dtype`` on ``device`` when given (e.g. bfloat16), else a no-op.
-
-    Raises:
-        ValueError: If the device cannot autocast to ``dtype``.
-    """
-    if dtype is None:
-        return torch.autocast(device.type, enabled=False)
-    if device.type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
-        raise ValueError(f"device {device} does not support bfloat16 autocast")
-    return torch.autocast(device.type, dtype=dtype)
-
-
 class TemporalTrainer(TorchTrainer[TemporalEncoder]):
     """Teaches a :class:`TemporalEncoder` to predict the next observation.
 
@@ -306,7 +294,7 @@ class TemporalTrainer(TorchTrainer[TemporalEncoder]):
             offsets = starts[:, None] + np.arange(self.window)[None, :]
             obs = torch.as_tensor(obs_all[offsets], device=device, dtype=dtype)
             h0 = torch.as_tensor(hidden_all[starts], device=device, dtype=dtype)
-            with autocast_context(device, self.autocast_dtype):
+            with autocast(device, self.autocast_dtype):
                 if self.burn_in:
                     with torch.no_grad():
                         burnt, _ = model(obs[:, : self.burn_in], h0)

@@ -40,12 +40,13 @@ from pamiq_ros.core.actions import Action, ActionMapper
 from pamiq_ros.core.checkpoint import CheckpointStore, resume
 from pamiq_ros.core.experience import ExperienceRecord
 from pamiq_ros.core.policy import Observation
+from pamiq_ros.core.precision import PRECISIONS, resolve_device
 from pamiq_ros.core.settings import require_positive, setting
 from pamiq_ros.core.step_loop import StepLoop
 from pamiq_ros.io.experience_codec import record_to_message
 from pamiq_ros.io.image_codec import ImageFields, ImageFormatError, decode_image, to_rgb
 from pamiq_ros.minds.autoencoder import AutoencoderMind
-from pamiq_ros.minds.base import PRECISIONS, ActingMind, resolve_device
+from pamiq_ros.minds.base import ActingMind
 from pamiq_ros.minds.curiosity import POLICIES, PRESET_NAMES, CuriosityMind
 from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import OK, WARN, DiagnosticsReporter

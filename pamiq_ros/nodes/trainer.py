@@ -29,12 +29,12 @@ from pamiq_ros.core.actions import ACTION_SIZES
 from pamiq_ros.core.checkpoint import CheckpointStore, resume
 from pamiq_ros.core.experience import ExperienceError, check_record
 from pamiq_ros.core.learner import Learner
+from pamiq_ros.core.precision import PRECISIONS, resolve_device
 from pamiq_ros.core.settings import require_positive, setting
 from pamiq_ros.core.trainers import TrainResult
 from pamiq_ros.core.weight_store import SharedWeightStore
 from pamiq_ros.core.weights import WeightsError
 from pamiq_ros.io.experience_codec import message_to_record
-from pamiq_ros.minds.base import PRECISIONS, resolve_device
 from pamiq_ros.minds.curiosity import PRESET_NAMES, CuriosityTraining, build_curiosity_learner
 from pamiq_ros.models.autoencoder import build_autoencoder_learner
 from pamiq_ros.models.ppo import PPOConfig

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from pamiq_ros.core.precision import resolve_device
 from pamiq_ros.minds.autoencoder import AutoencoderMind
-from pamiq_ros.minds.base import resolve_device
 from pamiq_ros.models.autoencoder import MODEL_NAME
 
 
