@@ -19,7 +19,13 @@ from typing import Any
 import yaml
 
 from pamiq_ros.bringup.executables import NODE_EXECUTABLES
-from pamiq_ros.core.settings import SettingsError, build_settings, require_positive, setting
+from pamiq_ros.core.settings import (
+    SettingsError,
+    build_settings,
+    require_one_of,
+    require_positive,
+    setting,
+)
 
 LAUNCHER_SECTION = "pamiq_launcher"
 PARAMETERS_KEY = "ros__parameters"
@@ -67,11 +73,7 @@ class LauncherSettings:
     restart_window: float = setting(300.0, "Seconds over which max_restarts is counted.")
 
     def __post_init__(self) -> None:
-        if self.discovery_range not in DISCOVERY_RANGES:
-            raise ValueError(
-                f"discovery_range must be one of {', '.join(DISCOVERY_RANGES)}, "
-                f"got {self.discovery_range!r}"
-            )
+        require_one_of(self, discovery_range=DISCOVERY_RANGES)
         require_positive(
             self, "shutdown_timeout", "restart_delay", "restart_delay_max",
             "restart_stable_time", "max_restarts", "restart_window",

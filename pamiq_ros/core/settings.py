@@ -8,6 +8,7 @@ the help text and the code cannot disagree. No ROS import here.
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 SettingValue = bool | int | float | str
@@ -96,3 +97,15 @@ def require_in_range(settings: object, low: float, high: float, *names: str) -> 
         value = getattr(settings, name)
         if not low <= value <= high:
             raise ValueError(f"{name} must be in {low:g}..{high:g}, got {value}")
+
+
+def require_one_of(settings: object, **allowed: Sequence[str]) -> None:
+    """Refuses any named setting whose value is not among its allowed ones.
+
+    Raises:
+        ValueError: Naming the first setting with another value, and the allowed ones.
+    """
+    for name, choices in allowed.items():
+        value = getattr(settings, name)
+        if value not in choices:
+            raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")

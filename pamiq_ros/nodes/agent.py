@@ -41,10 +41,11 @@ from pamiq_ros.core.checkpoint import CheckpointStore, resume
 from pamiq_ros.core.experience import ExperienceRecord
 from pamiq_ros.core.policy import Observation
 from pamiq_ros.core.precision import PRECISIONS, resolve_device
-from pamiq_ros.core.settings import require_positive, setting
+from pamiq_ros.core.settings import require_one_of, require_positive, setting
 from pamiq_ros.core.step_loop import StepLoop
 from pamiq_ros.io.experience_codec import record_to_message
 from pamiq_ros.io.image_codec import ImageFields, ImageFormatError, decode_image, to_rgb
+from pamiq_ros.minds import MIND_NAMES
 from pamiq_ros.minds.autoencoder import AutoencoderMind
 from pamiq_ros.minds.base import ActingMind
 from pamiq_ros.minds.curiosity import POLICIES, PRESET_NAMES, CuriosityMind
@@ -70,9 +71,6 @@ STATE_FILE = "agent_state.json"
 
 GIL_SWITCH_INTERVAL_S = 0.0005
 """How soon another thread of the agent must hand the GIL to the waking step thread."""
-
-MINDS = ("curiosity", "autoencoder")
-"""The minds an agent can run: the curiosity agent, or the light random-policy autoencoder."""
 
 STATE_WAIT_S = 2.0
 """Longest wait for the acting thread to hand over the mind's state for a save."""
@@ -134,18 +132,10 @@ class AgentSettings:
                 f"spin_before_step_ms must be in [0, {1000.0 / self.rate_hz:g}) (one step), got "
                 f"{self.spin_before_step_ms}"
             )
-        for name, allowed in (
-            ("mind", MINDS), ("policy", POLICIES), ("preset", PRESET_NAMES),
-            ("precision", tuple(PRECISIONS)),
-        ):  # fmt: skip
-            if getattr(self, name) not in allowed:
-                raise ValueError(
-                    f"{name} must be one of {list(allowed)}, got {getattr(self, name)!r}"
-                )
-        if self.sync_transport not in ("auto", "shm", "bytes"):
-            raise ValueError(
-                f"sync_transport must be auto, shm or bytes, got {self.sync_transport!r}"
-            )
+        require_one_of(
+            self, mind=MIND_NAMES, policy=POLICIES, preset=PRESET_NAMES,
+            precision=tuple(PRECISIONS), sync_transport=("auto", "shm", "bytes"),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

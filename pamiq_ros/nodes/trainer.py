@@ -30,11 +30,12 @@ from pamiq_ros.core.checkpoint import CheckpointStore, resume
 from pamiq_ros.core.experience import ExperienceError, check_record
 from pamiq_ros.core.learner import Learner
 from pamiq_ros.core.precision import PRECISIONS, resolve_device
-from pamiq_ros.core.settings import require_positive, setting
+from pamiq_ros.core.settings import require_one_of, require_positive, setting
 from pamiq_ros.core.trainers import TrainResult
 from pamiq_ros.core.weight_store import SharedWeightStore
 from pamiq_ros.core.weights import WeightsError
 from pamiq_ros.io.experience_codec import message_to_record
+from pamiq_ros.minds import MIND_NAMES
 from pamiq_ros.minds.curiosity import PRESET_NAMES, CuriosityTraining, build_curiosity_learner
 from pamiq_ros.models.autoencoder import build_autoencoder_learner
 from pamiq_ros.models.ppo import PPOConfig
@@ -51,9 +52,6 @@ ACTING_FIGURES = {"raw_reward": "reward", "value": "value"}
 
 LOGGED_METRICS = ("acting/reward", "acting/value", "ppo/entropy", "ppo/value_loss")
 """Metrics on the progress line besides every ``*/loss``."""
-
-MINDS = ("curiosity", "autoencoder")
-"""The minds the trainer can learn for; the agent must run the same one."""
 
 
 @dataclass(frozen=True)
@@ -129,12 +127,7 @@ class TrainerSettings:
             "checkpoint_period", "keep_checkpoints", "report_period", "jepa_learning_rate",
             "world_learning_rate", "sequence_length", "policy_buffer_size", "ppo_min_new_samples",
         )  # fmt: skip
-        for name, allowed in (
-            ("mind", MINDS), ("preset", PRESET_NAMES), ("precision", tuple(PRECISIONS)),
-        ):  # fmt: skip
-            value = getattr(self, name)
-            if value not in allowed:
-                raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+        require_one_of(self, mind=MIND_NAMES, preset=PRESET_NAMES, precision=tuple(PRECISIONS))
         self.ppo_config()  # PPOConfig checks its own ranges
 
     def ppo_config(self) -> PPOConfig:

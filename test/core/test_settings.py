@@ -7,6 +7,7 @@ from pamiq_ros.core.settings import (
     build_settings,
     describe,
     require_in_range,
+    require_one_of,
     require_positive,
     setting,
 )
@@ -72,3 +73,13 @@ def test_require_in_range_is_inclusive():
     require_in_range(Limits(port=65535), 1, 65535, "port")
     with pytest.raises(ValueError, match=r"port must be in 1\.\.65535, got 0"):
         require_in_range(Limits(port=0), 1, 65535, "port")
+
+
+def test_require_one_of_names_the_setting_and_the_choices():
+    class Chosen:
+        mind = "curiosity"
+        preset = "huge"
+
+    require_one_of(Chosen(), mind=("curiosity", "autoencoder"))
+    with pytest.raises(ValueError, match=r"preset must be one of \['tiny', 'small'\], got 'huge'"):
+        require_one_of(Chosen(), mind=("curiosity",), preset=("tiny", "small"))
