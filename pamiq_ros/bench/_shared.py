@@ -1,11 +1,15 @@
-"""What the benchmarks share: a listening node, the machine description, argument parsing."""
+"""What the benchmarks share: isolation, a listening node, the machine, argument parsing."""
 
 import argparse
 import os
 import platform
+import signal
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
+
+from pamiq_ros.bringup.description import loopback_dds_environment
 
 Subscription = tuple[type, str, Callable[[Any], None], int]
 """``(message type, topic, callback, queue depth)``."""
@@ -71,3 +75,24 @@ def comma_choices(text: str, allowed: Sequence[str], kind: str) -> list[str]:
     if not chosen or any(item not in allowed for item in chosen):
         raise argparse.ArgumentTypeError(f"{kind} are {', '.join(allowed)}; got {text!r}")
     return chosen
+
+
+def isolate_for_benchmark(domain_id: int, out_dir: Path) -> dict[str, str]:
+    """Puts this process (and what it starts) in a DDS domain of its own on loopback only.
+
+    Sets ``ROS_DOMAIN_ID``, the loopback DDS variables, ``ROS_LOG_DIR`` under ``out_dir`` and
+    unbuffered output, drops static peers, and makes SIGTERM end the run like Ctrl-C, so every
+    running stack is stopped by its group on the way out.
+
+    Returns:
+        The environment for the benchmark's child processes.
+    """
+    os.environ.update(
+        ROS_DOMAIN_ID=str(domain_id),
+        **loopback_dds_environment(),
+        ROS_LOG_DIR=str(out_dir / "ros_log"),
+        PYTHONUNBUFFERED="1",
+    )
+    os.environ.pop("ROS_STATIC_PEERS", None)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    return dict(os.environ)

@@ -34,7 +34,6 @@ import datetime
 import json
 import math
 import os
-import signal
 import socket
 import sys
 import threading
@@ -50,7 +49,12 @@ import numpy.typing as npt
 import yaml
 
 from pamiq_ros.bench._process_group import GroupProcess
-from pamiq_ros.bench._shared import BackgroundNode, comma_choices, machine_description
+from pamiq_ros.bench._shared import (
+    BackgroundNode,
+    comma_choices,
+    isolate_for_benchmark,
+    machine_description,
+)
 from pamiq_ros.bench.probe import (
     PROBE_TARGETS,
     ProbePoses,
@@ -60,7 +64,7 @@ from pamiq_ros.bench.probe import (
     linear_probe,
     render_probe_dataset,
 )
-from pamiq_ros.bringup.description import loopback_dds_environment, on_ports
+from pamiq_ros.bringup.description import on_ports
 
 ARMS: dict[str, str] = {"curiosity": "ppo", "random": "random"}
 """Arm name -> the agent's ``policy`` parameter."""
@@ -608,17 +612,7 @@ def main(args: Sequence[str] | None = None) -> int:
     out_dir = options.out or Path("runs") / f"bench-curiosity-{time.strftime('%Y%m%d-%H%M%S')}"
     out_dir = out_dir.absolute()
     out_dir.mkdir(parents=True, exist_ok=True)
-    # This process and every stack: the benchmark's own DDS domain, loopback only.
-    os.environ.update(
-        ROS_DOMAIN_ID=str(domain_id),
-        **loopback_dds_environment(),
-        ROS_LOG_DIR=str(out_dir / "ros_log"),
-        PYTHONUNBUFFERED="1",
-    )
-    os.environ.pop("ROS_STATIC_PEERS", None)
-    env = dict(os.environ)
-    # SIGTERM ends the run like Ctrl-C, so a running stack is stopped by its group.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    env = isolate_for_benchmark(domain_id, out_dir)
     bench = BenchOptions(
         base_config=base_config,
         config_path=options.config,

@@ -46,7 +46,6 @@ import json
 import math
 import os
 import re
-import signal
 import socket
 import sys
 import threading
@@ -62,7 +61,7 @@ import psutil  # type: ignore[import-untyped]
 import yaml
 
 from pamiq_ros.bench._process_group import GroupProcess
-from pamiq_ros.bench._shared import BackgroundNode
+from pamiq_ros.bench._shared import BackgroundNode, isolate_for_benchmark
 from pamiq_ros.bench.curiosity import arm_config, free_port
 from pamiq_ros.bringup.description import loopback_dds_environment
 
@@ -578,13 +577,7 @@ def main(args: Sequence[str] | None = None) -> int:
     out_dir = parsed.out or Path("runs") / f"bench-stack-{time.strftime('%Y%m%d-%H%M%S')}"
     out_dir = out_dir.absolute()
     domain_id = parsed.domain_id if parsed.domain_id is not None else 1 + os.getpid() % 101
-    os.environ.update(
-        ROS_DOMAIN_ID=str(domain_id),
-        **loopback_dds_environment(),
-        ROS_LOG_DIR=str(out_dir / "ros_log"),
-    )
-    os.environ.pop("ROS_STATIC_PEERS", None)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    isolate_for_benchmark(domain_id, out_dir)
     quick: dict[str, Any] = dict(QUICK) if parsed.quick else {}
     if parsed.stack_seconds is not None:
         quick["stack_seconds"] = parsed.stack_seconds

@@ -29,7 +29,6 @@ import datetime
 import json
 import math
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -38,9 +37,8 @@ from typing import Any
 
 import yaml
 
-from pamiq_ros.bench._shared import comma_choices, machine_description
+from pamiq_ros.bench._shared import comma_choices, isolate_for_benchmark, machine_description
 from pamiq_ros.bench.stack_figures import StackFigureOptions, measure_stack_figures
-from pamiq_ros.bringup.description import loopback_dds_environment
 
 PARTS = ("ours", "baselines", "stack")
 """What a run measures; ``--only`` picks some."""
@@ -379,15 +377,7 @@ def main(args: Sequence[str] | None = None) -> int:
     rate_hz = float(agent_parameters.get("rate_hz", 10.0))
     out_dir = (options.out or Path("runs") / f"bench-{time.strftime('%Y%m%d-%H%M%S')}").absolute()
     out_dir.mkdir(parents=True, exist_ok=True)
-    # This process and every stack: the bench's own DDS domain, loopback only.
-    os.environ.update(
-        ROS_DOMAIN_ID=str(domain_id),
-        **loopback_dds_environment(),
-        ROS_LOG_DIR=str(out_dir / "ros_log"),
-        PYTHONUNBUFFERED="1",
-    )
-    os.environ.pop("ROS_STATIC_PEERS", None)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    isolate_for_benchmark(domain_id, out_dir)
     started = time.time()
     _say(
         f"bench: {', '.join(options.only)}; {seconds:g} s per arm after {warmup:g} s warm-up, "

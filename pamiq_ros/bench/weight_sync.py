@@ -37,8 +37,7 @@ from typing import Any
 import torch
 
 from pamiq_ros.bench._process_group import GroupProcess
-from pamiq_ros.bench._shared import machine_description
-from pamiq_ros.bringup.description import loopback_dds_environment
+from pamiq_ros.bench._shared import isolate_for_benchmark, machine_description
 from pamiq_ros.core.weight_store import DEFAULT_CHUNK_SIZE
 
 MODEL_NAME = "bench_mlp"
@@ -454,16 +453,7 @@ def main(args: Sequence[str] | None = None) -> int:
         parser.error("--domain-id must be in 1..232")
     out_dir = (options.out or _default_out_dir()).absolute()
     out_dir.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    env.update(
-        ROS_DOMAIN_ID=str(domain_id),
-        **loopback_dds_environment(),
-        ROS_LOG_DIR=str(out_dir / "ros_log"),
-        PYTHONUNBUFFERED="1",
-    )
-    env.pop("ROS_STATIC_PEERS", None)
-    # SIGTERM ends the run like Ctrl-C, so the role processes are stopped by their groups.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    env = isolate_for_benchmark(domain_id, out_dir)
 
     cases = []
     started = time.time()
