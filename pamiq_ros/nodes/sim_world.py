@@ -35,7 +35,6 @@ from pamiq_ros.sim.video_server import MjpegStreamServer
 from pamiq_ros.sim.world import MotionCommand, Pose, World
 
 POSE_TOPIC = "world/pose"
-CMD_VEL_TOPIC = "cmd_vel"
 POSE_FRAME_ID = "world"
 _MAX_STEP_SECONDS = 0.25  # a stalled loop does not teleport the avatar when it resumes
 _REJECTION_LOG_PERIOD = 2.0  # s between two logged OSC rejections of the same kind
@@ -54,6 +53,9 @@ class SimWorldSettings:
     )
     cmd_vel_timeout: float = setting(
         0.5, "Seconds after the last cmd_vel when it is stale and the avatar stops."
+    )
+    cmd_vel_topic: str = setting(
+        "cmd_vel", "Robot face: the Twist topic it drives from (cmd_vel_safe behind the relay)."
     )
     video_host: str = setting("127.0.0.1", "Address the MJPEG video server binds to.")
     video_port: int = setting(8080, "TCP port of the MJPEG video server; 0 picks one.")
@@ -128,7 +130,7 @@ class SimWorldNode(Node, Controllable):
 
         self._pose_publisher = self.create_publisher(PoseStamped, POSE_TOPIC, 10)
         if settings.cmd_vel_enabled:
-            self.create_subscription(Twist, CMD_VEL_TOPIC, self._on_cmd_vel, 10)
+            self.create_subscription(Twist, settings.cmd_vel_topic, self._on_cmd_vel, 10)
         self._diagnostics = DiagnosticsReporter(self)
         self._report_time = time.monotonic()
         self._report_frames = 0
@@ -242,7 +244,7 @@ class SimWorldNode(Node, Controllable):
         )
         if settings.cmd_vel_enabled:
             logger.info(
-                f"robot face: cmd_vel on {self.resolve_topic_name(CMD_VEL_TOPIC)} "
+                f"robot face: cmd_vel on {self.resolve_topic_name(settings.cmd_vel_topic)} "
                 f"(stale after {settings.cmd_vel_timeout:g} s)"
             )
         logger.info(
