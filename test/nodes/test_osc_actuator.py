@@ -173,7 +173,8 @@ def test_actions_go_out_as_vrchat_osc_and_silence_releases_everything(spawn_node
     release = released_at(got)
     assert release is not None
     assert DEADMAN_TIMEOUT - 0.05 <= release - last_action <= DEADMAN_TIMEOUT + SLACK
-    actuator.wait_for_output(f"no action for {DEADMAN_TIMEOUT} s: released all inputs")
+    actuator.wait_for_output(f"no cmd_vel for {DEADMAN_TIMEOUT} s: centred the axes")
+    actuator.wait_for_output(f"no vrchat_input for {DEADMAN_TIMEOUT} s: released the buttons")
     time.sleep(1.0)
     assert len(listener.since(release + 0.01)) == 0, "the release must not repeat"
 
@@ -181,7 +182,7 @@ def test_actions_go_out_as_vrchat_osc_and_silence_releases_everything(spawn_node
     mark = time.monotonic()
     vrchat_input.publish(VRChatInput(jump=False, run=True))
     got = listener.wait_for(lambda got: ("/input/Run", 1) in [(a, v) for _, a, v in got], mark)
-    actuator.wait_for_output("actions resumed after")
+    actuator.wait_for_output("vrchat_input resumed after")
     assert actuator.wait_for_output("osc sent=")
     assert actuator.is_running()
 
