@@ -43,7 +43,11 @@ def main(out_dir: Path) -> None:
     dump_file = (out_dir / "oscdump.txt").open("wb")
     actuator_log = (out_dir / "osc_actuator.log").open("wb")
     dump = subprocess.Popen(["oscdump", "-L", str(PORT)], stdout=dump_file, start_new_session=True)
-    parameters = {"port": PORT, "deadman_timeout": DEADMAN_TIMEOUT, "release_hold": RELEASE_HOLD}
+    parameters: dict[str, object] = {
+        "port": PORT,
+        "deadman_timeout": DEADMAN_TIMEOUT,
+        "release_hold": RELEASE_HOLD,
+    }
     actuator = subprocess.Popen(
         node_command("osc_actuator", parameters),
         stdout=actuator_log,
