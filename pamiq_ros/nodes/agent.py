@@ -625,6 +625,7 @@ class AgentNode(Node, Controllable):
         with self._lock:
             self._closing = True
             self._publish_stop()
+        self.get_logger().info("closing: stop command sent")
         self._loop.stop()
         self._publish_stop()  # again, once no step can be in flight
         try:
