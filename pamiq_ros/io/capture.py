@@ -670,14 +670,20 @@ class MjpegHttpSource:
             sock = socket.create_connection((host, port), timeout=self._open_timeout)
         except OSError as error:
             raise VideoSourceError(
-                f"cannot open video source {self.spec.text!r}: nothing answers at {host}:{port} "
+                f"cannot open video source {self.spec.text!r}: could not connect to the URL: "
+                f"nothing answers at {host}:{port} "
                 f"({error.strerror or type(error).__name__})"
             ) from error
         try:
             sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
             head, rest = self._read_head(sock)
-            boundary = self._boundary_of(head)
-        except (OSError, VideoSourceError) as error:
+            headers = self._headers_of(head)
+            stream = _ByteStream(
+                sock, rest, chunked="chunked" in headers.get("transfer-encoding", "")
+            )
+            buffer = bytearray()
+            boundary = self._boundary_of(headers, stream, buffer)
+        except (OSError, ValueError, VideoSourceError) as error:
             sock.close()
             if isinstance(error, VideoSourceError):
                 raise
@@ -686,7 +692,7 @@ class MjpegHttpSource:
         with self._condition:
             self._socket, self._lost, self._newest = sock, False, None
         self._thread = threading.Thread(
-            target=self._receive, args=(sock, boundary, bytearray(rest)), name="mjpeg-receive",
+            target=self._receive, args=(stream, boundary, buffer), name="mjpeg-receive",
             daemon=True,
         )  # fmt: skip
         self._thread.start()
@@ -744,26 +750,43 @@ class MjpegHttpSource:
         head, rest = data.split(b"\r\n\r\n", 1)
         return head.decode("latin-1"), rest
 
-    def _boundary_of(self, head: str) -> bytes:
+    def _headers_of(self, head: str) -> dict[str, str]:
         lines = head.split("\r\n")
         status = lines[0].split()
         if len(status) < 2 or status[1] != "200":
             raise VideoSourceError(f"video source {self.spec.text!r}: server answered {lines[0]!r}")
-        headers = {
-            name.strip().lower(): value.strip()
+        return {
+            name.strip().lower(): value.strip().lower() if name.strip().lower() != "content-type"
+            else value.strip()
             for name, _, value in (line.partition(":") for line in lines[1:])
-        }
+        }  # fmt: skip
+
+    def _boundary_of(
+        self, headers: dict[str, str], stream: "_ByteStream", buffer: bytearray
+    ) -> bytes:
+        """The part boundary: from the Content-Type, or else from the body's first line.
+
+        ffmpeg's HTTP server, for one, says application/octet-stream.
+        """
         content_type = headers.get("content-type", "")
         match = re.search(r"boundary=\"?([^\";]+)\"?", content_type)
-        if not content_type.lower().startswith("multipart/x-mixed-replace") or match is None:
-            raise VideoSourceError(
-                f"video source {self.spec.text!r} is not an MJPEG stream (Content-Type "
-                f"{content_type or 'none'!r}); set stream_reader to opencv for other formats"
-            )
-        boundary = match.group(1)
-        return (boundary if boundary.startswith("--") else "--" + boundary).encode("latin-1")
+        if content_type.lower().startswith("multipart/x-mixed-replace") and match is not None:
+            boundary = match.group(1)
+            return (boundary if boundary.startswith("--") else "--" + boundary).encode("latin-1")
+        while b"\r\n" not in buffer and len(buffer) < 256:
+            chunk = stream.recv()
+            if not chunk:
+                break
+            buffer += chunk
+        first_line = bytes(buffer.split(b"\r\n", 1)[0])
+        if first_line.startswith(b"--") and 2 < len(first_line) <= 72 and b"\r\n" in buffer:
+            return first_line
+        raise VideoSourceError(
+            f"video source {self.spec.text!r} is not an MJPEG stream (Content-Type "
+            f"{content_type or 'none'!r}); set stream_reader to opencv for other formats"
+        )
 
-    def _receive(self, sock: socket.socket, boundary: bytes, buffer: bytearray) -> None:
+    def _receive(self, sock: "_ByteStream", boundary: bytes, buffer: bytearray) -> None:
         """Receiver thread: splits the stream into parts and keeps the newest JPEG."""
         try:
             while True:
@@ -780,7 +803,7 @@ class MjpegHttpSource:
             self._lost = True
             self._condition.notify_all()
 
-    def _next_part(self, sock: socket.socket, boundary: bytes, buffer: bytearray) -> bytes | None:
+    def _next_part(self, sock: "_ByteStream", boundary: bytes, buffer: bytearray) -> bytes | None:
         """The next part's body, or None at the end of the stream."""
         start = self._fill_until(sock, buffer, lambda: buffer.find(boundary))
         if start is None:
@@ -808,17 +831,65 @@ class MjpegHttpSource:
         return body
 
     def _fill_until(
-        self, sock: socket.socket, buffer: bytearray, position: Callable[[], int]
+        self, sock: "_ByteStream", buffer: bytearray, position: Callable[[], int]
     ) -> int | None:
         """Receives into ``buffer`` until ``position()`` is not -1; None when the stream ends."""
         while (found := position()) < 0:
             if len(buffer) > self.MAX_PART_BYTES:
                 raise ValueError("no part boundary within the size limit")
-            chunk = sock.recv(1 << 16)
+            chunk = sock.recv()
             if not chunk:
                 return None
             buffer += chunk
         return found
+
+
+class _ByteStream:
+    """An HTTP body from a socket: plain, or with chunked transfer encoding removed."""
+
+    def __init__(self, sock: socket.socket, already: bytes, chunked: bool) -> None:
+        self._socket = sock
+        self._chunked = chunked
+        self._raw = bytearray(already)
+        self._left_in_chunk = 0
+        self._ended = False
+
+    def recv(self) -> bytes:
+        """The next bytes of the body; b"" at its end."""
+        if not self._chunked:
+            if self._raw:
+                data, self._raw = bytes(self._raw), bytearray()
+                return data
+            return self._socket.recv(1 << 16)
+        while not self._ended:
+            if self._left_in_chunk:
+                if not self._raw and not self._more():
+                    return b""
+                data = bytes(self._raw[: self._left_in_chunk])
+                del self._raw[: len(data)]
+                self._left_in_chunk -= len(data)
+                return data
+            # A chunk header: optional CRLF after the previous chunk, then "size[;ext]\r\n".
+            while self._raw[:2] == b"\r\n":
+                del self._raw[:2]
+            end = self._raw.find(b"\r\n")
+            if end < 0:
+                if len(self._raw) > 1024:
+                    raise ValueError("chunk header too long")
+                if not self._more():
+                    return b""
+                continue
+            size = int(bytes(self._raw[:end]).split(b";")[0].strip() or b"0", 16)
+            del self._raw[: end + 2]
+            if size == 0:
+                self._ended = True
+            self._left_in_chunk = size
+        return b""
+
+    def _more(self) -> bool:
+        data = self._socket.recv(1 << 16)
+        self._raw += data
+        return bool(data)
 
 
 STREAM_READERS = ("auto", "opencv")
