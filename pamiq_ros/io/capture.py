@@ -462,12 +462,20 @@ class LatestFrameCapture:
         backoff: Delays between attempts to open.
         report: Receives ``(level, message)`` lines.
         file_period: Seconds between frames read from a file.
+        on_frame: Called in the capture thread with each new frame (so a live frame can go out
+            at once instead of waiting for a consumer's timer).
     """
 
     def __init__(
-        self, source: FrameSource, backoff: ReopenBackoff, report: Reporter, file_period: float
+        self,
+        source: FrameSource,
+        backoff: ReopenBackoff,
+        report: Reporter,
+        file_period: float,
+        on_frame: Callable[[CapturedFrame], None] | None = None,
     ) -> None:
         self._source = source
+        self._on_frame = on_frame
         self._backoff = backoff
         self._report = report
         self._file_period = file_period
@@ -569,9 +577,11 @@ class LatestFrameCapture:
         if pixels is not None:
             with self._lock:
                 self._frames_captured += 1
-                self._latest = CapturedFrame(
+                self._latest = frame = CapturedFrame(
                     pixels, self._frames_captured, captured_at, self._source.native_size
                 )
+            if self._on_frame is not None:
+                self._on_frame(frame)
             if not self._source.spec.is_live:
                 self._pace_file(captured_at)
             return True

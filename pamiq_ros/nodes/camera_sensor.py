@@ -2,8 +2,9 @@
 
 Capture runs in its own thread (``pamiq_ros.io.capture``) and keeps only the newest frame; an
 http:// MJPEG stream is read by the project's own reader, which drops any backlog so that a
-slow machine skips frames instead of falling behind. A timer publishes the newest frame at
-``rate_hz``, stamped with its capture time (for a stream, when its last byte arrived), with a
+slow machine skips frames instead of falling behind. A live frame is published from the capture
+thread as soon as it is decoded (at most ``rate_hz``; a timer sends what that held back, and
+paces a file), stamped with its capture time (for a stream, when its last byte arrived), with a
 ``camera/camera_info`` of the same stamp (from a calibration file or a field of view, following
 the resize). The age of each published frame (capture to publish) is in the status and
 ``/diagnostics``. A source that cannot be opened, or is lost, is retried with exponential
@@ -17,6 +18,8 @@ For the latency benchmark (``stamp_from_frame``, off by default) the stamp is in
 time the simulated world wrote into the frame's pixels (``pamiq_ros.io.frame_stamp``).
 """
 
+import math
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -155,7 +158,10 @@ class CameraSensorNode(Node, Controllable):
             ReopenBackoff(settings.reopen_initial_delay, settings.reopen_max_delay),
             self._log_capture_event,
             file_period=1.0 / settings.rate_hz,
+            on_frame=self._on_live_frame if self._spec.is_live else None,
         )
+        self._publish_lock = threading.Lock()
+        self._last_publish = -math.inf
         self._publisher = self.create_publisher(Image, IMAGE_TOPIC, qos_profile_sensor_data)
         self._info_publisher = self.create_publisher(
             CameraInfo, CAMERA_INFO_TOPIC, qos_profile_sensor_data
@@ -220,11 +226,27 @@ class CameraSensorNode(Node, Controllable):
                 "the capture thread is still inside a blocking read; leaving it to end on its own"
             )
 
+    def _on_live_frame(self, frame: CapturedFrame) -> None:
+        """Capture thread: a live frame goes out at once, unless that would exceed rate_hz.
+
+        The timer then sends the newest one; so a frame never waits up to a period for it.
+        """
+        if time.monotonic() - self._last_publish >= 0.9 / self.settings.rate_hz:
+            try:
+                self._publish_newest()
+            except Exception as error:  # the context may be going down
+                self.get_logger().error(f"publishing a frame failed: {error}")
+
     def _publish_newest(self) -> None:
-        frame = self._capture.latest()
-        if self._paused or frame is None or frame.sequence == self._last_sequence:
-            return
-        self._last_sequence = frame.sequence
+        with self._publish_lock:
+            frame = self._capture.latest()
+            if self._paused or frame is None or frame.sequence == self._last_sequence:
+                return
+            self._last_sequence = frame.sequence
+            self._last_publish = time.monotonic()
+            self._publish(frame)
+
+    def _publish(self, frame: CapturedFrame) -> None:
         fields = encode_image(frame.pixels, self.settings.encoding)
         # Stamped when captured: the node clock now, less the frame's age.
         age_s = time.monotonic() - frame.captured_at
