@@ -367,7 +367,9 @@ class CameraSensorNode(Node, Controllable):
         width, height = self.settings.width, self.settings.height
         if width == 0 and height == 0:
             return "at native size"
-        return f"{width or 'auto'}x{height or 'auto'}"
+        if width and height:
+            return f"{width}x{height} ({self.settings.resize_mode} to that aspect)"
+        return f"{width or 'auto'}x{height or 'auto'} (aspect kept)"
 
 
 def main(args: Sequence[str] | None = None) -> None:
