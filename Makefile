@@ -17,7 +17,7 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 export PYTHONUNBUFFERED := 1
 
 MSG_SOURCES := $(wildcard msg/msg/*.msg msg/srv/*.srv msg/tf2_msgs/msg/*.msg) msg/CMakeLists.txt \
-  msg/package.xml msg/tf2_msgs/CMakeLists.txt
+  msg/package.xml msg/tf2_msgs/CMakeLists.txt msg/wheel_python_targets.cmake
 
 .PHONY: setup run test lint typecheck bench bench-sync bench-curiosity clean
 

@@ -75,6 +75,7 @@ from pamiq_ros.bench._process_group import GroupProcess
 from pamiq_ros.bench._shared import BackgroundNode, isolate_for_benchmark
 from pamiq_ros.bench.curiosity import arm_config, free_port
 from pamiq_ros.bringup.description import loopback_dds_environment
+from pamiq_ros.core.frame_age import FRAME_AGE_WINDOW
 
 DIAGNOSTICS_TOPIC = "/diagnostics"
 STACK_NODES = ("sim_world", "camera_sensor", "osc_actuator", "agent", "trainer")
@@ -481,16 +482,12 @@ def _throughput(
     }
 
 
-AGE_WINDOW_FRAMES = 200
-"""Frames the agent's frame-age percentiles cover (``pamiq_ros.nodes.agent.FRAME_AGE_WINDOW``)."""
-
-
 def age_windows(
     reports: Sequence[tuple[float, Mapping[str, float | str]]], warmup_s: float
 ) -> list[dict[str, float]]:
     """Agent reports whose 200-frame age windows do not overlap, after warm-up.
 
-    A report is kept when at least ``AGE_WINDOW_FRAMES`` frames arrived since the last kept one
+    A report is kept when at least ``FRAME_AGE_WINDOW`` frames arrived since the last kept one
     (by ``frames_received``), so each frame counts in one window at most.
     """
     windows: list[dict[str, float]] = []
@@ -501,7 +498,7 @@ def age_windows(
         if seconds < warmup_s or not all(isinstance(v, float) for v in (count, p50, p99)):
             continue
         assert isinstance(count, float) and isinstance(p50, float) and isinstance(p99, float)
-        if count - last_count >= AGE_WINDOW_FRAMES:
+        if count - last_count >= FRAME_AGE_WINDOW:
             windows.append({"seconds": round(seconds, 1), "p50_ms": p50, "p99_ms": p99})
             last_count = count
     return windows

@@ -49,6 +49,7 @@ from typing_extensions import override
 from pamiq_ros.core.actions import Action, ActionMapper, Motion, VRChatButtons
 from pamiq_ros.core.checkpoint import CheckpointStore, resume
 from pamiq_ros.core.experience import ExperienceRecord
+from pamiq_ros.core.frame_age import FrameAges
 from pamiq_ros.core.policy import Observation
 from pamiq_ros.core.precision import PRECISIONS, resolve_device
 from pamiq_ros.core.settings import require_one_of, require_positive, setting
@@ -96,9 +97,6 @@ STATE_WAIT_S = 2.0
 RAW_IMAGE_TOPIC = "camera/image_raw"
 COMPRESSED_IMAGE_TOPIC = "camera/image_raw/compressed"
 """image_transport's names: the compressed stream of ``camera/image_raw``."""
-
-FRAME_AGE_WINDOW = 200
-"""Frame ages kept for the status percentiles (the newest ones)."""
 
 STOP_ACKED_WAIT_S = 0.5
 """On shutdown, longest wait for the final stop command to be acknowledged by subscribers."""
@@ -227,8 +225,8 @@ class AgentNode(Node, Controllable):
         self._used_frame: tuple[int, tuple[int, int]] | None = None  # sequence, stamp
         self._gap_steps = 0
         self._in_gap = False
-        self._ages_at_receipt: list[float] = []
-        self._ages_at_step: list[float] = []
+        self._ages_at_receipt = FrameAges()
+        self._ages_at_step = FrameAges()
         self._unstamped_frames = 0
         self._rejected_at_last_report = 0
         self._last_action_label = "none"
@@ -324,7 +322,7 @@ class AgentNode(Node, Controllable):
                 pixels, time.monotonic(), stamp, age, self._frames_received,
                 (rgb.shape[1], rgb.shape[0]),
             )  # fmt: skip
-            _keep_newest(self._ages_at_receipt, age)
+        self._ages_at_receipt.add(age)
 
     def _decode(self, message: Image | CompressedImage) -> Observation:
         """The message's pixels as RGB, of the camera's size."""
@@ -382,7 +380,7 @@ class AgentNode(Node, Controllable):
         )  # fmt: skip
         if frame is not None and fresh:
             self._used_frame = (frame.sequence, frame.stamp_key)
-            _keep_newest(self._ages_at_step, frame.age(now))
+            self._ages_at_step.add(frame.age(now))
             if self._in_gap:
                 self._in_gap = False
                 self.get_logger().info("fresh frames again: acting on them")
@@ -566,8 +564,8 @@ class AgentNode(Node, Controllable):
                 "last_frame_width": frame.source_size[0] if frame else 0,
                 "last_frame_height": frame.source_size[1] if frame else 0,
                 "last_frame_age_s": frame.age(time.monotonic()) if frame else "none",
-                **_percentiles_ms("frame_age_at_receipt", self._ages_at_receipt),
-                **_percentiles_ms("frame_age_at_step", self._ages_at_step),
+                **self._ages_at_receipt.figures("frame_age_at_receipt"),
+                **self._ages_at_step.figures("frame_age_at_step"),
                 "gap_steps": self._gap_steps,
                 "unstamped_frames": self._unstamped_frames,
                 "action": self._last_action_label,
@@ -647,21 +645,6 @@ class AgentNode(Node, Controllable):
 
 _STOP = Action(Motion(0.0, 0.0, 0.0), VRChatButtons(jump=False, run=False))
 """The command of a step without observation, of a pause and of a shutdown."""
-
-
-def _keep_newest(values: list[float], value: float) -> None:
-    values.append(value)
-    del values[:-FRAME_AGE_WINDOW]
-
-
-def _percentiles_ms(name: str, seconds: Sequence[float]) -> dict[str, object]:
-    if not seconds:
-        return {f"{name}_p50_ms": "none", f"{name}_p99_ms": "none"}
-    ordered = sorted(seconds)
-    return {
-        f"{name}_p50_ms": 1000 * ordered[len(ordered) // 2],
-        f"{name}_p99_ms": 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
-    }
 
 
 def build_mind(settings: AgentSettings) -> ActingMind:

@@ -32,6 +32,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 from typing_extensions import override
 
+from pamiq_ros.core.frame_age import FrameAges
 from pamiq_ros.core.settings import require_positive, setting
 from pamiq_ros.io.camera_info import Intrinsics, fill_camera_info, load_calibration
 from pamiq_ros.io.capture import (
@@ -53,8 +54,6 @@ from pamiq_ros.nodes._runtime import declare_settings, run_node
 
 IMAGE_TOPIC = "camera/image_raw"
 CAMERA_INFO_TOPIC = "camera/camera_info"
-FRAME_AGE_WINDOW = 200
-"""Published frames whose age (capture to publish) the percentiles cover."""
 
 
 @dataclass(frozen=True)
@@ -152,7 +151,7 @@ class CameraSensorNode(Node, Controllable):
         if settings.camera_info_file:
             self._calibration, _ = load_calibration(settings.camera_info_file)
         self._intrinsics: dict[tuple[int, int, int, int], Intrinsics] = {}
-        self._ages: list[float] = []
+        self._ages = FrameAges()
         self._capture = LatestFrameCapture(
             source,
             ReopenBackoff(settings.reopen_initial_delay, settings.reopen_max_delay),
@@ -207,16 +206,7 @@ class CameraSensorNode(Node, Controllable):
             "frames_published": self._published,
             "frames_dropped": stats.frames_dropped,
             "reopens": stats.reopens,
-            **self._age_figures(),
-        }
-
-    def _age_figures(self) -> dict[str, object]:
-        if not self._ages:
-            return {"frame_age_p50_ms": "none", "frame_age_p99_ms": "none"}
-        ordered = sorted(self._ages)
-        return {
-            "frame_age_p50_ms": 1000 * ordered[len(ordered) // 2],
-            "frame_age_p99_ms": 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
+            **self._ages.figures("frame_age"),
         }
 
     def close(self) -> None:
@@ -260,8 +250,7 @@ class CameraSensorNode(Node, Controllable):
         self._publisher.publish(message)
         self._publish_camera_info(frame, message)
         self._published += 1
-        self._ages.append(age_s)
-        del self._ages[:-FRAME_AGE_WINDOW]
+        self._ages.add(age_s)
 
     def _publish_camera_info(self, frame: CapturedFrame, image: Image) -> None:
         """A camera_info with the image's header, for the published (fitted) size."""
@@ -342,7 +331,7 @@ class CameraSensorNode(Node, Controllable):
                 "frames_published": self._published,
                 "frames_dropped": stats.frames_dropped,
                 "publish_fps": fps,
-                **self._age_figures(),
+                **self._ages.figures("frame_age"),
                 "reopens": stats.reopens,
                 "failed_attempts": stats.attempts,
                 "last_error": stats.last_error,
