@@ -433,6 +433,10 @@ def _full_stack(
     return result, agent_rate
 
 
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
 def _rate(listener: DiagnosticsListener, warmup_s: float) -> float | None:
     rate = counter_rate(listener.series("agent", "frames_received"), warmup_s)
     return None if rate is None else round(rate, 2)
@@ -546,6 +550,11 @@ def _frame_age(
         "within_target": None if p99 is None else p99 < 2 * period_ms,
         "windows": windows,
         "agent_frames_per_second": _rate(listener, warm),
+        "world_render_fps": _figure(listener.last("sim_world"), "fps"),
+        "camera_published_per_second": _rounded(
+            counter_rate(listener.series("camera_sensor", "frames_published"), warm)
+        ),
+        "agent_gap_steps": _figure(listener.last("agent"), "gap_steps"),
         "camera_capture_to_publish_p50_ms": _figure(camera, "frame_age_p50_ms"),
         "camera_capture_to_publish_p99_ms": _figure(camera, "frame_age_p99_ms"),
         "camera_frames_dropped": _figure(camera, "frames_dropped"),
