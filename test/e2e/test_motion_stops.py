@@ -139,3 +139,59 @@ def test_the_base_stops_on_pause_shutdown_and_agent_kill(spawn_node, probe):
         )
     finally:
         camera.close()
+
+
+def test_the_relay_clamps_ramps_locks_on_estop_and_speaks_twist_stamped(spawn_node, probe):
+    from geometry_msgs.msg import TwistStamped
+    from std_msgs.msg import Bool
+
+    relay = spawn_node(
+        "safety",
+        {
+            "input_stamped": True,
+            "output_stamped": True,
+            "output_frame_id": "base_footprint",
+            "max_linear_speed": 1.0,
+            "max_linear_accel": 2.0,
+            "input_timeout": INPUT_TIMEOUT,
+        },
+    )
+    commands = probe.publisher(TwistStamped, "cmd_vel", 10)
+    estop = probe.publisher(Bool, "e_stop", 10)
+    base = probe.subscribe(TwistStamped, "cmd_vel_safe", 50)
+    assert wait_until(lambda: commands.get_subscription_count() > 0, 20.0)
+    command = TwistStamped()
+    command.twist.linear.x = 3.0  # beyond the limit
+
+    def drive_for(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            commands.publish(command)
+            time.sleep(0.05)
+
+    start = time.monotonic()
+    drive_for(1.5)
+    driven = [(t, m) for t, m in base.timed if t >= start]
+    speeds = [m.twist.linear.x for _, m in driven]
+    assert max(speeds) == pytest.approx(1.0)  # clamped
+    first_full = next(t for t, m in driven if m.twist.linear.x == pytest.approx(1.0))
+    first_moving = next(t for t, m in driven if m.twist.linear.x > 0)
+    assert first_full - first_moving >= 0.35  # 2 m/s^2 from 0 to 1 m/s takes 0.5 s
+    assert driven[-1][1].header.frame_id == "base_footprint"
+
+    engaged = time.monotonic()
+    estop.publish(Bool(data=True))
+    drive_for(1.0)
+    locked = [m.twist.linear.x for t, m in base.timed if t >= engaged + 0.2]
+    assert locked and not any(locked), "the e-stop must hold zero while commands come"
+    relay.wait_for_output("e-stop engaged")
+
+    released = time.monotonic()
+    estop.publish(Bool(data=False))
+    drive_for(1.0)
+    assert any(m.twist.linear.x > 0 for t, m in base.timed if t >= released)
+
+    silent = time.monotonic()
+    time.sleep(1.0)
+    late = [m.twist.linear.x for t, m in base.timed if t >= silent + INPUT_TIMEOUT + 0.15]
+    assert late and not any(late), "zero after the input timeout"

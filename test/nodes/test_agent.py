@@ -227,3 +227,13 @@ def test_agent_takes_compressed_jpeg_and_refuses_corrupt_ones(spawn_node, probe)
 
     assert wait_until(refused, 10.0, interval=0.1), agent.output()
     assert agent.is_running()
+
+
+def test_agent_can_publish_twist_stamped(spawn_node, probe):
+    from geometry_msgs.msg import TwistStamped
+
+    spawn_node("agent", {"mind": "autoencoder", "cmd_vel_stamped": True, "base_frame_id": "base"})
+    commands = probe.subscribe(TwistStamped, "cmd_vel", 10)
+    message = commands.wait_for(3, timeout=30.0)[-1]
+    assert message.header.frame_id == "base"
+    assert message.header.stamp.sec > 0
