@@ -26,12 +26,15 @@ the nodes' ``/diagnostics`` and samples their resident memory. Three parts:
    no actuator), world and camera at ``throughput_fps``; frames the agent received per second
    (its ``frames_received`` over the time between the first report after warm-up and the last).
 
-3. **Frame age** (``frame_age_seconds``): the full stack with the world rendering
-   ``frame_age_size`` (640x480) at ``frame_age_fps`` and streaming it as MJPEG, the camera at
-   native size, the agent fitting each frame to its input, and the trainer training on the
-   agent's experience. The world writes each frame's send time into its pixels, the camera
-   stamps the image with it (``stamp_from_frame``), and the agent reports the age of the frames
-   it receives (stamp to receipt) as p50/p99 over its newest 200 frames. Windows that do not
+3. **Frame age** (``frame_age_seconds``): the full stack with a ``frame_age_size`` (640x480)
+   MJPEG stream at ``frame_age_fps`` into the camera (native size), the agent fitting each
+   frame to its input and the trainer training on the agent's experience. The stream comes
+   from ffmpeg, like an IP camera (``frame_age_source`` ``ffmpeg``, the default when ffmpeg is
+   installed; the world keeps its own small frames for the OSC loop), or from the world
+   rendering at that size (``sim_world``, which a loaded 2-core machine cannot render at
+   20 fps). Each frame carries its send time in its pixels, the camera stamps the image with
+   it (``stamp_from_frame``), and the agent reports the age of the frames it receives (stamp to
+   receipt) as p50/p99 over its newest 200 frames. Windows that do not
    overlap (reports at least 200 frames apart, after warm-up) are kept; the figure is the
    median of their p50s and the largest of their p99s (conservative), each window in the
    JSON. Target: p99 under two frame periods. The camera's own capture-to-publish age and the
@@ -71,6 +74,7 @@ import numpy.typing as npt
 import psutil  # type: ignore[import-untyped]
 import yaml
 
+from pamiq_ros.bench._ffmpeg_stream import StampedMjpegStream, ffmpeg_available
 from pamiq_ros.bench._process_group import GroupProcess
 from pamiq_ros.bench._shared import BackgroundNode, isolate_for_benchmark
 from pamiq_ros.bench.curiosity import arm_config, free_port
@@ -106,6 +110,8 @@ class StackFigureOptions:
         frame_age_size: Frame size (width, height) of the frame-age run.
         frame_age_fps: World fps and camera rate of the frame-age run.
         frame_age_seconds: Length of the frame-age run (warm-up included); 0 skips it.
+        frame_age_source: ``ffmpeg`` (an ffmpeg MJPEG server; the default where ffmpeg is
+            installed) or ``sim_world`` (the world renders at that size).
         weight_sizes: Parameter counts for the weight-sync freshness figures (empty: skip).
         weight_repeats: Measured versions per size.
         weight_warmup: Warm-up versions per size (reported apart by the weight-sync bench).
@@ -127,6 +133,9 @@ class StackFigureOptions:
     frame_age_size: tuple[int, int] = (640, 480)
     frame_age_fps: float = 20.0
     frame_age_seconds: float = 180.0
+    frame_age_source: str = field(
+        default_factory=lambda: "ffmpeg" if ffmpeg_available() else "sim_world"
+    )
     weight_sizes: tuple[int, ...] = (10_000_000, 50_000_000)
     weight_repeats: int = 5
     weight_warmup: int = 3
@@ -515,21 +524,32 @@ def _frame_age(
     width, height = options.frame_age_size
     fps = options.frame_age_fps
     period = {"report_period": options.report_period}
+    camera_parameters = {"width": 0, "height": 0, "rate_hz": fps, "stamp_from_frame": True}
+    world: dict[str, Any] = {"frame_width": width, "frame_height": height, "fps": fps,
+                             "stamp_frames": True}  # fmt: skip
+    stream = None
+    if options.frame_age_source == "ffmpeg":
+        stream = StampedMjpegStream(free_port(socket.SOCK_STREAM), fps, width, height)
+        world = {}
     document = _on_free_ports(
         base,
         {
-            "sim_world": {**period, "frame_width": width, "frame_height": height, "fps": fps,
-                          "stamp_frames": True},
-            "camera_sensor": {**period, "width": 0, "height": 0, "rate_hz": fps,
-                              "stamp_from_frame": True},
+            "sim_world": {**period, **world},
+            "camera_sensor": {**period, **camera_parameters},
             "osc_actuator": period,
             "agent": period,
             "trainer": period,
         },
-    )  # fmt: skip
+    )
+    if stream is not None:
+        document["camera_sensor"]["ros__parameters"]["source"] = stream.url
     run = StackRun(f"frame-age-{width}x{height}", document, options.frame_age_seconds, options,
                    env)  # fmt: skip
-    run.run(listener, sample_memory=False)
+    try:
+        run.run(listener, sample_memory=False)
+    finally:
+        if stream is not None:
+            stream.kill()
     warm = options.warmup_seconds
     windows = age_windows(listener.reports("agent"), warm)
     trainer_runs = listener.series("trainer", "runs")
@@ -543,6 +563,7 @@ def _frame_age(
         "width": width,
         "height": height,
         "fps": fps,
+        "source": options.frame_age_source,
         "frame_period_ms": round(period_ms, 1),
         "agent_frame_age_p50_ms": None if p50 is None else round(p50, 1),
         "agent_frame_age_p99_ms": None if p99 is None else round(p99, 1),
@@ -551,6 +572,7 @@ def _frame_age(
         "windows": windows,
         "agent_frames_per_second": _rate(listener, warm),
         "world_render_fps": _figure(listener.last("sim_world"), "fps"),
+        "ffmpeg_frames_fed": None if stream is None else stream.frames_sent,
         "camera_published_per_second": _rounded(
             counter_rate(listener.series("camera_sensor", "frames_published"), warm)
         ),
@@ -686,6 +708,10 @@ def _parser() -> argparse.ArgumentParser:
         "--frame-age-seconds", type=float, default=None, help="0 skips the frame-age run"
     )
     parser.add_argument("--only-frame-age", action="store_true", help="run only the frame-age part")
+    parser.add_argument(
+        "--frame-age-source", choices=("ffmpeg", "sim_world"), default=None,
+        help="the 640x480 stream: ffmpeg (default where installed) or the world rendering it",
+    )  # fmt: skip
     parser.add_argument("--domain-id", type=int, default=None, help="default 1 + PID mod 101")
     return parser
 
@@ -704,6 +730,8 @@ def main(args: Sequence[str] | None = None) -> int:
         quick["throughput_seconds"] = parsed.throughput_seconds
     if parsed.frame_age_seconds is not None:
         quick["frame_age_seconds"] = parsed.frame_age_seconds
+    if parsed.frame_age_source is not None:
+        quick["frame_age_source"] = parsed.frame_age_source
     try:
         options = StackFigureOptions(
             out_dir=out_dir, config=parsed.config, only_frame_age=parsed.only_frame_age, **quick

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pamiq_ros.bench._ffmpeg_stream import StampedMjpegStream
 from pamiq_ros.io.capture import (
     CaptureState,
     FrameFormat,
@@ -29,7 +30,7 @@ from pamiq_ros.io.capture import (
     VideoSource,
     parse_source,
 )
-from pamiq_ros.io.frame_stamp import UNIT_S, read_stamp, stamp_units, write_stamp
+from pamiq_ros.io.frame_stamp import UNIT_S, read_stamp, stamp_units
 from test.support.processes import wait_until
 
 pytestmark = pytest.mark.skipif(
@@ -107,51 +108,10 @@ def test_crop_pad_and_stretch_of_a_16_9_h264_file_at_4_3(h264_file: Path):
     assert close_to(stretched[60, 40], GREEN)
 
 
-class StampedStream:
-    """ffmpeg serving an MJPEG stream of 640x480 frames that carry their send time."""
-
-    def __init__(self, port: int, fps: float = 20.0, width: int = 640, height: int = 480):
-        self.url = f"http://127.0.0.1:{port}/feed.mjpg"
-        self.fps = fps
-        command = [
-            "ffmpeg", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
-            "-s", f"{width}x{height}", "-r", str(fps), "-i", "-", "-f", "mpjpeg", "-q:v", "5",
-            "-listen", "1", self.url,
-        ]  # fmt: skip
-        self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True
-        )
-        self._frame = np.full((height, width, 3), 128, dtype=np.uint8)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._feed, daemon=True)
-        self._thread.start()
-
-    def _feed(self) -> None:
-        period = 1.0 / self.fps
-        next_at = time.monotonic()
-        assert self.process.stdin is not None
-        while not self._stop.is_set():
-            write_stamp(self._frame, time.time())
-            try:
-                self.process.stdin.write(self._frame.tobytes())
-                self.process.stdin.flush()
-            except (BrokenPipeError, ValueError, OSError):
-                return
-            next_at += period
-            self._stop.wait(max(0.0, next_at - time.monotonic()))
-
-    def kill(self) -> None:
-        self._stop.set()
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-        self._thread.join(timeout=5)
-
-
 @pytest.fixture
-def streams(free_tcp_port) -> Iterator[tuple[int, list[StampedStream]]]:
+def streams(free_tcp_port) -> Iterator[tuple[int, list[StampedMjpegStream]]]:
     port = free_tcp_port()
-    started: list[StampedStream] = []
+    started: list[StampedMjpegStream] = []
     yield port, started
     for stream in started:
         stream.kill()
@@ -189,7 +149,7 @@ def burn_cpu(stop: threading.Event) -> subprocess.Popen[bytes]:
 @pytest.mark.e2e
 def test_a_slow_consumer_under_load_gets_the_newest_frame_not_a_backlog(streams):
     port, started = streams
-    started.append(StampedStream(port))
+    started.append(StampedMjpegStream(port))
     source = open_stream(started[0].url)
     burners = [burn_cpu(threading.Event()) for _ in range(os.cpu_count() or 2)]
     try:
@@ -215,7 +175,7 @@ def test_a_slow_consumer_under_load_gets_the_newest_frame_not_a_backlog(streams)
 @pytest.mark.e2e
 def test_the_capture_comes_back_after_ffmpeg_is_killed_and_restarted(streams):
     port, started = streams
-    started.append(StampedStream(port))
+    started.append(StampedMjpegStream(port))
     reports: list[tuple[str, str]] = []
     capture = LatestFrameCapture(
         MjpegHttpSource(parse_source(started[0].url), FrameFormat(160, 120, "rgb8"), 5.0, 1.0),
@@ -233,7 +193,7 @@ def test_the_capture_comes_back_after_ffmpeg_is_killed_and_restarted(streams):
         started[0].kill()
         assert wait_until(lambda: capture.stats().state is CaptureState.REOPENING, 10.0)
         lost_at = capture.stats().frames_captured
-        started.append(StampedStream(port))
+        started.append(StampedMjpegStream(port))
         assert wait_until(lambda: capture.stats().frames_captured > lost_at + 5, 20.0), reports
         stats = capture.stats()
         assert stats.state is CaptureState.STREAMING and stats.reopens == 1
