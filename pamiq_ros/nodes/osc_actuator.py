@@ -191,7 +191,9 @@ class OscActuatorNode(Node, Controllable):
         """Under the lock: sends what is due now, queues presses that wait for a release hold."""
         due_now = []
         for due, message in self._release_hold.schedule(inputs, now):
-            if due <= now and not self._pending:
+            # Only an input behind a held press of its own address waits (order per address).
+            waiting = any(queued.address == message.address for _, _, queued in self._pending)
+            if due <= now and not waiting:
                 due_now.append(message)
             else:
                 heapq.heappush(self._pending, (due, next(self._order), message))
