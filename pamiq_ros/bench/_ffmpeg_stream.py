@@ -34,8 +34,11 @@ class StampedMjpegStream:
         self.url = f"http://127.0.0.1:{port}/feed.mjpg"
         self.fps = fps
         command = [
-            "ffmpeg", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+            "ffmpeg", "-loglevel", "error", "-fflags", "nobuffer", "-probesize", "32",
+            "-analyzeduration", "0", "-f", "rawvideo", "-pix_fmt", "rgb24",
             "-s", f"{width}x{height}", "-r", f"{fps:g}", "-i", "-", "-f", "mpjpeg",
+            # One encoder thread: frame threading holds a frame back (50 ms at 20 fps).
+            "-fps_mode", "passthrough", "-threads", "1", "-flush_packets", "1",
             "-q:v", str(quality), "-listen", "1", self.url,
         ]  # fmt: skip
         self.process = subprocess.Popen(
