@@ -18,7 +18,6 @@ For the latency benchmark (``stamp_from_frame``, off by default) the stamp is in
 time the simulated world wrote into the frame's pixels (``pamiq_ros.io.frame_stamp``).
 """
 
-import math
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -54,6 +53,8 @@ from pamiq_ros.nodes._runtime import declare_settings, run_node
 
 IMAGE_TOPIC = "camera/image_raw"
 CAMERA_INFO_TOPIC = "camera/camera_info"
+PUBLISH_BURST = 2.0
+"""Frames that may go out back to back before rate_hz holds the next one for the timer."""
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,10 @@ class CameraSensorNode(Node, Controllable):
             on_frame=self._on_live_frame if self._spec.is_live else None,
         )
         self._publish_lock = threading.Lock()
-        self._last_publish = -math.inf
+        # A token bucket caps the rate at rate_hz on average while letting a frame that comes
+        # a little early (a jittery source at about rate_hz) out at once.
+        self._tokens = PUBLISH_BURST
+        self._tokens_at = time.monotonic()
         self._publisher = self.create_publisher(Image, IMAGE_TOPIC, qos_profile_sensor_data)
         self._info_publisher = self.create_publisher(
             CameraInfo, CAMERA_INFO_TOPIC, qos_profile_sensor_data
@@ -221,19 +225,23 @@ class CameraSensorNode(Node, Controllable):
 
         The timer then sends the newest one; so a frame never waits up to a period for it.
         """
-        if time.monotonic() - self._last_publish >= 0.9 / self.settings.rate_hz:
-            try:
-                self._publish_newest()
-            except Exception as error:  # the context may be going down
-                self.get_logger().error(f"publishing a frame failed: {error}")
+        try:
+            self._publish_newest()
+        except Exception as error:  # the context may be going down
+            self.get_logger().error(f"publishing a frame failed: {error}")
 
     def _publish_newest(self) -> None:
         with self._publish_lock:
             frame = self._capture.latest()
             if self._paused or frame is None or frame.sequence == self._last_sequence:
                 return
+            now = time.monotonic()
+            refill = (now - self._tokens_at) * self.settings.rate_hz
+            self._tokens, self._tokens_at = min(PUBLISH_BURST, self._tokens + refill), now
+            if self._tokens < 1.0:
+                return  # over rate_hz: the timer sends the newest frame later
+            self._tokens -= 1.0
             self._last_sequence = frame.sequence
-            self._last_publish = time.monotonic()
             self._publish(frame)
 
     def _publish(self, frame: CapturedFrame) -> None:
