@@ -47,7 +47,8 @@ $(VENV)/.installed-interfaces: $(VENV)/.installed-requirements $(MSG_SOURCES)
 	  || { cat build/tf2-*.log; exit 1; }; }
 	@# Outside tools the tests use (liblo's oscdump, ffmpeg): installed when root, else skipped.
 	command -v oscdump > /dev/null && command -v ffmpeg > /dev/null || { [ "$$(id -u)" = 0 ] \
-	  && command -v apt-get > /dev/null && apt-get install -y -qq liblo-tools ffmpeg > /dev/null \
+	  && command -v apt-get > /dev/null && { apt-get install -y -qq liblo-tools ffmpeg > /dev/null \
+	  || { apt-get update -qq && apt-get install -y -qq liblo-tools ffmpeg > /dev/null; }; } \
 	  || echo "[setup] liblo-tools/ffmpeg not installed: the tests that use them will skip"; }
 	touch $@
 
