@@ -358,7 +358,7 @@ class MeasuredTrainer(RegressionTrainer):
     def health(self, models, buffers):
         if self.fail:
             raise RuntimeError("cannot measure")
-        bias = models[self.model_name].bias  # type: ignore[union-attr]
+        bias = models[self.model_name].bias
         return {
             f"{self.name}/bias": float(bias.detach()[0]),
             f"{self.name}/pairs": 1.0 * len(buffers["pairs"]),
