@@ -457,7 +457,7 @@ class CuriosityTraining:
     jepa_ema_momentum: float = jepa.DEFAULT_EMA_MOMENTUM
     jepa_reference_frames: int = 64
     world_learning_rate: float = 3e-4
-    forward_learning_rate: float = 1e-3
+    forward_learning_rate: float = 3e-4
     forward_steps_per_run: int = 8
     min_buffer_size: int = 64
     min_new_samples: int = 8

@@ -130,7 +130,8 @@ def parameter_count(
     obs_in = 2 * obs_dim + obs_dim * z + z  # layer norm + linear
     cell = 3 * z * (cell_in + z) + 6 * z
     head = z * d + d + d * obs_dim + obs_dim
-    return embeddings + state_in + obs_in + cell + head
+    direct = obs_dim * z + (len(action_sizes) * e * z + z) + z * obs_dim
+    return embeddings + state_in + obs_in + cell + head + direct
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,14 @@ class ForwardDynamics(nn.Module):
         self.head = nn.Sequential(nn.Linear(z, config.head_dim, **factory), nn.GELU())
         # The change of the observation; zero at first, so a fresh model copies.
         self.change = nn.Linear(config.head_dim, obs_dim, **factory)
-        nn.init.zeros_(self.change.weight)
+        # A direct path, linear in the observation and gated by the action: turning shifts
+        # the view, so much of a step's change is a linear map of what is seen now that the
+        # action picks; through the recurrent cell alone it is learned slowly.
+        self.seen = nn.Linear(obs_dim, z, bias=False, **factory)
+        self.gate = nn.Linear(len(self.action_sizes) * config.action_embed_dim, z, **factory)
+        self.shift = nn.Linear(z, obs_dim, bias=False, **factory)
+        for layer in (self.change, self.shift):
+            nn.init.zeros_(layer.weight)
         nn.init.zeros_(self.change.bias)
 
     def begin(self, state: torch.Tensor, obs: torch.Tensor) -> Imagination:
@@ -237,9 +245,11 @@ class ForwardDynamics(nn.Module):
             ValueError: If the actions' shape or range does not fit.
         """
         embedded = self._embed(actions, (len(imagination), len(self.action_sizes)))
-        cell_in = torch.cat([embedded, self.obs_in(imagination.obs)], dim=-1)
+        obs = imagination.obs
+        cell_in = torch.cat([embedded, self.obs_in(obs)], dim=-1)
         state = self.cell(cell_in, imagination.state)
-        return Imagination(state, imagination.obs + self.change(self.head(state)))
+        shift = self.shift(self.seen(obs) * self.gate(embedded))
+        return Imagination(state, obs + self.change(self.head(state)) + shift)
 
     @override
     def forward(

@@ -108,7 +108,7 @@ class TrainerSettings:
         3e-4, "curiosity mind: Adam learning rate of the temporal encoder."
     )
     forward_learning_rate: float = setting(
-        1e-3, "curiosity mind: Adam learning rate of the forward model."
+        3e-4, "curiosity mind: Adam learning rate of the forward model."
     )
     forward_steps_per_run: int = setting(
         8, "curiosity mind: gradient steps per forward-model run (cheap ones; the reward is "
