@@ -4,9 +4,12 @@ An *imagination* starts at step ``t`` from the world state ``h_t`` (mapped to an
 state) and the observation ``o_t``, and is advanced one step per action: each step a GRU cell
 takes the action's embedding (one per dimension of :data:`~pamiq_ros.core.actions.ACTION_SIZES`,
 concatenated) and the observation it last predicted, and a head predicts the *change* of the
-observation, so ``o_hat_{t+k} = o_hat_{t+k-1} + delta_k`` with ``o_hat_t = o_t``. The head's last
-layer starts at zero: a fresh model predicts "nothing changes" (the copy baseline) and learning
-can only start from there; its reward then measures surprise, not its own underfitting.
+observation, so ``o_hat_{t+k} = o_hat_{t+k-1} + delta_k`` with ``o_hat_t = o_t``. Beside the
+cell, a direct path adds a change linear in the observation and gated by the action (turning
+shifts the view, so much of a step's change is such a map; a ridge regression of that form
+beats copying on the sim world where the cell alone learns it slowly). The last layers of both
+start at zero: a fresh model predicts "nothing changes" (the copy baseline) and learning starts
+from there; its reward then measures surprise, not its own underfitting.
 
 Imaginations roll, as in PAMIQ: the agent advances every live imagination each step with the
 action it actually took (:class:`pamiq_ros.models.curiosity.RollingImagination`), so the
@@ -110,9 +113,9 @@ PRESETS: dict[str, ForwardDynamicsConfig] = {
 """Size presets. Parameters (they grow with ``obs_dim`` and ``hidden_dim``; see
 :func:`parameter_count`), with the temporal preset of the same name:
 
-- ``"tiny"`` (default): 0.13 M at obs_dim 256, hidden 128 (0.16 M at obs_dim 512).
-- ``"small"``: 1.41 M at obs_dim 1024, hidden 384.
-- ``"base"`` (GPU): 7.8 M at obs_dim 2048, hidden 1024.
+- ``"tiny"`` (default): 0.35 M at obs_dim 384, hidden 128 (the tiny JEPA and temporal sizes).
+- ``"small"``: 2.64 M at obs_dim 768, hidden 384.
+- ``"base"`` (GPU): 15.4 M at obs_dim 1536, hidden 1024.
 """
 
 

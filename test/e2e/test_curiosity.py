@@ -14,8 +14,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from pamiq_ros.minds.curiosity import MODEL_NAMES
 from test.support.configs import config_for_test, launch_command
 from test.support.diagnostics import agent_rates, figure, statuses
-from test.support.processes import wait_until
-from test.support.ros_probe import RosProbe
+from test.support.processes import NodeProcess, wait_until
+from test.support.ros_probe import Received, RosProbe
 
 pytestmark = pytest.mark.e2e
 
@@ -39,6 +39,14 @@ def scalar_tags(run_dir: Path) -> set[str]:
     return set(events.Tags()["scalars"])
 
 
+def launch_stack(spawn, probe: RosProbe, config: Path) -> tuple[NodeProcess, Received]:
+    """The whole sim stack of ``config``, running, and the /diagnostics it publishes."""
+    diagnostics = probe.subscribe(DiagnosticArray, "/diagnostics", 500)
+    launcher = spawn("launch", launch_command(config))
+    launcher.wait_for_output("5 nodes running", timeout=30)
+    return launcher, diagnostics
+
+
 def test_curiosity_agent_learns_every_model_while_acting_on_time(
     spawn, spawn_node, probe: RosProbe, tmp_path, free_udp_port, free_tcp_port
 ):
@@ -46,9 +54,7 @@ def test_curiosity_agent_learns_every_model_while_acting_on_time(
         "sim", tmp_path, free_udp_port(), free_tcp_port(),
         {"trainer": QUICK_TRAINER, "agent": {"report_period": 1.0}},
     )  # fmt: skip
-    diagnostics = probe.subscribe(DiagnosticArray, "/diagnostics", 200)
-    launcher = spawn("launch", launch_command(config))
-    launcher.wait_for_output("5 nodes running", timeout=30)
+    launcher, diagnostics = launch_stack(spawn, probe, config)
 
     def acting_versions() -> list[float]:
         return [figure(diagnostics, "agent", f"version_{name}") for name in MODEL_NAMES]
@@ -92,7 +98,7 @@ LEARNING_TRAINER = {
 """The trainer of the learning test: health measured often, on 6 s of held-out steps."""
 
 
-def measurements(diagnostics, key: str) -> list[float]:
+def measurements(diagnostics: Received, key: str) -> list[float]:
     """The trainer's successive values of a health figure (one per measurement)."""
     values: list[float] = []
     for status in statuses(diagnostics, "trainer"):
@@ -110,9 +116,7 @@ def test_the_forward_model_learns_to_predict_better_than_copying_on_held_out_ste
         "sim", tmp_path, free_udp_port(), free_tcp_port(),
         {"trainer": LEARNING_TRAINER, "agent": {"report_period": 1.0}},
     )  # fmt: skip
-    diagnostics = probe.subscribe(DiagnosticArray, "/diagnostics", 500)
-    launcher = spawn("launch", launch_command(config))
-    launcher.wait_for_output("5 nodes running", timeout=30)
+    launcher, diagnostics = launch_stack(spawn, probe, config)
     ratio = "forward_dynamics/copy_ratio_h1"
 
     assert wait_until(lambda: len(measurements(diagnostics, ratio)) >= 1, 90), launcher.output()[
