@@ -436,7 +436,8 @@ class CuriosityTraining:
         forward_learning_rate: Adam's learning rate for the forward model.
         forward_steps_per_run: Gradient steps per forward-model run: a step is cheap, and the
             reward is only as good as the forward model (PAMIQ trains it hardest too).
-        min_buffer_size: Samples a world-model buffer needs before its first run.
+        min_buffer_size: Samples a world-model buffer needs before its first run (the forward
+            model's: besides its held-out ones).
         min_new_samples: New samples a world model needs between runs.
         held_out_steps: Newest forward-model samples kept out of training, to measure its
             error against the copy baseline on unseen steps.
@@ -520,9 +521,9 @@ def build_curiosity_learner(
             buffer_name=FORWARD_DYNAMICS_BUFFER, batch_size=options.batch_size,
             steps_per_run=options.forward_steps_per_run,
             learning_rate=options.forward_learning_rate,
-            min_buffer_size=max(
-                options.min_buffer_size, options.held_out_steps + 2 * dims.horizon + 1
-            ),
+            # min_buffer_size steps to train on, besides the held-out ones
+            min_buffer_size=options.held_out_steps
+            + max(options.min_buffer_size, 2 * dims.horizon + 1),
             min_new_samples=options.min_new_samples, held_out_steps=options.held_out_steps,
             autocast_dtype=dtype, seed=seed + 2,
         ),

@@ -101,7 +101,10 @@ class TrainerSettings:
         2, "Gradient steps per trainer run (one published version); PPO has its own epochs."
     )
     learning_rate: float = setting(1e-3, "autoencoder mind: Adam learning rate.")
-    min_buffer_size: int = setting(64, "Samples a buffer must hold before its model trains.")
+    min_buffer_size: int = setting(
+        64, "Samples a buffer must hold before its model trains (the forward model's: "
+        "besides its held_out_steps)."
+    )  # fmt: skip
     min_new_samples: int = setting(8, "New samples needed since a model's last run.")
     jepa_learning_rate: float = setting(5e-4, "curiosity mind: AdamW learning rate of JEPA.")
     world_learning_rate: float = setting(
