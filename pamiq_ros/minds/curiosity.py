@@ -485,6 +485,13 @@ def build_curiosity_learner(
     """
     dims = CuriosityDimensions.of(preset)
     options = training or CuriosityTraining()
+    forward_needs = options.held_out_steps + max(options.min_buffer_size, 2 * dims.horizon + 1)
+    if forward_needs > options.buffer_size:
+        raise ValueError(
+            f"the forward model would never train: held_out_steps ({options.held_out_steps}) "
+            f"plus the steps it trains on ({forward_needs - options.held_out_steps}) exceed "
+            f"buffer_size ({options.buffer_size})"
+        )
     models = {name: dims.build(name, seed, device).train() for name in MODEL_NAMES}
     buffers = {
         FRAMES_BUFFER: RandomReplacementBuffer(
@@ -521,9 +528,7 @@ def build_curiosity_learner(
             buffer_name=FORWARD_DYNAMICS_BUFFER, batch_size=options.batch_size,
             steps_per_run=options.forward_steps_per_run,
             learning_rate=options.forward_learning_rate,
-            # min_buffer_size steps to train on, besides the held-out ones
-            min_buffer_size=options.held_out_steps
-            + max(options.min_buffer_size, 2 * dims.horizon + 1),
+            min_buffer_size=forward_needs,
             min_new_samples=options.min_new_samples, held_out_steps=options.held_out_steps,
             autocast_dtype=dtype, seed=seed + 2,
         ),
