@@ -42,7 +42,7 @@ game time a step lasts is the environment's own setting (ViZDoom's ``frame_skip`
 exposes it, :attr:`WorldStep.position` and ``info`` carry where the agent is: ViZDoom's game
 variables ``POSITION_X``/``POSITION_Y`` (map units) and ``ANGLE`` (``yaw``, rad,
 counter-clockwise), MiniGrid's ``agent_pos`` (cells, ``y`` pointing down), ``agent_dir``
-(``yaw`` = ``agent_dir`` x pi/2 in that grid frame) and the room it is in (``room``, from 1, in
+(``yaw`` = ``agent_dir`` x pi/2 in that grid frame) and the room it is in (``region``, from 1, in
 FourRooms and MultiRoom). ``info["goal"]`` is 1 on the step that ends an episode with a
 positive reward where ``terminal_reward_is_goal`` is set (My Way Home's vest, MiniGrid's green
 square). An environment that reports both ``terminated`` and ``truncated`` (ViZDoom at its
@@ -54,7 +54,7 @@ environment that raises during a step does not end the world: the step comes bac
 with ``info["env_error"] = 1`` and the error in :attr:`GymWorld.last_error`, and the caller
 resets it as after any episode end.
 
-The shipped worlds are :data:`GYM_WORLDS` (built by :func:`make_gym_world`):
+The shipped worlds are :data:`GYM_WORLDS` (built by :func:`make_world`):
 
 - ``vizdoom_my_way_home``: ViZDoom's "My Way Home", the first-person maze of the curiosity
   papers (Pathak et al. 2017): 160x120 frames, four game tics per step (the papers' action
@@ -546,7 +546,7 @@ class _MinigridTruth(_GroundTruth):
         info = {"yaw": int(grid_env.agent_dir) * math.pi / 2}  # type: ignore[attr-defined]
         room = _minigrid_room(grid_env, x, y)
         if room is not None:
-            info["room"] = float(room)
+            info["region"] = float(room)  # the key the sim world's floor regions use
         return _Place((float(x), float(y)), info)
 
 
@@ -587,14 +587,17 @@ class GymWorld(SteppedWorld):
 
     Args:
         spec: Which environment, and how frames, actions and ground truth are read.
+        seed: The seed of the first :meth:`reset` that names none (later ones go on from the
+            environment's own generator, as Gymnasium's resets do).
 
     Raises:
         GymWorldError: If the environment cannot be built as ``spec`` says; the message names
             the field. Nothing is left running then.
     """
 
-    def __init__(self, spec: GymWorldSpec) -> None:
+    def __init__(self, spec: GymWorldSpec, seed: int | None = None) -> None:
         self.spec = spec
+        self._first_seed = seed
         self.name = spec.name
         self.cell_size = spec.cell_size
         self.errors = 0
@@ -670,6 +673,10 @@ class GymWorld(SteppedWorld):
 
     @override
     def reset(self, seed: int | None = None) -> WorldStep:
+        if seed is None:
+            seed, self._first_seed = self._first_seed, None
+        else:
+            self._first_seed = None
         observation, _ = self.env.reset(seed=seed)
         self._frame = None
         frame = self._view(observation)
@@ -824,8 +831,13 @@ GYM_WORLDS: Final[dict[str, GymWorldSpec]] = {
 """The shipped worlds by name (see the module docstring); ``config/<name>.yaml`` serve them."""
 
 
-def make_gym_world(name: str, **changes: Any) -> GymWorld:
+def make_world(name: str, seed: int | None = None, **changes: Any) -> GymWorld:
     """Builds the shipped world ``name`` of :data:`GYM_WORLDS`, with fields of its spec changed.
+
+    Args:
+        name: A key of :data:`GYM_WORLDS`.
+        seed: The seed of the first :meth:`GymWorld.reset` that names none.
+        changes: :class:`GymWorldSpec` fields to replace.
 
     Raises:
         GymWorldError: If ``name`` is not a shipped world, or the world cannot be built.
@@ -834,4 +846,4 @@ def make_gym_world(name: str, **changes: Any) -> GymWorld:
         raise GymWorldError(
             f"world: no shipped Gymnasium world {name!r} (known: {sorted(GYM_WORLDS)})"
         )
-    return GymWorld(replace(GYM_WORLDS[name], **changes))
+    return GymWorld(replace(GYM_WORLDS[name], **changes), seed=seed)

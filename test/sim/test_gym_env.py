@@ -14,7 +14,7 @@ from pamiq_ros.sim.gym_env import (
     GymWorld,
     GymWorldError,
     GymWorldSpec,
-    make_gym_world,
+    make_world,
     parse_action_rules,
 )
 from test.support.gym_envs import RAISING_ID, RAISING_MESSAGE
@@ -29,7 +29,7 @@ JUMP = MAPPER.to_action(ActionChoice(jump=1))
 
 @pytest.fixture(params=sorted(GYM_WORLDS))
 def shipped(request: pytest.FixtureRequest) -> Iterator[GymWorld]:
-    world = make_gym_world(request.param)
+    world = make_world(request.param)
     yield world
     world.close()
 
@@ -71,7 +71,7 @@ def test_standing_still_keeps_the_position(shipped: GymWorld) -> None:
 
 
 def test_seeds_repeat_episodes_and_differ_between_them() -> None:
-    world = make_gym_world("minigrid_four_rooms")
+    world = make_world("minigrid_four_rooms")
     try:
         first = world.reset(seed=3)
         again = world.reset(seed=3)
@@ -80,18 +80,27 @@ def test_seeds_repeat_episodes_and_differ_between_them() -> None:
         world.close()
     assert np.array_equal(first.frame, again.frame) and first.position == again.position
     assert (other.position, other.info["yaw"]) != (first.position, first.info["yaw"])
+    seeded = make_world("minigrid_four_rooms", seed=3)  # the seed of the first plain reset
+    plain = make_world("minigrid_four_rooms")
+    try:
+        by_constructor = [seeded.reset().position for _ in range(3)]
+        by_reset = [plain.reset(seed=3).position, plain.reset().position, plain.reset().position]
+    finally:
+        seeded.close()
+        plain.close()
+    assert by_constructor == by_reset and by_constructor[0] == first.position
 
 
-def test_four_rooms_reports_the_room_by_quadrant() -> None:
-    world = make_gym_world("minigrid_four_rooms")
+def test_four_rooms_reports_the_room_as_region_by_quadrant() -> None:
+    world = make_world("minigrid_four_rooms")
     try:
         rooms = set()
         for seed in range(12):
             step = world.reset(seed=seed)
             assert step.position is not None
             x, y = step.position
-            assert step.info["room"] == 1 + int(x >= 9) + 2 * int(y >= 9)
-            rooms.add(step.info["room"])
+            assert step.info["region"] == 1 + int(x >= 9) + 2 * int(y >= 9)
+            rooms.add(step.info["region"])
     finally:
         world.close()
     assert rooms <= {1.0, 2.0, 3.0, 4.0} and len(rooms) > 1
@@ -123,7 +132,7 @@ def test_minigrid_goal_ends_the_episode_with_goal_counted() -> None:
 
 
 def test_minigrid_time_limit_truncates_without_goal() -> None:
-    world = make_gym_world("minigrid_four_rooms", env_kwargs={"max_steps": 4})
+    world = make_world("minigrid_four_rooms", env_kwargs={"max_steps": 4})
     try:
         world.reset(seed=0)
         steps = [world.step(STOP, 0.1) for _ in range(4)]
@@ -135,7 +144,7 @@ def test_minigrid_time_limit_truncates_without_goal() -> None:
 
 def test_vizdoom_time_out_truncates_and_reset_starts_again() -> None:
     # 20 tics at 4 tics a step: the fifth step reaches the scenario's time-out.
-    world = make_gym_world(
+    world = make_world(
         "vizdoom_my_way_home",
         env_kwargs={**GYM_WORLDS["vizdoom_my_way_home"].env_kwargs, "episode_timeout": 20},
     )
@@ -327,7 +336,7 @@ def test_any_environment_renders_as_a_world() -> None:
 
 def test_unknown_shipped_world_is_refused() -> None:
     with pytest.raises(GymWorldError, match="world: no shipped Gymnasium world 'doom'"):
-        make_gym_world("doom")
+        make_world("doom")
 
 
 # --- faults ---------------------------------------------------------------------------------
@@ -363,7 +372,7 @@ def test_a_raising_environment_is_reported_and_reset_not_fatal() -> None:
 
 def test_close_is_idempotent_and_leaves_no_files(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    world = make_gym_world("vizdoom_my_way_home")
+    world = make_world("vizdoom_my_way_home")
     world.reset(seed=0)
     world.close()
     world.close()
