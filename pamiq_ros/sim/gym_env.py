@@ -450,27 +450,25 @@ class GymWorldSpec:
         }
 
 
-def _json_object(text: str, name: str) -> dict[str, Any]:
+def _parse_json(text: str, name: str, kind: type, kind_name: str) -> Any:
+    """The JSON value of parameter ``name``, or None for empty text."""
     if not text.strip():
-        return {}
+        return None
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
         raise GymWorldError(f"{name}: not valid JSON ({error}): {text!r}") from None
-    if not isinstance(value, dict):
-        raise GymWorldError(f"{name}: must be a JSON object, got {text!r}")
+    if not isinstance(value, kind):
+        raise GymWorldError(f"{name}: must be a JSON {kind_name}, got {text!r}")
     return value
 
 
+def _json_object(text: str, name: str) -> dict[str, Any]:
+    return _parse_json(text, name, dict, "object") or {}
+
+
 def _json_wrappers(text: str) -> tuple[tuple[str, Mapping[str, Any]], ...]:
-    if not text.strip():
-        return ()
-    try:
-        items = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise GymWorldError(f"wrappers: not valid JSON ({error}): {text!r}") from None
-    if not isinstance(items, list):
-        raise GymWorldError(f"wrappers: must be a JSON list, got {text!r}")
+    items = _parse_json(text, "wrappers", list, "list") or []
     wrappers: list[tuple[str, Mapping[str, Any]]] = []
     for index, item in enumerate(items):
         if isinstance(item, str):

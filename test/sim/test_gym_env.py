@@ -106,6 +106,23 @@ def test_four_rooms_reports_the_room_as_region_by_quadrant() -> None:
     assert rooms <= {1.0, 2.0, 3.0, 4.0} and len(rooms) > 1
 
 
+def test_multiroom_reports_the_room_the_agent_is_in() -> None:
+    world = GymWorld(
+        GymWorldSpec(
+            name="multiroom",
+            env_id="minigrid:MiniGrid-MultiRoom-N2-S4-v0",
+            wrappers=(("minigrid.wrappers:RGBImgPartialObsWrapper", {"tile_size": 4}),),
+            frame_key="image",
+            action_rules=GYM_WORLDS["minigrid_four_rooms"].action_rules,
+        )
+    )
+    try:
+        for seed in range(3):
+            assert world.reset(seed=seed).info["region"] == 1.0  # it starts in the first room
+    finally:
+        world.close()
+
+
 def test_minigrid_goal_ends_the_episode_with_goal_counted() -> None:
     # Empty-5x5: the agent starts at (1, 1) facing +x; the goal is at (3, 3).
     spec = GymWorldSpec(
