@@ -401,7 +401,11 @@ class GymWorldNode(Node, Controllable):
             if self._paused:
                 self._actions_ignored += 1
                 return
-            shown = self._advance(Action(motion, self._take_buttons()))
+            try:
+                shown = self._advance(Action(motion, self._take_buttons()))
+            except Exception as error:  # never let one step take the node down
+                self._on_loop_error(error)
+                return
         self._show(shown)
 
     def _on_buttons(self, message: VRChatInput) -> None:

@@ -50,7 +50,8 @@ time-out) counts as truncated.
 
 **Faults.** A spec that cannot work raises :class:`GymWorldError` naming the field (unknown
 ``env_id``, an environment without image observations, ``action_rules`` that do not fit). An
-environment that raises during a step does not end the world: the step comes back truncated,
+environment that raises during a step (or gives a frame that is not an image) does not end the
+world: the step comes back truncated, with the last good frame,
 with ``info["env_error"] = 1`` and the error in :attr:`GymWorld.last_error`, and the caller
 resets it as after any episode end.
 
@@ -684,25 +685,26 @@ class GymWorld(SteppedWorld):
     @override
     def step(self, action: Action, dt: float) -> WorldStep:
         """One environment step with the mapped action; ``dt`` is not used (see the module)."""
+        assert self._frame is not None, "step before reset"
+        last_frame = self._frame
         try:
             observation, reward, terminated, truncated, _ = self.env.step(self.mapping(action))
             reward = float(reward)
-        except Exception as error:  # the environment's fault: the caller resets it
+            missing = self._truth.frame_missing(self.env)
+            frame = last_frame if missing else self._view(observation)
+            place = self._truth.place(self.env)
+        except Exception as error:  # the environment's fault (or its frame's): reset it
             self.errors += 1
             self.last_error = f"{type(error).__name__}: {error}"
-            assert self._frame is not None, "step before reset"
+            self._frame = last_frame
             return WorldStep(
-                frame=self._frame,
+                frame=last_frame,
                 position=self._place.position,
                 truncated=True,
                 info={**self._place.info, "env_error": 1.0},
             )
         truncated = bool(truncated)
         terminated = bool(terminated) and not truncated
-        frame = self._frame if self._truth.frame_missing(self.env) else None
-        if frame is None:
-            frame = self._view(observation)
-        place = self._truth.place(self.env)
         if place.position is not None:
             self._place = place
         info = dict(self._place.info)

@@ -387,6 +387,29 @@ def test_a_raising_environment_is_reported_and_reset_not_fatal() -> None:
         world.close()
 
 
+def test_a_frame_that_is_not_an_image_mid_episode_is_an_environment_error() -> None:
+    world = GymWorld(
+        GymWorldSpec(
+            name="garbled",
+            env_id=RAISING_ID,
+            env_kwargs={"raise_at": 0, "garble_at": 2},
+            action_rules="forward > 0 -> 1",
+            ground_truth="none",
+        )
+    )
+    try:
+        world.reset(seed=0)
+        good = world.step(FORWARD, 0.1)
+        garbled = world.step(FORWARD, 0.1)
+        assert garbled.info["env_error"] == 1.0 and garbled.truncated
+        assert np.array_equal(garbled.frame, good.frame)
+        assert "frame_source" in world.last_error and "float64" in world.last_error
+        world.reset(seed=1)
+        assert not world.step(FORWARD, 0.1).episode_over
+    finally:
+        world.close()
+
+
 def test_close_is_idempotent_and_leaves_no_files(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     world = make_world("vizdoom_my_way_home")

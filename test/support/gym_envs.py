@@ -19,16 +19,18 @@ RAISING_MESSAGE = "the test environment broke on purpose"
 class RaisingCorridor(gym.Env[np.ndarray, np.int64]):
     """A 10-cell corridor seen as a 16x16 grey image; action 1 walks, 0 stands.
 
-    ``step`` raises ``RuntimeError`` on step ``raise_at`` of every episode (0: never); reaching
-    the last cell ends the episode with reward 1.
+    ``step`` raises ``RuntimeError`` on step ``raise_at`` of every episode (0: never), and gives
+    a float array instead of an image on step ``garble_at`` (0: never); reaching the last cell
+    ends the episode with reward 1.
     """
 
     metadata: dict[str, Any] = {"render_modes": []}
 
-    def __init__(self, raise_at: int = 3) -> None:
+    def __init__(self, raise_at: int = 3, garble_at: int = 0) -> None:
         self.observation_space = gym.spaces.Box(0, 255, (16, 16), np.uint8)
         self.action_space = gym.spaces.Discrete(2)
         self.raise_at = raise_at
+        self.garble_at = garble_at
         self._cell = 0
         self._steps = 0
 
@@ -48,7 +50,10 @@ class RaisingCorridor(gym.Env[np.ndarray, np.int64]):
             raise RuntimeError(RAISING_MESSAGE)
         self._cell += int(action)
         done = self._cell >= 9
-        return self._observe(), 1.0 if done else 0.0, done, False, {}
+        observation = self._observe()
+        if self._steps == self.garble_at:
+            observation = observation.astype(np.float64)
+        return observation, 1.0 if done else 0.0, done, False, {}
 
 
 if RAISING_ID not in gym.registry:
