@@ -71,12 +71,15 @@ The shipped worlds are :data:`GYM_WORLDS` (built by :func:`make_world`):
   is MiniGrid's toggle, and no motion is ``done``, which does nothing there.
 """
 
+import contextlib
 import importlib
 import json
 import math
 import re
+import signal
 import tempfile
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
@@ -499,7 +502,10 @@ class _Place:
 
 
 class _GroundTruth:
-    """Reads where the agent is; by default nothing."""
+    """What differs between kinds of environment: ground truth, and what their engines need.
+
+    By default the agent's position is unknown and nothing is needed.
+    """
 
     def prepare(self, kwargs: dict[str, Any], scratch: str) -> None:
         """Adds what the environment needs to its ``gymnasium.make`` keyword arguments."""
@@ -511,6 +517,10 @@ class _GroundTruth:
     def frame_missing(self, env: gym.Env[Any, Any]) -> bool:
         """Whether this step's observation is a placeholder (no image to show)."""
         return False
+
+    def starting(self, env: gym.Env[Any, Any]) -> contextlib.AbstractContextManager[None]:
+        """Wraps a reset, which may start the environment's engine."""
+        return contextlib.nullcontext()
 
 
 class _VizdoomTruth(_GroundTruth):
@@ -535,6 +545,25 @@ class _VizdoomTruth(_GroundTruth):
     @override
     def frame_missing(self, env: gym.Env[Any, Any]) -> bool:
         return env.unwrapped.game.get_state() is None  # type: ignore[attr-defined]
+
+    @override
+    @contextlib.contextmanager
+    def starting(self, env: gym.Env[Any, Any]) -> Iterator[None]:
+        """Starts ViZDoom's engine process deaf to Ctrl-C.
+
+        Ctrl-C reaches the whole process group, and the engine must not die under a step
+        before the node closes it; an ignored signal stays ignored across exec. The engine
+        still ends when closed, and with its process group's SIGKILL.
+        """
+        starts_engine = not env.unwrapped.game.is_running()  # type: ignore[attr-defined]
+        if not starts_engine or threading.current_thread() is not threading.main_thread():
+            yield  # signal handlers can only be changed from the main thread
+            return
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
 
 class _MinigridTruth(_GroundTruth):
@@ -676,7 +705,8 @@ class GymWorld(SteppedWorld):
             seed, self._first_seed = self._first_seed, None
         else:
             self._first_seed = None
-        observation, _ = self.env.reset(seed=seed)
+        with self._truth.starting(self.env):
+            observation, _ = self.env.reset(seed=seed)
         self._frame = None
         frame = self._view(observation)
         self._place = self._truth.place(self.env)

@@ -1,10 +1,14 @@
 """GymWorld on the shipped worlds and on Gymnasium's own: frames, actions, episodes, faults."""
 
 import math
+import os
+import signal
+import time
 from collections.abc import Iterator
 
 import gymnasium as gym
 import numpy as np
+import psutil  # type: ignore[import-untyped]
 import pytest
 
 from pamiq_ros.core.actions import Action, ActionChoice, ActionMapper, Motion, VRChatButtons
@@ -408,6 +412,22 @@ def test_a_frame_that_is_not_an_image_mid_episode_is_an_environment_error() -> N
         assert not world.step(FORWARD, 0.1).episode_over
     finally:
         world.close()
+
+
+def test_the_vizdoom_engine_outlives_ctrl_c_and_ends_when_closed() -> None:
+    handler = signal.getsignal(signal.SIGINT)
+    world = make_world("vizdoom_my_way_home")
+    try:
+        world.reset(seed=0)
+        assert signal.getsignal(signal.SIGINT) is handler  # the test's own handler is back
+        (engine,) = [child for child in psutil.Process().children() if child.name() == "vizdoom"]
+        os.kill(engine.pid, signal.SIGINT)  # as Ctrl-C to the process group would
+        time.sleep(0.5)
+        assert engine.is_running() and engine.status() != psutil.STATUS_ZOMBIE
+        assert not world.step(STOP, 0.1).info.get("env_error")
+    finally:
+        world.close()
+    assert not psutil.pid_exists(engine.pid) or engine.status() == psutil.STATUS_ZOMBIE
 
 
 def test_close_is_idempotent_and_leaves_no_files(tmp_path, monkeypatch) -> None:
