@@ -48,6 +48,7 @@ from pamiq_ros.minds.curiosity import (
     JEPA,
     MODEL_NAMES,
     POLICY,
+    RAW_REWARD,
     TEMPORAL,
     CuriosityDimensions,
     CuriosityMind,
@@ -93,9 +94,9 @@ class FastSettings:
     """
 
     preset: str = "tiny"
-    steps: int = 2000
+    steps: int = 3000
     dt: float = 0.1
-    train_every: int = 16
+    train_every: int = 8
     gradient_steps: int = 1
     sync_every: int = 64
     eval_points: int = 6
@@ -173,8 +174,7 @@ def imagine(
         current: ``(N, D)`` the current observations.
         actions: ``(N, K, 5)`` the actions actually taken from there.
     """
-    del current  # the model of this version predicts observations, not their change
-    return model(states, actions).float()
+    return model(states, current, actions).float()
 
 
 def evaluate_held_out(
@@ -273,8 +273,11 @@ def action_frequencies(counts: Sequence[Sequence[int]]) -> list[list[float]]:
 
 
 def _zero_reward(record: ExperienceRecord) -> ExperienceRecord:
+    """The record with its reward, scaled and raw (whichever PPO reads), set to 0."""
     tensors = dict(record.tensors)
-    tensors["reward"] = np.zeros_like(tensors["reward"])
+    for key in ("reward", RAW_REWARD):
+        if key in tensors:
+            tensors[key] = np.zeros_like(tensors[key])
     return dataclasses.replace(record, tensors=tensors)
 
 
@@ -359,8 +362,8 @@ def run_arm(
             tick = time.perf_counter()
             acted = mind.act(number, step.frame)
             for record in acted.records:
-                if "raw_reward" in record.tensors:
-                    raw_rewards.append(float(record.tensors["raw_reward"]))
+                if RAW_REWARD in record.tensors:
+                    raw_rewards.append(float(record.tensors[RAW_REWARD]))
                 learner.add(_zero_reward(record) if arm == "zero_reward" else record)
             timings["act"] += time.perf_counter() - tick
             for dimension, index in enumerate(acted.choice.indices()):
