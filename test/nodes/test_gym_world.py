@@ -186,6 +186,13 @@ def test_minigrid_lockstep_frames_out_actions_in_episodes_counted(
     assert wait_until(lambda: figure(diagnostics, "gym_world", "episodes") >= 2, 10.0)
     assert figure(diagnostics, "gym_world", "steps") == 8
 
+    # A cmd_vel with non-finite values is refused, not stepped with.
+    steps_before = len(rewards)
+    actions.publish(twist(forward=math.nan))
+    node.wait_for_output("ignored cmd_vel with non-finite values")
+    time.sleep(0.3)
+    assert len(rewards) == steps_before
+
     # Paused, actions are ignored (counted); resumed, they step again.
     assert call(probe, "/gym_world/control/pause").success
     steps_before = len(rewards)
