@@ -1,6 +1,8 @@
 """The curiosity benchmark's fast mode: arms, schedule, held-out scores, probes and report."""
 
 import json
+import sys
+import types
 
 import cv2
 import numpy as np
@@ -19,7 +21,7 @@ from pamiq_ros.bench.curiosity_fast import (
 )
 from pamiq_ros.bench.curiosity_report import PLOT_FILES
 from pamiq_ros.bench.probe import region_probe, repeated_probe
-from pamiq_ros.core.actions import ACTION_SIZES
+from pamiq_ros.core.actions import ACTION_SIZES, Action
 from pamiq_ros.minds.curiosity import (
     FORWARD_DYNAMICS,
     JEPA,
@@ -28,7 +30,7 @@ from pamiq_ros.minds.curiosity import (
     build_curiosity_learner,
 )
 from pamiq_ros.models.ppo import PolicyValueNet
-from pamiq_ros.sim.stepped import SimSteppedWorld
+from pamiq_ros.sim.stepped import SimSteppedWorld, SteppedWorld, WorldStep
 
 
 @pytest.fixture(autouse=True)
@@ -230,3 +232,62 @@ def test_quick_fast_mode_writes_every_figure_to_json_and_png(tmp_path, capsys):
     assert set(report["plots"]) == set(PLOT_FILES)
     for file in PLOT_FILES.values():
         _png_has_content(out / file)
+
+
+class CorridorWorld(SteppedWorld):
+    """A small world that is not the sim: a 1-D corridor of coloured cells, ends at x = 6."""
+
+    name = "corridor"
+    cell_size = 1.0
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self.x = 0.0
+
+    def _view(self) -> WorldStep:
+        frame = np.zeros((24, 32, 3), dtype=np.uint8)
+        frame[:, :, 0] = int(self.x * 40) % 256
+        frame[:, : int(self.x * 5) + 1, 1] = 200
+        region = float(self.x >= 3.0)
+        return WorldStep(frame, (self.x, 0.0), info={"region": region})
+
+    def reset(self, seed: int | None = None) -> WorldStep:
+        self.x = 0.0
+        return self._view()
+
+    def step(self, action: Action, dt: float) -> WorldStep:
+        self.x = min(6.0, max(0.0, self.x + action.motion.forward_mps * dt))
+        view = self._view()
+        if self.x >= 6.0:
+            return WorldStep(view.frame, view.position, 1.0, terminated=True, info=view.info)
+        return view
+
+
+def test_a_gymnasium_world_is_found_by_name_and_probed_by_a_random_walk(monkeypatch):
+    # Until pamiq_ros.sim.gym_env is merged, a module of the same shape stands in for it.
+    module = types.ModuleType(curiosity.GYM_MODULE)
+    module.GYM_WORLDS = {"corridor": "spec"}  # type: ignore[attr-defined]
+    module.make_world = lambda name, seed=None: CorridorWorld(seed or 0)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, curiosity.GYM_MODULE, module)
+    world = curiosity.make_world("corridor", 3)
+    assert isinstance(world, CorridorWorld) and world.seed == 3
+    with pytest.raises(ValueError, match=r"no world 'maze'; worlds are \['sim', 'corridor'\]"):
+        curiosity.make_world("maze", 0)
+    probe = curiosity.probe_set("corridor", 40, seed=0)
+    assert probe.source == "seeded random walk"
+    assert probe.pose_names == ("x", "y") and probe.pose.shape == (40, 2)
+    assert probe.frames.shape == (40, 24, 32, 3)
+    assert probe.regions is not None and set(probe.regions.tolist()) <= {0, 1}
+
+
+def test_episode_ends_reset_the_world_and_are_counted(monkeypatch):
+    settings = FastSettings(steps=40, train_every=10, sync_every=20, eval_points=2, cell_points=2)
+    trajectory, _, _ = random_walk(CorridorWorld(), 12, seed=0, settings=settings)
+    result = run_arm("matched", 0, CorridorWorld, settings, trajectory, [
+        [0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [1.0, 0.0], [1.0, 0.0],
+    ])  # fmt: skip
+    # Always forward at 2 m/s for 0.1 s: the end (x = 6) every 30 steps.
+    assert result["episodes_ended"] == 1 and result["episodes_reaching_goal"] == 1
+    assert result["extrinsic_return"] == 1.0
+    assert result["cells_visited"] == 7  # x = 0 .. 6
+    assert result["action_frequencies"][0] == [0.0, 1.0, 0.0]
