@@ -319,6 +319,18 @@ def probe_all(
         arm: {seed: pool.submit(job, (seed, weights)) for seed, weights in by_seed.items()}
         for arm, by_seed in trained.items()
     }
+    every = [
+        pixels,
+        *untrained.values(),
+        *(f for by in trained_futures.values() for f in by.values()),
+    ]
+    started = time.perf_counter()
+    for done, _ in enumerate(concurrent.futures.as_completed(every), start=1):
+        elapsed = time.perf_counter() - started
+        say(
+            f"probes done {done}/{len(every)}, {elapsed / 60:.1f} min so far, "
+            f"about {elapsed / done * (len(every) - done) / 60:.1f} min left"
+        )
     return {
         "pixels": pixels.result(),
         "untrained": {f"init{seed}": future.result() for seed, future in untrained.items()},

@@ -20,7 +20,7 @@ from pamiq_ros.bench.curiosity_fast import (
     run_arm,
 )
 from pamiq_ros.bench.curiosity_report import PLOT_FILES
-from pamiq_ros.bench.probe import region_probe, repeated_probe
+from pamiq_ros.bench.probe import linear_probe, region_probe, repeated_probe
 from pamiq_ros.core.actions import ACTION_SIZES, Action
 from pamiq_ros.minds.curiosity import (
     FORWARD_DYNAMICS,
@@ -167,6 +167,12 @@ def test_repeated_probe_scores_every_split():
     assert len(result["pose_r2"]) == 4 and len(result["region_r2"]) == 4
     assert result["pose_r2_mean"] > 0.99 and result["region_accuracy_mean"] > 0.8
     assert set(result["pose_r2_by_target"]) == {"x", "y"}
+    for split in range(4):  # one fit per split gives what the two probes give apart
+        alone = linear_probe(features, pose, ("x", "y"), seed=split)
+        assert result["pose_r2"][split] == pytest.approx(alone.mean_r2, abs=1e-12)
+        region = region_probe(features, labels, seed=split)
+        assert result["region_r2"][split] == pytest.approx(region.r2, abs=1e-12)
+        assert result["region_accuracy"][split] == region.accuracy
     without = repeated_probe(features, pose, ("x", "y"), None, range(2))
     assert without["region_r2"] is None and without["region_accuracy_mean"] is None
 
