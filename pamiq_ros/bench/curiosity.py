@@ -56,6 +56,7 @@ from pamiq_ros.bench.curiosity_fast import (
 from pamiq_ros.bench.curiosity_report import format_table, summarise, write_plots
 from pamiq_ros.bench.curiosity_stack import arm_config as arm_config
 from pamiq_ros.bench.curiosity_stack import free_port as free_port
+from pamiq_ros.bench.curiosity_stack import parse_seeds, say
 from pamiq_ros.bench.probe import pixel_features, render_probe_dataset, repeated_probe
 from pamiq_ros.sim.stepped import SimSteppedWorld, SteppedWorld, floor_region_index
 from pamiq_ros.sim.world import default_layout
@@ -189,15 +190,11 @@ def probe_set(world: str, count: int, seed: int) -> ProbeSet:
 # --- running the arms -------------------------------------------------------------------------
 
 
-def _say(line: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {line}", flush=True)
-
-
 def _progress(steps: int, started: float, arm: str, seed: int, done: int, cells: int) -> None:
     elapsed = time.perf_counter() - started
     rate = done / elapsed if elapsed > 0 else 0.0
     remaining = (steps - done) / rate if rate > 0 else float("nan")
-    _say(
+    say(
         f"seed {seed} {arm}: step {done}/{steps}, {cells} cells, {rate:.0f} steps/s, "
         f"this arm's ETA {remaining / 60:.1f} min"
     )
@@ -226,7 +223,7 @@ def run_one(
         progress=partial(_progress, settings.steps, started),
         progress_every=max(1, settings.steps // 4),
     )
-    _say(
+    say(
         f"seed {seed} {arm}: {result['cells_visited']} cells, FD/copy k=1 "
         f"{result['held_out'][0]['copy_ratio'][0]:.3f} -> "
         f"{result['held_out'][-1]['copy_ratio'][0]:.3f}, {result['seconds']['total']:.0f} s"
@@ -260,7 +257,7 @@ def run_arms(
                 pending[pool.submit(job, task)] = (seed, "matched")
             finished = sum(len(arms) for arms in results.values())
             elapsed = time.perf_counter() - started
-            _say(
+            say(
                 f"arms done {finished}/{total}, {elapsed / 60:.1f} min so far, "
                 f"about {elapsed / finished * (total - finished) / 60:.1f} min left"
             )
@@ -322,6 +319,18 @@ def probe_all(
         arm: {seed: pool.submit(job, (seed, weights)) for seed, weights in by_seed.items()}
         for arm, by_seed in trained.items()
     }
+    every = [
+        pixels,
+        *untrained.values(),
+        *(f for by in trained_futures.values() for f in by.values()),
+    ]
+    started = time.perf_counter()
+    for done, _ in enumerate(concurrent.futures.as_completed(every), start=1):
+        elapsed = time.perf_counter() - started
+        say(
+            f"probes done {done}/{len(every)}, {elapsed / 60:.1f} min so far, "
+            f"about {elapsed / done * (len(every) - done) / 60:.1f} min left"
+        )
     return {
         "pixels": pixels.result(),
         "untrained": {f"init{seed}": future.result() for seed, future in untrained.items()},
@@ -343,16 +352,6 @@ QUICK = {
 """What ``--quick`` sets (seconds, for tests): every figure, no meaning."""
 
 
-def _parse_seeds(text: str) -> list[int]:
-    try:
-        seeds = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seeds must be integers with commas: {text!r}") from None
-    if not seeds or any(seed < 0 for seed in seeds) or len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"seeds must be distinct non-negative integers: {text!r}")
-    return seeds
-
-
 def _parser() -> argparse.ArgumentParser:
     defaults = FastSettings()
     parser = argparse.ArgumentParser(
@@ -363,7 +362,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--mode", choices=("fast", "stack"), default="fast")
     parser.add_argument("--world", default="sim", help="sim, or a name in GYM_WORLDS")
-    parser.add_argument("--seeds", type=_parse_seeds, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--seeds", type=parse_seeds, default=[0, 1, 2, 3, 4])
     parser.add_argument("--steps", type=int, default=defaults.steps, help="env steps per arm")
     parser.add_argument(
         "--train-every", type=int, default=defaults.train_every, help="env steps per round (M)"
@@ -429,7 +428,7 @@ def main(args: Sequence[str] | None = None) -> int:
     out_dir = out_dir.absolute()
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    _say(
+    say(
         f"curiosity benchmark (fast) on {options.world}: arms {', '.join(ARMS)}, seeds "
         f"{options.seeds}, {settings.steps} steps per arm, {settings.gradient_steps} run(s) of "
         f"each trainer every {settings.train_every} steps, {options.workers} worker(s), "
@@ -460,7 +459,7 @@ def main(args: Sequence[str] | None = None) -> int:
                 arm: {seed: by_seed[seed][arm].pop("encoder_weights") for seed in sorted(by_seed)}
                 for arm in ARMS
             }
-            _say(f"probing: {options.probe_samples} frames, {options.probe_splits} splits")
+            say(f"probing: {options.probe_samples} frames, {options.probe_splits} splits")
             probes = probe_all(pool, probe_job, trained, options.untrained_encoders)
     except KeyboardInterrupt:
         print("curiosity benchmark interrupted", file=sys.stderr, flush=True)

@@ -299,25 +299,38 @@ def write_plots(report: Mapping[str, Any], out_dir: Path) -> dict[str, str]:
         axes.axhline(1.0, color="black", linewidth=1, linestyle="--")
         axes.set_title(f"k = {k + 1}")
         axes.set_xlabel("environment steps")
-        axes.set_yscale("log")
+        low, high = axes.get_ylim()
+        if low > 0 and high / low > 20:  # an untrained model far off the copy baseline
+            axes.set_yscale("log")
     grid[0][0].set_ylabel("forward-model error / copy error (held out)")
     grid[0][-1].legend(fontsize=7)
     _save(figure, paths["copy_ratio"])
 
-    figure, axes = plt.subplots(figsize=(8, 4.5))
     probe = report["probe"]
-    labels, values = ["pixels"], [probe["pixels"]["pose_r2"]]
-    for name, entry in probe["untrained"].items():
-        labels.append(f"untrained\n{name}")
-        values.append(entry["pose_r2"])
-    for arm in arms:
-        for seed, entry in probe["trained"].get(arm, {}).items():
-            labels.append(f"{arm}\n{seed}")
-            values.append(entry["pose_r2"])
-    axes.boxplot(values, showfliers=False)
-    axes.set_xticks(range(1, len(labels) + 1), labels, rotation=90, fontsize=6)
-    axes.set_ylabel(f"pose probe R² over {len(values[0])} splits")
-    axes.set_title("Linear probe of the pose: pixels, untrained and trained encoders")
+    panels = [("pose_r2", "pose probe R²")]
+    if probe["pixels"]["region_r2"] is not None:
+        panels += [
+            ("region_r2", "region probe R² (one-hot)"),
+            ("region_accuracy", "region accuracy"),
+        ]
+    figure, grid = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5), squeeze=False)
+    for axes, (key, title) in zip(grid[0], panels, strict=True):
+        groups = {"pixels\n(splits)": list(probe["pixels"][key])}
+        groups["untrained\n(encoders)"] = [
+            float(np.mean(entry[key])) for entry in probe["untrained"].values()
+        ]
+        for arm in arms:
+            groups[f"{arm}\n(seeds)"] = [
+                float(np.mean(entry[key])) for entry in probe["trained"].get(arm, {}).values()
+            ]
+        box_positions = list(range(1, len(groups) + 1))
+        axes.boxplot(list(groups.values()), showfliers=False)
+        for position, values in zip(box_positions, groups.values(), strict=True):
+            axes.scatter([position] * len(values), values, s=10, color="black", zorder=3)
+        axes.set_xticks(box_positions, list(groups), fontsize=7)
+        axes.set_title(title)
+    grid[0][0].set_ylabel(f"held out, mean over {len(probe['pixels']['pose_r2'])} splits")
+    figure.suptitle("Linear probes: pixels, untrained encoders, each arm's trained encoders")
     _save(figure, paths["probe"])
 
     figure, grid = plt.subplots(1, 2, figsize=(10, 4))

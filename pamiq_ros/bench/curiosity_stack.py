@@ -368,7 +368,8 @@ class BenchOptions:
     loss_tag: str
 
 
-def _say(line: str) -> None:
+def say(line: str) -> None:
+    """A progress line with the time, flushed at once."""
     print(f"[bench {time.strftime('%H:%M:%S')}] {line}", flush=True)
 
 
@@ -405,7 +406,7 @@ def run_arm(
     ]  # fmt: skip
 
     record = PoseRecord(VisitedCells(options.cell_size), options.steps)
-    _say(f"{name}: starting the stack for {options.steps} agent steps (log {log_path})")
+    say(f"{name}: starting the stack for {options.steps} agent steps (log {log_path})")
     start_wall, start = time.time(), time.monotonic()
     listener.record_into(record)
     stack = _Stack(command, options.env, log_path)
@@ -414,10 +415,10 @@ def run_arm(
         while stack.popen.poll() is None and record.steps < options.steps:
             elapsed = time.monotonic() - start
             if elapsed > limit_s + STOP_GRACE_S:
-                _say(f"{name}: only {record.steps} steps after {elapsed:.0f} s; stopping it")
+                say(f"{name}: only {record.steps} steps after {elapsed:.0f} s; stopping it")
                 break
             if record.steps >= next_report:
-                _say(
+                say(
                     f"{name}: step {record.steps}/{options.steps}: {record.cells.count} cells "
                     f"visited, {record.distance_m:.1f} m walked, {elapsed:.0f} s"
                 )
@@ -442,7 +443,7 @@ def run_arm(
         )
     tensorboard = run_dir / TRAINER_TENSORBOARD
     loss = summarise_series(read_scalars(tensorboard, options.loss_tag, start_wall))
-    _say(f"{name}: stack stopped (exit {exit_code}, {elapsed:.0f} s); probing {checkpoint.name}")
+    say(f"{name}: stack stopped (exit {exit_code}, {elapsed:.0f} s); probing {checkpoint.name}")
     probe_end = encoder_probe(data, preset, seed, checkpoint)
 
     steps = area_sample_times(options.steps, options.area_interval)
@@ -472,13 +473,13 @@ def run_arm(
         "probe_end": probe_end.as_dict(),
     }
     fd_first, fd_last = loss["first_10pct_mean"], loss["last_10pct_mean"]
-    _say(
+    say(
         f"{name}: {record.cells.count} cells, FD loss "
         + (f"{fd_first:.4g} -> {fd_last:.4g}" if fd_first is not None else "not logged")
         + f", probe R^2 at end {probe_end.mean_r2:.3f}"
     )
     if exit_code != 0:
-        _say(f"{name}: WARNING: the stack exited with status {exit_code}; see {log_path}")
+        say(f"{name}: WARNING: the stack exited with status {exit_code}; see {log_path}")
     return result
 
 
@@ -577,7 +578,8 @@ def paired_cells(seeds: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | Non
 # --- command line -------------------------------------------------------------------------------
 
 
-def _parse_seeds(text: str) -> list[int]:
+def parse_seeds(text: str) -> list[int]:
+    """Distinct non-negative seeds separated by commas (argparse type)."""
     try:
         seeds = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
@@ -602,7 +604,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--steps", type=int, default=3000, help="agent steps per arm")
     parser.add_argument(
-        "--seeds", type=_parse_seeds, default=[0], help="comma-separated seeds (default 0)"
+        "--seeds", type=parse_seeds, default=[0], help="comma-separated seeds (default 0)"
     )
     parser.add_argument(
         "--arms", type=_parse_arms, default=list(ARMS), help="default: curiosity,uniform"
@@ -675,16 +677,16 @@ def main(args: Sequence[str] | None = None) -> int:
         loss_tag=options.loss_tag,
     )
     started = time.time()
-    _say(
+    say(
         f"curiosity benchmark (stack): arms {', '.join(options.arms)}, seeds {options.seeds}, "
         f"{options.steps} agent steps each (about {options.steps / rate_hz / 60:.1f} min at "
         f"{rate_hz:g} Hz), DDS domain {domain_id} (loopback only), out {out_dir}"
     )
-    _say(f"rendering {options.probe_samples} probe frames")
+    say(f"rendering {options.probe_samples} probe frames")
     frames, poses = render_probe_dataset(options.probe_samples, seed=options.probe_seed)
     data = ProbeData(frames, poses, options.probe_seed)
     pixel_probe = data.probe(data.pixel_features())
-    _say(f"pixel reference probe R^2 {pixel_probe.mean_r2:.3f}")
+    say(f"pixel reference probe R^2 {pixel_probe.mean_r2:.3f}")
 
     seeds: dict[str, dict[str, Any]] = {}
     listener = PoseListener()
@@ -694,7 +696,7 @@ def main(args: Sequence[str] | None = None) -> int:
                 base_config["trainer"]["ros__parameters"].get("preset", "tiny")
             )
             probe_start = encoder_probe(data, preset, seed, None)
-            _say(f"seed {seed}: probe R^2 of the initial encoder {probe_start.mean_r2:.3f}")
+            say(f"seed {seed}: probe R^2 of the initial encoder {probe_start.mean_r2:.3f}")
             entry: dict[str, Any] = {"probe_start": probe_start.as_dict(), "arms": {}}
             seeds[str(seed)] = entry
             for arm in options.arms:

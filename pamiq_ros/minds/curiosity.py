@@ -432,8 +432,12 @@ class CuriosityTraining:
         jepa_ema_momentum: The JEPA target encoder's fixed EMA momentum, in ``[0, 1)``.
         jepa_reference_frames: Frames kept aside (the first the JEPA trainer saw) to measure
             collapse and drift on.
-        world_learning_rate: Adam's learning rate for the temporal encoder and forward model.
-        min_buffer_size: Samples a world-model buffer needs before its first run.
+        world_learning_rate: Adam's learning rate for the temporal encoder.
+        forward_learning_rate: Adam's learning rate for the forward model.
+        forward_steps_per_run: Gradient steps per forward-model run: a step is cheap, and the
+            reward is only as good as the forward model (PAMIQ trains it hardest too).
+        min_buffer_size: Samples a world-model buffer needs before its first run (the forward
+            model's: besides its held-out ones).
         min_new_samples: New samples a world model needs between runs.
         held_out_steps: Newest forward-model samples kept out of training, to measure its
             error against the copy baseline on unseen steps.
@@ -454,9 +458,11 @@ class CuriosityTraining:
     jepa_ema_momentum: float = jepa.DEFAULT_EMA_MOMENTUM
     jepa_reference_frames: int = 64
     world_learning_rate: float = 3e-4
+    forward_learning_rate: float = 3e-4
+    forward_steps_per_run: int = 8
     min_buffer_size: int = 64
     min_new_samples: int = 8
-    held_out_steps: int = 64
+    held_out_steps: int = 200
     ppo_config: ppo.PPOConfig = field(default_factory=ppo.PPOConfig)
     ppo_min_new_samples: int = 64
     normalize_rewards: bool = True
@@ -479,6 +485,13 @@ def build_curiosity_learner(
     """
     dims = CuriosityDimensions.of(preset)
     options = training or CuriosityTraining()
+    forward_needs = options.held_out_steps + max(options.min_buffer_size, 2 * dims.horizon + 1)
+    if forward_needs > options.buffer_size:
+        raise ValueError(
+            f"the forward model would never train: held_out_steps ({options.held_out_steps}) "
+            f"plus the steps it trains on ({forward_needs - options.held_out_steps}) exceed "
+            f"buffer_size ({options.buffer_size})"
+        )
     models = {name: dims.build(name, seed, device).train() for name in MODEL_NAMES}
     buffers = {
         FRAMES_BUFFER: RandomReplacementBuffer(
@@ -513,10 +526,9 @@ def build_curiosity_learner(
         ),
         forward_dynamics.ForwardDynamicsTrainer(
             buffer_name=FORWARD_DYNAMICS_BUFFER, batch_size=options.batch_size,
-            steps_per_run=options.steps_per_run, learning_rate=options.world_learning_rate,
-            min_buffer_size=max(
-                options.min_buffer_size, options.held_out_steps + 2 * dims.horizon + 1
-            ),
+            steps_per_run=options.forward_steps_per_run,
+            learning_rate=options.forward_learning_rate,
+            min_buffer_size=forward_needs,
             min_new_samples=options.min_new_samples, held_out_steps=options.held_out_steps,
             autocast_dtype=dtype, seed=seed + 2,
         ),

@@ -4,9 +4,12 @@ An *imagination* starts at step ``t`` from the world state ``h_t`` (mapped to an
 state) and the observation ``o_t``, and is advanced one step per action: each step a GRU cell
 takes the action's embedding (one per dimension of :data:`~pamiq_ros.core.actions.ACTION_SIZES`,
 concatenated) and the observation it last predicted, and a head predicts the *change* of the
-observation, so ``o_hat_{t+k} = o_hat_{t+k-1} + delta_k`` with ``o_hat_t = o_t``. The head's last
-layer starts at zero: a fresh model predicts "nothing changes" (the copy baseline) and learning
-can only start from there; its reward then measures surprise, not its own underfitting.
+observation, so ``o_hat_{t+k} = o_hat_{t+k-1} + delta_k`` with ``o_hat_t = o_t``. Beside the
+cell, a direct path adds a change linear in the observation and gated by the action (turning
+shifts the view, so much of a step's change is such a map; a ridge regression of that form
+beats copying on the sim world where the cell alone learns it slowly). The last layers of both
+start at zero: a fresh model predicts "nothing changes" (the copy baseline) and learning starts
+from there; its reward then measures surprise, not its own underfitting.
 
 Imaginations roll, as in PAMIQ: the agent advances every live imagination each step with the
 action it actually took (:class:`pamiq_ros.models.curiosity.RollingImagination`), so the
@@ -110,9 +113,9 @@ PRESETS: dict[str, ForwardDynamicsConfig] = {
 """Size presets. Parameters (they grow with ``obs_dim`` and ``hidden_dim``; see
 :func:`parameter_count`), with the temporal preset of the same name:
 
-- ``"tiny"`` (default): 0.13 M at obs_dim 256, hidden 128 (0.16 M at obs_dim 512).
-- ``"small"``: 1.41 M at obs_dim 1024, hidden 384.
-- ``"base"`` (GPU): 7.8 M at obs_dim 2048, hidden 1024.
+- ``"tiny"`` (default): 0.35 M at obs_dim 384, hidden 128 (the tiny JEPA and temporal sizes).
+- ``"small"``: 2.64 M at obs_dim 768, hidden 384.
+- ``"base"`` (GPU): 15.4 M at obs_dim 1536, hidden 1024.
 """
 
 
@@ -130,7 +133,8 @@ def parameter_count(
     obs_in = 2 * obs_dim + obs_dim * z + z  # layer norm + linear
     cell = 3 * z * (cell_in + z) + 6 * z
     head = z * d + d + d * obs_dim + obs_dim
-    return embeddings + state_in + obs_in + cell + head
+    direct = obs_dim * z + (len(action_sizes) * e * z + z) + z * obs_dim
+    return embeddings + state_in + obs_in + cell + head + direct
 
 
 @dataclass(frozen=True)
@@ -207,7 +211,14 @@ class ForwardDynamics(nn.Module):
         self.head = nn.Sequential(nn.Linear(z, config.head_dim, **factory), nn.GELU())
         # The change of the observation; zero at first, so a fresh model copies.
         self.change = nn.Linear(config.head_dim, obs_dim, **factory)
-        nn.init.zeros_(self.change.weight)
+        # A direct path, linear in the observation and gated by the action: turning shifts
+        # the view, so much of a step's change is a linear map of what is seen now that the
+        # action picks; through the recurrent cell alone it is learned slowly.
+        self.seen = nn.Linear(obs_dim, z, bias=False, **factory)
+        self.gate = nn.Linear(len(self.action_sizes) * config.action_embed_dim, z, **factory)
+        self.shift = nn.Linear(z, obs_dim, bias=False, **factory)
+        for layer in (self.change, self.shift):
+            nn.init.zeros_(layer.weight)
         nn.init.zeros_(self.change.bias)
 
     def begin(self, state: torch.Tensor, obs: torch.Tensor) -> Imagination:
@@ -237,9 +248,11 @@ class ForwardDynamics(nn.Module):
             ValueError: If the actions' shape or range does not fit.
         """
         embedded = self._embed(actions, (len(imagination), len(self.action_sizes)))
-        cell_in = torch.cat([embedded, self.obs_in(imagination.obs)], dim=-1)
+        obs = imagination.obs
+        cell_in = torch.cat([embedded, self.obs_in(obs)], dim=-1)
         state = self.cell(cell_in, imagination.state)
-        return Imagination(state, imagination.obs + self.change(self.head(state)))
+        shift = self.shift(self.seen(obs) * self.gate(embedded))
+        return Imagination(state, obs + self.change(self.head(state)) + shift)
 
     @override
     def forward(

@@ -1,6 +1,8 @@
 """The curiosity benchmark's measures and plumbing, without running a stack."""
 
+import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -269,3 +271,28 @@ def test_a_config_without_the_agents_policy_parameter_is_refused_with_the_reason
     path.write_text(yaml.safe_dump(document))
     assert main(["--config", str(path), "--out", str(tmp_path / "out"), "--steps", "10"]) == 2
     assert "no trainer section" in capsys.readouterr().err
+
+
+@pytest.mark.e2e
+def test_stack_mode_runs_both_arms_for_the_same_agent_steps(spawn, domain_id, tmp_path):
+    out = tmp_path / "stack"
+    command = [sys.executable, "-m", "pamiq_ros.bench.curiosity", "--mode", "stack",
+               "--steps", "40", "--area-interval", "20", "--probe-samples", "40",
+               "--out", str(out), "--domain-id", str(domain_id)]  # fmt: skip
+    bench = spawn("bench", command)
+    status = bench.popen.wait(timeout=170)
+    output = bench.output()
+    assert status == 0, output
+    report = json.loads((out / "curiosity_bench.json").read_text())
+    assert report["mode"] == "stack" and report["settings"]["steps"] == 40
+    arms = report["seeds"]["0"]["arms"]
+    assert set(arms) == {"curiosity", "uniform"}
+    for arm, result in arms.items():
+        assert result["policy"] == {"curiosity": "ppo", "uniform": "random"}[arm]
+        assert result["agent_steps"] >= 40, result  # stopped once 40 steps were counted
+        assert [point["step"] for point in result["cells_over_steps"]] == [20, 40]
+        assert result["cells_visited"] >= result["cells_over_steps"][0]["cells"] >= 1
+    paired = report["paired_cells_curiosity_minus_uniform"]
+    expected = arms["curiosity"]["cells_visited"] - arms["uniform"]["cells_visited"]
+    assert paired["per_seed"] == {"0": expected}
+    assert "paired cells, curiosity minus uniform" in output

@@ -1,6 +1,8 @@
 """The curiosity benchmark's fast mode: arms, schedule, held-out scores, probes and report."""
 
 import json
+import sys
+import types
 
 import cv2
 import numpy as np
@@ -18,17 +20,16 @@ from pamiq_ros.bench.curiosity_fast import (
     run_arm,
 )
 from pamiq_ros.bench.curiosity_report import PLOT_FILES
-from pamiq_ros.bench.probe import region_probe, repeated_probe
-from pamiq_ros.core.actions import ACTION_SIZES
+from pamiq_ros.bench.probe import linear_probe, region_probe, repeated_probe
+from pamiq_ros.core.actions import ACTION_SIZES, Action
 from pamiq_ros.minds.curiosity import (
-    FORWARD_DYNAMICS,
     JEPA,
     POLICY,
     CuriosityDimensions,
     build_curiosity_learner,
 )
 from pamiq_ros.models.ppo import PolicyValueNet
-from pamiq_ros.sim.stepped import SimSteppedWorld
+from pamiq_ros.sim.stepped import SimSteppedWorld, SteppedWorld, WorldStep
 
 
 @pytest.fixture(autouse=True)
@@ -132,10 +133,16 @@ def test_an_arm_takes_the_scheduled_steps_and_trains_every_model_the_same_number
         assert set(result["encoder_weights"]) == set(
             CuriosityDimensions.of("tiny").build(JEPA).state_dict()
         )
-    runs = results["curiosity"]["trainer_runs"]
-    assert set(runs) == {"jepa", "temporal", FORWARD_DYNAMICS, "ppo"}
-    # Rounds come every 10 steps (9 in all); a trainer joins once its buffer is large enough.
-    assert all(1 <= count <= 9 for count in runs.values()), runs
+    # Rounds come after steps 10, 20, .., 90, when the buffers hold one record fewer than the
+    # steps taken (a record waits for the next step's reward); a trainer runs once its buffer
+    # holds its min_buffer_size.
+    learner = build_curiosity_learner("tiny", seed=0)
+    expected = {
+        trainer.name: sum(1 for step in range(10, 91, 10) if step - 1 >= trainer.min_buffer_size)
+        for trainer in learner.trainers
+    }
+    assert results["curiosity"]["trainer_runs"] == expected
+    assert expected["jepa"] == 3  # so the schedule is exercised, not only skipped
     assert results["curiosity"]["curiosity_reward"]["count"] > 80
     assert results["matched"]["matched_frequencies"] == FREQUENCIES
     with pytest.raises(ValueError, match="frequencies"):
@@ -165,6 +172,12 @@ def test_repeated_probe_scores_every_split():
     assert len(result["pose_r2"]) == 4 and len(result["region_r2"]) == 4
     assert result["pose_r2_mean"] > 0.99 and result["region_accuracy_mean"] > 0.8
     assert set(result["pose_r2_by_target"]) == {"x", "y"}
+    for split in range(4):  # one fit per split gives what the two probes give apart
+        alone = linear_probe(features, pose, ("x", "y"), seed=split)
+        assert result["pose_r2"][split] == pytest.approx(alone.mean_r2, abs=1e-12)
+        region = region_probe(features, labels, seed=split)
+        assert result["region_r2"][split] == pytest.approx(region.r2, abs=1e-12)
+        assert result["region_accuracy"][split] == region.accuracy
     without = repeated_probe(features, pose, ("x", "y"), None, range(2))
     assert without["region_r2"] is None and without["region_accuracy_mean"] is None
 
@@ -230,3 +243,62 @@ def test_quick_fast_mode_writes_every_figure_to_json_and_png(tmp_path, capsys):
     assert set(report["plots"]) == set(PLOT_FILES)
     for file in PLOT_FILES.values():
         _png_has_content(out / file)
+
+
+class CorridorWorld(SteppedWorld):
+    """A small world that is not the sim: a 1-D corridor of coloured cells, ends at x = 6."""
+
+    name = "corridor"
+    cell_size = 1.0
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self.x = 0.0
+
+    def _view(self) -> WorldStep:
+        frame = np.zeros((24, 32, 3), dtype=np.uint8)
+        frame[:, :, 0] = int(self.x * 40) % 256
+        frame[:, : int(self.x * 5) + 1, 1] = 200
+        region = float(self.x >= 3.0)
+        return WorldStep(frame, (self.x, 0.0), info={"region": region})
+
+    def reset(self, seed: int | None = None) -> WorldStep:
+        self.x = 0.0
+        return self._view()
+
+    def step(self, action: Action, dt: float) -> WorldStep:
+        self.x = min(6.0, max(0.0, self.x + action.motion.forward_mps * dt))
+        view = self._view()
+        if self.x >= 6.0:
+            return WorldStep(view.frame, view.position, 1.0, terminated=True, info=view.info)
+        return view
+
+
+def test_a_gymnasium_world_is_found_by_name_and_probed_by_a_random_walk(monkeypatch):
+    # Until pamiq_ros.sim.gym_env is merged, a module of the same shape stands in for it.
+    module = types.ModuleType(curiosity.GYM_MODULE)
+    module.GYM_WORLDS = {"corridor": "spec"}  # type: ignore[attr-defined]
+    module.make_world = lambda name, seed=None: CorridorWorld(seed or 0)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, curiosity.GYM_MODULE, module)
+    world = curiosity.make_world("corridor", 3)
+    assert isinstance(world, CorridorWorld) and world.seed == 3
+    with pytest.raises(ValueError, match=r"no world 'maze'; worlds are \['sim', 'corridor'\]"):
+        curiosity.make_world("maze", 0)
+    probe = curiosity.probe_set("corridor", 40, seed=0)
+    assert probe.source == "seeded random walk"
+    assert probe.pose_names == ("x", "y") and probe.pose.shape == (40, 2)
+    assert probe.frames.shape == (40, 24, 32, 3)
+    assert probe.regions is not None and set(probe.regions.tolist()) <= {0, 1}
+
+
+def test_episode_ends_reset_the_world_and_are_counted(monkeypatch):
+    settings = FastSettings(steps=40, train_every=10, sync_every=20, eval_points=2, cell_points=2)
+    trajectory, _, _ = random_walk(CorridorWorld(), 12, seed=0, settings=settings)
+    result = run_arm("matched", 0, CorridorWorld, settings, trajectory, [
+        [0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [1.0, 0.0], [1.0, 0.0],
+    ])  # fmt: skip
+    # Always forward at 2 m/s for 0.1 s: the end (x = 6) every 30 steps.
+    assert result["episodes_ended"] == 1 and result["episodes_reaching_goal"] == 1
+    assert result["extrinsic_return"] == 1.0
+    assert result["cells_visited"] == 7  # x = 0 .. 6
+    assert result["action_frequencies"][0] == [0.0, 1.0, 0.0]

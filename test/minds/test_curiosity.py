@@ -288,6 +288,8 @@ def test_frames_survive_about_twelve_hours_by_default_and_the_setting_is_used() 
     buffer = short.buffers[FRAMES_BUFFER]
     assert isinstance(buffer, RandomReplacementBuffer)
     assert buffer.replace_probability == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="the forward model would never train"):
+        build_curiosity_learner(training=small_training(held_out_steps=195))
     with pytest.raises(ValueError, match="expected_survival_length"):
         build_curiosity_learner(training=small_training(frame_survival_steps=100))
 
