@@ -11,6 +11,7 @@ NODE_EXECUTABLES: dict[str, str] = {
     "osc_actuator": "pamiq_ros.nodes.osc_actuator",
     "agent": "pamiq_ros.nodes.agent",
     "trainer": "pamiq_ros.nodes.trainer",
+    "recorder": "pamiq_ros.nodes.recorder",
 }
 """Executable name -> module whose ``main(args)`` runs the node."""
 
