@@ -117,9 +117,7 @@ class RecorderNode(Node, Controllable):
         self._path = self._bag_path()
         custom = {CUSTOM_MIND: settings.mind, CUSTOM_PRESET: settings.preset}
         self._writer = BagWriter(self._path, settings.split_policy(), custom_data=custom)
-        self._queue: queue.Queue[tuple[str, int, bytes] | None] = queue.Queue(
-            settings.queue_size
-        )
+        self._queue: queue.Queue[tuple[str, int, bytes] | None] = queue.Queue(settings.queue_size)
         self._lock = threading.Lock()
         self._counts: dict[str, int] = {}
         self._bytes = 0
