@@ -56,6 +56,7 @@ from pamiq_ros.models.jepa import (
     JepaConfig,
     JepaEncoder,
     JepaTrainer,
+    VisionTransformer,
     build_jepa,
     count_parameters,
     frame_to_square,
@@ -427,7 +428,7 @@ class Evaluator:
         generator = torch.Generator().manual_seed(seed)
         count = min(LOSS_FRAMES, len(next(iter(test_sets.values())).frames))
         self._masks = sample_masks(config.grid, generator=generator, batch_size=count)
-        self._frozen_target: torch.nn.Module | None = None
+        self._frozen_target: VisionTransformer | None = None
         self._switch_features: dict[str, torch.Tensor] = {}
 
     def freeze(self, model: JepaEncoder) -> None:
@@ -901,10 +902,11 @@ def run_lab(config: LabConfig, out_dir: Path) -> dict[str, Any]:
         "iid": iid,
     }
     report["plots"] = [str(path) for path in plot(config, runs, iid, out_dir)]
-    report["seconds"] = time.perf_counter() - lab_started
+    seconds = time.perf_counter() - lab_started
+    report["seconds"] = seconds
     (out_dir / "continual.json").write_text(json.dumps(report, indent=1))
     print(format_table(config, summary))
-    _say(f"done in {report['seconds'] / 60:.1f} min: {out_dir / 'continual.json'}")
+    _say(f"done in {seconds / 60:.1f} min: {out_dir / 'continual.json'}")
     return report
 
 

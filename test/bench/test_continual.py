@@ -57,7 +57,8 @@ def test_smooth_and_bootstrap():
     assert smooth([0.0, 3.0, 6.0], 2) == [0.0, 1.5, 4.5]
     stats = bootstrap_mean([1.0, 2.0, 3.0, None])  # type: ignore[list-item]
     assert stats["mean"] == 2.0 and stats["n"] == 3
-    assert 1.0 <= stats["low"] <= 2.0 <= stats["high"] <= 3.0
+    low, high = stats["low"], stats["high"]
+    assert low is not None and high is not None and 1.0 <= low <= 2.0 <= high <= 3.0
     assert bootstrap_mean([])["mean"] is None
 
 

@@ -150,7 +150,7 @@ def test_missing_metadata_or_folder_is_refused(tmp_path: Path):
     bag = tmp_path / "bag"
     write_images(bag, 2)
     (bag / "metadata.yaml").unlink()
-    with pytest.raises(BagError, match="metadata.yaml: missing"):
+    with pytest.raises(BagError, match=r"metadata\.yaml: missing"):
         BagReader([bag])
     (bag / "metadata.yaml").write_text("rosbag2_bagfile_information: [1, 2]\n")
     with pytest.raises(BagError, match="not rosbag2 metadata"):
