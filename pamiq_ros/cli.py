@@ -144,7 +144,11 @@ def _replay(arguments: argparse.Namespace) -> int:
     topics = [name for name in arguments.topics.split(",") if name] if arguments.topics else None
     try:
         result = replay(
-            arguments.bags, arguments.rate, topics, decode_images=not arguments.keep_compressed
+            arguments.bags,
+            arguments.rate,
+            topics,
+            decode_images=not arguments.keep_compressed,
+            wait_for_subscribers=arguments.wait_for_subscribers,
         )
     except (BagError, ValueError) as error:
         print(f"pamiq-ros replay: {error}", file=sys.stderr)
@@ -349,6 +353,13 @@ def _add_memory_commands(commands: "argparse._SubParsersAction[argparse.Argument
     replay.add_argument("--topics", default="", help="comma-separated topics (default: all)")
     replay.add_argument(
         "--keep-compressed", action="store_true", help="publish JPEG images as recorded"
+    )
+    replay.add_argument(
+        "--wait-for-subscribers",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to this long for every topic to have a subscriber before starting",
     )
     replay.set_defaults(handler=_replay)
 

@@ -61,10 +61,12 @@ def plan_topics(
     chosen = list(recorded) if not topics else list(topics)
     plan: dict[str, tuple[str, str]] = {}
     for topic in chosen:
+        if topic not in recorded and f"/{topic}" in recorded:
+            topic = f"/{topic}"  # a relative name for a topic recorded in the root namespace
         if topic not in recorded:
-            packed = next((p for p, raw in pairs.items() if raw == topic), None)
+            packed = next((p for p, raw in pairs.items() if raw in (topic, f"/{topic}")), None)
             if packed is None:
-                names = ", ".join(reader.infos[0].path.name for _ in [0])
+                names = ", ".join(str(info.path) for info in reader.infos)
                 raise BagError(
                     f"{names}: no topic {topic!r} recorded (topics: {', '.join(sorted(recorded))})"
                 )
@@ -90,8 +92,19 @@ def replay(
     decode_images: bool = True,
     say: Callable[[str], object] = print,
     should_stop: Callable[[], bool] = lambda: False,
+    wait_for_subscribers: float = 0.0,
 ) -> ReplayResult:
     """Publishes the bags' messages with their timing scaled by ``1 / rate``.
+
+    Args:
+        paths: Bag folders.
+        rate: Speed factor.
+        topics: Recorded topics to publish (a JPEG image's raw name selects it); default all.
+        decode_images: Publish JPEG-recorded images as ``sensor_msgs/Image``.
+        say: Receives progress lines.
+        should_stop: Polled between messages; True ends the replay.
+        wait_for_subscribers: Seconds to wait, before the first message, for every topic to
+            have a subscriber (0: wait one second for discovery and go on).
 
     Raises:
         BagError: If a bag is unusable (before anything is published) or turns out damaged.
@@ -113,7 +126,12 @@ def replay(
             f"replaying {', '.join(f'{r} -> {p}' for r, (p, _) in plan.items())} from "
             f"{len(reader.infos)} bag(s) at {rate:g}x"
         )
-        time.sleep(1.0)  # discovery: let subscribers match before the first message
+        deadline = time.monotonic() + max(1.0, wait_for_subscribers)
+        while time.monotonic() < deadline and (
+            not wait_for_subscribers
+            or any(publisher.get_subscription_count() == 0 for publisher in publishers.values())
+        ):
+            time.sleep(0.05)  # discovery: let subscribers match before the first message
         started = time.monotonic()
         first_ns: int | None = None
         for message in reader.messages(plan):
