@@ -1,6 +1,7 @@
 """pamiq-ros pretrain: experience from bags into a checkpoint a live trainer resumes from."""
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,8 +19,8 @@ from pamiq_ros.nodes.trainer import STORE_SUBDIR, TrainerSettings, build_learner
 EXPERIENCE = "pamiq_ros_interfaces/msg/Experience"
 
 
-def settings(**changes) -> TrainerSettings:
-    values = {"mind": "autoencoder", "image_width": 32, "image_height": 24, "batch_size": 8,
+def settings(**changes: Any) -> TrainerSettings:
+    values: dict[str, Any] = {"mind": "autoencoder", "image_width": 32, "image_height": 24, "batch_size": 8,
               "min_buffer_size": 8, "min_new_samples": 4, "buffer_size": 64}  # fmt: skip
     values.update(changes)
     return TrainerSettings(**values)
