@@ -20,8 +20,15 @@ EXPERIENCE = "pamiq_ros_interfaces/msg/Experience"
 
 
 def settings(**changes: Any) -> TrainerSettings:
-    values: dict[str, Any] = {"mind": "autoencoder", "image_width": 32, "image_height": 24, "batch_size": 8,
-              "min_buffer_size": 8, "min_new_samples": 4, "buffer_size": 64}  # fmt: skip
+    values: dict[str, Any] = {
+        "mind": "autoencoder",
+        "image_width": 32,
+        "image_height": 24,
+        "batch_size": 8,
+        "min_buffer_size": 8,
+        "min_new_samples": 4,
+        "buffer_size": 64,
+    }
     values.update(changes)
     return TrainerSettings(**values)
 
