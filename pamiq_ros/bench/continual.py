@@ -34,10 +34,12 @@ import argparse
 import copy
 import json
 import math
+import multiprocessing
 import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -94,6 +96,10 @@ TIME_METRICS = ("pose_r2", "region_r2")
 """Metrics whose gain defines plasticity and forgetting times (higher is better)."""
 FRACTIONS = (0.5, 0.9)
 LOSS_FRAMES = 64
+"""Test frames the frozen-target JEPA loss is measured on (the probes use all of them)."""
+COST_MARGIN = 1.5
+COST_STEPS = 12
+"""Projected time = measured costs x this: data, plots and a shared CPU's ups and downs."""
 """Test frames the frozen-target JEPA loss is measured on (the probes use all of them)."""
 
 FloatArray = npt.NDArray[np.float64]
@@ -387,7 +393,8 @@ class LabConfig:
     frame_width: int = 64
     frame_height: int = 48
     smooth_window: int = 3
-    budget_minutes: float = 24.0
+    budget_minutes: float = 20.0
+    workers: int = 2
 
     @property
     def experiences(self) -> list[str]:
@@ -650,9 +657,9 @@ def measure_costs(config: LabConfig, test_sets: Mapping[str, LabeledFrames]) -> 
         frames = _FrameArray(rng.integers(0, 255, (64, 32, 32, 3), dtype=np.uint8))
         _train_step(trainer, model, frames)
         started = time.perf_counter()
-        for _ in range(5):
+        for _ in range(COST_STEPS):
             _train_step(trainer, model, frames)
-        step_s = (time.perf_counter() - started) / 5
+        step_s = (time.perf_counter() - started) / COST_STEPS
         evaluator = Evaluator(test_sets, model_config, 0)
         evaluator.freeze(model)
         started = time.perf_counter()
@@ -674,7 +681,7 @@ def projected_seconds(config: LabConfig, costs: Mapping[str, Any]) -> float:
         continual = config.total_steps * cost["train_step_s"] + evaluations * cost["evaluation_s"]
         iid = config.total_steps * cost["train_step_s"] + cost["evaluation_s"]
         total += len(config.seeds) * (len(config.survivals) * continual + iid)
-    return total
+    return total * COST_MARGIN / min(config.workers, len(config.seeds) * len(config.sizes))
 
 
 def fit_to_budget(config: LabConfig, costs: Mapping[str, Any]) -> tuple[LabConfig, float]:
@@ -826,23 +833,69 @@ def plot(config: LabConfig, runs: Sequence[Mapping[str, Any]], iid: Sequence[Map
     return written
 
 
-def run_lab(config: LabConfig, out_dir: Path) -> dict[str, Any]:
-    """The whole lab into ``out_dir``; returns the report (also ``continual.json``)."""
+def _read_test_sets(config: LabConfig, out_dir: Path) -> dict[str, LabeledFrames]:
+    return {
+        experience: read_labeled_bag(out_dir / "test_sets" / experience)[0]
+        for experience in config.experiences
+    }
+
+
+def _read_stream(config: LabConfig, out_dir: Path, seed: int) -> Frames:
+    replayed, _ = read_labeled_bag(out_dir / "streams" / f"seed{seed}")
+    side = max(MODEL_SIZES[size].image_size for size in config.sizes)
+    return np.stack([square_frame(frame, side) for frame in replayed.frames])
+
+
+def run_job(config: LabConfig, out_dir: Path, size: str, seed: int) -> dict[str, Any]:
+    """Every run of one size and seed (each survival setting, then i.i.d.), data from bags.
+
+    Runs in a worker process: it reads the test sets and the seed's stream from their bags.
+    """
     torch.set_num_threads(1)
-    lab_started = time.perf_counter()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    test_sets: dict[str, LabeledFrames] = {}
+    test_sets = _read_test_sets(config, out_dir)
+    stream = _read_stream(config, out_dir, seed)
+
+    def evaluator_factory(model_config: JepaConfig) -> Evaluator:
+        return Evaluator(test_sets, model_config, 0)
+
+    runs = [
+        continual_run(config, size, survival, seed, stream, evaluator_factory)
+        for survival in config.survivals
+    ]
+    return {"runs": runs, "iid": iid_run(config, size, seed, stream, evaluator_factory)}
+
+
+def _write_data(config: LabConfig, out_dir: Path) -> dict[str, LabeledFrames]:
+    """Test sets and per-seed streams as bags, each checked by reading it back."""
     for index, experience in enumerate(config.experiences):
         path = out_dir / "test_sets" / experience
         frames, poses = render_test_set(
             experience, config.test_frames, 1000 + index, config.frame_width, config.frame_height
         )
         write_labeled_bag(path, frames, poses)
-        test_sets[experience], _ = read_labeled_bag(path)
-        if not np.array_equal(test_sets[experience].frames, frames):
+        if not np.array_equal(read_labeled_bag(path)[0].frames, frames):
             raise RuntimeError(f"{path}: frames read back differ from those written")
-    _say(f"test sets written and read back as bags: {out_dir / 'test_sets'}")
-    costs = measure_costs(config, test_sets)
+    for seed in config.seeds:
+        path = out_dir / "streams" / f"seed{seed}"
+        frames, poses, labels = random_walk(
+            [(name, steps * config.frames_per_step) for name, steps in config.phases],
+            seed, config.frame_width, config.frame_height,
+        )  # fmt: skip
+        write_labeled_bag(path, frames, poses, labels)
+        if read_labeled_bag(path)[1] != labels:
+            raise RuntimeError(f"{path}: experience labels read back differ")
+    _say(f"test sets and streams written as bags and read back: {out_dir}")
+    return _read_test_sets(config, out_dir)
+
+
+def run_lab(config: LabConfig, out_dir: Path) -> dict[str, Any]:
+    """The whole lab into ``out_dir``; returns the report (also ``continual.json``)."""
+    torch.set_num_threads(1)
+    lab_started = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    costs = measure_costs(config, {
+        name: LabeledFrames(*_labeled_stand_in(config, name)) for name in config.experiences
+    })  # fmt: skip
     for size, cost in costs.items():
         step_ms = cost["train_step_s"] * 1000
         _say(
@@ -856,38 +909,28 @@ def run_lab(config: LabConfig, out_dir: Path) -> dict[str, Any]:
              f"scaled by {scale:.2f} to {config.phases}")  # fmt: skip
     projected = projected_seconds(config, costs)
     _say(f"schedule {config.phases}, {len(config.sizes)} sizes x {len(config.survivals)} "
-         f"survival settings x {len(config.seeds)} seeds + i.i.d.; projected "
-         f"{projected / 60:.1f} min")  # fmt: skip
-
-    def evaluator_factory(model_config: JepaConfig) -> Evaluator:
-        return Evaluator(test_sets, model_config, 0)
+         f"survival settings x {len(config.seeds)} seeds + i.i.d., {config.workers} worker "
+         f"processes; projected {projected / 60:.1f} min")  # fmt: skip
+    _write_data(config, out_dir)
 
     runs: list[dict[str, Any]] = []
     iid: list[dict[str, Any]] = []
-    total_jobs = len(config.seeds) * len(config.sizes) * (len(config.survivals) + 1)
-    done = 0
+    jobs = [(size, seed) for seed in config.seeds for size in config.sizes]
     train_started = time.perf_counter()
-    for seed in config.seeds:
-        stream_path = out_dir / "streams" / f"seed{seed}"
-        frames, poses, labels = random_walk(
-            [(name, steps * config.frames_per_step) for name, steps in config.phases],
-            seed, config.frame_width, config.frame_height,
-        )  # fmt: skip
-        write_labeled_bag(stream_path, frames, poses, labels)
-        replayed, replayed_labels = read_labeled_bag(stream_path)
-        if replayed_labels != labels:
-            raise RuntimeError(f"{stream_path}: experience labels read back differ")
-        del frames
-        side = max(MODEL_SIZES[size].image_size for size in config.sizes)
-        stream = np.stack([square_frame(frame, side) for frame in replayed.frames])
-        for size in config.sizes:
-            for survival in config.survivals:
-                runs.append(continual_run(config, size, survival, seed, stream, evaluator_factory))
-                done += 1
-                _progress(done, total_jobs, train_started, f"{size}/{survival} seed {seed}")
-            iid.append(iid_run(config, size, seed, stream, evaluator_factory))
-            done += 1
-            _progress(done, total_jobs, train_started, f"{size}/iid seed {seed}")
+    context = multiprocessing.get_context("spawn")  # torch and fork do not mix
+    with ProcessPoolExecutor(max_workers=config.workers, mp_context=context) as pool:
+        futures = {
+            pool.submit(run_job, config, out_dir, size, seed): (size, seed) for size, seed in jobs
+        }
+        for done, future in enumerate(as_completed(futures), start=1):
+            result = future.result()
+            runs.extend(result["runs"])
+            iid.append(result["iid"])
+            size, seed = futures[future]
+            _progress(done, len(jobs), train_started, f"size {size} seed {seed}")
+    order = {key: index for index, key in enumerate(jobs)}
+    runs.sort(key=lambda run: (order[(run["size"], run["seed"])], run["survival"]))
+    iid.sort(key=lambda run: order[(run["size"], run["seed"])])
     summary = summarise(config, runs, iid)
     report = {
         "config": {**asdict(config), "phases": [list(phase) for phase in config.phases]},
@@ -908,6 +951,16 @@ def run_lab(config: LabConfig, out_dir: Path) -> dict[str, Any]:
     print(format_table(config, summary))
     _say(f"done in {seconds / 60:.1f} min: {out_dir / 'continual.json'}")
     return report
+
+
+def _labeled_stand_in(
+    config: LabConfig, experience: str
+) -> tuple[Frames, FloatArray, npt.NDArray[np.int64]]:
+    """A test set's shape (random pixels and labels) for measuring costs before rendering."""
+    rng = np.random.default_rng(0)
+    count, shape = config.test_frames, (config.frame_height, config.frame_width, 3)
+    frames = rng.integers(0, 255, (count, *shape), dtype=np.uint8)
+    return frames, rng.normal(size=(count, 4)), rng.integers(0, len(REGION_NAMES), count)
 
 
 def _progress(done: int, total: int, started: float, label: str) -> None:
@@ -959,7 +1012,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-every", type=int, default=defaults.eval_every)
     parser.add_argument("--test-frames", type=int, default=defaults.test_frames)
     parser.add_argument("--buffer-size", type=int, default=defaults.buffer_size)
-    parser.add_argument("--budget-minutes", type=float, default=defaults.budget_minutes)
+    parser.add_argument(
+        "--budget-minutes",
+        type=float,
+        default=defaults.budget_minutes,
+        help="phases are scaled down when the projected time (measured costs) exceeds it",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=defaults.workers, help="worker processes (default 2)"
+    )
     parser.add_argument(
         "--quick", action="store_true", help="one size, two seeds, short phases: a few minutes"
     )
@@ -977,6 +1038,7 @@ def config_from_arguments(arguments: argparse.Namespace) -> LabConfig:
         test_frames=arguments.test_frames,
         buffer_size=arguments.buffer_size,
         budget_minutes=arguments.budget_minutes,
+        workers=arguments.workers,
     )
     if arguments.quick:
         config = replace(
