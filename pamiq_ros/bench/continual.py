@@ -97,7 +97,7 @@ TIME_METRICS = ("pose_r2", "region_r2")
 FRACTIONS = (0.5, 0.9)
 LOSS_FRAMES = 64
 """Test frames the frozen-target JEPA loss is measured on (the probes use all of them)."""
-COST_MARGIN = 1.5
+COST_MARGIN = 2.0
 COST_STEPS = 12
 """Projected time = measured costs x this: data, plots and a shared CPU's ups and downs."""
 """Test frames the frozen-target JEPA loss is measured on (the probes use all of them)."""
@@ -383,7 +383,7 @@ class LabConfig:
     sizes: tuple[str, ...] = ("S", "M")
     survivals: tuple[str, ...] = ("short", "long")
     seeds: tuple[int, ...] = (0, 1, 2)
-    phases: tuple[tuple[str, int], ...] = (("A", 300), ("B", 300), ("A", 200))
+    phases: tuple[tuple[str, int], ...] = (("A", 400), ("B", 400), ("A", 200))
     eval_every: int = 25
     test_frames: int = 240
     buffer_size: int = 200
@@ -393,7 +393,7 @@ class LabConfig:
     frame_width: int = 64
     frame_height: int = 48
     smooth_window: int = 3
-    budget_minutes: float = 20.0
+    budget_minutes: float = 22.0
     workers: int = 2
 
     @property
@@ -1007,7 +1007,7 @@ def _parser() -> argparse.ArgumentParser:
         "--phases",
         type=_parse_phases,
         default=defaults.phases,
-        help="schedule EXPERIENCE:STEPS,... (default A:300,B:300,A:200)",
+        help="schedule EXPERIENCE:STEPS,... (default A:400,B:400,A:200)",
     )
     parser.add_argument("--eval-every", type=int, default=defaults.eval_every)
     parser.add_argument("--test-frames", type=int, default=defaults.test_frames)
