@@ -321,11 +321,15 @@ def render_test_set(
     layout = experience_layout(experience)
     renderer = Renderer(layout, width, height)
     poses = sample_poses(layout, count, seed)
-    frames = np.empty((count, height, width, 3), dtype=np.uint8)
-    for index in range(count):
-        pose = Pose(float(poses.x[index]), float(poses.y[index]), float(poses.yaw[index]))
-        pillars = [pillar.position(float(poses.time[index])) for pillar in layout.pillars]
-        frames[index] = renderer.render_view(pose, EYE_HEIGHT, pillars)
+    views = zip(poses.x, poses.y, poses.yaw, poses.time, strict=True)
+    frames = np.stack([
+        renderer.render_view(
+            Pose(float(x), float(y), float(yaw)),
+            EYE_HEIGHT,
+            [pillar.position(float(when)) for pillar in layout.pillars],
+        )
+        for x, y, yaw, when in views
+    ])  # fmt: skip
     return frames, np.stack([poses.x, poses.y, poses.yaw], axis=1)
 
 
