@@ -149,6 +149,8 @@ def _replay(arguments: argparse.Namespace) -> int:
             topics,
             decode_images=not arguments.keep_compressed,
             wait_for_subscribers=arguments.wait_for_subscribers,
+            mind=arguments.mind,
+            preset=arguments.preset,
         )
     except (BagError, ValueError) as error:
         print(f"pamiq-ros replay: {error}", file=sys.stderr)
@@ -361,6 +363,8 @@ def _add_memory_commands(commands: "argparse._SubParsersAction[argparse.Argument
         metavar="SECONDS",
         help="wait up to this long for every topic to have a subscriber before starting",
     )
+    replay.add_argument("--mind", default="", help="refuse bags recorded by another mind")
+    replay.add_argument("--preset", default="", help="refuse bags recorded with another preset")
     replay.set_defaults(handler=_replay)
 
     pretrain = commands.add_parser(

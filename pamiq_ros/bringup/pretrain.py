@@ -22,7 +22,7 @@ from rclpy.serialization import deserialize_message
 from pamiq_ros.core.actions import ACTION_SIZES
 from pamiq_ros.core.checkpoint import CheckpointStore
 from pamiq_ros.core.experience import ExperienceError, check_record
-from pamiq_ros.io.bags import CUSTOM_MIND, CUSTOM_PRESET, BagError, BagReader
+from pamiq_ros.io.bags import BagError, BagReader
 from pamiq_ros.io.experience_codec import message_to_record
 from pamiq_ros.nodes.trainer import STORE_SUBDIR, TrainerSettings, build_learner
 
@@ -55,23 +55,6 @@ def experience_topics(reader: BagReader) -> list[str]:
     return topics
 
 
-def check_origin(reader: BagReader, settings: TrainerSettings) -> None:
-    """Refuses bags recorded by another mind or preset than the trainer's.
-
-    Raises:
-        BagError: Naming the bag and what differs.
-    """
-    for info in reader.infos:
-        mind = info.custom_data.get(CUSTOM_MIND, "")
-        preset = info.custom_data.get(CUSTOM_PRESET, "")
-        if mind and mind != settings.mind:
-            raise BagError(f"{info.path}: recorded by mind {mind!r}, pretraining {settings.mind!r}")
-        if preset and settings.mind == "curiosity" and preset != settings.preset:
-            raise BagError(
-                f"{info.path}: recorded with preset {preset!r}, pretraining {settings.preset!r}"
-            )
-
-
 def pretrain(
     paths: Sequence[Path | str],
     settings: TrainerSettings,
@@ -93,7 +76,7 @@ def pretrain(
     if store_path.exists() and any(store_path.iterdir()):
         raise FileExistsError(f"{store_path}: holds checkpoints already; not overwriting")
     reader = BagReader(paths)
-    check_origin(reader, settings)
+    reader.check_origin(settings.mind, settings.preset if settings.mind == "curiosity" else "")
     topics = experience_topics(reader)
     learner = build_learner(settings)
     image_shape = (settings.image_height, settings.image_width, 3)

@@ -93,6 +93,8 @@ def replay(
     say: Callable[[str], object] = print,
     should_stop: Callable[[], bool] = lambda: False,
     wait_for_subscribers: float = 0.0,
+    mind: str = "",
+    preset: str = "",
 ) -> ReplayResult:
     """Publishes the bags' messages with their timing scaled by ``1 / rate``.
 
@@ -105,6 +107,8 @@ def replay(
         should_stop: Polled between messages; True ends the replay.
         wait_for_subscribers: Seconds to wait, before the first message, for every topic to
             have a subscriber (0: wait one second for discovery and go on).
+        mind: Refuse bags recorded by another mind (their ``custom_data``); empty: any.
+        preset: Refuse bags recorded with another preset; empty: any.
 
     Raises:
         BagError: If a bag is unusable (before anything is published) or turns out damaged.
@@ -113,6 +117,7 @@ def replay(
     if not rate > 0:
         raise ValueError(f"rate must be positive, got {rate}")
     reader = BagReader(paths)
+    reader.check_origin(mind, preset)
     plan = plan_topics(reader, topics, decode_images)
     context = Context()
     rclpy.init(context=context)

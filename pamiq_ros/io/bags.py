@@ -552,6 +552,23 @@ class BagReader:
                         f"{info.path}: topic {topic!r} has type {msgtype!r}, unknown here"
                     )
 
+    def check_origin(self, mind: str = "", preset: str = "") -> None:
+        """Refuses bags whose ``custom_data`` names another mind or preset than given.
+
+        An empty ``mind`` or ``preset`` (here or in a bag) is not checked.
+
+        Raises:
+            BagError: Naming the bag and what differs.
+        """
+        for info in self.infos:
+            recorded = {
+                "mind": (info.custom_data.get(CUSTOM_MIND, ""), mind),
+                "preset": (info.custom_data.get(CUSTOM_PRESET, ""), preset),
+            }
+            for what, (theirs, ours) in recorded.items():
+                if theirs and ours and theirs != ours:
+                    raise BagError(f"{info.path}: recorded by {what} {theirs!r}, not {ours!r}")
+
     def messages(self, topics: Iterable[str] | None = None) -> Iterator[BagMessage]:
         """Messages of ``topics`` (default all), bag by bag, each bag in log-time order.
 

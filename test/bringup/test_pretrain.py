@@ -74,7 +74,7 @@ def test_pretraining_writes_a_checkpoint_that_a_trainer_resumes_from(tmp_path: P
 
 def test_a_bag_of_another_mind_is_refused_before_training(tmp_path: Path):
     bag = experience_bag(tmp_path / "bag", 4, mind="curiosity")
-    with pytest.raises(BagError, match=rf"{bag}: recorded by mind 'curiosity'"):
+    with pytest.raises(BagError, match=rf"{bag}: recorded by mind 'curiosity', not 'autoencoder'"):
         pretrain([bag], settings(), tmp_path / "run", say=lambda line: None)
     assert not (tmp_path / "run").exists()
 

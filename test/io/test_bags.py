@@ -184,3 +184,15 @@ def test_bags_are_read_in_the_order_of_their_start(tmp_path: Path):
     shutil.copytree(tmp_path / "second", tmp_path / "copy")
     reader = BagReader([tmp_path / "second", tmp_path / "first"])
     assert [message.data for message in reader.messages()][-1] == image_bytes(99)
+
+
+def test_bags_of_another_mind_or_preset_are_refused(tmp_path: Path):
+    bag = tmp_path / "bag"
+    write_images(bag, 1, custom_data={"pamiq_ros.mind": "curiosity", "pamiq_ros.preset": "tiny"})
+    reader = BagReader([bag])
+    reader.check_origin("curiosity", "tiny")
+    reader.check_origin()  # nothing asked, nothing checked
+    with pytest.raises(BagError, match=rf"{bag}: recorded by preset 'tiny', not 'small'"):
+        reader.check_origin("curiosity", "small")
+    with pytest.raises(BagError, match="recorded by mind 'curiosity', not 'autoencoder'"):
+        reader.check_origin("autoencoder")
