@@ -393,7 +393,7 @@ class LabConfig:
     buffer_size: int = 200
     frames_per_step: int = 2
     batch_size: int = 16
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-4
     frame_width: int = 64
     frame_height: int = 48
     smooth_window: int = 3
@@ -491,8 +491,8 @@ def _trainer(config: LabConfig, seed: int, model: JepaEncoder) -> JepaTrainer:
     trainer = JepaTrainer(
         batch_size=config.batch_size,
         learning_rate=config.learning_rate,
-        momentum_start=0.99,
-        momentum_end=0.999,
+        momentum_start=0.996,
+        momentum_end=1.0,
         momentum_steps=max(1, config.total_steps),
         min_buffer_size=config.batch_size,
         min_new_samples=1,
@@ -744,10 +744,34 @@ def summarise(
             for experience in config.experiences:
                 cell["final"][experience] = {
                     metric: bootstrap_mean([r["curves"][experience][metric][-1] for r in chosen])
-                    for metric in ("pose_r2", "region_r2")
+                    for metric in METRICS
                 }
+            # Drift over each phase: CKA of the features at its end to those at its start.
+            cell["cka_at_phase_end"] = [
+                {
+                    experience: bootstrap_mean(
+                        [_value_at(r, experience, "cka_to_switch", end) for r in chosen]
+                    )
+                    for experience in config.experiences
+                }
+                for end in _phase_ends(config)
+            ]
             summary[f"{size}/{survival}"] = cell
     return summary
+
+
+def _phase_ends(config: LabConfig) -> list[int]:
+    ends, step = [], 0
+    for _, steps in config.phases:
+        step += steps
+        ends.append(step)
+    return ends
+
+
+def _value_at(run: Mapping[str, Any], experience: str, metric: str, step: int) -> float:
+    """The metric measured at ``step`` (a phase's end: before the next phase resets it)."""
+    index = min(i for i, s in enumerate(run["steps"]) if s == step)  # before the reset
+    return float(run["curves"][experience][metric][index])
 
 
 def _cell(stat: Mapping[str, Any] | None, digits: int = 0) -> str:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from pamiq_ros_interfaces.msg import Experience
 from rclpy.serialization import deserialize_message
 
@@ -78,6 +79,7 @@ def pretrain(
     reader = BagReader(paths)
     reader.check_origin(settings.mind, settings.preset if settings.mind == "curiosity" else "")
     topics = experience_topics(reader)
+    torch.set_num_threads(settings.torch_threads)  # as the trainer node trains
     learner = build_learner(settings)
     image_shape = (settings.image_height, settings.image_width, 3)
     result = PretrainResult(checkpoint=store_path)

@@ -107,6 +107,9 @@ def test_a_quick_lab_run_writes_every_figure(tmp_path: Path, capsys):
     assert set(cell["phases"][1]["plasticity"]["pose_r2"]) == {"50%", "90%"}
     assert set(cell["phases"][1]["forgetting"]["A"]["pose_r2"]) == {"50%", "90%"}
     assert set(cell["iid_reference"]) == {"A", "B"}
+    assert set(cell["final"]["B"]) == set(METRICS)
+    assert len(cell["cka_at_phase_end"]) == 3
+    assert cell["cka_at_phase_end"][0]["A"]["mean"] <= 1.0 + 1e-9
     assert len(report["runs"]) == 4 and len(report["iid"]) == 2
     run = report["runs"][0]
     assert run["switch_steps"] == [0, 6, 12]
