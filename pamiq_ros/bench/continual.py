@@ -676,16 +676,27 @@ def measure_costs(config: LabConfig, test_sets: Mapping[str, LabeledFrames]) -> 
     return costs
 
 
-def projected_seconds(config: LabConfig, costs: Mapping[str, Any]) -> float:
-    """The lab's projected run time from measured per-step and per-evaluation costs."""
+def job_seconds(config: LabConfig, costs: Mapping[str, Any], size: str) -> float:
+    """Measured-cost estimate of one job: every survival setting and the i.i.d. run of a size."""
     evaluations = sum(steps // config.eval_every + 2 for _, steps in config.phases)
-    total = 0.0
-    for size in config.sizes:
-        cost = costs[size]
-        continual = config.total_steps * cost["train_step_s"] + evaluations * cost["evaluation_s"]
-        iid = config.total_steps * cost["train_step_s"] + cost["evaluation_s"]
-        total += len(config.seeds) * (len(config.survivals) * continual + iid)
-    return total * COST_MARGIN / min(config.workers, len(config.seeds) * len(config.sizes))
+    cost = costs[size]
+    continual = config.total_steps * cost["train_step_s"] + evaluations * cost["evaluation_s"]
+    iid = config.total_steps * cost["train_step_s"] + cost["evaluation_s"]
+    return len(config.survivals) * continual + iid
+
+
+def schedule_jobs(config: LabConfig, costs: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """Every (size, seed) job, longest first, so the workers finish close together."""
+    jobs = [(size, seed) for seed in config.seeds for size in config.sizes]
+    return sorted(jobs, key=lambda job: -job_seconds(config, costs, job[0]))
+
+
+def projected_seconds(config: LabConfig, costs: Mapping[str, Any]) -> float:
+    """The lab's projected run time: jobs longest first on the workers, costs x the margin."""
+    finish = [0.0] * max(1, config.workers)
+    for size, _ in schedule_jobs(config, costs):
+        finish[finish.index(min(finish))] += job_seconds(config, costs, size)
+    return max(finish) * COST_MARGIN
 
 
 def fit_to_budget(config: LabConfig, costs: Mapping[str, Any]) -> tuple[LabConfig, float]:
@@ -943,7 +954,7 @@ def run_lab(config: LabConfig, out_dir: Path) -> dict[str, Any]:
 
     runs: list[dict[str, Any]] = []
     iid: list[dict[str, Any]] = []
-    jobs = [(size, seed) for seed in config.seeds for size in config.sizes]
+    jobs = schedule_jobs(config, costs)
     train_started = time.perf_counter()
     context = multiprocessing.get_context("spawn")  # torch and fork do not mix
     with ProcessPoolExecutor(max_workers=config.workers, mp_context=context) as pool:
@@ -956,9 +967,9 @@ def run_lab(config: LabConfig, out_dir: Path) -> dict[str, Any]:
             iid.append(result["iid"])
             size, seed = futures[future]
             _progress(done, len(jobs), train_started, f"size {size} seed {seed}")
-    order = {key: index for index, key in enumerate(jobs)}
-    runs.sort(key=lambda run: (order[(run["size"], run["seed"])], run["survival"]))
-    iid.sort(key=lambda run: order[(run["size"], run["seed"])])
+    runs.sort(key=lambda run: (config.sizes.index(run["size"]), run["seed"],
+                               config.survivals.index(run["survival"])))  # fmt: skip
+    iid.sort(key=lambda run: (config.sizes.index(run["size"]), run["seed"]))
     summary = summarise(config, runs, iid)
     report = {
         "config": {**asdict(config), "phases": [list(phase) for phase in config.phases]},
