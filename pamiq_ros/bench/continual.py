@@ -733,24 +733,16 @@ def summarise(
                 phase: dict[str, Any] = {"experience": experience, "plasticity": {},
                                          "forgetting": {}}  # fmt: skip
                 for metric in TIME_METRICS:
+                    entries = [r["times"][phase_index]["plasticity"][metric] for r in chosen]
                     for key in (f"{round(f * 100)}%" for f in FRACTIONS):
-                        values = [r["times"][phase_index]["plasticity"][metric][key]
-                                  for r in chosen]  # fmt: skip
-                        phase["plasticity"].setdefault(metric, {})[key] = {
-                            **bootstrap_mean(values),
-                            "censored": sum(value is None for value in values),
-                        }
+                        phase["plasticity"].setdefault(metric, {})[key] = _time_stats(entries, key)
                     for other in chosen[0]["times"][phase_index]["forgetting"] if chosen else ():
+                        entries = [
+                            r["times"][phase_index]["forgetting"][other][metric] for r in chosen
+                        ]
+                        target = phase["forgetting"].setdefault(other, {}).setdefault(metric, {})
                         for key in (f"{round(f * 100)}%" for f in FRACTIONS):
-                            values = [
-                                r["times"][phase_index]["forgetting"][other][metric][key]
-                                for r in chosen
-                            ]
-                            target = phase["forgetting"].setdefault(other, {})
-                            target.setdefault(metric, {})[key] = {
-                                **bootstrap_mean(values),
-                                "censored": sum(value is None for value in values),
-                            }
+                            target[key] = _time_stats(entries, key)
                 cell["phases"].append(phase)
             for experience in config.experiences:
                 cell["final"][experience] = {
@@ -771,6 +763,21 @@ def summarise(
     return summary
 
 
+def _time_stats(entries: Sequence[Mapping[str, Any]], key: str) -> dict[str, Any]:
+    """Bootstrap mean of the times reached; runs without gain and censored runs apart.
+
+    A run with no gain in the phase has nothing to time; a censored one never reached the
+    threshold within the phase.
+    """
+    values = [entry[key] for entry in entries]
+    no_gain = sum(1 for entry in entries if not entry["gain"] > 0)
+    return {
+        **bootstrap_mean(values),
+        "no_gain": no_gain,
+        "censored": sum(value is None for value in values) - no_gain,
+    }
+
+
 def _phase_ends(config: LabConfig) -> list[int]:
     ends, step = [], 0
     for _, steps in config.phases:
@@ -786,19 +793,24 @@ def _value_at(run: Mapping[str, Any], experience: str, metric: str, step: int) -
 
 
 def _cell(stat: Mapping[str, Any] | None, digits: int = 0) -> str:
-    if not stat or stat.get("mean") is None:
-        censored = stat.get("censored", 0) if stat else 0
-        return f"never({censored})" if censored else "-"
-    text = f"{stat['mean']:.{digits}f} [{stat['low']:.{digits}f},{stat['high']:.{digits}f}]"
-    censored = stat.get("censored", 0)
-    return text + (f" +{censored}c" if censored else "")
+    if not stat:
+        return "-"
+    notes = "".join(
+        f" {stat[key]}{mark}"
+        for key, mark in (("censored", "c"), ("no_gain", "g"))
+        if stat.get(key)
+    )
+    if stat.get("mean") is None:
+        return ("none:" + notes) if notes else "-"
+    return f"{stat['mean']:.{digits}f} [{stat['low']:.{digits}f},{stat['high']:.{digits}f}]" + notes
 
 
 def format_table(config: LabConfig, summary: Mapping[str, Any]) -> str:
     """The printed table: pose-probe times (steps) and final R^2 with the i.i.d. reference."""
     lines = [
-        "times in training steps after the switch (pose R^2), mean [95% bootstrap CI], "
-        "+Nc = N seeds never reached (censored)",
+        "times in training steps after the switch (pose R^2), mean [95% bootstrap CI] over the "
+        "seeds that reached it; Nc: seeds that never reached it in the phase (censored), "
+        "Ng: seeds with no gain in the phase (nothing to time)",
         f"{'size/survival':<14} {'phase':<6} {'plastic 50%':<20} {'plastic 90%':<20} "
         f"{'forget 50%':<22} {'forget 90%':<22}",
     ]

@@ -118,3 +118,17 @@ def test_a_quick_lab_run_writes_every_figure(tmp_path: Path, capsys):
     assert all(Path(path).stat().st_size > 0 for path in report["plots"])
     assert (tmp_path / "test_sets" / "A" / "metadata.yaml").is_file()
     assert "forget 50%" in capsys.readouterr().out
+
+
+def test_time_statistics_count_no_gain_and_censored_runs_apart():
+    from pamiq_ros.bench.continual import _time_stats
+
+    entries = [
+        {"50%": 20.0, "gain": 0.3},
+        {"50%": 40.0, "gain": 0.2},
+        {"50%": None, "gain": 0.1},  # had a gain, never reached the threshold
+        {"50%": None, "gain": -0.1},  # nothing to time
+    ]
+    stats = _time_stats(entries, "50%")
+    assert stats["mean"] == 30.0 and stats["n"] == 2
+    assert stats["censored"] == 1 and stats["no_gain"] == 1
