@@ -261,7 +261,8 @@ class BagWriter:
     def budget_estimate(self) -> int:
         """What the folder may take once the open file is closed: the budget is kept on this."""
         closed = sum(closed.size for closed in self._closed)
-        metadata = (self.path / METADATA_FILE).stat().st_size if self._closed else 0
+        metadata_path = self.path / METADATA_FILE
+        metadata = metadata_path.stat().st_size if metadata_path.exists() else 0
         return closed + metadata + self._file_estimate
 
     # --- files --------------------------------------------------------------------------------

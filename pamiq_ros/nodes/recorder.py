@@ -222,7 +222,7 @@ class RecorderNode(Node, Controllable):
                     data = compress_image(data, self.settings.jpeg_quality)
                     topic = stored_topic
                 self._writer.write(topic, stamp, data)
-            except (BagError, ValueError, OSError) as error:
+            except Exception as error:  # one bad message never ends the recording
                 with self._lock:
                     self._write_errors += 1
                 self.get_logger().error(

@@ -174,6 +174,7 @@ class SimWorldNode(Node, Controllable):
             pose, frames = self._pose, self._frames
         return {
             "paused": self._paused.is_set(),
+            "experience": self._experience,
             "x": pose.x,
             "y": pose.y,
             "yaw": pose.yaw,

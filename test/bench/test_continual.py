@@ -123,7 +123,7 @@ def test_a_quick_lab_run_writes_every_figure(tmp_path: Path, capsys):
 def test_time_statistics_count_no_gain_and_censored_runs_apart():
     from pamiq_ros.bench.continual import _time_stats
 
-    entries = [
+    entries: list[dict[str, float | None]] = [
         {"50%": 20.0, "gain": 0.3},
         {"50%": 40.0, "gain": 0.2},
         {"50%": None, "gain": 0.1},  # had a gain, never reached the threshold
