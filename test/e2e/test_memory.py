@@ -43,6 +43,7 @@ def replay_command(*arguments: str) -> list[str]:
     return [sys.executable, "-m", "pamiq_ros.cli", "replay", *arguments]
 
 
+@pytest.mark.timeout(180 + 3 * RECORD_SECONDS)
 def test_recorded_frames_replay_byte_identical_and_jpeg_bags_decode(
     spawn_node: Callable[..., NodeProcess],
     probe: RosProbe,
