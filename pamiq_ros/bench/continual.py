@@ -95,7 +95,7 @@ METRICS = ("pose_r2", "region_r2", "jepa_loss", "cka_to_switch", "spread", "effe
 TIME_METRICS = ("pose_r2", "region_r2")
 """Metrics whose gain defines plasticity and forgetting times (higher is better)."""
 FRACTIONS = (0.5, 0.9)
-LOSS_FRAMES = 64
+LOSS_FRAMES = 32
 """Test frames the frozen-target JEPA loss is measured on (the probes use all of them)."""
 COST_MARGIN = 2.0
 COST_STEPS = 12
@@ -389,7 +389,7 @@ class LabConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     phases: tuple[tuple[str, int], ...] = (("A", 400), ("B", 400), ("A", 200))
     eval_every: int = 25
-    test_frames: int = 240
+    test_frames: int = 200
     buffer_size: int = 200
     frames_per_step: int = 2
     batch_size: int = 16
