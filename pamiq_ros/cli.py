@@ -118,15 +118,19 @@ def _record(arguments: argparse.Namespace) -> int:
     from pamiq_ros.nodes._runtime import run_node
     from pamiq_ros.nodes.recorder import RecorderNode
 
-    values = {
+    texts = {
         "output": arguments.output,
         "topics": arguments.topics,
+        "mind": arguments.mind,
+        "preset": arguments.preset,
+    }
+    values = {
         "compress_images": "true" if arguments.compress_images else "false",
         "max_file_mb": repr(float(arguments.max_file_mb)),
         "max_file_seconds": repr(float(arguments.max_file_seconds)),
         "disk_budget_mb": repr(float(arguments.disk_budget_mb)),
-        "mind": arguments.mind,
-        "preset": arguments.preset,
+        # Quoted so that YAML keeps them strings; empty ones keep their defaults.
+        **{name: "'" + text.replace("'", "''") + "'" for name, text in texts.items() if text},
     }
     ros_arguments = ["--ros-args"]
     for name, value in values.items():

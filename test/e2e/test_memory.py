@@ -146,3 +146,16 @@ def test_replay_refuses_a_truncated_bag_naming_the_file(tmp_path: Path, ros_env:
     assert done.returncode == 2
     assert f"{file}: truncated" in done.stderr
     assert file.read_bytes() == before
+
+
+def test_pamiq_ros_record_closes_its_bag_on_ctrl_c(
+    spawn: Callable[..., NodeProcess], tmp_path: Path
+):
+    bag = tmp_path / "bag"
+    command = [sys.executable, "-m", "pamiq_ros.cli", "record", "--output", str(bag),
+               "--topics", "/diagnostics", "--mind", "curiosity"]  # fmt: skip
+    recorder = spawn("record", command)
+    recorder.wait_for_output("recorded /diagnostics=", timeout=60.0)  # its own diagnostics
+    assert recorder.stop() == 0
+    info = inspect_bag(bag)
+    assert info.counts["/diagnostics"] >= 1 and info.custom_data["pamiq_ros.mind"] == "curiosity"
