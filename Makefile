@@ -9,6 +9,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CONFIG ?= config/sim.yaml
 RUN_SECONDS ?= 0
+RECORD ?= 0
 PYTEST_ARGS ?=
 
 # DDS discovery stays on this machine unless the caller (or a config's pamiq_launcher section)
@@ -19,7 +20,8 @@ export PYTHONUNBUFFERED := 1
 MSG_SOURCES := $(wildcard msg/msg/*.msg msg/srv/*.srv msg/tf2_msgs/msg/*.msg) msg/CMakeLists.txt \
   msg/package.xml msg/tf2_msgs/CMakeLists.txt msg/wheel_python_targets.cmake
 
-.PHONY: setup run test lint typecheck bench bench-sync bench-curiosity clean
+.PHONY: setup run test lint typecheck bench bench-sync bench-curiosity bench-continual \
+	bench-recording clean
 
 setup: $(VENV)/.installed-package
 
@@ -58,7 +60,7 @@ $(VENV)/.installed-package: $(VENV)/.installed-interfaces setup.py setup.cfg pac
 	touch $@
 
 run: setup
-	$(VENV)/bin/pamiq-ros launch $(CONFIG) --duration $(RUN_SECONDS)
+	$(VENV)/bin/pamiq-ros launch $(CONFIG) --duration $(RUN_SECONDS) $(if $(filter 1,$(RECORD)),--record)
 
 BENCH_ARGS ?=
 bench: setup
@@ -69,6 +71,14 @@ bench-sync: setup
 
 bench-curiosity: setup
 	$(PY) -m pamiq_ros.bench.curiosity $(BENCH_ARGS)
+
+# Plasticity and forgetting of the JEPA encoder (about 25 min on 2 cores; BENCH_ARGS=--quick).
+bench-continual: setup
+	$(PY) -m pamiq_ros.bench.continual $(BENCH_ARGS)
+
+# Agent step timing without and with the recorder, and bag sizes (about 6 min).
+bench-recording: setup
+	$(PY) -m pamiq_ros.bench.recording $(BENCH_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

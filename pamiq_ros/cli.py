@@ -11,15 +11,18 @@ from pathlib import Path
 
 from pamiq_ros.bringup.control_client import send_command
 from pamiq_ros.bringup.description import (
+    Bringup,
     BringupError,
     LauncherSettings,
+    NodeDescription,
     create_run_dir,
     load_bringup,
+    loopback_dds_environment,
     run_parameters,
 )
 from pamiq_ros.bringup.executables import NODE_EXECUTABLES
 from pamiq_ros.bringup.launcher import Launcher
-from pamiq_ros.core.settings import describe
+from pamiq_ros.core.settings import SettingsError, build_settings, describe
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
@@ -79,12 +82,124 @@ def _launch(arguments: argparse.Namespace) -> int:
         print(f"pamiq-ros launch: {error}", file=sys.stderr)
         return 2
     duration = arguments.duration if arguments.duration and arguments.duration > 0 else None
+    if arguments.record:
+        bringup = dataclasses.replace(bringup, nodes=(*bringup.nodes, _recorder_of(bringup)))
     launcher = Launcher(bringup, parameters=run_parameters(run_dir, arguments.resume or ""))
     launcher.say(
         f"run folder {run_dir}"
         + (f", resuming from {arguments.resume}" if arguments.resume else "")
     )
     return launcher.run(duration)
+
+
+def _recorder_of(bringup: Bringup) -> NodeDescription:
+    """A recorder beside a deployment: the bag in the run folder, tagged with the agent's mind."""
+    agent = next((node.parameters for node in bringup.nodes if node.name == "agent"), {})
+    parameters = {"mind": str(agent.get("mind", "")), "preset": str(agent.get("preset", ""))}
+    existing = next((node for node in bringup.nodes if node.name == "recorder"), None)
+    if existing is not None:
+        raise BringupError(f"{bringup.config_path}: has a recorder already; drop --record")
+    return NodeDescription("recorder", "recorder", NODE_EXECUTABLES["recorder"], parameters)
+
+
+def _keep_dds_on_loopback() -> None:
+    """Keeps this process's DDS on 127.0.0.1, unless the caller chose another range or RMW."""
+    discovery = os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    rmw = os.environ.get("RMW_IMPLEMENTATION", "")
+    if (
+        discovery == "LOCALHOST"
+        and not os.environ.get("ROS_STATIC_PEERS")
+        and (not rmw or rmw.startswith("rmw_fastrtps"))
+    ):
+        os.environ.update(loopback_dds_environment())
+
+
+def _record(arguments: argparse.Namespace) -> int:
+    from pamiq_ros.nodes._runtime import run_node
+    from pamiq_ros.nodes.recorder import RecorderNode
+
+    texts = {
+        "output": arguments.output,
+        "topics": arguments.topics,
+        "mind": arguments.mind,
+        "preset": arguments.preset,
+    }
+    values = {
+        "compress_images": "true" if arguments.compress_images else "false",
+        "max_file_mb": repr(float(arguments.max_file_mb)),
+        "max_file_seconds": repr(float(arguments.max_file_seconds)),
+        "disk_budget_mb": repr(float(arguments.disk_budget_mb)),
+        # Quoted so that YAML keeps them strings; empty ones keep their defaults.
+        **{name: "'" + text.replace("'", "''") + "'" for name, text in texts.items() if text},
+    }
+    ros_arguments = ["--ros-args"]
+    for name, value in values.items():
+        ros_arguments += ["-p", f"{name}:={value}"]
+    _keep_dds_on_loopback()
+    run_node(RecorderNode, ros_arguments)
+    return 0
+
+
+def _replay(arguments: argparse.Namespace) -> int:
+    from pamiq_ros.bringup.replay import replay
+    from pamiq_ros.io.bags import BagError
+
+    _keep_dds_on_loopback()
+    topics = [name for name in arguments.topics.split(",") if name] if arguments.topics else None
+    try:
+        result = replay(
+            arguments.bags,
+            arguments.rate,
+            topics,
+            decode_images=not arguments.keep_compressed,
+            wait_for_subscribers=arguments.wait_for_subscribers,
+            mind=arguments.mind,
+            preset=arguments.preset,
+        )
+    except (BagError, ValueError) as error:
+        print(f"pamiq-ros replay: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    counts = ", ".join(f"{topic}={count}" for topic, count in result.published.items())
+    print(f"published {counts or 'nothing'} in {result.seconds:.1f} s")
+    return 0
+
+
+def _pretrain(arguments: argparse.Namespace) -> int:
+    from pamiq_ros.bringup.pretrain import pretrain
+    from pamiq_ros.io.bags import BagError
+    from pamiq_ros.nodes.trainer import TrainerSettings
+
+    try:
+        bringup = load_bringup(resolve_config(arguments.config))
+        section = next((node for node in bringup.nodes if node.name == "trainer"), None)
+        if section is None:
+            raise BringupError(f"{bringup.config_path}: has no trainer section")
+        values = {
+            key: value
+            for key, value in section.parameters.items()
+            if key not in ("run_dir", "resume_from")
+        }
+        values.update(
+            {key: getattr(arguments, key) for key in ("mind", "preset") if getattr(arguments, key)}
+        )
+        settings = build_settings(TrainerSettings, values)
+        output = (
+            Path(arguments.output)
+            if arguments.output
+            else create_run_dir(Path(arguments.runs_dir), Path("pretrain.yaml"))
+        )
+        result = pretrain(arguments.bags, settings, output, arguments.epochs)
+    except (BringupError, SettingsError, BagError, FileExistsError, ValueError) as error:
+        print(f"pamiq-ros pretrain: {error}", file=sys.stderr)
+        return 2
+    print(
+        f"checkpoint {result.checkpoint}: {result.records} records, runs {result.runs}, "
+        f"versions {result.versions}, {result.seconds:.0f} s; resume a live run with "
+        f"pamiq-ros launch {arguments.config} --resume {output}"
+    )
+    return 0
 
 
 def _control(arguments: argparse.Namespace) -> int:
@@ -161,7 +276,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="stop after this many seconds (0: run until Ctrl-C)",
     )
+    launch.add_argument(
+        "--record",
+        action="store_true",
+        help="also run the recorder node: default topics into <run folder>/bags/ (MCAP)",
+    )
     launch.set_defaults(handler=_launch)
+    _add_memory_commands(commands)
 
     control_help = {
         "pause": "pause acting and training on every node of the running stack (inputs released)",
@@ -203,6 +324,71 @@ def build_parser() -> argparse.ArgumentParser:
     )
     params.set_defaults(handler=_params)
     return parser
+
+
+def _add_memory_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    from pamiq_ros.nodes.recorder import DEFAULT_TOPICS, RecorderSettings
+
+    defaults = RecorderSettings()
+    record = commands.add_parser(
+        "record",
+        help="record topics of the running stack into a ROS 2 bag (MCAP) until Ctrl-C",
+        description="Record topics of the running stack (same ROS_DOMAIN_ID) into a rosbag2 "
+        "folder of MCAP files that ros2 bag info and MCAP tools read.",
+    )
+    record.add_argument("--output", default="", help="bag folder to create (never overwritten)")
+    record.add_argument("--topics", default=DEFAULT_TOPICS, help="comma-separated topics")
+    record.add_argument(
+        "--compress-images", action="store_true", help="store images as JPEG CompressedImage"
+    )
+    record.add_argument("--max-file-mb", type=float, default=defaults.max_file_mb)
+    record.add_argument(
+        "--max-file-seconds", type=float, default=0.0, help="also split by time (0: off)"
+    )
+    record.add_argument(
+        "--disk-budget-mb", type=float, default=0.0, help="oldest files removed beyond it (0: off)"
+    )
+    record.add_argument("--mind", default="", help="the mind recorded (checked by pretrain)")
+    record.add_argument("--preset", default="", help="the preset recorded (checked by pretrain)")
+    record.set_defaults(handler=_record)
+
+    replay = commands.add_parser(
+        "replay",
+        help="publish recorded topics again with their timing, as if live",
+        description="Publish the bags' topics with their recorded timing (scaled by --rate); "
+        "JPEG-recorded images are published as sensor_msgs/Image on their original topic.",
+    )
+    replay.add_argument("bags", nargs="+", help="bag folders (with metadata.yaml)")
+    replay.add_argument("--rate", type=float, default=1.0, help="speed factor (default 1.0)")
+    replay.add_argument("--topics", default="", help="comma-separated topics (default: all)")
+    replay.add_argument(
+        "--keep-compressed", action="store_true", help="publish JPEG images as recorded"
+    )
+    replay.add_argument(
+        "--wait-for-subscribers",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to this long for every topic to have a subscriber before starting",
+    )
+    replay.add_argument("--mind", default="", help="refuse bags recorded by another mind")
+    replay.add_argument("--preset", default="", help="refuse bags recorded with another preset")
+    replay.set_defaults(handler=_replay)
+
+    pretrain = commands.add_parser(
+        "pretrain",
+        help="train the trainer's models from bags as fast as possible, writing a checkpoint",
+        description="Train the trainer's models on the bags' experience records, flat out, and "
+        "write a checkpoint that pamiq-ros launch CONFIG --resume OUTPUT continues from.",
+    )
+    pretrain.add_argument("bags", nargs="+", help="bag folders with an experience topic")
+    pretrain.add_argument("--config", default="sim", help="config whose trainer settings to use")
+    pretrain.add_argument("--mind", default="", help="override the config's trainer mind")
+    pretrain.add_argument("--preset", default="", help="override the config's trainer preset")
+    pretrain.add_argument("--epochs", type=int, default=1, help="passes over the records")
+    pretrain.add_argument("--output", default="", help="run folder to write (default: new)")
+    pretrain.add_argument("--runs-dir", default="runs", help="where a new run folder goes")
+    pretrain.set_defaults(handler=_pretrain)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -13,6 +13,7 @@ NODE_EXECUTABLES: dict[str, str] = {
     "agent": "pamiq_ros.nodes.agent",
     "safety": "pamiq_ros.nodes.safety",
     "trainer": "pamiq_ros.nodes.trainer",
+    "recorder": "pamiq_ros.nodes.recorder",
 }
 """Executable name -> module whose ``main(args)`` runs the node."""
 

@@ -22,19 +22,28 @@ from dataclasses import dataclass
 from typing import Any
 
 from geometry_msgs.msg import PoseStamped, TransformStamped, Twist
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import CameraInfo
 from tf2_msgs.msg import TFMessage
 from typing_extensions import override
 
-from pamiq_ros.core.settings import SettingsError, require_in_range, require_positive, setting
+from pamiq_ros.core.settings import (
+    SettingsError,
+    require_in_range,
+    require_one_of,
+    require_positive,
+    setting,
+)
 from pamiq_ros.io.camera_info import Intrinsics, fill_camera_info
 from pamiq_ros.io.frame_stamp import ANSWERS_ADDRESS, check_size, write_stamp
 from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import OK, WARN, DiagnosticsReporter
 from pamiq_ros.nodes._runtime import declare_settings, run_node
 from pamiq_ros.sim.answer_latency import AnswerLatency
+from pamiq_ros.sim.experiences import EXPERIENCES, experience_layout
 from pamiq_ros.sim.osc_input import InputState
 from pamiq_ros.sim.osc_server import OscInputServer, OscRejection, RejectionLogThrottle
 from pamiq_ros.sim.renderer import Renderer
@@ -80,6 +89,10 @@ class SimWorldSettings:
     )
     turn_speed: float = setting(1.5, "Turn rate (rad/s) at input 1.0; the fastest allowed.")
     seed: int = setting(0, "Seed of the world: where the moving pillars start.")
+    experience: str = setting(
+        "A", "The world's look (pamiq_ros.sim.experiences): A, B or C; setting it at run time "
+        "(ros2 param set, the SetParameters service) switches the look at the next frame."
+    )  # fmt: skip
     pose_rate_hz: float = setting(
         20.0, "Rate (Hz) at which world/pose, /tf and world/camera_info are published."
     )
@@ -106,6 +119,7 @@ class SimWorldSettings:
         require_in_range(self, 0, 65535, "osc_port", "video_port")
         require_in_range(self, 8, _MAX_FRAME_SIDE, "frame_width", "frame_height")
         require_in_range(self, 1, 100, "jpeg_quality")
+        require_one_of(self, experience=EXPERIENCES)
         if not self.video_path.startswith("/"):
             raise ValueError(f"video_path must start with '/', got {self.video_path!r}")
         if self.stamp_frames:
@@ -128,8 +142,11 @@ class SimWorldNode(Node, Controllable):
         super().__init__("sim_world", **node_options)
         self.settings = declare_settings(self, SimWorldSettings)
         settings = self.settings
-        self._world = World(settings.seed, settings.walk_speed, settings.turn_speed)
+        layout = experience_layout(settings.experience, settings.seed)
+        self._world = World(settings.seed, settings.walk_speed, settings.turn_speed, layout)
         self._renderer = Renderer(self._world.layout, settings.frame_width, settings.frame_height)
+        self._experience = settings.experience
+        self._next_renderer: Renderer | None = None
         self._input = InputState()
         self._rejection_throttle = RejectionLogThrottle(_REJECTION_LOG_PERIOD)
         self._answers = AnswerLatency() if settings.stamp_frames else None
@@ -168,6 +185,7 @@ class SimWorldNode(Node, Controllable):
         self._loop_thread.start()
         self.create_timer(1.0 / settings.pose_rate_hz, self._publish_pose)
         self.create_timer(settings.report_period, self._report)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         ControlServices(self, self)
 
     @override
@@ -186,6 +204,7 @@ class SimWorldNode(Node, Controllable):
             pose, frames = self._pose, self._frames
         return {
             "paused": self._paused.is_set(),
+            "experience": self._experience,
             "x": pose.x,
             "y": pose.y,
             "yaw": pose.yaw,
@@ -305,6 +324,11 @@ class SimWorldNode(Node, Controllable):
             self._stop.wait(max(0.0, delay))
 
     def _tick(self, dt: float) -> None:
+        with self._lock:
+            renderer, self._next_renderer = self._next_renderer, None
+        if renderer is not None:  # same walls and pillars: only the look changes
+            self._world.layout = renderer.layout
+            self._renderer = renderer
         if not self._paused.is_set():
             self._world.step(dt, self._command())
         frame = self._renderer.render(self._world)
@@ -353,6 +377,24 @@ class SimWorldNode(Node, Controllable):
         with self._lock:
             self._cmd_vel = _TimedCommand(command, time.monotonic())
             self._cmd_vel_received += 1
+
+    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        for parameter in parameters:
+            if parameter.name != "experience":
+                continue
+            if parameter.value not in EXPERIENCES:
+                return SetParametersResult(
+                    successful=False,
+                    reason=f"experience must be one of {', '.join(EXPERIENCES)}, "
+                    f"got {parameter.value!r}",
+                )
+            layout = experience_layout(str(parameter.value), self.settings.seed)
+            renderer = Renderer(layout, self.settings.frame_width, self.settings.frame_height)
+            with self._lock:
+                self._next_renderer = renderer
+                self._experience = str(parameter.value)
+            self.get_logger().info(f"experience switched to {parameter.value}")
+        return SetParametersResult(successful=True)
 
     def _publish_pose(self) -> None:
         with self._lock:
