@@ -107,6 +107,10 @@ class AgentSettings:
         "auto", "How new weights are fetched: auto (shared memory on the trainer's host, else "
         "bytes), shm, or bytes."
     )  # fmt: skip
+    trainer_node: str = setting(
+        "trainer", "The trainer whose weights are taken (its node name, relative to this "
+        "namespace, or fully qualified); announcements from any other node are refused."
+    )  # fmt: skip
     torch_threads: int = setting(1, "CPU threads for the acting model.")
     spin_before_step_ms: float = setting(
         2.0, "The step thread wakes this long before each step and waits busy, so it is running "
@@ -195,6 +199,7 @@ class AgentNode(Node, Controllable):
             transport=settings.sync_transport,
             on_ready=self._on_weights_ready,
             on_error=self._problems.error,
+            trainer_node=settings.trainer_node,
         )
         ControlServices(self, self)
         self.create_timer(settings.report_period, self._report)
@@ -434,6 +439,7 @@ class AgentNode(Node, Controllable):
                 "weight_version": self._mind.version,
                 **{f"version_{name}": m.version for name, m in self._mind.models.items()},
                 "weight_swaps": self._swaps,
+                "weights_refused": self._sync.refusals(),
                 "sync_latency_p50_ms": latencies[len(latencies) // 2] if latencies else "none",
                 "sync_latency_max_ms": latencies[-1] if latencies else "none",
                 **self._mind.figures(),

@@ -15,7 +15,7 @@ from pamiq_ros_interfaces.msg import WeightsAnnouncement
 from pamiq_ros_interfaces.srv import GetWeights
 
 from pamiq_ros.core.swappable import SwappableModel
-from pamiq_ros.core.weight_store import SharedWeightStore
+from pamiq_ros.core.weight_store import SharedWeightStore, version_file_name
 from pamiq_ros.core.weights import NonFiniteWeightsError, host_identity
 from pamiq_ros.nodes._weight_sync import (
     ANNOUNCE_QOS,
@@ -32,6 +32,8 @@ pytestmark = pytest.mark.e2e
 
 MODEL = "policy"
 TIMEOUT_S = 20.0
+STORE_FOLDER = "pamiq_ros-1-test"
+"""Named as a trainer's store folder is, so the subscriber reads files in it."""
 
 
 def build() -> torch.nn.Module:
@@ -53,7 +55,13 @@ def assert_weights(module: torch.nn.Module, expected: dict[str, torch.Tensor]) -
 class Agent:
     """The agent's side: a swappable model fed by a WeightSubscriber."""
 
-    def __init__(self, probe: RosProbe, transport: str, request_timeout_s: float = 10.0):
+    def __init__(
+        self,
+        probe: RosProbe,
+        transport: str,
+        request_timeout_s: float = 10.0,
+        store_roots: tuple[Path, ...] = (),
+    ):
         self.model = SwappableModel(MODEL, build)
         self.initial = {k: v.clone() for k, v in self.model.current()[0].state_dict().items()}
         self.ready: list[tuple[int, SyncTiming]] = []
@@ -66,6 +74,7 @@ class Agent:
             on_ready=self._on_ready,
             on_error=self._on_error,
             request_timeout_s=request_timeout_s,
+            store_roots=store_roots or None,
         )
 
     def _on_ready(self, name: str, version: int, timing: SyncTiming) -> None:
@@ -114,7 +123,7 @@ def agent_probe(domain_id: int) -> Iterator[RosProbe]:
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[SharedWeightStore]:
     # Small chunks: the bytes path takes several requests for these weights (~10 kB).
-    store = SharedWeightStore(tmp_path / "weights", chunk_size=4096)
+    store = SharedWeightStore(tmp_path / STORE_FOLDER, chunk_size=4096)
     yield store
     store.close()
 
@@ -127,10 +136,11 @@ def publisher(trainer_probe: RosProbe, store: SharedWeightStore) -> Iterator[Wei
 
 
 @pytest.fixture
-def make_agent(agent_probe: RosProbe) -> Iterator[Any]:
+def make_agent(agent_probe: RosProbe, tmp_path: Path) -> Iterator[Any]:
     agents: list[Agent] = []
 
     def make(transport: str = "auto", **options: Any) -> Agent:
+        options.setdefault("store_roots", (tmp_path,))
         agent = Agent(agent_probe, transport, **options)
         agents.append(agent)
         return agent
@@ -210,7 +220,9 @@ class FakeTrainer:
 
     def __init__(self, probe: RosProbe, announced: bytes, served: bytes, directory: Path):
         self.served = served
-        self.path = directory / "served.safetensors"
+        folder = directory / STORE_FOLDER
+        folder.mkdir(mode=0o700, exist_ok=True)
+        self.path = folder / version_file_name(MODEL, 1)
         self.path.write_bytes(served)
         self.failure = ""
         self.chunk_size = 4096
