@@ -1,5 +1,6 @@
 """What every node process shares: parameters from settings, and a main that shuts down cleanly."""
 
+import os
 import signal
 import sys
 import threading
@@ -15,6 +16,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 
+from pamiq_ros.core.checkpoint import PRIVATE_FOLDER_MODE, PRIVATE_UMASK
 from pamiq_ros.core.settings import SettingsError, SettingValue, build_settings, describe
 
 T = TypeVar("T")
@@ -60,7 +62,7 @@ def prepare_run_dir(configured: str, node_name: str) -> Path:
         if configured
         else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{node_name}"
     )
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(mode=PRIVATE_FOLDER_MODE, parents=True, exist_ok=True)
     return run_dir.resolve()
 
 
@@ -80,6 +82,7 @@ def run_node(make_node: Callable[[], ClosableNode], args: Sequence[str] | None =
         make_node: Builds the node (after ``rclpy.init``).
         args: Command-line arguments (ROS arguments included); ``sys.argv`` if None.
     """
+    os.umask(PRIVATE_UMASK)  # checkpoints, events and logs for this user only
     # rclpy's own handlers would shut the context down before close() runs.
     rclpy.init(
         args=list(args) if args is not None else sys.argv,
