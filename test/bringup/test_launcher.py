@@ -291,7 +291,10 @@ def test_every_node_exiting_0_together_ends_the_launch_cleanly(stand_ins: StandI
 
 
 def _checkpoint(store: CheckpointStore, label: str, content: str) -> Path:
-    return store.save(lambda folder: (folder / "state.txt").write_text(content), label)
+    def write(folder: Path) -> None:
+        (folder / "state.txt").write_text(content)
+
+    return store.save(write, label)
 
 
 def test_a_crash_loop_keeps_the_last_checkpoint_from_before_the_first_crash(stand_ins: StandIns):
