@@ -53,7 +53,12 @@ from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import OK, WARN, DiagnosticsReporter
 from pamiq_ros.nodes._experience import EXPERIENCE_QOS, EXPERIENCE_TOPIC
 from pamiq_ros.nodes._problem_log import ProblemLog
-from pamiq_ros.nodes._runtime import declare_settings, prepare_run_dir, run_node
+from pamiq_ros.nodes._runtime import (
+    declare_settings,
+    hold_memory_in_bounds,
+    prepare_run_dir,
+    run_node,
+)
 from pamiq_ros.nodes._weight_sync import SyncTiming, WeightSubscriber
 
 ERROR_LOG_PERIOD_S = 2.0
@@ -531,6 +536,7 @@ def _ms(value: object) -> str:
 
 def main(args: Sequence[str] | None = None) -> None:
     """Runs the agent node until Ctrl-C."""
+    hold_memory_in_bounds()
     run_node(AgentNode, args)
 
 

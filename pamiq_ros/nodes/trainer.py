@@ -22,6 +22,7 @@ import torch
 from pamiq_ros_interfaces.msg import Experience
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
+from rclpy.qos import QoSProfile
 from torch.utils.tensorboard import SummaryWriter
 from typing_extensions import override
 
@@ -49,11 +50,19 @@ from pamiq_ros.models.ppo import PPOConfig
 from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import OK, WARN, DiagnosticsReporter
 from pamiq_ros.nodes._experience import EXPERIENCE_QOS, EXPERIENCE_TOPIC
-from pamiq_ros.nodes._runtime import declare_settings, prepare_run_dir, run_node
+from pamiq_ros.nodes._runtime import (
+    declare_settings,
+    hold_memory_in_bounds,
+    prepare_run_dir,
+    run_node,
+)
 from pamiq_ros.nodes._weight_sync import WeightPublisher
 
 STORE_SUBDIR = "trainer/checkpoints"
 IDLE_WAIT_S = 0.05
+EXPERIENCE_DEPTH = 32
+"""Records the trainer's reader queues (3 s of a 10 Hz agent): with ``hold_memory_in_bounds``
+a flood costs at most this many messages at once, each refused by size before any copy."""
 ACTING_FIGURES = {"raw_reward": "reward", "value": "value"}
 """Record tensors averaged per report into the metrics (as ``acting/<name>``)."""
 
@@ -204,7 +213,11 @@ class TrainerNode(Node, Controllable):
             Experience,
             EXPERIENCE_TOPIC,
             self._on_experience,
-            EXPERIENCE_QOS,
+            QoSProfile(
+                reliability=EXPERIENCE_QOS.reliability,
+                history=EXPERIENCE_QOS.history,
+                depth=EXPERIENCE_DEPTH,
+            ),
             callback_group=MutuallyExclusiveCallbackGroup(),
         )
         ControlServices(self, self)
@@ -519,6 +532,7 @@ def build_learner(settings: TrainerSettings) -> Learner:
 
 def main(args: Sequence[str] | None = None) -> None:
     """Runs the trainer node until Ctrl-C."""
+    hold_memory_in_bounds()
     run_node(TrainerNode, args)
 
 
