@@ -480,6 +480,7 @@ class WeightSubscriber:
         request_timeout_s: float = 5.0,
         trainer_node: str = DEFAULT_TRAINER_NODE,
         store_roots: Sequence[Path] | None = None,
+        ask_backoff_s: tuple[float, float] = ASK_BACKOFF_S,
     ) -> None:
         """Subscribes to announcements and starts the loader thread.
 
@@ -500,6 +501,7 @@ class WeightSubscriber:
                 node may announce.
             store_roots: Folders whose ``pamiq_ros-<pid>-*`` store folders may hold
                 shared-memory files; default ``/dev/shm`` and the temporary folder.
+            ask_backoff_s: First and longest wait before asking again after a refused answer.
         """
         if transport not in TRANSPORTS:
             raise ValueError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
@@ -515,10 +517,12 @@ class WeightSubscriber:
         self._shm_retry_at = 0.0  # auto: bytes until then (monotonic), after a failed file read
         self._buffers: dict[str, bytearray] = {}
         self._trainer = _qualified(trainer_node, node.get_namespace())
+        self._ask_backoff_s = ask_backoff_s
         self._store_roots = tuple(
             Path(root).resolve() for root in (store_roots or default_store_roots())
         )
         self._trainer_store: Path | None = None  # the store folder the trainer's files were in
+        self._last_folder: Path | None = None  # the folder of the file read last
         self._expected_bytes = {name: _expected_size(model) for name, model in models.items()}
         self._newest_announced: dict[str, int] = {}
         self._unverified: deque[tuple[float, Any, Any]] = deque(maxlen=UNVERIFIED_LIMIT)
@@ -568,6 +572,8 @@ class WeightSubscriber:
             if gid and gid in self._trusted_gids():
                 self._accept(message)
             else:  # unknown publisher: the graph may lag; checked again shortly
+                if len(self._unverified) == UNVERIFIED_LIMIT:
+                    self._count("forged_announcement")  # the oldest falls out, unchecked
                 self._unverified.append((time.monotonic(), message, gid))
         except Exception as error:  # nothing from outside may end the sync node
             self._count("announcement_errors")
@@ -680,7 +686,7 @@ class WeightSubscriber:
 
     def _load(self, announcement: Announcement, model: SwappableModel) -> None:
         """Fetches and checks a version, asking again after a refused answer; prepares it."""
-        delay = ASK_BACKOFF_S[0]
+        delay, longest = self._ask_backoff_s
         for attempt in range(ASK_ATTEMPTS + 1):
             try:
                 data, transport, stages = self._fetch(announcement)
@@ -692,6 +698,8 @@ class WeightSubscriber:
                     )
                 except WeightsError as error:
                     raise _RefusedAnswerError(str(error)) from None
+                if transport == "shm":  # the trainer's bytes came from there: its store
+                    self._trainer_store = self._last_folder
                 break
             except _RefusedAnswerError as error:
                 self._count("refused_answer")
@@ -703,7 +711,7 @@ class WeightSubscriber:
                         "against the trainer's announcement)"
                     ) from None
                 self._wait_or_close(delay)
-                delay = min(delay * 2.0, ASK_BACKOFF_S[1])
+                delay = min(delay * 2.0, longest)
         checked = time.perf_counter()
         # Views into our buffer (no copy); the NaN/Inf check runs here, once. The checksum was
         # the trainer's: what fails from here on is the trainer's data, not worth asking again.
@@ -798,7 +806,14 @@ class WeightSubscriber:
         folder = self._store_folder(announcement, path)
         # O_NOFOLLOW on the folder and the file: a link is refused, never followed; O_NONBLOCK:
         # a FIFO or device under that name must not hang the loader.
-        directory_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            directory_fd = os.open(
+                folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+            )
+        except OSError as error:
+            if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise _RefusedAnswerError(f"{where}: the named store folder is a link") from None
+            raise
         try:
             folder_status = os.fstat(directory_fd)
             if folder_status.st_uid != os.getuid() or folder_status.st_mode & 0o077:
@@ -838,7 +853,7 @@ class WeightSubscriber:
                         f"{where}: the file ended after {position} of {status.st_size} bytes"
                     )
                 position += count
-        self._trainer_store = folder
+        self._last_folder = folder
         stages["read_s"] = time.perf_counter() - started
         return view
 

@@ -1,10 +1,13 @@
-"""The fuzz pass (issue 5): at least 1000 malformed inputs of each kind, each refused.
+"""The fuzz pass (issues 5 and 10): at least 1000 malformed inputs of each kind, each refused.
 
-OSC packets to the world and images to the agent go to real node processes; weights and
-checkpoints go through the agent's decode path and the learner's load, in this process. Each
-test checks the count of refusals, that the refusal says what was wrong, that the process or
-object still works, and that no good state was overwritten. Inputs come from the seeded
-generators in ``test.support.fuzz``.
+OSC packets to the world, images (small and extreme) to the agent, Experience records to the
+trainer, control-service calls, GetWeights requests to the trainer, HTTP to the world's video
+server all go to real node processes; forged weight announcements and answers go through the
+real weight subscriber over real DDS; weights and checkpoints also through the agent's decode
+path and the learner's load, in this process. Each test checks the count of refusals, that the
+refusal says what was wrong, that the process still works, that no good state was overwritten
+and (issue 10) that the node's resident memory stayed within a stated budget. The memory
+figures are printed (``pytest -s``) and written to ``$PAMIQ_FUZZ_FIGURES`` when set.
 """
 
 import json
@@ -21,9 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil  # type: ignore[import-untyped]
 import pytest
 import torch
 from geometry_msgs.msg import PoseStamped, Twist
+from pamiq_ros_interfaces.msg import Experience, NamedTensor
+from pamiq_ros_interfaces.srv import GetWeights
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
@@ -38,20 +44,27 @@ from pamiq_ros.core.weights import (
     WeightsError,
     decode_weights,
     encode_weights,
+    host_identity,
     parse_weights,
     verify_checksum,
 )
 from pamiq_ros.io.image_codec import ImageFields, ImageFormatError, decode_image, encode_image
 from pamiq_ros.models.autoencoder import MODEL_NAME, build_autoencoder_learner
+from pamiq_ros.nodes._experience import EXPERIENCE_QOS, EXPERIENCE_TOPIC
 from pamiq_ros.sim.osc_input import InputState
 from pamiq_ros.sim.osc_server import OscInputServer, OscRejection
+from test.support.experience import synthetic_experience
 from test.support.fuzz import (
+    ExperienceSpec,
     ImageSpec,
     damage_checkpoint,
     damaged_weights,
+    extreme_images,
+    malformed_experience,
     malformed_images,
     malformed_osc_packets,
     osc_message,
+    weight_requests,
 )
 from test.support.processes import NodeProcess, wait_until
 from test.support.ros_probe import RosProbe
@@ -59,6 +72,23 @@ from test.support.ros_probe import RosProbe
 FUZZ_COUNT = 1000
 SEED = 5
 IMAGE_WIDTH, IMAGE_HEIGHT = 32, 24
+MEMORY_BUDGET_MB = 64.0
+"""Most a node's resident memory may grow under one flood (the nodes start at about 400 MB)."""
+
+
+def rss_mb(process: NodeProcess) -> float:
+    """Resident memory of a node process, in MiB."""
+    return float(psutil.Process(process.pid).memory_info().rss) / (1 << 20)
+
+
+def record_figures(name: str, figures: dict[str, Any]) -> None:
+    """Prints a flood's figures, and appends them to ``$PAMIQ_FUZZ_FIGURES`` (JSON lines)."""
+    line = json.dumps({"flood": name, **figures})
+    print(line)
+    target = os.environ.get("PAMIQ_FUZZ_FIGURES")
+    if target:
+        with open(target, "a") as file:
+            file.write(line + "\n")
 
 
 class StatusClient:
@@ -514,3 +544,211 @@ def _structural_damage(learner: Learner, saved: Path, folder: Path, rng: random.
         message = str(refused.value)
         assert file.name in message or f"{file.parent.name}'" in message, (file, message)
     return len(edits)
+
+
+# --- Experience records into a live trainer (issue 10) --------------------------------------
+
+
+def _experience_message(spec: ExperienceSpec) -> Experience:
+    message = Experience(step=7, model_name=spec.model_name, weight_version=0)
+    image = message.observation
+    image.width, image.height, image.encoding, image.step = (
+        spec.width, spec.height, spec.encoding, spec.step,
+    )  # fmt: skip
+    image.data = spec.data
+    message.action = spec.action
+    message.tensors = [
+        NamedTensor(name=name, shape=shape, data=np.asarray(data, np.float32))
+        for name, shape, data in spec.tensors
+    ]
+    return message
+
+
+def _trainer_parameters(tmp_path: Path) -> dict[str, object]:
+    return {
+        "mind": "autoencoder", "image_width": IMAGE_WIDTH, "image_height": IMAGE_HEIGHT,
+        "buffer_size": 64, "batch_size": 4, "min_buffer_size": 8, "min_new_samples": 4,
+        "report_period": 1.0, "run_dir": str(tmp_path / "run"), "niceness": 0,
+        "checkpoint_period": 3600.0,
+    }  # fmt: skip
+
+
+def _send_good(publisher: Any, steps: range) -> None:
+    for step in steps:
+        publisher.publish(synthetic_experience(step, IMAGE_WIDTH, IMAGE_HEIGHT))
+        time.sleep(0.005)
+
+
+@pytest.mark.e2e
+def test_trainer_refuses_a_thousand_bad_records_and_keeps_learning(
+    spawn_node: Callable[..., NodeProcess], probe: RosProbe, tmp_path: Path
+) -> None:
+    trainer = spawn_node("trainer", _trainer_parameters(tmp_path))
+    publisher = probe.publisher(Experience, EXPERIENCE_TOPIC, EXPERIENCE_QOS)
+    assert wait_until(lambda: publisher.get_subscription_count() > 0, 30.0)
+    status = StatusClient(probe, "trainer")
+    _send_good(publisher, range(40))
+    assert wait_until(lambda: status()["experience_received"] == 40, 20.0), status()
+    assert wait_until(lambda: status()["runs"] > 0, 30.0), status()
+    rss_before = rss_mb(trainer)
+
+    specs = list(malformed_experience(SEED, FUZZ_COUNT, IMAGE_WIDTH, IMAGE_HEIGHT, ACTION_SIZES))
+    sent = 0
+    peak = rss_before
+    for batch_start in range(0, FUZZ_COUNT, 16):  # within the trainer's queue of 32
+        for spec in specs[batch_start : batch_start + 16]:
+            publisher.publish(_experience_message(spec))
+            sent += 1
+        assert wait_until(partial(_counted, status, "experience_rejected", sent), 20.0), (
+            sent, status(), trainer.output()[-3000:],
+        )  # fmt: skip
+        peak = max(peak, rss_mb(trainer))
+    time.sleep(1.0)
+    rss_after = rss_mb(trainer)
+    figures = status()
+    assert trainer.is_running(), trainer.output()[-3000:]
+    assert figures["experience_rejected"] == FUZZ_COUNT
+    assert figures["experience_received"] == 40  # nothing bad got in
+    assert figures["callback_errors"] == 0
+    assert figures["buffers"] == {"frames": 40}
+    kinds = {spec.kind for spec in specs}
+    assert {"oversized", "scalar_not_scalar", "tensor_too_big", "wrong_size"} <= kinds
+    record_figures(
+        "experience", {"count": FUZZ_COUNT, "oversized": sum(s.kind == "oversized" for s in specs),
+                       "rss_before_mb": rss_before, "rss_peak_mb": peak, "rss_after_mb": rss_after},
+    )  # fmt: skip
+    assert rss_after - rss_before < MEMORY_BUDGET_MB, (rss_before, rss_after)
+
+    # It still learns from good records: the buffer grows and new versions are published.
+    published = dict(figures["published_versions"])
+    _send_good(publisher, range(40, 80))
+    assert wait_until(lambda: status()["experience_received"] == 80, 20.0), status()
+    assert wait_until(lambda: status()["published_versions"] != published, 30.0), status()
+    output = trainer.wait_for_output("experience refused:")
+    assert "must hold one value" in output or "at most 4 dimensions" in output
+    assert trainer.stop() == 0
+    assert "Traceback" not in trainer.output()
+
+
+# --- extreme images into the agent (issue 10) -----------------------------------------------
+
+
+@pytest.mark.e2e
+def test_agent_refuses_a_thousand_images_of_extreme_sizes(
+    spawn_node: Callable[..., NodeProcess], probe: RosProbe
+) -> None:
+    agent = spawn_node(
+        "agent",
+        {"mind": "autoencoder", "rate_hz": 20.0, "image_width": IMAGE_WIDTH,
+         "image_height": IMAGE_HEIGHT, "report_period": 1.0, "send_experience": False},
+    )  # fmt: skip
+    camera = probe.publisher(Image, "camera/image_raw", qos_profile_sensor_data)
+    assert wait_until(lambda: camera.get_subscription_count() > 0, 30.0)
+    agent_status = StatusClient(probe, "agent")
+    rss_before = rss_mb(agent)
+    specs = iter(extreme_images(SEED + 3, 2 * FUZZ_COUNT))
+    sent = rejected = 0
+    peak = rss_before
+    while rejected < FUZZ_COUNT and sent < 1.3 * FUZZ_COUNT:
+        for _ in range(4):  # best effort: small batches, then let the agent catch up
+            camera.publish(_image_message(next(specs)))
+            sent += 1
+        wait_until(partial(_counted, agent_status, "frames_rejected", rejected + 4), 1.0, 0.005)
+        rejected = agent_status()["frames_rejected"]
+        if sent % 100 < 4:
+            peak = max(peak, rss_mb(agent))
+    time.sleep(1.0)
+    rss_after = rss_mb(agent)
+    status = agent_status()
+    assert agent.is_running()
+    assert status["frames_rejected"] >= FUZZ_COUNT, (sent, status)
+    assert status["frames_received"] == 0 and status["step_errors"] == 0
+    record_figures(
+        "extreme_images", {"count": status["frames_rejected"], "sent": sent,
+                           "rss_before_mb": rss_before, "rss_peak_mb": peak,
+                           "rss_after_mb": rss_after},
+    )  # fmt: skip
+    assert rss_after - rss_before < MEMORY_BUDGET_MB, (rss_before, rss_after)
+    good = encode_image(np.full((IMAGE_HEIGHT, IMAGE_WIDTH, 3), 90, np.uint8))
+    message = Image()
+    good.fill(message)
+    camera.publish(message)
+    assert wait_until(lambda: agent_status()["frames_received"] == 1, 10.0)
+    assert agent.stop() == 0
+    assert "Traceback" not in agent.output()
+
+
+# --- GetWeights requests to the trainer, control calls (issue 10) ----------------------------
+
+
+def _all_done(futures: list[Any]) -> bool:
+    return all(future.done() for future in futures)
+
+
+def _call(client: Any, request: Any, timeout: float = 10.0) -> Any:
+    done = threading.Event()
+    future = client.call_async(request)
+    future.add_done_callback(lambda _: done.set())
+    assert done.wait(timeout), "no answer"
+    return future.result()
+
+
+@pytest.mark.e2e
+def test_trainer_refuses_a_thousand_bad_weight_requests_and_control_calls(
+    spawn_node: Callable[..., NodeProcess], probe: RosProbe, tmp_path: Path
+) -> None:
+    trainer = spawn_node("trainer", _trainer_parameters(tmp_path))
+    weights: Any = probe.node.create_client(GetWeights, "weights/get")
+    assert weights.wait_for_service(timeout_sec=30.0)
+    ask = GetWeights.Request(model_name=MODEL_NAME, host_id=host_identity())
+    assert wait_until(lambda: _call(weights, ask).success, 20.0)  # version 0 is stored first
+    newest = _call(weights, ask)
+    assert newest.shm_path
+    rss_before = rss_mb(trainer)
+
+    refused = 0
+    for request in weight_requests(SEED + 4, FUZZ_COUNT, MODEL_NAME):
+        answer = _call(weights, GetWeights.Request(**request))
+        assert not answer.success and answer.message, request
+        assert not answer.shm_path and not len(answer.chunk)
+        refused += 1
+    rss_weights = rss_mb(trainer)
+    again = _call(weights, ask)
+    assert (again.success, again.version, again.checksum) == (True, newest.version, newest.checksum)
+
+    # Control calls in random order, some in bursts that overlap.
+    rng = random.Random(SEED)
+    clients: dict[str, Any] = {
+        command: probe.node.create_client(Trigger, f"/trainer/control/{command}")
+        for command in ("pause", "resume", "save", "status")
+    }
+    for client in clients.values():
+        assert client.wait_for_service(timeout_sec=20.0)
+    answered = 0
+    while answered < FUZZ_COUNT:
+        # Bursts of up to 8: a service keeps the last 10 answers per client (DDS depth).
+        burst = [rng.choice(list(clients)) for _ in range(rng.choice([1, 1, 4, 8]))]
+        futures = [clients[command].call_async(Trigger.Request()) for command in burst]
+        assert wait_until(partial(_all_done, futures), 30.0)
+        for command, future in zip(burst, futures, strict=True):
+            response = future.result()
+            assert response is not None and response.success, (command, response)
+            answered += 1
+    status = StatusClient(probe, "trainer")
+    _call(clients["resume"], Trigger.Request())
+    figures = status()
+    calls = figures["control_calls"]
+    assert sum(calls.values()) >= FUZZ_COUNT
+    # Saves are coalesced: a flood of save calls is not a flood of checkpoints.
+    assert figures["checkpoints_written"] <= 1 + calls["save"] // 2, figures
+    assert trainer.is_running() and not figures["paused"]
+    rss_after = rss_mb(trainer)
+    record_figures(
+        "weight_requests_and_control", {"weight_requests": refused, "control_calls": answered,
+                                        "rss_before_mb": rss_before,
+                                        "rss_after_weight_requests_mb": rss_weights,
+                                        "rss_after_mb": rss_after},
+    )  # fmt: skip
+    assert rss_after - rss_before < MEMORY_BUDGET_MB, (rss_before, rss_after)
+    assert trainer.stop() == 0
+    assert "Traceback" not in trainer.output()
