@@ -10,12 +10,14 @@ and (issue 10) that the node's resident memory stayed within a stated budget. Th
 figures are printed (``pytest -s``) and written to ``$PAMIQ_FUZZ_FIGURES`` when set.
 """
 
+import array
 import json
 import os
 import random
 import shutil
 import socket
 import struct
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,7 +30,7 @@ import psutil  # type: ignore[import-untyped]
 import pytest
 import torch
 from geometry_msgs.msg import PoseStamped, Twist
-from pamiq_ros_interfaces.msg import Experience, NamedTensor
+from pamiq_ros_interfaces.msg import Experience, NamedTensor, WeightsAnnouncement
 from pamiq_ros_interfaces.srv import GetWeights
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
@@ -39,7 +41,12 @@ from pamiq_ros.core.checkpoint import CheckpointError, CheckpointStore
 from pamiq_ros.core.experience import ExperienceRecord
 from pamiq_ros.core.learner import Learner
 from pamiq_ros.core.swappable import SwappableModel
-from pamiq_ros.core.weight_store import ChunkAssembler, SharedWeightStore
+from pamiq_ros.core.weight_store import (
+    SHARED_MEMORY_ROOT,
+    ChunkAssembler,
+    SharedWeightStore,
+    version_file_name,
+)
 from pamiq_ros.core.weights import (
     WeightsError,
     decode_weights,
@@ -51,10 +58,17 @@ from pamiq_ros.core.weights import (
 from pamiq_ros.io.image_codec import ImageFields, ImageFormatError, decode_image, encode_image
 from pamiq_ros.models.autoencoder import MODEL_NAME, build_autoencoder_learner
 from pamiq_ros.nodes._experience import EXPERIENCE_QOS, EXPERIENCE_TOPIC
+from pamiq_ros.nodes._weight_sync import (
+    ANNOUNCE_QOS,
+    ASK_ATTEMPTS,
+    WeightPublisher,
+    WeightSubscriber,
+)
 from pamiq_ros.sim.osc_input import InputState
 from pamiq_ros.sim.osc_server import OscInputServer, OscRejection
 from test.support.experience import synthetic_experience
 from test.support.fuzz import (
+    WEIGHT_ANSWER_KINDS,
     ExperienceSpec,
     ImageSpec,
     damage_checkpoint,
@@ -64,6 +78,7 @@ from test.support.fuzz import (
     malformed_images,
     malformed_osc_packets,
     osc_message,
+    weight_answer_kinds,
     weight_requests,
 )
 from test.support.processes import NodeProcess, wait_until
@@ -752,3 +767,226 @@ def test_trainer_refuses_a_thousand_bad_weight_requests_and_control_calls(
     assert rss_after - rss_before < MEMORY_BUDGET_MB, (rss_before, rss_after)
     assert trainer.stop() == 0
     assert "Traceback" not in trainer.output()
+
+
+# --- forged announcements and answers through the real weight subscriber (issue 10) ---------
+
+SYNC_MODEL = "policy"
+
+
+def _sync_model() -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.Tanh(), torch.nn.Linear(64, 8))
+
+
+def _sync_weights(seed: int) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    return _sync_model().state_dict()
+
+
+class Forger:
+    """A second ``weights/get`` server and a second announcer, in a node of its own."""
+
+    def __init__(self, probe: RosProbe, folder: Path, kinds: list[str]) -> None:
+        self.kinds = iter(kinds)
+        self.answered: dict[str, int] = {}
+        self.folder = folder
+        self.announcer = probe.node.create_publisher(
+            WeightsAnnouncement, "weights/announce", ANNOUNCE_QOS
+        )
+        self.mode = "kinds"  # or "no": answer every request with a refusal
+        probe.node.create_service(GetWeights, "weights/get", self._serve)
+
+    def prepare_files(self, name: str, size: int, tmp_path: Path) -> dict[str, str]:
+        """Forged files under names the subscriber expects; returns kind -> path."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder.mkdir(mode=0o700)
+        tmp_path.mkdir(parents=True)
+        own = self.folder / "pamiq_ros-1-forged"  # a store-like folder of this user
+        own.mkdir(mode=0o700)
+        (own / name).write_bytes(os.urandom(size))  # the right name and size, wrong bytes
+        links = self.folder / "pamiq_ros-2-links"
+        links.mkdir(mode=0o700)
+        (links / name).symlink_to("/etc/passwd")
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir(mode=0o700)
+        (elsewhere / name).write_bytes(os.urandom(size))
+        (self.folder / "pamiq_ros-3-dirlink").symlink_to(elsewhere)
+        fifo = self.folder / "pamiq_ros-4-fifo"
+        fifo.mkdir(mode=0o700)
+        os.mkfifo(fifo / name)
+        huge = self.folder / "pamiq_ros-5-huge"
+        huge.mkdir(mode=0o700)
+        with open(huge / name, "wb") as file:
+            file.truncate(1 << 30)  # sparse: 1 GiB announced by the file system, no RAM
+        writable = self.folder / "pamiq_ros-6-writable"
+        writable.mkdir(mode=0o700)
+        (writable / name).write_bytes(os.urandom(size))
+        (writable / name).chmod(0o666)
+        return {
+            "other_store": str(own / name),
+            "file_symlink": str(links / name),
+            "folder_symlink": str(self.folder / "pamiq_ros-3-dirlink" / name),
+            "fifo": str(fifo / name),
+            "oversized_file": str(huge / name),
+            "world_writable": str(writable / name),
+            "outside_store": str(elsewhere / name),
+            "wrong_name": str(own / "policy-v999999.safetensors"),
+            "relative_path": f"pamiq_ros-1-forged/{name}",
+            "dot_dot": f"{own}/../pamiq_ros-1-forged/{name}",
+        }
+
+    def _serve(self, request: Any, response: Any) -> Any:
+        if self.mode == "no":
+            response.success, response.message = False, "not here"
+            return response
+        kind = next(self.kinds, "no")
+        self.answered[kind] = self.answered.get(kind, 0) + 1
+        announced = self.announced
+        response.success = kind != "no"
+        response.message = "refused by the forger" if kind == "no" else ""
+        response.version = announced.version + (kind == "wrong_version")
+        response.checksum = "0" * 64 if kind == "wrong_checksum" else announced.checksum
+        response.size_bytes = announced.size_bytes + (kind == "wrong_size")
+        if kind in self.paths:
+            response.shm_path = self.paths[kind]
+        elif kind in ("garbage_chunk", "huge_chunk_count", "chunk_out_of_order"):
+            response.chunk = array.array("B", os.urandom(min(announced.size_bytes, 4096)))
+            response.chunk_count = (1 << 32) - 1 if kind == "huge_chunk_count" else 1
+            response.chunk_index = 5 if kind == "chunk_out_of_order" else 0
+        return response
+
+    announced: Any = None
+    paths: dict[str, str] = {}
+
+
+@pytest.fixture
+def shm_folder() -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="pamiq_fuzz-", dir="/dev/shm"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.e2e
+def test_weights_come_only_from_the_trainer(
+    domain_id: int, tmp_path: Path, shm_folder: Path
+) -> None:
+    """1000 forged answers, 1000 forged announcements and a second server: none is used."""
+    trainer, agent, forger_probe = (
+        RosProbe(domain_id, name) for name in ("trainer", "agent", "forger")
+    )
+    store = SharedWeightStore(chunk_size=4096)  # the trainer's real store in /dev/shm
+    ready: list[int] = []
+    errors: list[str] = []
+    model = SwappableModel(SYNC_MODEL, _sync_model)
+    initial = {name: value.clone() for name, value in model.current()[0].state_dict().items()}
+    subscriber = WeightSubscriber(
+        agent.node, {SYNC_MODEL: model}, on_ready=lambda _, version, __: ready.append(version),
+        on_error=errors.append, request_timeout_s=5.0, ask_backoff_s=(0.001, 0.004),
+        store_roots=(SHARED_MEMORY_ROOT, shm_folder),
+    )  # fmt: skip
+    rss_before = float(psutil.Process().memory_info().rss) / (1 << 20)
+    try:
+        # 1. Forged answers: the trainer's node announces, but only the forger serves; every
+        #    answer is refused and asked again (13 times per version), never used.
+        encoded = encode_weights(SYNC_MODEL, 1, _sync_weights(1))
+        forger = Forger(forger_probe, shm_folder, weight_answer_kinds(SEED, FUZZ_COUNT))
+        announcer = trainer.node.create_publisher(
+            WeightsAnnouncement, "weights/announce", ANNOUNCE_QOS
+        )
+        version = 1
+        while sum(forger.answered.values()) < FUZZ_COUNT:
+            blob = encode_weights(SYNC_MODEL, version, _sync_weights(version))
+            forger.paths = forger.prepare_files(
+                version_file_name(SYNC_MODEL, version), blob.size_bytes, tmp_path / str(version)
+            )
+            message = WeightsAnnouncement(
+                model_name=SYNC_MODEL, version=version, checksum=blob.checksum,
+                size_bytes=blob.size_bytes, host_id=host_identity(),
+            )  # fmt: skip
+            message.published = trainer.node.get_clock().now().to_msg()
+            forger.announced = message
+            reported = len(errors)
+            announcer.publish(message)
+            assert wait_until(partial(_grew, errors, reported), 30.0), (version, forger.answered)
+            version += 1
+        answered = dict(forger.answered)
+        refusals = subscriber.refusals()
+        assert sum(answered.values()) >= FUZZ_COUNT, answered
+        assert set(answered) == set(WEIGHT_ANSWER_KINDS), answered
+        assert refusals["refused_answer"] >= FUZZ_COUNT, refusals
+        # Each forged kind met the check meant for it (symlinks: O_NOFOLLOW, never followed).
+        assert refusals["answer_link"] == answered["file_symlink"] + answered["folder_symlink"]
+        assert refusals["answer_not_regular"] == answered["fifo"]
+        assert refusals["answer_owner"] == answered["world_writable"]
+        assert refusals["answer_size"] == answered["oversized_file"]
+        assert refusals["answer_checksum"] == answered["other_store"]
+        assert refusals["answer_chunks"] == sum(
+            answered[kind] for kind in ("garbage_chunk", "huge_chunk_count", "chunk_out_of_order")
+        )
+        assert refusals["answer_mismatch"] == sum(
+            answered[kind] for kind in ("wrong_checksum", "wrong_version", "wrong_size")
+        )
+        assert refusals["answer_no"] == answered["no"]
+        assert refusals["answer_path"] == sum(
+            answered[kind] for kind in ("relative_path", "outside_store", "wrong_name", "dot_dot")
+        )
+        assert model.version == 0 and model.pending_version() is None and not ready
+        assert_weights(model.current()[0], initial)
+        assert all(f"asked {ASK_ATTEMPTS + 1} times" in line for line in errors), errors[:3]
+        leaked = [line for line in errors if str(shm_folder) in line or "/etc/" in line]
+        assert not leaked, leaked[:3]  # no file path in what others can read
+
+        # 2. Forged announcements from a node that is not the trainer: all refused.
+        top = version + 10
+        for forged in range(FUZZ_COUNT):
+            message = WeightsAnnouncement(
+                model_name=SYNC_MODEL, version=top + 1_000_000 + forged, checksum="f" * 64,
+                size_bytes=encoded.size_bytes, host_id=host_identity(),
+            )  # fmt: skip
+            forger.announcer.publish(message)
+            if forged % 5 == 4:  # the announcement queue keeps 10: let the subscriber take them
+                time.sleep(0.02)
+        assert wait_until(
+            lambda: subscriber.refusals().get("forged_announcement", 0) >= FUZZ_COUNT, 30.0
+        ), subscriber.refusals()
+        assert not ready
+
+        # 3. The real trainer, with the forger as a second server answering "no" to every
+        #    request: the agent asks again and acts with the trainer's newest version.
+        forger.mode = "no"
+        publisher = WeightPublisher(trainer.node, store)
+        try:
+            for step in range(3):
+                publisher.publish(SYNC_MODEL, top + step, _sync_weights(top + step))
+                time.sleep(0.3)
+            newest = top + 2
+            assert wait_until(lambda: newest in ready, 30.0), (errors[-3:], ready[-3:])
+        finally:
+            publisher.close()
+        assert model.swap_if_ready() == newest
+        assert_weights(model.current()[0], _sync_weights(newest))
+        rss_after = float(psutil.Process().memory_info().rss) / (1 << 20)
+        refusals = subscriber.refusals()
+        record_figures(
+            "weight_answers", {"answers": sum(answered.values()), "by_kind": answered,
+                               "refusals": refusals, "test_process_rss_before_mb": rss_before,
+                               "test_process_rss_after_mb": rss_after},
+        )  # fmt: skip
+        assert refusals.get("second_server", 0) == 1, refusals
+        # The 1 GiB file was never read into memory.
+        assert rss_after - rss_before < MEMORY_BUDGET_MB, (rss_before, rss_after)
+    finally:
+        subscriber.close()
+        store.close()
+        for probe in (trainer, agent, forger_probe):
+            probe.close()
+
+
+def _grew(items: list[str], before: int) -> bool:
+    return len(items) > before
+
+
+def assert_weights(module: torch.nn.Module, expected: dict[str, torch.Tensor]) -> None:
+    actual = module.state_dict()
+    assert set(actual) == set(expected)
+    assert all(torch.equal(actual[name], tensor) for name, tensor in expected.items())
