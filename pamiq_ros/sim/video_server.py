@@ -12,6 +12,7 @@ send its request or take the next frame (a stalled reader is dropped, not waited
 
 import contextlib
 import logging
+import socket
 import threading
 import time
 from http import HTTPStatus
@@ -38,6 +39,9 @@ MALFORMED = frozenset(
 """Answers to requests that are not HTTP the server understands (counted as bad requests)."""
 CLIENT_TIMEOUT_S = 5.0
 """Longest wait for a client to send its request, or to take a frame."""
+SEND_BUFFER_BYTES = 64 << 10
+"""Kernel send buffer per client: small, so a client that stops reading is noticed (its writes
+block, then time out) within seconds rather than after megabytes of loopback buffering."""
 
 
 class _BoundedServer(ThreadingHTTPServer):
@@ -219,6 +223,10 @@ class MjpegStreamServer:
 
         class StreamHandler(BaseHTTPRequestHandler):
             timeout = server._client_timeout  # the socket's: request reading and every write
+
+            def setup(self) -> None:
+                super().setup()
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
 
             def do_GET(self) -> None:
                 if self.path.split("?", 1)[0] != server.path:
