@@ -17,6 +17,7 @@ from pamiq_ros_interfaces.srv import GetWeights
 from pamiq_ros.core.swappable import SwappableModel
 from pamiq_ros.core.weight_store import SharedWeightStore, version_file_name
 from pamiq_ros.core.weights import NonFiniteWeightsError, host_identity
+from pamiq_ros.nodes import _weight_sync as weight_sync
 from pamiq_ros.nodes._weight_sync import (
     ANNOUNCE_QOS,
     Announcement,
@@ -382,3 +383,66 @@ def test_only_the_newest_announcement_of_a_model_waits_and_models_take_turns():
     assert queue.take(0.01) is None
     queue.close()
     assert queue.take(1.0) is None
+
+
+def test_announcements_from_a_node_other_than_the_trainer_are_refused(
+    domain_id, publisher, make_agent
+):
+    agent = make_agent("auto")
+    impostor = RosProbe(domain_id, "impostor")
+    try:
+        announcer = impostor.node.create_publisher(
+            WeightsAnnouncement, "weights/announce", ANNOUNCE_QOS
+        )
+        announcer.publish(WeightsAnnouncement(model_name=MODEL, version=10**6, checksum="0" * 64))
+        error = agent.wait_error()
+        assert "version 1000000 refused: announced by a node other than the trainer" in error
+        assert agent.subscriber.refusals() == {"forged_announcement": 1}
+        publisher.publish(MODEL, 1, trained(1))  # the trainer's own still gets through
+        agent.wait_ready(1)
+    finally:
+        impostor.close()
+
+
+def test_after_an_unreadable_file_the_agent_fetches_bytes_then_shared_memory_again(
+    trainer_probe, make_agent, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(weight_sync, "SHM_RETRY_S", 0.0)
+    blobs = {version: encoded_blob_of(version) for version in (1, 2)}
+    folder = tmp_path / STORE_FOLDER
+    folder.mkdir(mode=0o700)
+    (folder / version_file_name(MODEL, 2)).write_bytes(blobs[2])  # version 1's file is missing
+    host = host_identity()
+
+    def serve(request: Any, response: Any) -> Any:
+        blob = blobs[request.version]
+        response.success, response.version = True, request.version
+        response.checksum, response.size_bytes = hashlib.sha256(blob).hexdigest(), len(blob)
+        if request.host_id == host and not request.bytes_only:
+            response.shm_path = str(folder / version_file_name(MODEL, request.version))
+        else:
+            response.chunk, response.chunk_count = array.array("B", blob), 1
+        return response
+
+    trainer_probe.node.create_service(GetWeights, "weights/get", serve)
+    announcer = trainer_probe.node.create_publisher(
+        WeightsAnnouncement, "weights/announce", ANNOUNCE_QOS
+    )
+    agent = make_agent("auto")
+    for version, transport in ((1, "bytes"), (2, "shm")):
+        blob = blobs[version]
+        announcer.publish(
+            WeightsAnnouncement(
+                model_name=MODEL, version=version, checksum=hashlib.sha256(blob).hexdigest(),
+                size_bytes=len(blob), host_id=host,
+            )
+        )  # fmt: skip
+        assert agent.wait_ready(version).transport == transport
+    assert agent.subscriber.refusals() == {"shm_unreadable": 1}
+    assert agent.model.swap_if_ready() == 2
+
+
+def encoded_blob_of(version: int) -> bytes:
+    return safetensors.torch.save(
+        trained(version), metadata={"model_name": MODEL, "version": str(version)}
+    )
