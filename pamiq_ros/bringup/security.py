@@ -78,8 +78,9 @@ EVERY_NODE = NodeInterfaces(
 )
 """What rclpy and the project's helpers (diagnostics, control services) add to every node."""
 
-SYNC_NODE = NodeInterfaces(publishes=("/parameter_events",))
-"""What rclpy adds to the weight-sync side nodes (no rosout, no parameter services)."""
+SYNC_NODE = NodeInterfaces(publishes=("/parameter_events",), serves=("~/get_type_description",))
+"""What rclpy adds to the weight-sync side nodes (no rosout, no parameter services; the type
+description service is there, as a running stack's graph showed)."""
 
 
 @dataclass(frozen=True)

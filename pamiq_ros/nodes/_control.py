@@ -17,6 +17,8 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from std_srvs.srv import Trigger
 
+from pamiq_ros.nodes._runtime import CALLBACK_FAILURES
+
 CONTROL_COMMANDS: Final = ("pause", "resume", "save", "status", "shutdown")
 
 SAVE_MIN_INTERVAL_S: Final = 1.0
@@ -95,7 +97,12 @@ class ControlServices:
         self._calls[command] += 1
         try:
             if command == "status":
-                status = {**self._target.status(), "control_calls": dict(self._calls)}
+                status = {
+                    **self._target.status(),
+                    "control_calls": dict(self._calls),
+                    "callback_failures": CALLBACK_FAILURES.count,
+                    "last_callback_failure": CALLBACK_FAILURES.last,
+                }
                 response.message = json.dumps(status, default=str)
             elif command == "shutdown":
                 response.message = "shutting down"

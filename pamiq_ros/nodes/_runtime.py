@@ -26,6 +26,24 @@ T = TypeVar("T")
 SPIN_PERIOD = 0.1
 """Seconds between checks for Ctrl-C/SIGTERM while spinning."""
 
+
+class CallbackFailures:
+    """Callbacks of this process's node that raised: how many, and the last reason."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.last = ""
+
+    def note(self, error: Exception) -> str:
+        """Counts a failure; returns its one-line reason."""
+        self.count += 1
+        self.last = f"{type(error).__name__}: {error}"
+        return self.last
+
+
+CALLBACK_FAILURES = CallbackFailures()
+"""Reported by every node's control status (``callback_failures``)."""
+
 M_MMAP_THRESHOLD = -3  # mallopt option, glibc's malloc.h
 MMAP_THRESHOLD_BYTES = 128 << 10
 """Allocations from this size on are mapped and given back at free (see below)."""
@@ -125,7 +143,15 @@ def run_node(make_node: Callable[[], ClosableNode], args: Sequence[str] | None =
         executor = SingleThreadedExecutor()
         executor.add_node(node)  # type: ignore[arg-type]
         while not stop_requested.is_set() and rclpy.ok():
-            executor.spin_once(timeout_sec=SPIN_PERIOD)
+            try:
+                executor.spin_once(timeout_sec=SPIN_PERIOD)
+            except (KeyboardInterrupt, ExternalShutdownException):
+                raise
+            except Exception as error:  # no callback's failure ends the node: log, count, go on
+                reason = CALLBACK_FAILURES.note(error)
+                node.get_logger().error(  # type: ignore[attr-defined]
+                    f"a callback failed: {reason}", throttle_duration_sec=2.0
+                )
     except SettingsError as error:
         print(f"[ERROR] invalid parameters: {error}", file=sys.stderr, flush=True)
         exit_code = 2

@@ -165,6 +165,8 @@ class SyncNode:
         self._executor.add_node(self.node)
         self._stop = threading.Event()
         self._closed = False
+        self.errors = 0
+        """Callbacks that raised (logged, then spinning went on)."""
         self._thread = threading.Thread(target=self._spin, name=f"{suffix}-spin", daemon=True)
         self._thread.start()
         # Should the owner not close it: the thread stops when the context shuts down, and the
@@ -181,11 +183,17 @@ class SyncNode:
         return self.host.resolve_service_name(name)
 
     def _spin(self) -> None:
-        try:
-            while not self._stop.is_set():
+        while not self._stop.is_set():
+            try:
                 self._executor.spin_once(timeout_sec=SPIN_TIMEOUT_S)
-        except ExternalShutdownException:  # the context shut down: nothing left to serve
-            return
+            except ExternalShutdownException:  # the context shut down: nothing left to serve
+                return
+            except Exception as error:  # a callback's bug must not stop serving: say it, go on
+                self.errors += 1
+                self.node.get_logger().error(
+                    f"weight sync callback failed: {type(error).__name__}: {error}",
+                    throttle_duration_sec=2.0,
+                )
 
     def close(self) -> None:
         """Stops spinning and destroys the node; idempotent."""

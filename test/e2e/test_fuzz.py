@@ -83,6 +83,8 @@ from test.support.fuzz import (
 )
 from test.support.processes import NodeProcess, wait_until
 from test.support.ros_probe import RosProbe
+from test.support.small_model import MODEL as MODEL_SYNC
+from test.support.small_model import assert_weights, build, trained
 
 FUZZ_COUNT = 1000
 SEED = 5
@@ -566,11 +568,7 @@ def _structural_damage(learner: Learner, saved: Path, folder: Path, rng: random.
 
 def _experience_message(spec: ExperienceSpec) -> Experience:
     message = Experience(step=7, model_name=spec.model_name, weight_version=0)
-    image = message.observation
-    image.width, image.height, image.encoding, image.step = (
-        spec.width, spec.height, spec.encoding, spec.step,
-    )  # fmt: skip
-    image.data = spec.data
+    message.observation = _image_message(spec.observation)
     message.action = spec.action
     message.tensors = [
         NamedTensor(name=name, shape=shape, data=np.asarray(data, np.float32))
@@ -771,17 +769,6 @@ def test_trainer_refuses_a_thousand_bad_weight_requests_and_control_calls(
 
 # --- forged announcements and answers through the real weight subscriber (issue 10) ---------
 
-SYNC_MODEL = "policy"
-
-
-def _sync_model() -> torch.nn.Module:
-    return torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.Tanh(), torch.nn.Linear(64, 8))
-
-
-def _sync_weights(seed: int) -> dict[str, torch.Tensor]:
-    torch.manual_seed(seed)
-    return _sync_model().state_dict()
-
 
 class Forger:
     """A second ``weights/get`` server and a second announcer, in a node of its own."""
@@ -877,10 +864,10 @@ def test_weights_come_only_from_the_trainer(
     store = SharedWeightStore(chunk_size=4096)  # the trainer's real store in /dev/shm
     ready: list[int] = []
     errors: list[str] = []
-    model = SwappableModel(SYNC_MODEL, _sync_model)
+    model = SwappableModel(MODEL_SYNC, build)
     initial = {name: value.clone() for name, value in model.current()[0].state_dict().items()}
     subscriber = WeightSubscriber(
-        agent.node, {SYNC_MODEL: model}, on_ready=lambda _, version, __: ready.append(version),
+        agent.node, {MODEL_SYNC: model}, on_ready=lambda _, version, __: ready.append(version),
         on_error=errors.append, request_timeout_s=5.0, ask_backoff_s=(0.001, 0.004),
         store_roots=(SHARED_MEMORY_ROOT, shm_folder),
     )  # fmt: skip
@@ -888,19 +875,19 @@ def test_weights_come_only_from_the_trainer(
     try:
         # 1. Forged answers: the trainer's node announces, but only the forger serves; every
         #    answer is refused and asked again (13 times per version), never used.
-        encoded = encode_weights(SYNC_MODEL, 1, _sync_weights(1))
+        encoded = encode_weights(MODEL_SYNC, 1, trained(1))
         forger = Forger(forger_probe, shm_folder, weight_answer_kinds(SEED, FUZZ_COUNT))
         announcer = trainer.node.create_publisher(
             WeightsAnnouncement, "weights/announce", ANNOUNCE_QOS
         )
         version = 1
         while sum(forger.answered.values()) < FUZZ_COUNT:
-            blob = encode_weights(SYNC_MODEL, version, _sync_weights(version))
+            blob = encode_weights(MODEL_SYNC, version, trained(version))
             forger.paths = forger.prepare_files(
-                version_file_name(SYNC_MODEL, version), blob.size_bytes, tmp_path / str(version)
+                version_file_name(MODEL_SYNC, version), blob.size_bytes, tmp_path / str(version)
             )
             message = WeightsAnnouncement(
-                model_name=SYNC_MODEL, version=version, checksum=blob.checksum,
+                model_name=MODEL_SYNC, version=version, checksum=blob.checksum,
                 size_bytes=blob.size_bytes, host_id=host_identity(),
             )  # fmt: skip
             message.published = trainer.node.get_clock().now().to_msg()
@@ -940,7 +927,7 @@ def test_weights_come_only_from_the_trainer(
         top = version + 10
         for forged in range(FUZZ_COUNT):
             message = WeightsAnnouncement(
-                model_name=SYNC_MODEL, version=top + 1_000_000 + forged, checksum="f" * 64,
+                model_name=MODEL_SYNC, version=top + 1_000_000 + forged, checksum="f" * 64,
                 size_bytes=encoded.size_bytes, host_id=host_identity(),
             )  # fmt: skip
             forger.announcer.publish(message)
@@ -957,14 +944,14 @@ def test_weights_come_only_from_the_trainer(
         publisher = WeightPublisher(trainer.node, store)
         try:
             for step in range(3):
-                publisher.publish(SYNC_MODEL, top + step, _sync_weights(top + step))
+                publisher.publish(MODEL_SYNC, top + step, trained(top + step))
                 time.sleep(0.3)
             newest = top + 2
             assert wait_until(lambda: newest in ready, 30.0), (errors[-3:], ready[-3:])
         finally:
             publisher.close()
         assert model.swap_if_ready() == newest
-        assert_weights(model.current()[0], _sync_weights(newest))
+        assert_weights(model.current()[0], trained(newest))
         rss_after = float(psutil.Process().memory_info().rss) / (1 << 20)
         refusals = subscriber.refusals()
         record_figures(
@@ -984,130 +971,3 @@ def test_weights_come_only_from_the_trainer(
 
 def _grew(items: list[str], before: int) -> bool:
     return len(items) > before
-
-
-def assert_weights(module: torch.nn.Module, expected: dict[str, torch.Tensor]) -> None:
-    actual = module.state_dict()
-    assert set(actual) == set(expected)
-    assert all(torch.equal(actual[name], tensor) for name, tensor in expected.items())
-
-
-# --- HTTP to the world's video server (issue 10) --------------------------------------------
-
-
-def _bad_http_requests(seed: int, count: int) -> list[bytes]:
-    """Requests the video server must answer with an error (or close), never serve."""
-    rng = random.Random(seed)
-    requests = []
-    for _ in range(count):
-        kind = rng.randrange(7)
-        if kind == 0:
-            requests.append(rng.randbytes(rng.randint(1, 2048)).replace(b"\n", b"x") + b"\r\n\r\n")
-        elif kind == 1:
-            method = rng.choice([b"POST", b"PUT", b"DELETE", b"BREW", b"HEAD"])
-            requests.append(method + b" /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")
-        elif kind == 2:
-            requests.append(b"GET /" + b"a" * rng.randint(70_000, 100_000) + b" HTTP/1.1\r\n\r\n")
-        elif kind == 3:
-            headers = b"".join(b"X-%d: y\r\n" % number for number in range(rng.randint(101, 300)))
-            requests.append(b"GET /stream.mjpg HTTP/1.1\r\n" + headers + b"\r\n")
-        elif kind == 4:
-            path = rng.choice([b"/", b"/etc/passwd", b"/../../x", b"/stream.mjpgX", b"/%00"])
-            requests.append(b"GET " + path + b" HTTP/1.1\r\n\r\n")
-        elif kind == 5:
-            requests.append(b"GET /stream.mjpg HTTP/9.9\r\n\r\n")
-        else:
-            tls_hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + rng.randbytes(64)
-            requests.append(tls_hello.replace(b"\n", b"x") + b"\r\n\r\n")
-    return requests
-
-
-def _exchange(port: int, request: bytes) -> bytes:
-    """Sends one request; the first bytes of the answer (empty if the server closed)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10.0) as connection:
-        try:
-            connection.sendall(request)
-            return connection.recv(64)
-        except (ConnectionResetError, BrokenPipeError):
-            return b""
-
-
-def _first_frame(port: int, timeout: float = 10.0) -> bytes:
-    """Reads one JPEG from the stream."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as connection:
-        connection.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")
-        data = b""
-        deadline = time.monotonic() + timeout
-        while b"\xff\xd9" not in data[data.find(b"\xff\xd8") + 2 :] or b"\xff\xd8" not in data:
-            assert time.monotonic() < deadline, data[:200]
-            chunk = connection.recv(65536)
-            assert chunk, data[:200]
-            data += chunk
-        assert data.startswith(b"HTTP/1.0 200"), data[:200]
-        start = data.find(b"\xff\xd8")
-        return data[start : data.find(b"\xff\xd9", start) + 2]
-
-
-@pytest.mark.e2e
-def test_video_server_survives_bad_requests_slow_and_many_clients(
-    spawn_node: Callable[..., NodeProcess],
-    probe: RosProbe,
-    free_udp_port: Callable[[], int],
-    free_tcp_port: Callable[[], int],
-) -> None:
-    port = free_tcp_port()
-    world = spawn_node(
-        "sim_world",
-        {"osc_port": free_udp_port(), "video_port": port, "frame_width": 64,
-         "frame_height": 48, "report_period": 1.0},
-    )  # fmt: skip
-    StatusClient(probe, "sim_world")  # up and serving
-    assert _first_frame(port)
-    rss_before = rss_mb(world)
-
-    answers: dict[bytes, int] = {}
-    for request in _bad_http_requests(SEED + 5, FUZZ_COUNT):
-        answer = _exchange(port, request)[:12]
-        assert not answer.startswith(b"HTTP/1.0 200"), (request[:80], answer)
-        answers[answer] = answers.get(answer, 0) + 1
-    assert sum(answers.values()) == FUZZ_COUNT
-    rss_requests = rss_mb(world)
-
-    # Slow clients that never send a request, and stream clients that never read: more than
-    # the server serves at once. They cost it a bounded number of threads for a bounded time.
-    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
-    stalled = []
-    for _ in range(12):
-        connection = socket.create_connection(("127.0.0.1", port))
-        connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        connection.sendall(b"GET /stream.mjpg HTTP/1.1\r\n\r\n")
-        stalled.append(connection)
-    time.sleep(1.0)
-    rss_clients = rss_mb(world)
-    try:
-        assert world.is_running()
-        # Within the client timeout the idle ones are dropped, and the stalled ones once their
-        # small send buffers are full; then a camera gets in.
-        deadline = time.monotonic() + 60.0
-        while True:
-            try:
-                frame = _first_frame(port, timeout=3.0)
-                break
-            except (AssertionError, OSError):
-                assert time.monotonic() < deadline, "no stream after the abusive clients"
-                time.sleep(0.5)
-        assert frame.startswith(b"\xff\xd8") and len(frame) > 100
-    finally:
-        for connection in idle + stalled:
-            connection.close()
-    rss_after = rss_mb(world)
-    record_figures(
-        "http", {"bad_requests": FUZZ_COUNT, "answers": {k.decode(errors="replace"): v
-                 for k, v in answers.items()}, "idle_clients": len(idle),
-                 "stalled_stream_clients": len(stalled), "rss_before_mb": rss_before,
-                 "rss_after_requests_mb": rss_requests, "rss_with_clients_mb": rss_clients,
-                 "rss_after_mb": rss_after},
-    )  # fmt: skip
-    assert rss_after - rss_before < MEMORY_BUDGET_MB, (rss_before, rss_after)
-    assert world.stop() == 0
-    assert "Traceback" not in world.output()

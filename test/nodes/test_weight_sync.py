@@ -28,29 +28,13 @@ from pamiq_ros.nodes._weight_sync import (
 )
 from test.support.processes import wait_until
 from test.support.ros_probe import RosProbe
+from test.support.small_model import MODEL, assert_weights, build, trained
 
 pytestmark = pytest.mark.e2e
 
-MODEL = "policy"
 TIMEOUT_S = 20.0
 STORE_FOLDER = "pamiq_ros-1-test"
 """Named as a trainer's store folder is, so the subscriber reads files in it."""
-
-
-def build() -> torch.nn.Module:
-    return torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.Tanh(), torch.nn.Linear(64, 8))
-
-
-def trained(seed: int) -> dict[str, torch.Tensor]:
-    torch.manual_seed(seed)
-    return build().state_dict()
-
-
-def assert_weights(module: torch.nn.Module, expected: dict[str, torch.Tensor]) -> None:
-    actual = module.state_dict()
-    assert set(actual) == set(expected)
-    for name, tensor in expected.items():
-        assert torch.equal(actual[name], tensor), name
 
 
 class Agent:

@@ -438,11 +438,7 @@ class ExperienceSpec:
     """The fields of one ``Experience`` message to send (built into a message by the test)."""
 
     kind: str
-    width: int
-    height: int
-    encoding: str
-    step: int
-    data: bytes
+    observation: ImageSpec
     action: list[int]
     model_name: str
     tensors: list[tuple[str, list[int], Any]]
@@ -516,7 +512,8 @@ def malformed_experience(
             tensors = [("obs", [1] * rng.randint(5, 64), [0.0])]
         else:  # long_model_name
             model = "m" * rng.randint(65, 5000)
-        yield ExperienceSpec(kind, w, h, encoding, step, data, action, model, tensors)
+        observation = ImageSpec(kind, w, h, encoding, step, data)
+        yield ExperienceSpec(kind, observation, action, model, tensors)
 
 
 # --- extreme images (issue 10) ----------------------------------------------------------------
