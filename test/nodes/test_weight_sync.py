@@ -430,3 +430,14 @@ def encoded_blob_of(version: int) -> bytes:
     return safetensors.torch.save(
         trained(version), metadata={"model_name": MODEL, "version": str(version)}
     )
+
+
+def test_a_version_jump_beyond_the_bound_is_refused(publisher, make_agent):
+    agent = make_agent("auto")
+    publisher.publish(MODEL, 1, trained(1))
+    agent.wait_ready(1)
+    jump = 1 + weight_sync.MAX_VERSION_JUMP + 1
+    publisher.publish(MODEL, jump, trained(2))
+    assert f"a jump to version {jump} (newest so far 1) is implausible" in agent.wait_error()
+    assert agent.subscriber.refusals() == {"implausible_announcement": 1}
+    assert agent.model.swap_if_ready() == 1
