@@ -704,6 +704,7 @@ class WeightSubscriber:
 
     def _load(self, announcement: Announcement, model: SwappableModel) -> None:
         """Fetches and checks a version, asking again after a refused answer; prepares it."""
+        self._note_servers()
         delay, longest = self._ask_backoff_s
         for attempt in range(ASK_ATTEMPTS + 1):
             try:
@@ -722,7 +723,6 @@ class WeightSubscriber:
             except _RefusedAnswerError as error:
                 self._count("refused_answer")
                 self._count(f"answer_{error.kind}")
-                self._note_servers()
                 newer = self._announcements.pending_version(announcement.model_name)
                 if attempt == ASK_ATTEMPTS or (newer is not None and newer > announcement.version):
                     raise WeightsError(
