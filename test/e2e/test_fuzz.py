@@ -971,3 +971,124 @@ def test_weights_come_only_from_the_trainer(
 
 def _grew(items: list[str], before: int) -> bool:
     return len(items) > before
+
+
+# --- HTTP to the world's video server (issue 10) --------------------------------------------
+
+
+def _bad_http_requests(seed: int, count: int) -> list[bytes]:
+    """Requests the video server must answer with an error (or close), never serve."""
+    rng = random.Random(seed)
+    requests = []
+    for _ in range(count):
+        kind = rng.randrange(7)
+        if kind == 0:
+            requests.append(rng.randbytes(rng.randint(1, 2048)).replace(b"\n", b"x") + b"\r\n\r\n")
+        elif kind == 1:
+            method = rng.choice([b"POST", b"PUT", b"DELETE", b"BREW", b"HEAD"])
+            requests.append(method + b" /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")
+        elif kind == 2:
+            requests.append(b"GET /" + b"a" * rng.randint(70_000, 100_000) + b" HTTP/1.1\r\n\r\n")
+        elif kind == 3:
+            headers = b"".join(b"X-%d: y\r\n" % number for number in range(rng.randint(101, 300)))
+            requests.append(b"GET /stream.mjpg HTTP/1.1\r\n" + headers + b"\r\n")
+        elif kind == 4:
+            path = rng.choice([b"/", b"/etc/passwd", b"/../../x", b"/stream.mjpgX", b"/%00"])
+            requests.append(b"GET " + path + b" HTTP/1.1\r\n\r\n")
+        elif kind == 5:
+            requests.append(b"GET /stream.mjpg HTTP/9.9\r\n\r\n")
+        else:
+            tls_hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + rng.randbytes(64)
+            requests.append(tls_hello.replace(b"\n", b"x") + b"\r\n\r\n")
+    return requests
+
+
+def _exchange(port: int, request: bytes) -> bytes:
+    """Sends one request; the first bytes of the answer (empty if the server closed)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10.0) as connection:
+        try:
+            connection.sendall(request)
+            return connection.recv(64)
+        except (ConnectionResetError, BrokenPipeError):
+            return b""
+
+
+def _first_frame(port: int, timeout: float = 10.0) -> bytes:
+    """Reads one JPEG from the stream."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as connection:
+        connection.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        deadline = time.monotonic() + timeout
+        while b"\xff\xd9" not in data[data.find(b"\xff\xd8") + 2 :] or b"\xff\xd8" not in data:
+            assert time.monotonic() < deadline, data[:200]
+            chunk = connection.recv(65536)
+            assert chunk, data[:200]
+            data += chunk
+        assert data.startswith(b"HTTP/1.0 200"), data[:200]
+        start = data.find(b"\xff\xd8")
+        return data[start : data.find(b"\xff\xd9", start) + 2]
+
+
+@pytest.mark.e2e
+def test_video_server_survives_bad_requests_slow_and_many_clients(
+    spawn_node: Callable[..., NodeProcess],
+    probe: RosProbe,
+    free_udp_port: Callable[[], int],
+    free_tcp_port: Callable[[], int],
+) -> None:
+    port = free_tcp_port()
+    world = spawn_node(
+        "sim_world",
+        {"osc_port": free_udp_port(), "video_port": port, "frame_width": 64,
+         "frame_height": 48, "report_period": 1.0},
+    )  # fmt: skip
+    StatusClient(probe, "sim_world")  # up and serving
+    assert _first_frame(port)
+    rss_before = rss_mb(world)
+
+    answers: dict[bytes, int] = {}
+    for request in _bad_http_requests(SEED + 5, FUZZ_COUNT):
+        answer = _exchange(port, request)[:12]
+        assert not answer.startswith(b"HTTP/1.0 200"), (request[:80], answer)
+        answers[answer] = answers.get(answer, 0) + 1
+    assert sum(answers.values()) == FUZZ_COUNT
+    rss_requests = rss_mb(world)
+
+    # Slow clients that never send a request, and stream clients that never read: more than
+    # the server serves at once. They cost it a bounded number of threads for a bounded time.
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
+    stalled = []
+    for _ in range(12):
+        connection = socket.create_connection(("127.0.0.1", port))
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        connection.sendall(b"GET /stream.mjpg HTTP/1.1\r\n\r\n")
+        stalled.append(connection)
+    time.sleep(1.0)
+    rss_clients = rss_mb(world)
+    try:
+        assert world.is_running()
+        # Within the client timeout the idle ones are dropped, and the stalled ones once their
+        # small send buffers are full; then a camera gets in.
+        deadline = time.monotonic() + 60.0
+        while True:
+            try:
+                frame = _first_frame(port, timeout=3.0)
+                break
+            except (AssertionError, OSError):
+                assert time.monotonic() < deadline, "no stream after the abusive clients"
+                time.sleep(0.5)
+        assert frame.startswith(b"\xff\xd8") and len(frame) > 100
+    finally:
+        for connection in idle + stalled:
+            connection.close()
+    rss_after = rss_mb(world)
+    record_figures(
+        "http", {"bad_requests": FUZZ_COUNT, "answers": {k.decode(errors="replace"): v
+                 for k, v in answers.items()}, "idle_clients": len(idle),
+                 "stalled_stream_clients": len(stalled), "rss_before_mb": rss_before,
+                 "rss_after_requests_mb": rss_requests, "rss_with_clients_mb": rss_clients,
+                 "rss_after_mb": rss_after},
+    )  # fmt: skip
+    assert rss_after - rss_before < MEMORY_BUDGET_MB, (rss_before, rss_after)
+    assert world.stop() == 0
+    assert "Traceback" not in world.output()
