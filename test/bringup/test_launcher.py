@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
+from std_srvs.srv import Trigger
 
 from pamiq_ros.bringup.description import (
     Bringup,
@@ -397,3 +398,30 @@ def test_a_bad_config_is_refused_before_anything_starts(spawn, tmp_path):
     assert launcher.popen.wait(timeout=30) == 2
     assert "unknown node 'agnet'" in launcher.output()
     assert "started" not in launcher.output()
+
+
+@pytest.mark.e2e
+def test_a_node_shut_down_by_an_outsider_is_restarted_not_silently_removed(
+    spawn, probe: RosProbe, tmp_path, free_udp_port, free_tcp_port
+):
+    """Anyone in the domain may call /<node>/control/shutdown; the launch must not go on
+    without that node (issue 10)."""
+    config = config_for_test(
+        "robot", tmp_path, free_udp_port(), free_tcp_port(),
+        {"agent": {"mind": "autoencoder"}, "trainer": {"mind": "autoencoder"}},
+    )  # fmt: skip
+    launcher = launch(spawn, config, "--duration", "90")
+    pids = started_pids(launcher.wait_for_output("4 nodes running", timeout=60))
+    client: Any = probe.node.create_client(Trigger, "/camera_sensor/control/shutdown")
+    assert client.wait_for_service(timeout_sec=30.0)
+    done = threading.Event()
+    client.call_async(Trigger.Request()).add_done_callback(lambda _: done.set())
+    assert done.wait(10.0)
+    output = launcher.wait_for_output("camera_sensor restarted (pid", timeout=30)
+    assert "camera_sensor finished (exit code 0); restarted unless every node stops" in output
+    assert re.search(r"camera_sensor exited 0 on its own after [\d.]+ s; restart 1", output)
+    restarted = int(re.findall(r"camera_sensor restarted \(pid (\d+)\)", output)[-1])
+    assert restarted != pids["camera_sensor"] and group_exists(restarted)
+    # Up again (its handlers installed) before the launch is stopped.
+    assert wait_until(lambda: launcher.output().count("[camera_sensor] [INFO] capturing") == 2, 30)
+    assert launcher.stop(signal.SIGINT, timeout=30) == 0, launcher.output()
