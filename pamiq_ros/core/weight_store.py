@@ -491,7 +491,7 @@ class SharedWeightStore:
             os.close(fd)
         if len(data) != length:
             raise WeightsError(
-                f"weights of model {model_name!r} version {stored.version}: file {stored.path} "
+                f"weights of model {model_name!r} version {stored.version}: its file "
                 f"is shorter than its {stored.size_bytes} bytes"
             )
         return data, count
