@@ -16,7 +16,8 @@ PYTEST_ARGS ?=
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 export PYTHONUNBUFFERED := 1
 
-MSG_SOURCES := $(wildcard msg/msg/*.msg msg/srv/*.srv) msg/CMakeLists.txt msg/package.xml
+MSG_SOURCES := $(wildcard msg/msg/*.msg msg/srv/*.srv msg/tf2_msgs/msg/*.msg) msg/CMakeLists.txt \
+  msg/package.xml msg/tf2_msgs/CMakeLists.txt msg/wheel_python_targets.cmake
 
 .PHONY: setup run test lint typecheck bench bench-sync bench-curiosity clean
 
@@ -37,6 +38,18 @@ $(VENV)/.installed-interfaces: $(VENV)/.installed-requirements $(MSG_SOURCES)
 	  || { cat build/msg-cmake.log; exit 1; }; \
 	cmake --build build/msg -j2 > build/msg-build.log 2>&1 || { cat build/msg-build.log; exit 1; }; \
 	cmake --install build/msg > build/msg-install.log 2>&1 || { cat build/msg-install.log; exit 1; }
+	@# tf2_msgs/TFMessage (for /tf) has no wheel on the registry: build it unless a ROS has it.
+	$(PY) -c "import tf2_msgs.msg" 2>/dev/null || { venv=$$(cd $(VENV) && pwd); \
+	  cmake -S msg/tf2_msgs -B build/tf2_msgs -DCMAKE_PREFIX_PATH=$$venv \
+	  -DCMAKE_INSTALL_PREFIX=$$venv -DPython3_EXECUTABLE=$$venv/bin/python -DBUILD_TESTING=OFF \
+	  > build/tf2-cmake.log 2>&1 && cmake --build build/tf2_msgs -j2 > build/tf2-build.log 2>&1 \
+	  && cmake --install build/tf2_msgs > build/tf2-install.log 2>&1 \
+	  || { cat build/tf2-*.log; exit 1; }; }
+	@# Outside tools the tests use (liblo's oscdump, ffmpeg): installed when root, else skipped.
+	command -v oscdump > /dev/null && command -v ffmpeg > /dev/null || { [ "$$(id -u)" = 0 ] \
+	  && command -v apt-get > /dev/null && { apt-get install -y -qq liblo-tools ffmpeg > /dev/null \
+	  || { apt-get update -qq && apt-get install -y -qq liblo-tools ffmpeg > /dev/null; }; } \
+	  || echo "[setup] liblo-tools/ffmpeg not installed: the tests that use them will skip"; }
 	touch $@
 
 $(VENV)/.installed-package: $(VENV)/.installed-interfaces setup.py setup.cfg package.xml

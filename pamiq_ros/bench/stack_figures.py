@@ -26,7 +26,21 @@ the nodes' ``/diagnostics`` and samples their resident memory. Three parts:
    no actuator), world and camera at ``throughput_fps``; frames the agent received per second
    (its ``frames_received`` over the time between the first report after warm-up and the last).
 
-3. **Weight freshness of larger models** (``weight_sizes``, about 10 M and 50 M parameters):
+3. **Frame age** (``frame_age_seconds``): the full stack with a ``frame_age_size`` (640x480)
+   MJPEG stream at ``frame_age_fps`` into the camera (native size), the agent fitting each
+   frame to its input and the trainer training on the agent's experience. The stream comes
+   from ffmpeg, like an IP camera (``frame_age_source`` ``ffmpeg``, the default when ffmpeg is
+   installed; the world keeps its own small frames for the OSC loop), or from the world
+   rendering at that size (``sim_world``, which a loaded 2-core machine cannot render at
+   20 fps). Each frame carries its send time in its pixels, the camera stamps the image with
+   it (``stamp_from_frame``), and the agent reports the age of the frames it receives (stamp to
+   receipt) as p50/p99 over its newest 200 frames. Windows that do not
+   overlap (reports at least 200 frames apart, after warm-up) are kept; the figure is the
+   median of their p50s and the largest of their p99s (conservative), each window in the
+   JSON. Target: p99 under two frame periods. The camera's own capture-to-publish age and the
+   trainer's runs during the measurement are reported beside it.
+
+4. **Weight freshness of larger models** (``weight_sizes``, about 10 M and 50 M parameters):
    the weight-sync bench's publish -> ready figures over shared memory
    (``pamiq_ros.bench.weight_sync.run_case``), plus the agent's swap wait: ready weights are
    swapped in at the next step, so at ``rate_hz`` the wait is uniform in [0, 1/rate_hz]:
@@ -60,10 +74,12 @@ import numpy.typing as npt
 import psutil  # type: ignore[import-untyped]
 import yaml
 
+from pamiq_ros.bench._ffmpeg_stream import StampedMjpegStream, ffmpeg_available
 from pamiq_ros.bench._process_group import GroupProcess
 from pamiq_ros.bench._shared import BackgroundNode, isolate_for_benchmark
 from pamiq_ros.bench.curiosity import arm_config, free_port
 from pamiq_ros.bringup.description import loopback_dds_environment
+from pamiq_ros.core.frame_age import FRAME_AGE_WINDOW
 
 DIAGNOSTICS_TOPIC = "/diagnostics"
 STACK_NODES = ("sim_world", "camera_sensor", "osc_actuator", "agent", "trainer")
@@ -91,6 +107,11 @@ class StackFigureOptions:
         throughput_sizes: Frame sizes (width, height) for the throughput runs.
         throughput_seconds: Length of each throughput run (warm-up included).
         throughput_fps: World fps and camera rate in the throughput runs.
+        frame_age_size: Frame size (width, height) of the frame-age run.
+        frame_age_fps: World fps and camera rate of the frame-age run.
+        frame_age_seconds: Length of the frame-age run (warm-up included); 0 skips it.
+        frame_age_source: ``ffmpeg`` (an ffmpeg MJPEG server; the default where ffmpeg is
+            installed) or ``sim_world`` (the world renders at that size).
         weight_sizes: Parameter counts for the weight-sync freshness figures (empty: skip).
         weight_repeats: Measured versions per size.
         weight_warmup: Warm-up versions per size (reported apart by the weight-sync bench).
@@ -98,6 +119,7 @@ class StackFigureOptions:
         env: Environment of the stacks (DDS domain, loopback discovery); default this process's.
         plot: Whether to write ``memory.png`` (RSS over time).
         quick: Use :data:`QUICK` instead (a smoke run of about four minutes).
+        only_frame_age: Run the frame-age part alone.
     """
 
     out_dir: Path
@@ -108,6 +130,12 @@ class StackFigureOptions:
     throughput_sizes: tuple[tuple[int, int], ...] = ((84, 84), (640, 480))
     throughput_seconds: float = 60.0
     throughput_fps: float = 60.0
+    frame_age_size: tuple[int, int] = (640, 480)
+    frame_age_fps: float = 20.0
+    frame_age_seconds: float = 180.0
+    frame_age_source: str = field(
+        default_factory=lambda: "ffmpeg" if ffmpeg_available() else "sim_world"
+    )
     weight_sizes: tuple[int, ...] = (10_000_000, 50_000_000)
     weight_repeats: int = 5
     weight_warmup: int = 3
@@ -115,6 +143,7 @@ class StackFigureOptions:
     env: Mapping[str, str] | None = None
     plot: bool = True
     quick: bool = False
+    only_frame_age: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "config", Path(self.config))
@@ -132,6 +161,7 @@ class StackFigureOptions:
 
 QUICK: dict[str, Any] = {
     "stack_seconds": 60.0, "warmup_seconds": 15.0, "throughput_seconds": 25.0,
+    "frame_age_seconds": 60.0,
     "weight_sizes": (10_000_000,), "weight_repeats": 3, "weight_warmup": 2,
 }  # fmt: skip
 """What ``quick`` changes: short runs, the 10 M model only."""
@@ -412,6 +442,10 @@ def _full_stack(
     return result, agent_rate
 
 
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
 def _rate(listener: DiagnosticsListener, warmup_s: float) -> float | None:
     rate = counter_rate(listener.series("agent", "frames_received"), warmup_s)
     return None if rate is None else round(rate, 2)
@@ -456,6 +490,99 @@ def _throughput(
         "camera_published_per_second": None if camera is None else round(camera, 2),
         "world_render_fps": _figure(world, "fps"),
         "agent_frames_rejected": _figure(listener.last("agent"), "frames_rejected"),
+        "exit_code": run.exit_code,
+        "log": str(run.log_path),
+    }
+
+
+def age_windows(
+    reports: Sequence[tuple[float, Mapping[str, float | str]]], warmup_s: float
+) -> list[dict[str, float]]:
+    """Agent reports whose 200-frame age windows do not overlap, after warm-up.
+
+    A report is kept when at least ``FRAME_AGE_WINDOW`` frames arrived since the last kept one
+    (by ``frames_received``), so each frame counts in one window at most.
+    """
+    windows: list[dict[str, float]] = []
+    last_count = -math.inf
+    for seconds, values in reports:
+        count, p50 = values.get("frames_received"), values.get("frame_age_at_receipt_p50_ms")
+        p99 = values.get("frame_age_at_receipt_p99_ms")
+        if seconds < warmup_s or not all(isinstance(v, float) for v in (count, p50, p99)):
+            continue
+        assert isinstance(count, float) and isinstance(p50, float) and isinstance(p99, float)
+        if count - last_count >= FRAME_AGE_WINDOW:
+            windows.append({"seconds": round(seconds, 1), "p50_ms": p50, "p99_ms": p99})
+            last_count = count
+    return windows
+
+
+def _frame_age(
+    base: Mapping[str, Any], options: StackFigureOptions, env: Mapping[str, str],
+    listener: DiagnosticsListener,
+) -> dict[str, Any]:  # fmt: skip
+    width, height = options.frame_age_size
+    fps = options.frame_age_fps
+    period = {"report_period": options.report_period}
+    camera_parameters = {"width": 0, "height": 0, "rate_hz": fps, "stamp_from_frame": True}
+    world: dict[str, Any] = {"frame_width": width, "frame_height": height, "fps": fps,
+                             "stamp_frames": True}  # fmt: skip
+    stream = None
+    if options.frame_age_source == "ffmpeg":
+        stream = StampedMjpegStream(free_port(socket.SOCK_STREAM), fps, width, height)
+        world = {}
+    document = _on_free_ports(
+        base,
+        {
+            "sim_world": {**period, **world},
+            "camera_sensor": {**period, **camera_parameters},
+            "osc_actuator": period,
+            "agent": period,
+            "trainer": period,
+        },
+    )
+    if stream is not None:
+        document["camera_sensor"]["ros__parameters"]["source"] = stream.url
+    run = StackRun(f"frame-age-{width}x{height}", document, options.frame_age_seconds, options,
+                   env)  # fmt: skip
+    try:
+        run.run(listener, sample_memory=False)
+    finally:
+        if stream is not None:
+            stream.kill()
+    warm = options.warmup_seconds
+    windows = age_windows(listener.reports("agent"), warm)
+    trainer_runs = listener.series("trainer", "runs")
+    runs_after = [count for t, count in trainer_runs if t >= warm]
+    camera = listener.last("camera_sensor")
+    period_ms = 1000.0 / fps
+    p50 = float(np.median([w["p50_ms"] for w in windows])) if windows else None
+    p99 = max((w["p99_ms"] for w in windows), default=None)
+    _say(f"frame age {width}x{height} at {fps:g} fps while training: p50 {p50} ms, p99 {p99} ms")
+    return {
+        "width": width,
+        "height": height,
+        "fps": fps,
+        "source": options.frame_age_source,
+        "frame_period_ms": round(period_ms, 1),
+        "agent_frame_age_p50_ms": None if p50 is None else round(p50, 1),
+        "agent_frame_age_p99_ms": None if p99 is None else round(p99, 1),
+        "target_p99_ms": round(2 * period_ms, 1),
+        "within_target": None if p99 is None else p99 < 2 * period_ms,
+        "windows": windows,
+        "agent_frames_per_second": _rate(listener, warm),
+        "world_render_fps": _figure(listener.last("sim_world"), "fps"),
+        "ffmpeg_frames_fed": None if stream is None else stream.frames_sent,
+        "camera_published_per_second": _rounded(
+            counter_rate(listener.series("camera_sensor", "frames_published"), warm)
+        ),
+        "agent_gap_steps": _figure(listener.last("agent"), "gap_steps"),
+        "camera_capture_to_publish_p50_ms": _figure(camera, "frame_age_p50_ms"),
+        "camera_capture_to_publish_p99_ms": _figure(camera, "frame_age_p99_ms"),
+        "camera_frames_dropped": _figure(camera, "frames_dropped"),
+        "trainer_runs_during_measurement": (
+            round(runs_after[-1] - runs_after[0]) if len(runs_after) >= 2 else None
+        ),
         "exit_code": run.exit_code,
         "log": str(run.log_path),
     }
@@ -522,11 +649,19 @@ def measure_stack_figures(options: StackFigureOptions) -> dict[str, Any]:
     env["PYTHONUNBUFFERED"] = "1"
     options.out_dir.mkdir(parents=True, exist_ok=True)
     listener = DiagnosticsListener()
+    if options.only_frame_age:
+        try:
+            return {"frame_age": _frame_age(base, options, env, listener)}
+        finally:
+            listener.close()
     try:
         stack, rate_hz = _full_stack(base, options, env, listener)
         throughput = [
             _throughput(base, size, options, env, listener) for size in options.throughput_sizes
         ]
+        frame_age = (
+            _frame_age(base, options, env, listener) if options.frame_age_seconds > 0 else None
+        )
     finally:
         listener.close()
     freshness: dict[str, Any] = {"default_model": stack.pop("default_model")}
@@ -538,6 +673,7 @@ def measure_stack_figures(options: StackFigureOptions) -> dict[str, Any]:
     return {
         "latency": stack.pop("latency"),
         "throughput": throughput,
+        "frame_age": frame_age,
         "memory": stack.pop("memory"),
         "freshness": freshness,
         "full_stack": stack,
@@ -548,6 +684,7 @@ def measure_stack_figures(options: StackFigureOptions) -> dict[str, Any]:
             "memory_sample_period_s": options.memory_sample_period,
             "throughput_seconds": options.throughput_seconds,
             "throughput_fps": options.throughput_fps,
+            "frame_age_seconds": options.frame_age_seconds,
             "weight_sizes": list(options.weight_sizes),
             "memory_plot": str(options.out_dir / "memory.png") if options.plot else None,
         },
@@ -567,6 +704,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, default=Path("config/sim.yaml"))
     parser.add_argument("--stack-seconds", type=float, default=None)
     parser.add_argument("--throughput-seconds", type=float, default=None)
+    parser.add_argument(
+        "--frame-age-seconds", type=float, default=None, help="0 skips the frame-age run"
+    )
+    parser.add_argument("--only-frame-age", action="store_true", help="run only the frame-age part")
+    parser.add_argument(
+        "--frame-age-source", choices=("ffmpeg", "sim_world"), default=None,
+        help="the 640x480 stream: ffmpeg (default where installed) or the world rendering it",
+    )  # fmt: skip
     parser.add_argument("--domain-id", type=int, default=None, help="default 1 + PID mod 101")
     return parser
 
@@ -583,8 +728,14 @@ def main(args: Sequence[str] | None = None) -> int:
         quick["stack_seconds"] = parsed.stack_seconds
     if parsed.throughput_seconds is not None:
         quick["throughput_seconds"] = parsed.throughput_seconds
+    if parsed.frame_age_seconds is not None:
+        quick["frame_age_seconds"] = parsed.frame_age_seconds
+    if parsed.frame_age_source is not None:
+        quick["frame_age_source"] = parsed.frame_age_source
     try:
-        options = StackFigureOptions(out_dir=out_dir, config=parsed.config, **quick)
+        options = StackFigureOptions(
+            out_dir=out_dir, config=parsed.config, only_frame_age=parsed.only_frame_age, **quick
+        )
         figures = measure_stack_figures(options)
     except (OSError, ValueError, RuntimeError) as error:
         print(f"stack figures failed: {error}", file=sys.stderr, flush=True)

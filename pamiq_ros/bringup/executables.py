@@ -10,6 +10,7 @@ NODE_EXECUTABLES: dict[str, str] = {
     "camera_sensor": "pamiq_ros.nodes.camera_sensor",
     "osc_actuator": "pamiq_ros.nodes.osc_actuator",
     "agent": "pamiq_ros.nodes.agent",
+    "safety": "pamiq_ros.nodes.safety",
     "trainer": "pamiq_ros.nodes.trainer",
 }
 """Executable name -> module whose ``main(args)`` runs the node."""

@@ -4,8 +4,10 @@ The trust model (README, "Trust model"): without security, the DDS domain is the
 every participant that joins it may publish, subscribe and call any service, so the stack
 keeps DDS on loopback by default. On a machine with a ROS 2 distribution, SROS2 authenticates
 each process (one enclave per node, ``/pamiq_ros/<node>``) and enforces a permissions policy:
-only the agent may publish ``cmd_vel`` and ``experience``, only the trainer may announce and
-serve weights, only the ``pamiq_ros_control`` tool may call the control services.
+only the agent may publish ``cmd_vel`` and ``experience``, only the safety relay
+``cmd_vel_safe``, only the trainer may announce and serve weights, only the
+``pamiq_ros_control`` tool may call the control services. (An e-stop publisher of your own
+needs an enclave and a ``publish`` grant for ``e_stop`` added to the policy.)
 
 The policy is generated from :data:`NODE_GRAPH`, the one description of what each node
 publishes, subscribes, serves and calls (names as the nodes create them; ``~`` is the node's
@@ -97,14 +99,25 @@ class NodeGraph:
 
 
 NODE_GRAPH: dict[str, NodeGraph] = {
-    "sim_world": NodeGraph(NodeInterfaces(publishes=("world/pose",), subscribes=("cmd_vel",))),
-    "camera_sensor": NodeGraph(NodeInterfaces(publishes=("camera/image_raw",))),
+    "sim_world": NodeGraph(
+        NodeInterfaces(
+            publishes=("world/pose", "world/camera_info", "/tf", "/tf_static"),
+            subscribes=("cmd_vel", "cmd_vel_safe"),  # cmd_vel_safe behind the safety relay
+        )
+    ),
+    "camera_sensor": NodeGraph(
+        NodeInterfaces(publishes=("camera/image_raw", "camera/camera_info"))
+    ),
     "osc_actuator": NodeGraph(NodeInterfaces(subscribes=("cmd_vel", "vrchat_input"))),
     "agent": NodeGraph(
         NodeInterfaces(
-            publishes=("cmd_vel", "vrchat_input", "experience"), subscribes=("camera/image_raw",)
+            publishes=("cmd_vel", "vrchat_input", "experience"),
+            subscribes=("camera/image_raw", "camera/image_raw/compressed"),
         ),
         {"_weight_sync": NodeInterfaces(subscribes=("weights/announce",), calls=("weights/get",))},
+    ),
+    "safety": NodeGraph(
+        NodeInterfaces(publishes=("cmd_vel_safe",), subscribes=("cmd_vel", "e_stop"))
     ),
     "trainer": NodeGraph(
         NodeInterfaces(subscribes=("experience",)),

@@ -6,12 +6,17 @@ No ROS import here. The camera node wraps these pieces:
   (device index, file path or URL).
 - :class:`VideoSource` opens it with ``cv2.VideoCapture``, reads frames, resizes them and puts
   their channels in the output order; a file loops at its end when asked to.
+- :class:`MjpegHttpSource` reads an MJPEG-over-HTTP stream (IP cameras, the simulated world)
+  itself: a thread receives the bytes as fast as they come and keeps only the newest complete
+  JPEG, so only that one is decoded and a slow consumer drops the backlog instead of falling
+  behind; the stamp is when the JPEG's last byte arrived.
 - :class:`ReopenBackoff` is the exponential delay between attempts to (re)open a source.
 - :class:`LatestFrameCapture` reads in its own thread, keeps only the newest frame (so a
   consumer never lags behind a live source), reopens a lost source with backoff and reports
   each step through a callback.
 """
 
+import contextlib
 import enum
 import re
 import socket
@@ -27,7 +32,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from pamiq_ros.io.image_codec import CHANNELS_BY_ENCODING
+from pamiq_ros.io.image_codec import RESIZE_MODES, WRITTEN_ENCODINGS, fit_image
 
 Pixels = npt.NDArray[np.uint8]
 ReportLevel = Literal["info", "warning", "error"]
@@ -113,18 +118,23 @@ class FrameFormat:
             only ``height`` is given).
         height: Output height in pixels; 0 likewise.
         encoding: Channel order of the output: ``"rgb8"``, ``"bgr8"`` or ``"mono8"``.
+        mode: With both width and height set, how another aspect ratio is met: ``crop``
+            (keep it, cut the centre out), ``pad`` (keep it, black borders) or ``stretch``.
     """
 
     width: int = 0
     height: int = 0
     encoding: str = "rgb8"
+    mode: str = "crop"
 
     def __post_init__(self) -> None:
         if self.width < 0 or self.height < 0:
             raise ValueError(f"output size must be 0 or more, got {self.width}x{self.height}")
-        if self.encoding not in CHANNELS_BY_ENCODING:
-            supported = ", ".join(sorted(CHANNELS_BY_ENCODING))
+        if self.encoding not in WRITTEN_ENCODINGS:
+            supported = ", ".join(sorted(WRITTEN_ENCODINGS))
             raise ValueError(f"unsupported encoding {self.encoding!r} (supported: {supported})")
+        if self.mode not in RESIZE_MODES:
+            raise ValueError(f"resize mode must be one of {', '.join(RESIZE_MODES)}")
 
 
 def output_size(native_width: int, native_height: int, width: int, height: int) -> tuple[int, int]:
@@ -146,8 +156,7 @@ def convert_frame(frame: npt.NDArray[Any], frame_format: FrameFormat) -> Pixels:
     """
     native_height, native_width = frame.shape[:2]
     size = output_size(native_width, native_height, frame_format.width, frame_format.height)
-    if size != (native_width, native_height):
-        frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+    frame = fit_image(frame, *size, frame_format.mode)
     channels = 1 if frame.ndim == 2 else frame.shape[2]
     conversions = {
         (1, "rgb8"): cv2.COLOR_GRAY2RGB,
@@ -198,6 +207,8 @@ class VideoSource:
         self.loops = 0
         self.native_size: tuple[int, int] = (0, 0)
         self.native_fps = 0.0
+        self.captured_at: float | None = None
+        self.frames_dropped = 0  # OpenCV does not say what it skipped
 
     @property
     def is_open(self) -> bool:
@@ -243,6 +254,8 @@ class VideoSource:
             ok, frame = self._rewind_and_read()
         if not ok or frame is None or frame.size == 0:
             return None
+        self.captured_at = time.monotonic()
+        self.native_size = (frame.shape[1], frame.shape[0])
         return convert_frame(frame, self.frame_format)
 
     def close(self) -> None:
@@ -271,7 +284,9 @@ class VideoSource:
         spec = self.spec
         if spec.kind is SourceKind.DEVICE:
             assert spec.device_index is not None
-            return cv2.VideoCapture(spec.device_index)
+            capture = cv2.VideoCapture(spec.device_index)
+            capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the newest frame, not a queue of old ones
+            return capture
         if spec.kind is SourceKind.FILE:
             return cv2.VideoCapture(str(spec.path))
         assert spec.url is not None
@@ -376,6 +391,12 @@ class FrameSource(Protocol):
 
     spec: SourceSpec
     finished: bool
+    captured_at: float | None
+    """Monotonic time the last frame read was captured (None: when read returned)."""
+    frames_dropped: int
+    """Frames the source skipped to stay current."""
+    native_size: tuple[int, int]
+    """Width and height of the last frame before conversion."""
 
     @property
     def is_open(self) -> bool:
@@ -411,6 +432,7 @@ class CapturedFrame:
     pixels: Pixels
     sequence: int
     captured_at: float
+    native_size: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True)
@@ -419,6 +441,8 @@ class CaptureStats:
 
     state: CaptureState
     frames_captured: int
+    frames_dropped: int
+    """Frames skipped (a backlog dropped) to stay current."""
     reopens: int
     """Successful reopenings after the source was lost."""
     attempts: int
@@ -438,12 +462,20 @@ class LatestFrameCapture:
         backoff: Delays between attempts to open.
         report: Receives ``(level, message)`` lines.
         file_period: Seconds between frames read from a file.
+        on_frame: Called in the capture thread with each new frame (so a live frame can go out
+            at once instead of waiting for a consumer's timer).
     """
 
     def __init__(
-        self, source: FrameSource, backoff: ReopenBackoff, report: Reporter, file_period: float
+        self,
+        source: FrameSource,
+        backoff: ReopenBackoff,
+        report: Reporter,
+        file_period: float,
+        on_frame: Callable[[CapturedFrame], None] | None = None,
     ) -> None:
         self._source = source
+        self._on_frame = on_frame
         self._backoff = backoff
         self._report = report
         self._file_period = file_period
@@ -484,6 +516,7 @@ class LatestFrameCapture:
             return CaptureStats(
                 state=self._state,
                 frames_captured=self._frames_captured,
+                frames_dropped=self._source.frames_dropped,
                 reopens=self._reopens,
                 attempts=self._attempts,
                 last_error=self._last_error,
@@ -540,11 +573,15 @@ class LatestFrameCapture:
     def _read_one(self) -> bool:
         """Reads one frame; returns False when the capture is over (a finished file)."""
         pixels = self._source.read()
-        captured_at = time.monotonic()
+        captured_at = self._source.captured_at or time.monotonic()
         if pixels is not None:
             with self._lock:
                 self._frames_captured += 1
-                self._latest = CapturedFrame(pixels, self._frames_captured, captured_at)
+                self._latest = frame = CapturedFrame(
+                    pixels, self._frames_captured, captured_at, self._source.native_size
+                )
+            if self._on_frame is not None:
+                self._on_frame(frame)
             if not self._source.spec.is_live:
                 self._pace_file(captured_at)
             return True
@@ -575,3 +612,306 @@ class LatestFrameCapture:
     def _set_state(self, state: CaptureState) -> None:
         with self._lock:
             self._state = state
+
+
+class MjpegHttpSource:
+    """An MJPEG-over-HTTP stream read by the project itself, so that no backlog can build.
+
+    :meth:`open` connects (HTTP/1.0 GET, so no chunked encoding) and checks for a
+    ``multipart/x-mixed-replace`` answer; a receiver thread then takes the parts as they come
+    and keeps only the newest complete JPEG with the time its last byte arrived. :meth:`read`
+    waits for a JPEG newer than the last one it returned, decodes only that one and counts the
+    ones it never decoded in :attr:`frames_dropped`. A part that does not decode is counted in
+    :attr:`frames_corrupt` and skipped; a closed connection or ``read_timeout`` of silence
+    makes :meth:`read` return None (lost: the capture reopens it).
+
+    Args:
+        spec: A URL source with the ``http`` scheme.
+        frame_format: Output size, encoding and resize mode.
+        open_timeout: Seconds to connect and receive the answer's headers.
+        read_timeout: Seconds the stream may stay silent before it counts as lost.
+    """
+
+    MAX_PART_BYTES = 64 * 1024 * 1024
+    """A part (or header block) larger than this means a broken stream: the source is lost."""
+
+    def __init__(
+        self,
+        spec: SourceSpec,
+        frame_format: FrameFormat,
+        open_timeout: float = 5.0,
+        read_timeout: float = 5.0,
+    ) -> None:
+        if spec.url is None or urlsplit(spec.url).scheme.lower() != "http":
+            raise ValueError(f"MjpegHttpSource reads http:// URLs, got {spec.text!r}")
+        self.spec = spec
+        self.frame_format = frame_format
+        self.finished = False
+        self.captured_at: float | None = None
+        self.frames_dropped = 0
+        self.frames_corrupt = 0
+        self.native_size = (0, 0)
+        self._open_timeout = open_timeout
+        self._read_timeout = read_timeout
+        self._socket: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._condition = threading.Condition()
+        self._newest: tuple[int, bytes, float] | None = None  # index, JPEG, arrival
+        self._received = 0
+        self._returned = 0
+        self._lost = False
+
+    @property
+    def is_open(self) -> bool:
+        """Whether a connection is open."""
+        return self._socket is not None
+
+    def open(self) -> None:
+        """Connects and starts receiving.
+
+        Raises:
+            VideoSourceError: If nothing answers, the answer is not 200, or not MJPEG.
+        """
+        self.close()
+        parts = urlsplit(self.spec.url or "")
+        host, port = parts.hostname or "", parts.port or 80
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        try:
+            sock = socket.create_connection((host, port), timeout=self._open_timeout)
+        except OSError as error:
+            raise VideoSourceError(
+                f"cannot open video source {self.spec.text!r}: could not connect to the URL: "
+                f"nothing answers at {host}:{port} "
+                f"({error.strerror or type(error).__name__})"
+            ) from error
+        try:
+            sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+            head, rest = self._read_head(sock)
+            headers = self._headers_of(head)
+            stream = _ByteStream(
+                sock, rest, chunked="chunked" in headers.get("transfer-encoding", "")
+            )
+            buffer = bytearray()
+            boundary = self._boundary_of(headers, stream, buffer)
+        except (OSError, ValueError, VideoSourceError) as error:
+            sock.close()
+            if isinstance(error, VideoSourceError):
+                raise
+            raise VideoSourceError(f"video source {self.spec.text!r}: {error}") from error
+        sock.settimeout(self._read_timeout)
+        with self._condition:
+            self._socket, self._lost, self._newest = sock, False, None
+        self._thread = threading.Thread(
+            target=self._receive, args=(stream, boundary, buffer), name="mjpeg-receive",
+            daemon=True,
+        )  # fmt: skip
+        self._thread.start()
+
+    def read(self) -> Pixels | None:
+        """The newest JPEG not yet returned, decoded and converted; None if the stream is lost."""
+        while True:
+            with self._condition:
+                deadline = time.monotonic() + self._read_timeout
+                while not self._lost and (
+                    self._newest is None or self._newest[0] <= self._returned
+                ):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or self._socket is None:
+                        return None
+                    self._condition.wait(remaining)
+                if self._newest is None or self._newest[0] <= self._returned:
+                    return None  # lost, nothing new left
+                index, jpeg, arrived = self._newest
+                self.frames_dropped += index - self._returned - 1
+                self._returned = index
+            frame = cv2.imdecode(np.frombuffer(jpeg, dtype=np.uint8), cv2.IMREAD_COLOR)
+            if frame is None or frame.size == 0:
+                self.frames_corrupt += 1
+                continue
+            self.captured_at = arrived
+            self.native_size = (frame.shape[1], frame.shape[0])
+            return convert_frame(frame, self.frame_format)
+
+    def close(self) -> None:
+        """Closes the connection and waits for the receiver thread."""
+        with self._condition:
+            sock, self._socket = self._socket, None
+            self._condition.notify_all()
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0)
+            self._thread = None
+
+    def _read_head(self, sock: socket.socket) -> tuple[str, bytes]:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise VideoSourceError(
+                    f"video source {self.spec.text!r}: the server closed the connection "
+                    "before answering"
+                )
+            data += chunk
+            if len(data) > 65536:
+                raise VideoSourceError(f"video source {self.spec.text!r}: answer headers too long")
+        head, rest = data.split(b"\r\n\r\n", 1)
+        return head.decode("latin-1"), rest
+
+    def _headers_of(self, head: str) -> dict[str, str]:
+        lines = head.split("\r\n")
+        status = lines[0].split()
+        if len(status) < 2 or status[1] != "200":
+            raise VideoSourceError(f"video source {self.spec.text!r}: server answered {lines[0]!r}")
+        return {
+            name.strip().lower(): value.strip().lower() if name.strip().lower() != "content-type"
+            else value.strip()
+            for name, _, value in (line.partition(":") for line in lines[1:])
+        }  # fmt: skip
+
+    def _boundary_of(
+        self, headers: dict[str, str], stream: "_ByteStream", buffer: bytearray
+    ) -> bytes:
+        """The part boundary: from the Content-Type, or else from the body's first line.
+
+        ffmpeg's HTTP server, for one, says application/octet-stream.
+        """
+        content_type = headers.get("content-type", "")
+        match = re.search(r"boundary=\"?([^\";]+)\"?", content_type)
+        if content_type.lower().startswith("multipart/x-mixed-replace") and match is not None:
+            boundary = match.group(1)
+            return (boundary if boundary.startswith("--") else "--" + boundary).encode("latin-1")
+        while b"\r\n" not in buffer and len(buffer) < 256:
+            chunk = stream.recv()
+            if not chunk:
+                break
+            buffer += chunk
+        first_line = bytes(buffer.split(b"\r\n", 1)[0])
+        if first_line.startswith(b"--") and 2 < len(first_line) <= 72 and b"\r\n" in buffer:
+            return first_line
+        raise VideoSourceError(
+            f"video source {self.spec.text!r} is not an MJPEG stream (Content-Type "
+            f"{content_type or 'none'!r}); set stream_reader to opencv for other formats"
+        )
+
+    def _receive(self, sock: "_ByteStream", boundary: bytes, buffer: bytearray) -> None:
+        """Receiver thread: splits the stream into parts and keeps the newest JPEG."""
+        try:
+            while True:
+                part = self._next_part(sock, boundary, buffer)
+                if part is None:
+                    break
+                with self._condition:
+                    self._received += 1
+                    self._newest = (self._received, part, time.monotonic())
+                    self._condition.notify_all()
+        except (OSError, ValueError):
+            pass  # a closed or broken connection: lost
+        with self._condition:
+            self._lost = True
+            self._condition.notify_all()
+
+    def _next_part(self, sock: "_ByteStream", boundary: bytes, buffer: bytearray) -> bytes | None:
+        """The next part's body, or None at the end of the stream."""
+        start = self._fill_until(sock, buffer, lambda: buffer.find(boundary))
+        if start is None:
+            return None
+        del buffer[: start + len(boundary)]
+        end = self._fill_until(sock, buffer, lambda: buffer.find(b"\r\n\r\n"))
+        if end is None:
+            return None
+        headers = bytes(buffer[:end]).decode("latin-1").lower()
+        del buffer[: end + 4]
+        length = re.search(r"content-length:\s*(\d+)", headers)
+        if length is not None:
+            size = int(length.group(1))
+            if size > self.MAX_PART_BYTES:
+                raise ValueError(f"part of {size} bytes")
+            if self._fill_until(sock, buffer, lambda: size if len(buffer) >= size else -1) is None:
+                return None
+        else:
+            found = self._fill_until(sock, buffer, lambda: buffer.find(boundary))
+            if found is None:
+                return None
+            size = found
+        body = bytes(buffer[:size]).rstrip(b"\r\n")
+        del buffer[:size]
+        return body
+
+    def _fill_until(
+        self, sock: "_ByteStream", buffer: bytearray, position: Callable[[], int]
+    ) -> int | None:
+        """Receives into ``buffer`` until ``position()`` is not -1; None when the stream ends."""
+        while (found := position()) < 0:
+            if len(buffer) > self.MAX_PART_BYTES:
+                raise ValueError("no part boundary within the size limit")
+            chunk = sock.recv()
+            if not chunk:
+                return None
+            buffer += chunk
+        return found
+
+
+class _ByteStream:
+    """An HTTP body from a socket: plain, or with chunked transfer encoding removed."""
+
+    def __init__(self, sock: socket.socket, already: bytes, chunked: bool) -> None:
+        self._socket = sock
+        self._chunked = chunked
+        self._raw = bytearray(already)
+        self._left_in_chunk = 0
+        self._ended = False
+
+    def recv(self) -> bytes:
+        """The next bytes of the body; b"" at its end."""
+        if not self._chunked:
+            if self._raw:
+                data, self._raw = bytes(self._raw), bytearray()
+                return data
+            return self._socket.recv(1 << 16)
+        while not self._ended:
+            if self._left_in_chunk:
+                if not self._raw and not self._more():
+                    return b""
+                data = bytes(self._raw[: self._left_in_chunk])
+                del self._raw[: len(data)]
+                self._left_in_chunk -= len(data)
+                return data
+            # A chunk header: optional CRLF after the previous chunk, then "size[;ext]\r\n".
+            while self._raw[:2] == b"\r\n":
+                del self._raw[:2]
+            end = self._raw.find(b"\r\n")
+            if end < 0:
+                if len(self._raw) > 1024:
+                    raise ValueError("chunk header too long")
+                if not self._more():
+                    return b""
+                continue
+            size = int(bytes(self._raw[:end]).split(b";")[0].strip() or b"0", 16)
+            del self._raw[: end + 2]
+            if size == 0:
+                self._ended = True
+            self._left_in_chunk = size
+        return b""
+
+    def _more(self) -> bool:
+        data = self._socket.recv(1 << 16)
+        self._raw += data
+        return bool(data)
+
+
+STREAM_READERS = ("auto", "opencv")
+"""``auto``: the project's own MJPEG reader for http:// URLs, OpenCV for the rest."""
+
+
+def open_frame_source(
+    spec: SourceSpec, frame_format: FrameFormat, loop: bool = True, reader: str = "auto"
+) -> "VideoSource | MjpegHttpSource":
+    """The source object for ``spec`` (see :data:`STREAM_READERS`)."""
+    if reader not in STREAM_READERS:
+        raise ValueError(f"stream reader must be one of {', '.join(STREAM_READERS)}")
+    if reader == "auto" and spec.url is not None and spec.url.lower().startswith("http://"):
+        return MjpegHttpSource(spec, frame_format)
+    return VideoSource(spec, frame_format, loop=loop)

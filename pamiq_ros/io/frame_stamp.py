@@ -102,7 +102,8 @@ def read_stamp(pixels: npt.NDArray[Any]) -> int | None:
     height, width = pixels.shape[:2]
     if width < MIN_WIDTH or height < MIN_HEIGHT:
         return None
-    grey = pixels if pixels.ndim == 2 else pixels.mean(axis=2)
+    strip = pixels[: max(height // STRIP_HEIGHT_DIVISOR, 2 * ROWS)]  # only the strip is read
+    grey = strip if strip.ndim == 2 else strip.mean(axis=2)
     bits = []
     for index in range(STAMP_BITS + CHECK_BITS):
         top, bottom, left, right = _cell(index, width, height)

@@ -10,7 +10,9 @@ Axes are floats clamped to [-1, 1] and hold their value in VRChat until changed,
 sent on every action. ``/input/Run`` is held: int 1 while running, 0 otherwise, sent on every
 button update. ``/input/Jump`` is an edge: a jump request sends 1 and the next update sends 0;
 a jump requested while Jump is still pressed sends 0 and then 1, since VRChat only counts a
-press after a release.
+press after a release. :class:`ReleaseHold` spaces such a press after its release by a hold
+(about one VRChat frame), so that the release is seen; :class:`AxisSmoother` optionally eases
+axes toward their targets (a first-order lag, like PAMIQ's smooth OSC actuator).
 
 No ROS import here.
 """
@@ -100,10 +102,17 @@ class VRChatOscMapper:
 
     def release_all(self) -> list[OscInput]:
         """Messages that release every VRChat button and centre every axis."""
+        return self.release_buttons() + self.release_axes()
+
+    def release_buttons(self) -> list[OscInput]:
+        """Messages that release every VRChat button."""
         self._jump_pressed = False
-        return [OscInput(address, RELEASED) for address in BUTTON_ADDRESSES] + [
-            OscInput(address, 0.0) for address in AXIS_ADDRESSES
-        ]
+        return [OscInput(address, RELEASED) for address in BUTTON_ADDRESSES]
+
+    @staticmethod
+    def release_axes() -> list[OscInput]:
+        """Messages that centre every axis."""
+        return [OscInput(address, 0.0) for address in AXIS_ADDRESSES]
 
 
 def _axis(value: float) -> float:
@@ -239,3 +248,93 @@ class Deadman:
             return False
         self._released = True
         return True
+
+
+class ReleaseHold:
+    """Delays a button press that would follow its release too closely for VRChat to see it.
+
+    Each button's last release time is remembered; a press sooner than ``hold_s`` after it is
+    given a due time ``hold_s`` after the release. Inputs for one address keep their order
+    (nothing is due before an earlier input for the same address). Times are monotonic seconds.
+    """
+
+    def __init__(self, hold_s: float) -> None:
+        """Creates the hold.
+
+        Args:
+            hold_s: Least time (seconds) between a button's release and its next press; 0 sends
+                presses at once.
+        """
+        if not (math.isfinite(hold_s) and hold_s >= 0):
+            raise ValueError(f"release hold must be 0 or more and finite, got {hold_s}")
+        self.hold_s = hold_s
+        self._released_at: dict[str, float] = {}
+        self._last_due: dict[str, float] = {}
+
+    def schedule(self, inputs: Sequence[OscInput], now: float) -> list[tuple[float, OscInput]]:
+        """The inputs with the time each is due, in order; axes are always due now."""
+        scheduled = []
+        for message in inputs:
+            due = max(now, self._last_due.get(message.address, now))
+            if message.address in BUTTON_ADDRESSES:
+                if message.value == PRESSED:
+                    due = max(due, self._released_at.get(message.address, -math.inf) + self.hold_s)
+                else:
+                    self._released_at[message.address] = due
+                self._last_due[message.address] = due
+            scheduled.append((due, message))
+        return scheduled
+
+    def reset(self, now: float) -> None:
+        """Everything was just released (a deadman, a pause): presses wait the hold from now."""
+        self._last_due.clear()
+        self._released_at = dict.fromkeys(BUTTON_ADDRESSES, now)
+
+
+class AxisSmoother:
+    """Eases each axis toward its target with a first-order lag of time constant ``tau_s``.
+
+    After ``step(dt)`` an axis has moved ``1 - exp(-dt / tau_s)`` of its distance to the target
+    (PAMIQ's smooth OSC actuator steps the same kind of lag once per action); within
+    :data:`SNAP` it takes the target itself, so it settles exactly.
+    """
+
+    SNAP = 1e-3
+
+    def __init__(self, tau_s: float) -> None:
+        """Creates the smoother, every axis at 0.
+
+        Args:
+            tau_s: The time constant (seconds); must be positive.
+        """
+        if not (math.isfinite(tau_s) and tau_s > 0):
+            raise ValueError(f"axis time constant must be positive and finite, got {tau_s}")
+        self.tau_s = tau_s
+        self._targets = dict.fromkeys(AXIS_ADDRESSES, 0.0)
+        self._values = dict.fromkeys(AXIS_ADDRESSES, 0.0)
+
+    def set_targets(self, inputs: Sequence[OscInput]) -> None:
+        """New targets from axis inputs (other addresses are ignored)."""
+        for message in inputs:
+            if message.address in self._targets:
+                self._targets[message.address] = float(message.value)
+
+    def step(self, dt: float) -> list[OscInput]:
+        """Advances ``dt`` seconds; returns the axes whose sent value changes."""
+        fraction = 1.0 - math.exp(-max(dt, 0.0) / self.tau_s)
+        changed = []
+        for address, target in self._targets.items():
+            value = self._values[address]
+            if value == target:
+                continue
+            value += (target - value) * fraction
+            if abs(target - value) < self.SNAP:
+                value = target
+            self._values[address] = value
+            changed.append(OscInput(address, float(value)))
+        return changed
+
+    def reset(self) -> None:
+        """Targets and values back to 0 at once (a release is never eased)."""
+        for address in AXIS_ADDRESSES:
+            self._targets[address] = self._values[address] = 0.0

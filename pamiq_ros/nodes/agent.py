@@ -1,10 +1,18 @@
 """The agent node: camera frames in, actions out, at a fixed rate that never waits for frames.
 
-Frames from ``camera/image_raw`` are checked and decoded as they arrive; the newest good one
-waits in a slot. A step loop in its own thread (``pamiq_ros.core.step_loop``) runs the policy on
-that frame, or on None while no frame has come, and publishes the action as a ``Twist`` on
-``cmd_vel`` and a ``VRChatInput`` on ``vrchat_input``. The action space and its mapping to
-motion live in ``pamiq_ros.core.actions``.
+Frames from any camera (``sensor_msgs/Image`` on ``camera/image_raw`` in rgb8, bgr8, rgba8,
+bgra8, mono8 or YUV 4:2:2, or ``sensor_msgs/CompressedImage`` JPEG/PNG on
+``camera/image_raw/compressed``) are checked, decoded and fitted to the mind's input size
+(aspect kept, centre crop, as PAMIQ does) in the subscription callback, off the acting thread;
+the newest good one waits in a slot. A step loop in its own thread
+(``pamiq_ros.core.step_loop``) runs the policy on that frame and publishes the action as a
+``Twist`` (or ``TwistStamped``) on ``cmd_vel`` and a ``VRChatInput`` on ``vrchat_input``. The
+action space and its mapping to motion live in ``pamiq_ros.core.actions``.
+
+A frame older than ``max_frame_age`` (by its stamp), or the frame the last step already used
+(same sequence or stamp), is no new observation: that step is a gap, the mind acts on None
+(which ends its episode) and the agent commands a stop. Motion also stops (a zero ``cmd_vel``
+and a released ``vrchat_input``) on pause, on shutdown and when a step fails.
 
 What happens between frame and action is the mind's (:mod:`pamiq_ros.minds`): by default the
 curiosity agent (I-JEPA encoder, temporal encoder, forward dynamics, PPO policy, curiosity
@@ -26,25 +34,36 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import rclpy
+import rclpy.duration
 import torch
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Twist
+from geometry_msgs.msg import Twist, TwistStamped
 from pamiq_ros_interfaces.msg import Experience, VRChatInput
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from typing_extensions import override
 
-from pamiq_ros.core.actions import Action, ActionMapper
+from pamiq_ros.core.actions import Action, ActionMapper, Motion, VRChatButtons
 from pamiq_ros.core.checkpoint import CheckpointStore, resume
 from pamiq_ros.core.experience import ExperienceRecord
+from pamiq_ros.core.frame_age import FrameAges
 from pamiq_ros.core.policy import Observation
 from pamiq_ros.core.precision import PRECISIONS, resolve_device
 from pamiq_ros.core.settings import require_one_of, require_positive, setting
 from pamiq_ros.core.step_loop import StepLoop
 from pamiq_ros.io.experience_codec import record_to_message
-from pamiq_ros.io.image_codec import ImageFields, ImageFormatError, decode_image, to_rgb
+from pamiq_ros.io.image_codec import (
+    RESIZE_MODES,
+    ImageFields,
+    ImageFormatError,
+    decode_compressed,
+    decode_image,
+    fit_image,
+    to_rgb,
+)
 from pamiq_ros.minds import MIND_NAMES
 from pamiq_ros.minds.autoencoder import AutoencoderMind
 from pamiq_ros.minds.base import ActingMind
@@ -80,6 +99,13 @@ GIL_SWITCH_INTERVAL_S = 0.0005
 STATE_WAIT_S = 2.0
 """Longest wait for the acting thread to hand over the mind's state for a save."""
 
+RAW_IMAGE_TOPIC = "camera/image_raw"
+COMPRESSED_IMAGE_TOPIC = "camera/image_raw/compressed"
+"""image_transport's names: the compressed stream of ``camera/image_raw``."""
+
+STOP_ACKED_WAIT_S = 0.5
+"""On shutdown, longest wait for the final stop command to be acknowledged by subscribers."""
+
 
 @dataclass(frozen=True)
 class AgentSettings:
@@ -88,8 +114,29 @@ class AgentSettings:
     rate_hz: float = setting(
         10.0, "Steps per second (Hz); the loop keeps it when frames are late or absent."
     )
-    image_width: int = setting(160, "Width (pixels) of the frames the agent accepts.")
-    image_height: int = setting(120, "Height (pixels) of the frames the agent accepts.")
+    image_width: int = setting(
+        160, "Width (pixels) of the mind's input; frames of any size are fitted to it."
+    )
+    image_height: int = setting(
+        120, "Height (pixels) of the mind's input; frames of any size are fitted to it."
+    )
+    image_message: str = setting(
+        "raw", "Camera message type: raw (sensor_msgs/Image on camera/image_raw) or compressed "
+        "(sensor_msgs/CompressedImage, JPEG or PNG, on camera/image_raw/compressed)."
+    )  # fmt: skip
+    resize_mode: str = setting(
+        "crop", "How a frame of another aspect ratio is fitted: crop (keep aspect, cut the "
+        "centre out, as PAMIQ), pad (keep aspect, black borders) or stretch."
+    )  # fmt: skip
+    max_frame_age: float = setting(
+        0.5, "Seconds (by the image stamp) after which a frame is no observation: the step is "
+        "a gap (the mind sees None, its episode ends, motion stops); so is the same frame again."
+    )  # fmt: skip
+    cmd_vel_stamped: bool = setting(
+        False, "Publish geometry_msgs/TwistStamped on cmd_vel (ros2_control's diff drive "
+        "controller since Jazzy) instead of Twist."
+    )  # fmt: skip
+    base_frame_id: str = setting("base_link", "frame_id of a TwistStamped cmd_vel.")
     mind: str = setting(
         "curiosity", "What acts: curiosity (JEPA, temporal encoder, forward dynamics, PPO) or "
         "autoencoder (random actions, a frame autoencoder; light, for stack tests)."
@@ -134,7 +181,7 @@ class AgentSettings:
     def __post_init__(self) -> None:
         require_positive(
             self, "rate_hz", "linear_speed", "angular_speed", "report_period", "image_width",
-            "image_height", "torch_threads", "checkpoint_period",
+            "image_height", "torch_threads", "checkpoint_period", "max_frame_age",
         )  # fmt: skip
         if not 0.0 <= self.spin_before_step_ms < 1000.0 / self.rate_hz:
             raise ValueError(
@@ -144,6 +191,7 @@ class AgentSettings:
         require_one_of(
             self, mind=MIND_NAMES, policy=POLICIES, preset=PRESET_NAMES,
             precision=tuple(PRECISIONS), sync_transport=("auto", "shm", "bytes"),
+            image_message=("raw", "compressed"), resize_mode=RESIZE_MODES,
         )  # fmt: skip
 
 
@@ -152,6 +200,17 @@ class _Frame:
     pixels: Observation
     received: float  # monotonic seconds
     stamp: Time  # the camera's capture stamp
+    age_at_receipt: float  # seconds from the stamp to receipt (0 for an unstamped frame)
+    sequence: int  # counts received frames
+    source_size: tuple[int, int]  # width, height as the camera sent it
+
+    @property
+    def stamp_key(self) -> tuple[int, int]:
+        return self.stamp.sec, self.stamp.nanosec
+
+    def age(self, now: float) -> float:
+        """Seconds since capture, at monotonic time ``now``."""
+        return self.age_at_receipt + (now - self.received)
 
 
 class AgentNode(Node, Controllable):
@@ -172,6 +231,12 @@ class AgentNode(Node, Controllable):
         self._frame: _Frame | None = None
         self._frames_received = 0
         self._frames_rejected = 0
+        self._used_frame: tuple[int, tuple[int, int]] | None = None  # sequence, stamp
+        self._gap_steps = 0
+        self._in_gap = False
+        self._ages_at_receipt = FrameAges()
+        self._ages_at_step = FrameAges()
+        self._unstamped_frames = 0
         self._rejected_at_last_report = 0
         self._last_action_label = "none"
         self._closing = False
@@ -193,11 +258,22 @@ class AgentNode(Node, Controllable):
         if settings.resume_from:
             self._resume(settings.resume_from)
 
-        self._cmd_vel = self.create_publisher(Twist, "cmd_vel", 10)
+        self._cmd_vel = self.create_publisher(
+            TwistStamped if settings.cmd_vel_stamped else Twist, "cmd_vel", 10
+        )
         self._vrchat_input = self.create_publisher(VRChatInput, "vrchat_input", 10)
         self._experience = self.create_publisher(Experience, EXPERIENCE_TOPIC, EXPERIENCE_QOS)
         self._diagnostics = DiagnosticsReporter(self)
-        self.create_subscription(Image, "camera/image_raw", self._on_image, qos_profile_sensor_data)
+        if settings.image_message == "compressed":
+            self._image_topic = COMPRESSED_IMAGE_TOPIC
+            self.create_subscription(
+                CompressedImage, COMPRESSED_IMAGE_TOPIC, self._on_image, qos_profile_sensor_data
+            )
+        else:
+            self._image_topic = RAW_IMAGE_TOPIC
+            self.create_subscription(
+                Image, RAW_IMAGE_TOPIC, self._on_image, qos_profile_sensor_data
+            )
         self._sync = WeightSubscriber(
             self,
             self._mind.models,
@@ -221,35 +297,47 @@ class AgentNode(Node, Controllable):
         )  # fmt: skip
         self._loop.start()
         self.get_logger().info(
-            f"stepping at {settings.rate_hz} Hz on {settings.image_width}x"
-            f"{settings.image_height} frames from camera/image_raw ({describe_mind(settings)}, "
+            f"stepping at {settings.rate_hz} Hz on frames from {self._image_topic} fitted to "
+            f"{settings.image_width}x{settings.image_height} ({settings.resize_mode}; older than "
+            f"{settings.max_frame_age} s: a gap) ({describe_mind(settings)}, "
             f"seed {settings.seed}; models {', '.join(self._mind.models)}, weights via "
             f"{settings.sync_transport})"
         )
 
     # --- input --------------------------------------------------------------------------------
 
-    def _on_image(self, message: Image) -> None:
+    def _on_image(self, message: Image | CompressedImage) -> None:
+        """Decodes and fits a frame here, in the executor's thread, never on the acting one."""
         try:
-            pixels = self._decode(message)
-        except ImageFormatError as error:
+            rgb = self._decode(message)
+            pixels = fit_image(
+                rgb, self.settings.image_width, self.settings.image_height,
+                self.settings.resize_mode,
+            )  # fmt: skip
+        except (ImageFormatError, cv2.error) as error:
             with self._lock:
                 self._frames_rejected += 1
-            self._problems.error(f"camera/image_raw frame refused: {error}")
+            self._problems.error(f"{self._image_topic} frame refused: {error}")
             return
-        frame = _Frame(pixels, time.monotonic(), message.header.stamp)
+        stamp = message.header.stamp
+        if stamp.sec == 0 and stamp.nanosec == 0:
+            age = 0.0  # an unstamped camera: its age counts from receipt
+            self._unstamped_frames += 1
+        else:
+            now_ns = self.get_clock().now().nanoseconds
+            age = max(0.0, (now_ns - (stamp.sec * 1_000_000_000 + stamp.nanosec)) / 1e9)
         with self._lock:
-            self._frame = frame
             self._frames_received += 1
+            self._frame = _Frame(
+                pixels, time.monotonic(), stamp, age, self._frames_received,
+                (rgb.shape[1], rgb.shape[0]),
+            )  # fmt: skip
+        self._ages_at_receipt.add(age)
 
-    def _decode(self, message: Image) -> Observation:
-        """Checks the size first (cheap), then the fields, and returns RGB pixels."""
-        expected = (self.settings.image_width, self.settings.image_height)
-        if (message.width, message.height) != expected:
-            raise ImageFormatError(
-                f"image {message.width}x{message.height} does not match the expected "
-                f"{expected[0]}x{expected[1]}"
-            )
+    def _decode(self, message: Image | CompressedImage) -> Observation:
+        """The message's pixels as RGB, of the camera's size."""
+        if isinstance(message, CompressedImage):
+            return decode_compressed(message.format, bytes(message.data))
         return to_rgb(decode_image(ImageFields.of_message(message)), message.encoding)
 
     def _on_weights_ready(self, model: str, version: int, timing: SyncTiming) -> None:
@@ -270,7 +358,7 @@ class AgentNode(Node, Controllable):
         with self._lock:
             paused = self._paused or self._closing
             if not paused:
-                frame = self._frame
+                frame = self._new_observation(time.monotonic())
                 self._step_index += 1
                 step = self._step_index
         if paused:
@@ -280,13 +368,43 @@ class AgentNode(Node, Controllable):
             return
         self._interrupted = False
         result = self._mind.act(step, frame.pixels if frame is not None else None)
-        action = self._mapper.to_action(result.choice)
+        # A gap commands a stop whatever the mind chose: nothing moves blind.
+        action = self._mapper.to_action(result.choice) if frame is not None else _STOP
         with self._lock:
-            if self._closing:
-                return
-            self._last_action_label = result.choice.label()
-        self._publish(action, frame.stamp if frame is not None else None)
+            if self._closing or self._paused:
+                return  # the stop sent by pause()/close() stays the last command
+            self._last_action_label = result.choice.label() if frame is not None else "gap: stop"
+            self._publish(action, frame.stamp if frame is not None else None)
         self._hand_off(result.records)
+
+    def _new_observation(self, now: float) -> "_Frame | None":
+        """Under the lock: the newest frame if it is a new observation, else None (a gap)."""
+        frame = self._frame
+        fresh = (
+            frame is not None
+            and frame.age(now) <= self.settings.max_frame_age
+            and (self._used_frame is None or (
+                frame.sequence != self._used_frame[0]
+                and (frame.stamp_key == (0, 0) or frame.stamp_key != self._used_frame[1])
+            ))
+        )  # fmt: skip
+        if frame is not None and fresh:
+            self._used_frame = (frame.sequence, frame.stamp_key)
+            self._ages_at_step.add(frame.age(now))
+            if self._in_gap:
+                self._in_gap = False
+                self.get_logger().info("fresh frames again: acting on them")
+            return frame
+        self._gap_steps += 1
+        if not self._in_gap:
+            self._in_gap = True
+            why = "no frame yet" if frame is None else (
+                f"newest frame is {frame.age(now):.2f} s old (max_frame_age "
+                f"{self.settings.max_frame_age} s)" if frame.age(now) > self.settings.max_frame_age
+                else "no new frame since the last step"
+            )  # fmt: skip
+            self.get_logger().warning(f"no new observation ({why}): gap steps stand still")
+        return None
 
     def _note_swap(self, model: str, version: int) -> None:
         now = time.monotonic()
@@ -303,10 +421,23 @@ class AgentNode(Node, Controllable):
         twist.linear.x = action.motion.forward_mps
         twist.linear.y = action.motion.left_mps
         twist.angular.z = action.motion.ccw_radps
+        now = self.get_clock().now().to_msg()
         buttons = VRChatInput(jump=action.buttons.jump, run=action.buttons.run)
-        buttons.header.stamp = observed or self.get_clock().now().to_msg()
-        self._cmd_vel.publish(twist)
+        buttons.header.stamp = observed or now
+        if self.settings.cmd_vel_stamped:
+            stamped = TwistStamped(twist=twist)
+            stamped.header.stamp, stamped.header.frame_id = now, self.settings.base_frame_id
+            self._cmd_vel.publish(stamped)
+        else:
+            self._cmd_vel.publish(twist)
         self._vrchat_input.publish(buttons)
+
+    def _publish_stop(self) -> None:
+        """A zero cmd_vel and released buttons; a failure (context gone) is only logged."""
+        try:
+            self._publish(_STOP, None)
+        except Exception as error:
+            self.get_logger().error(f"could not publish the stop command: {error}")
 
     def _hand_off(self, records: Sequence[ExperienceRecord]) -> None:
         if not self.settings.send_experience:
@@ -321,7 +452,10 @@ class AgentNode(Node, Controllable):
     def _on_step_error(self, error: Exception) -> None:
         if self._closing or not rclpy.ok(context=self.context):
             return  # shutting down: the publishers are gone, nothing to report
-        self._problems.error(f"step failed: {type(error).__name__}: {error}")
+        with self._lock:
+            if not self._closing:
+                self._publish_stop()
+        self._problems.error(f"step failed: {type(error).__name__}: {error} (motion stopped)")
 
     # --- off the acting thread ----------------------------------------------------------------
 
@@ -403,7 +537,8 @@ class AgentNode(Node, Controllable):
     def pause(self) -> str:
         with self._lock:
             self._paused = True
-        return "acting paused"
+            self._publish_stop()  # under the lock: no step's action can follow it
+        return "acting paused (stop command sent)"
 
     @override
     def resume(self) -> str:
@@ -436,9 +571,13 @@ class AgentNode(Node, Controllable):
                 "step_errors": stats.errors,
                 "frames_received": self._frames_received,
                 "frames_rejected": self._frames_rejected,
-                "last_frame_width": frame.pixels.shape[1] if frame else 0,
-                "last_frame_height": frame.pixels.shape[0] if frame else 0,
-                "last_frame_age_s": time.monotonic() - frame.received if frame else "none",
+                "last_frame_width": frame.source_size[0] if frame else 0,
+                "last_frame_height": frame.source_size[1] if frame else 0,
+                "last_frame_age_s": frame.age(time.monotonic()) if frame else "none",
+                **self._ages_at_receipt.figures("frame_age_at_receipt"),
+                **self._ages_at_step.figures("frame_age_at_step"),
+                "gap_steps": self._gap_steps,
+                "unstamped_frames": self._unstamped_frames,
                 "action": self._last_action_label,
                 "mind": self.settings.mind,
                 "weight_version": self._mind.version,
@@ -494,7 +633,14 @@ class AgentNode(Node, Controllable):
         """Stops acting, sends what is queued, saves the agent state; nothing is published after."""
         with self._lock:
             self._closing = True
+            self._publish_stop()
+        self.get_logger().info("closing: stop command sent")
         self._loop.stop()
+        self._publish_stop()  # again, once no step can be in flight
+        try:
+            self._cmd_vel.wait_for_all_acked(rclpy.duration.Duration(seconds=STOP_ACKED_WAIT_S))
+        except Exception as error:  # best effort: the context may be going
+            self.get_logger().warning(f"stop command not acknowledged: {error}")
         self._sync.close()
         self._outbox.put(None, timeout=5.0)
         self._sender.join(timeout=5.0)
@@ -506,6 +652,10 @@ class AgentNode(Node, Controllable):
         self.get_logger().info(
             f"closed after {stats.steps} steps ({stats.missed_deadlines} missed deadlines)"
         )
+
+
+_STOP = Action(Motion(0.0, 0.0, 0.0), VRChatButtons(jump=False, run=False))
+"""The command of a step without observation, of a pause and of a shutdown."""
 
 
 def build_mind(settings: AgentSettings) -> ActingMind:

@@ -1,13 +1,24 @@
 """The camera sensor node: video from a device, a file or a stream URL -> ``camera/image_raw``.
 
-Capture runs in its own thread (``pamiq_ros.io.capture``) and keeps only the newest frame; a
-timer publishes it at ``rate_hz``, stamped with the node clock's time of capture. A source that
-cannot be opened, or is lost, is retried with exponential backoff; the node keeps running.
+Capture runs in its own thread (``pamiq_ros.io.capture``) and keeps only the newest frame; an
+http:// MJPEG stream is read by the project's own reader, which drops any backlog so that a
+slow machine skips frames instead of falling behind. A live frame is published from the capture
+thread as soon as it is decoded (at most ``rate_hz``; a timer sends what that held back, and
+paces a file), stamped with its capture time (for a stream, when its last byte arrived), with a
+``camera/camera_info`` of the same stamp (from a calibration file or a field of view, following
+the resize). The age of each published frame (capture to publish) is in the status and
+``/diagnostics``. A source that cannot be opened, or is lost, is retried with exponential
+backoff; the node keeps running.
+
+With both ``width`` and ``height`` set, a frame of another aspect ratio is fitted by
+``resize_mode``: crop (default: keep the aspect, cut the centre out), pad (keep it, black
+borders) or stretch (distort).
 
 For the latency benchmark (``stamp_from_frame``, off by default) the stamp is instead the send
 time the simulated world wrote into the frame's pixels (``pamiq_ros.io.frame_stamp``).
 """
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,26 +28,33 @@ import cv2
 from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
 from typing_extensions import override
 
+from pamiq_ros.core.frame_age import FrameAges
 from pamiq_ros.core.settings import require_positive, setting
+from pamiq_ros.io.camera_info import Intrinsics, fill_camera_info, load_calibration
 from pamiq_ros.io.capture import (
+    STREAM_READERS,
+    CapturedFrame,
     CaptureState,
     FrameFormat,
     LatestFrameCapture,
     ReopenBackoff,
     ReportLevel,
-    VideoSource,
+    open_frame_source,
     parse_source,
 )
 from pamiq_ros.io.frame_stamp import UNIT_NS, read_stamp, unwrap_units
-from pamiq_ros.io.image_codec import encode_image
+from pamiq_ros.io.image_codec import RESIZE_MODES, encode_image
 from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import ERROR, OK, WARN, DiagnosticsReporter
 from pamiq_ros.nodes._runtime import declare_settings, run_node
 
 IMAGE_TOPIC = "camera/image_raw"
+CAMERA_INFO_TOPIC = "camera/camera_info"
+PUBLISH_BURST = 2.0
+"""Frames that may go out back to back before rate_hz holds the next one for the timer."""
 
 
 @dataclass(frozen=True)
@@ -48,11 +66,35 @@ class CameraSensorSettings:
         "Video source: a camera device index ('0'), a video file path, or a stream URL "
         "(http, https, rtsp, udp, tcp...).",
     )
-    width: int = setting(160, "Output image width in pixels; 0 keeps the native width.")
-    height: int = setting(120, "Output image height in pixels; 0 keeps the native height.")
+    width: int = setting(
+        160, "Output image width in pixels; 0 keeps the native width (or, with height set, "
+        "the aspect ratio)."
+    )  # fmt: skip
+    height: int = setting(
+        120, "Output image height in pixels; 0 keeps the native height (or, with width set, "
+        "the aspect ratio)."
+    )  # fmt: skip
+    resize_mode: str = setting(
+        "crop", "With width and height both set, how another aspect ratio is met: crop (keep "
+        "the aspect, cut the centre out), pad (keep it, black borders) or stretch (distort)."
+    )  # fmt: skip
+    stream_reader: str = setting(
+        "auto", "auto: http:// MJPEG streams through the project's reader, which drops any "
+        "backlog (newest frame only), the rest through OpenCV; opencv: everything through OpenCV."
+    )  # fmt: skip
+    camera_info_file: str = setting(
+        "", "Camera calibration YAML (the standard ROS format) for camera/camera_info; empty: an "
+        "ideal pinhole of horizontal_fov_deg."
+    )  # fmt: skip
+    horizontal_fov_deg: float = setting(
+        90.0, "Without camera_info_file: the native image's horizontal field of view (degrees)."
+    )
     rate_hz: float = setting(20.0, "Publish rate (Hz); a video file is also played at this rate.")
     encoding: str = setting("rgb8", "Output encoding: 'rgb8', 'bgr8' or 'mono8'.")
-    frame_id: str = setting("camera", "frame_id in the header of each published image.")
+    frame_id: str = setting(
+        "camera", "frame_id in the header of each published image and camera_info (the optical "
+        "frame of the TF tree)."
+    )  # fmt: skip
     loop: bool = setting(True, "Whether a video file starts over at its end.")
     reopen_initial_delay: float = setting(
         0.5, "Seconds before the first attempt to reopen a lost or unopenable source."
@@ -71,7 +113,16 @@ class CameraSensorSettings:
 
     def __post_init__(self) -> None:
         parse_source(self.source)
-        FrameFormat(self.width, self.height, self.encoding)
+        FrameFormat(self.width, self.height, self.encoding, self.resize_mode)
+        if self.resize_mode not in RESIZE_MODES or self.stream_reader not in STREAM_READERS:
+            raise ValueError(
+                f"resize_mode must be one of {', '.join(RESIZE_MODES)} and stream_reader one of "
+                f"{', '.join(STREAM_READERS)}"
+            )
+        if not 0 < self.horizontal_fov_deg < 180:
+            raise ValueError(
+                f"horizontal_fov_deg must be in (0, 180), got {self.horizontal_fov_deg}"
+            )
         require_positive(self, "rate_hz", "reopen_initial_delay", "report_period")
         if self.reopen_max_delay < self.reopen_initial_delay:
             raise ValueError(
@@ -91,18 +142,33 @@ class CameraSensorNode(Node, Controllable):
         # the capture module logs the source and the likely reason instead.
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
         self._spec = parse_source(settings.source)
-        source = VideoSource(
+        source = open_frame_source(
             self._spec,
-            FrameFormat(settings.width, settings.height, settings.encoding),
+            FrameFormat(settings.width, settings.height, settings.encoding, settings.resize_mode),
             loop=settings.loop,
+            reader=settings.stream_reader,
         )
+        self._calibration: Intrinsics | None = None
+        if settings.camera_info_file:
+            self._calibration, _ = load_calibration(settings.camera_info_file)
+        self._intrinsics: dict[tuple[int, int, int, int], Intrinsics] = {}
+        self._ages = FrameAges()
         self._capture = LatestFrameCapture(
             source,
             ReopenBackoff(settings.reopen_initial_delay, settings.reopen_max_delay),
             self._log_capture_event,
             file_period=1.0 / settings.rate_hz,
+            on_frame=self._on_live_frame if self._spec.is_live else None,
         )
+        self._publish_lock = threading.Lock()
+        # A token bucket caps the rate at rate_hz on average while letting a frame that comes
+        # a little early (a jittery source at about rate_hz) out at once.
+        self._tokens = PUBLISH_BURST
+        self._tokens_at = time.monotonic()
         self._publisher = self.create_publisher(Image, IMAGE_TOPIC, qos_profile_sensor_data)
+        self._info_publisher = self.create_publisher(
+            CameraInfo, CAMERA_INFO_TOPIC, qos_profile_sensor_data
+        )
         self._diagnostics = DiagnosticsReporter(self, hardware_id=settings.source)
         self._published = 0
         self._stamps_read = 0
@@ -114,7 +180,9 @@ class CameraSensorNode(Node, Controllable):
         self._report_time = time.monotonic()
         self.get_logger().info(
             f"capturing from {self._spec.kind.value} {settings.source!r}: publishing "
-            f"{IMAGE_TOPIC} as {settings.encoding} {self._size_text()} at {settings.rate_hz} Hz"
+            f"{IMAGE_TOPIC} as {settings.encoding} {self._size_text()} at {settings.rate_hz} Hz "
+            f"({type(source).__name__}); {CAMERA_INFO_TOPIC} from "
+            f"{settings.camera_info_file or f'a {settings.horizontal_fov_deg:g} deg pinhole'}"
         )
         self._capture.start()
         self.create_timer(1.0 / settings.rate_hz, self._publish_newest)
@@ -140,7 +208,9 @@ class CameraSensorNode(Node, Controllable):
             "state": stats.state.value,
             "frames_captured": stats.frames_captured,
             "frames_published": self._published,
+            "frames_dropped": stats.frames_dropped,
             "reopens": stats.reopens,
+            **self._ages.figures("frame_age"),
         }
 
     def close(self) -> None:
@@ -150,14 +220,35 @@ class CameraSensorNode(Node, Controllable):
                 "the capture thread is still inside a blocking read; leaving it to end on its own"
             )
 
+    def _on_live_frame(self, frame: CapturedFrame) -> None:
+        """Capture thread: a live frame goes out at once, unless that would exceed rate_hz.
+
+        The timer then sends the newest one; so a frame never waits up to a period for it.
+        """
+        try:
+            self._publish_newest()
+        except Exception as error:  # the context may be going down
+            self.get_logger().error(f"publishing a frame failed: {error}")
+
     def _publish_newest(self) -> None:
-        frame = self._capture.latest()
-        if self._paused or frame is None or frame.sequence == self._last_sequence:
-            return
-        self._last_sequence = frame.sequence
+        with self._publish_lock:
+            frame = self._capture.latest()
+            if self._paused or frame is None or frame.sequence == self._last_sequence:
+                return
+            now = time.monotonic()
+            refill = (now - self._tokens_at) * self.settings.rate_hz
+            self._tokens, self._tokens_at = min(PUBLISH_BURST, self._tokens + refill), now
+            if self._tokens < 1.0:
+                return  # over rate_hz: the timer sends the newest frame later
+            self._tokens -= 1.0
+            self._last_sequence = frame.sequence
+            self._publish(frame)
+
+    def _publish(self, frame: CapturedFrame) -> None:
         fields = encode_image(frame.pixels, self.settings.encoding)
         # Stamped when captured: the node clock now, less the frame's age.
-        age = Duration(nanoseconds=int((time.monotonic() - frame.captured_at) * 1e9))
+        age_s = time.monotonic() - frame.captured_at
+        age = Duration(nanoseconds=int(age_s * 1e9))
         message = Image()
         message.header.stamp = (self.get_clock().now() - age).to_msg()
         if self.settings.stamp_from_frame:
@@ -165,7 +256,39 @@ class CameraSensorNode(Node, Controllable):
         message.header.frame_id = self.settings.frame_id
         fields.fill(message)
         self._publisher.publish(message)
+        self._publish_camera_info(frame, message)
         self._published += 1
+        self._ages.add(age_s)
+
+    def _publish_camera_info(self, frame: CapturedFrame, image: Image) -> None:
+        """A camera_info with the image's header, for the published (fitted) size."""
+        native_width, native_height = frame.native_size
+        key = (native_width, native_height, image.width, image.height)
+        intrinsics = self._intrinsics.get(key)
+        if intrinsics is None:
+            source = self._calibration
+            if source is None:
+                source = Intrinsics.pinhole(
+                    native_width or image.width,
+                    native_height or image.height,
+                    self.settings.horizontal_fov_deg,
+                )
+            elif (source.width, source.height) != (native_width, native_height):
+                self.get_logger().warning(
+                    f"calibration is for {source.width}x{source.height} but the source sends "
+                    f"{native_width}x{native_height}: camera_info scaled as if it were the same "
+                    "camera at another resolution"
+                )
+            mode = (
+                self.settings.resize_mode
+                if self.settings.width and self.settings.height
+                else "stretch"
+            )
+            intrinsics = self._intrinsics[key] = source.fitted(image.width, image.height, mode)
+        info = CameraInfo()
+        info.header = image.header
+        fill_camera_info(info, intrinsics)
+        self._info_publisher.publish(info)
 
     def _stamp_from_pixels(self, pixels: Any, message: Image) -> None:
         units = read_stamp(pixels)
@@ -214,7 +337,9 @@ class CameraSensorNode(Node, Controllable):
                 "state": stats.state.value,
                 "frames_captured": stats.frames_captured,
                 "frames_published": self._published,
+                "frames_dropped": stats.frames_dropped,
                 "publish_fps": fps,
+                **self._ages.figures("frame_age"),
                 "reopens": stats.reopens,
                 "failed_attempts": stats.attempts,
                 "last_error": stats.last_error,
@@ -239,7 +364,9 @@ class CameraSensorNode(Node, Controllable):
         width, height = self.settings.width, self.settings.height
         if width == 0 and height == 0:
             return "at native size"
-        return f"{width or 'auto'}x{height or 'auto'}"
+        if width and height:
+            return f"{width}x{height} ({self.settings.resize_mode} to that aspect)"
+        return f"{width or 'auto'}x{height or 'auto'} (aspect kept)"
 
 
 def main(args: Sequence[str] | None = None) -> None:

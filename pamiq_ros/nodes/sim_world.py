@@ -4,7 +4,10 @@ It listens for VRChat OSC input on UDP, steps the world and renders the avatar's
 ``fps`` in its own thread, and serves the frames as an MJPEG stream that the camera node opens
 like any IP camera. In robot-face mode (``cmd_vel_enabled``) it also drives the avatar from
 ``cmd_vel`` Twists; a ``cmd_vel`` older than ``cmd_vel_timeout`` stops it. The avatar's pose is
-published on ``world/pose``. The world, renderer and OSC handling live in ``pamiq_ros.sim``.
+published on ``world/pose`` and as TF for rviz (``world`` -> ``base_link`` on ``/tf`` from the
+pose, ``base_link`` -> ``camera`` on ``/tf_static``: the camera's optical frame at eye height,
+z forward, x right, y down), with the rendered view's intrinsics on ``world/camera_info``; the
+frame ids are parameters. The world, renderer and OSC handling live in ``pamiq_ros.sim``.
 
 For the latency benchmark (``stamp_frames``, off by default) each frame carries its send time
 in a strip of pixels (``pamiq_ros.io.frame_stamp``) and OSC ``/pamiq/answers`` tags are timed
@@ -18,11 +21,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from geometry_msgs.msg import PoseStamped, Twist
+from geometry_msgs.msg import PoseStamped, TransformStamped, Twist
 from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile
+from sensor_msgs.msg import CameraInfo
+from tf2_msgs.msg import TFMessage
 from typing_extensions import override
 
 from pamiq_ros.core.settings import SettingsError, require_in_range, require_positive, setting
+from pamiq_ros.io.camera_info import Intrinsics, fill_camera_info
 from pamiq_ros.io.frame_stamp import ANSWERS_ADDRESS, check_size, write_stamp
 from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import OK, WARN, DiagnosticsReporter
@@ -32,11 +39,14 @@ from pamiq_ros.sim.osc_input import InputState
 from pamiq_ros.sim.osc_server import OscInputServer, OscRejection, RejectionLogThrottle
 from pamiq_ros.sim.renderer import Renderer
 from pamiq_ros.sim.video_server import MjpegStreamServer
-from pamiq_ros.sim.world import MotionCommand, Pose, World
+from pamiq_ros.sim.world import EYE_HEIGHT, MotionCommand, Pose, World
 
 POSE_TOPIC = "world/pose"
-CMD_VEL_TOPIC = "cmd_vel"
-POSE_FRAME_ID = "world"
+CAMERA_INFO_TOPIC = "world/camera_info"
+RENDER_FOV_DEG = 90.0
+"""The renderer's horizontal field of view (its default)."""
+OPTICAL_FROM_BASE = (-0.5, 0.5, -0.5, 0.5)
+"""Rotation (x, y, z, w) from a REP-103 body frame to a camera optical frame (REP-103 sec. 4)."""
 _MAX_STEP_SECONDS = 0.25  # a stalled loop does not teleport the avatar when it resumes
 _REJECTION_LOG_PERIOD = 2.0  # s between two logged OSC rejections of the same kind
 _MAX_FRAME_SIDE = 4096
@@ -55,6 +65,9 @@ class SimWorldSettings:
     cmd_vel_timeout: float = setting(
         0.5, "Seconds after the last cmd_vel when it is stale and the avatar stops."
     )
+    cmd_vel_topic: str = setting(
+        "cmd_vel", "Robot face: the Twist topic it drives from (cmd_vel_safe behind the relay)."
+    )
     video_host: str = setting("127.0.0.1", "Address the MJPEG video server binds to.")
     video_port: int = setting(8080, "TCP port of the MJPEG video server; 0 picks one.")
     video_path: str = setting("/stream.mjpg", "URL path of the MJPEG stream.")
@@ -67,7 +80,15 @@ class SimWorldSettings:
     )
     turn_speed: float = setting(1.5, "Turn rate (rad/s) at input 1.0; the fastest allowed.")
     seed: int = setting(0, "Seed of the world: where the moving pillars start.")
-    pose_rate_hz: float = setting(20.0, "Rate (Hz) at which world/pose is published.")
+    pose_rate_hz: float = setting(
+        20.0, "Rate (Hz) at which world/pose, /tf and world/camera_info are published."
+    )
+    world_frame_id: str = setting("world", "Fixed frame of world/pose and the TF tree's root.")
+    base_frame_id: str = setting("base_link", "The avatar's (robot's) body frame in /tf.")
+    camera_frame_id: str = setting(
+        "camera", "The camera's optical frame (z forward, x right, y down) in /tf_static and "
+        "world/camera_info; camera_sensor's frame_id should match."
+    )  # fmt: skip
     report_period: float = setting(
         5.0, "Seconds between progress lines in the log and /diagnostics updates."
     )
@@ -127,8 +148,17 @@ class SimWorldNode(Node, Controllable):
         self._open_servers()
 
         self._pose_publisher = self.create_publisher(PoseStamped, POSE_TOPIC, 10)
+        self._tf_publisher = self.create_publisher(TFMessage, "/tf", 100)
+        static_qos = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.create_publisher(TFMessage, "/tf_static", static_qos).publish(
+            TFMessage(transforms=[self._camera_mount()])
+        )
+        self._camera_info_publisher = self.create_publisher(CameraInfo, CAMERA_INFO_TOPIC, 10)
+        self._intrinsics = Intrinsics.pinhole(
+            settings.frame_width, settings.frame_height, RENDER_FOV_DEG
+        )
         if settings.cmd_vel_enabled:
-            self.create_subscription(Twist, CMD_VEL_TOPIC, self._on_cmd_vel, 10)
+            self.create_subscription(Twist, settings.cmd_vel_topic, self._on_cmd_vel, 10)
         self._diagnostics = DiagnosticsReporter(self)
         self._report_time = time.monotonic()
         self._report_frames = 0
@@ -242,7 +272,7 @@ class SimWorldNode(Node, Controllable):
         )
         if settings.cmd_vel_enabled:
             logger.info(
-                f"robot face: cmd_vel on {self.resolve_topic_name(CMD_VEL_TOPIC)} "
+                f"robot face: cmd_vel on {self.resolve_topic_name(settings.cmd_vel_topic)} "
                 f"(stale after {settings.cmd_vel_timeout:g} s)"
             )
         logger.info(
@@ -327,15 +357,39 @@ class SimWorldNode(Node, Controllable):
     def _publish_pose(self) -> None:
         with self._lock:
             pose, jump_height = self._pose, self._jump_height
+        settings = self.settings
         message = PoseStamped()
         message.header.stamp = self.get_clock().now().to_msg()
-        message.header.frame_id = POSE_FRAME_ID
+        message.header.frame_id = settings.world_frame_id
         message.pose.position.x = pose.x
         message.pose.position.y = pose.y
         message.pose.position.z = jump_height
         message.pose.orientation.z = math.sin(pose.yaw / 2.0)
         message.pose.orientation.w = math.cos(pose.yaw / 2.0)
         self._pose_publisher.publish(message)
+        body = TransformStamped()
+        body.header = message.header
+        body.child_frame_id = settings.base_frame_id
+        body.transform.translation.x, body.transform.translation.y = pose.x, pose.y
+        body.transform.translation.z = jump_height
+        body.transform.rotation = message.pose.orientation
+        self._tf_publisher.publish(TFMessage(transforms=[body]))
+        info = CameraInfo()
+        info.header.stamp = message.header.stamp
+        info.header.frame_id = settings.camera_frame_id
+        fill_camera_info(info, self._intrinsics)
+        self._camera_info_publisher.publish(info)
+
+    def _camera_mount(self) -> TransformStamped:
+        """base_link -> camera: the optical frame at eye height (static)."""
+        mount = TransformStamped()
+        mount.header.stamp = self.get_clock().now().to_msg()
+        mount.header.frame_id = self.settings.base_frame_id
+        mount.child_frame_id = self.settings.camera_frame_id
+        mount.transform.translation.z = EYE_HEIGHT
+        rotation = mount.transform.rotation
+        rotation.x, rotation.y, rotation.z, rotation.w = OPTICAL_FROM_BASE
+        return mount
 
     def _log_rejection(self, rejection: OscRejection) -> None:
         suppressed = self._rejection_throttle.admit(rejection.kind)

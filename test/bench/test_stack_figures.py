@@ -112,3 +112,27 @@ def test_stamped_frames_are_answered_over_osc_and_timed_by_the_world(
     assert figures["answers_unmatched"] == "0"
     assert 0.0 < float(figures["answer_latency_p50_ms"]) < 10_000.0
     assert float(latest(diagnostics, "camera_sensor")["stamps_read"]) > 0
+
+
+def test_age_windows_keep_reports_that_do_not_overlap_after_warmup():
+    from pamiq_ros.bench.stack_figures import age_windows
+
+    def report(frames: float, p50: float, p99: float) -> dict[str, float | str]:
+        return {
+            "frames_received": frames,
+            "frame_age_at_receipt_p50_ms": p50,
+            "frame_age_at_receipt_p99_ms": p99,
+        }
+
+    reports: list[tuple[float, dict[str, float | str]]] = [
+        (5.0, report(100.0, 9.0, 90.0)),  # warm-up: dropped
+        (31.0, report(600.0, 20.0, 40.0)),
+        (33.0, report(640.0, 25.0, 45.0)),  # overlaps the window before it: dropped
+        (41.0, report(800.0, 22.0, 60.0)),
+        (43.0, {"frames_received": 900.0, "frame_age_at_receipt_p50_ms": "none"}),
+    ]
+    windows = age_windows(reports, warmup_s=30.0)
+    assert windows == [
+        {"seconds": 31.0, "p50_ms": 20.0, "p99_ms": 40.0},
+        {"seconds": 41.0, "p50_ms": 22.0, "p99_ms": 60.0},
+    ]

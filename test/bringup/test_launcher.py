@@ -364,8 +364,8 @@ def test_robot_bringup_drives_the_world_through_cmd_vel_with_the_same_agent(
     poses = probe.subscribe(PoseStamped, "world/pose", 10)
     launcher = launch(spawn, config, "--duration", "25")
 
-    output = launcher.wait_for_output("4 nodes running", timeout=30)
-    assert set(started_pids(output)) == {"sim_world", "camera_sensor", "agent", "trainer"}
+    output = launcher.wait_for_output("5 nodes running", timeout=30)
+    assert set(started_pids(output)) == {"sim_world", "camera_sensor", "safety", "agent", "trainer"}
     assert wait_until(lambda: len(poses) > 5 and distance_moved(poses.messages) > 0.5, 40), (
         f"pose did not move; output:\n{launcher.output()}"
     )
@@ -382,8 +382,8 @@ def test_nodes_stop_when_the_launcher_is_killed_outright(
     must, or they would run on in their own process groups."""
     config = config_for_test("robot", tmp_path, free_udp_port(), free_tcp_port())
     launcher = launch(spawn, config, "--duration", "120")
-    pids = started_pids(launcher.wait_for_output("4 nodes running", timeout=30))
-    assert len(pids) == 4
+    pids = started_pids(launcher.wait_for_output("5 nodes running", timeout=30))
+    assert len(pids) == 5
     os.kill(launcher.popen.pid, signal.SIGKILL)  # the launcher process only, not its group
     assert wait_until(lambda: not [p for p in pids.values() if group_exists(p)], 30), (
         f"left running: {[name for name, pid in pids.items() if group_exists(pid)]}"

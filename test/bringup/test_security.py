@@ -79,6 +79,7 @@ def holders(policy: dict[tuple[str, str], dict[str, set[str]]], permission: str,
 def test_the_policy_grants_what_the_trust_model_says():
     policy = allowed(policy_xml())
     assert holders(policy, "publish", "/cmd_vel") == {"agent"}
+    assert holders(policy, "publish", "/cmd_vel_safe") == {"safety"}
     assert holders(policy, "publish", "/experience") == {"agent"}
     assert holders(policy, "publish", "/weights/announce") == {"trainer_weight_sync"}
     assert holders(policy, "reply", "/weights/get") == {"trainer_weight_sync"}
@@ -103,17 +104,24 @@ def test_the_names_in_the_graph_are_the_ones_the_nodes_use():
     from pamiq_ros.nodes._diagnostics import DIAGNOSTICS_TOPIC
     from pamiq_ros.nodes._experience import EXPERIENCE_TOPIC
     from pamiq_ros.nodes._weight_sync import ANNOUNCE_TOPIC, WEIGHTS_SERVICE
-    from pamiq_ros.nodes.camera_sensor import IMAGE_TOPIC
-    from pamiq_ros.nodes.sim_world import CMD_VEL_TOPIC, POSE_TOPIC
+    from pamiq_ros.nodes.agent import COMPRESSED_IMAGE_TOPIC, RAW_IMAGE_TOPIC
+    from pamiq_ros.nodes.camera_sensor import CAMERA_INFO_TOPIC, IMAGE_TOPIC
+    from pamiq_ros.nodes.safety import SafetySettings
+    from pamiq_ros.nodes.sim_world import POSE_TOPIC, SimWorldSettings
 
     agent, trainer = NODE_GRAPH["agent"], NODE_GRAPH["trainer"]
     assert EXPERIENCE_TOPIC in agent.interfaces.publishes
     assert EXPERIENCE_TOPIC in trainer.interfaces.subscribes
     assert ANNOUNCE_TOPIC in trainer.side_nodes["_weight_sync"].publishes
     assert WEIGHTS_SERVICE in agent.side_nodes["_weight_sync"].calls
-    assert IMAGE_TOPIC in NODE_GRAPH["camera_sensor"].interfaces.publishes
+    assert {IMAGE_TOPIC, CAMERA_INFO_TOPIC} <= set(NODE_GRAPH["camera_sensor"].interfaces.publishes)
+    assert {RAW_IMAGE_TOPIC, COMPRESSED_IMAGE_TOPIC} <= set(agent.interfaces.subscribes)
     assert POSE_TOPIC in NODE_GRAPH["sim_world"].interfaces.publishes
-    assert CMD_VEL_TOPIC in NODE_GRAPH["sim_world"].interfaces.subscribes
+    relay = SafetySettings()
+    assert relay.output_topic in NODE_GRAPH["safety"].interfaces.publishes
+    assert {relay.input_topic, relay.estop_topic} <= set(NODE_GRAPH["safety"].interfaces.subscribes)
+    world = NODE_GRAPH["sim_world"].interfaces.subscribes
+    assert {SimWorldSettings().cmd_vel_topic, relay.output_topic} <= set(world)
     every = allowed(policy_xml())["/", "trainer"]
     assert DIAGNOSTICS_TOPIC in every["publish"]
     assert {f"/trainer/{CONTROL_NAMESPACE}/{c}" for c in CONTROL_COMMANDS} <= every["reply"]
@@ -169,9 +177,9 @@ def test_every_topic_and_service_of_a_running_stack_is_covered_by_the_policy(
         "robot", tmp_path, free_udp_port(), free_tcp_port(), {"agent": light, "trainer": light}
     )
     stack: NodeProcess = spawn("launch", launch_command(config))
-    stack.wait_for_output("4 nodes running", timeout=60)
+    stack.wait_for_output("5 nodes running", timeout=60)
     expected = {
-        name for node in ("sim_world", "camera_sensor", "agent", "trainer")
+        name for node in ("sim_world", "camera_sensor", "agent", "safety", "trainer")
         for name in [node, *(node + suffix for suffix in NODE_GRAPH[node].side_nodes)]
     }  # fmt: skip
 

@@ -295,6 +295,9 @@ class FakeSource:
     def __init__(self, kind: SourceKind = SourceKind.URL, opens=(), frames=()) -> None:
         self.spec = SourceSpec(text="fake://camera", kind=kind)
         self.finished = False
+        self.captured_at = None
+        self.frames_dropped = 0
+        self.native_size = (2, 2)
         self._opens = list(opens)
         self._frames = list(frames)
         self._open = False

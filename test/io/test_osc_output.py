@@ -6,10 +6,12 @@ from pythonosc.osc_message import OscMessage
 
 from pamiq_ros.core.actions import Motion, VRChatButtons
 from pamiq_ros.io.osc_output import (
+    AxisSmoother,
     Deadman,
     OscInput,
     OscSender,
     OscSendError,
+    ReleaseHold,
     VRChatOscMapper,
     encode_osc,
 )
@@ -156,3 +158,66 @@ def test_an_int_beyond_32_bits_is_sent_as_int64():
     tag = OscMessage(encode_osc(OscInput("/pamiq/answers", stamp_ns)))
     assert tag.params == [stamp_ns]
     assert b",h" in tag.dgram
+
+
+# --- release hold and axis smoothing ------------------------------------------------------
+
+
+def test_a_press_right_after_a_release_waits_the_hold():
+    hold = ReleaseHold(0.05)
+    mapper = VRChatOscMapper()
+    first = hold.schedule(mapper.button_inputs(VRChatButtons(jump=True)), now=1.0)
+    assert (1.0, OscInput("/input/Jump", 1)) in first
+
+    again = hold.schedule(mapper.button_inputs(VRChatButtons(jump=True)), now=1.1)
+    jumps = [(due, message.value) for due, message in again if message.address == "/input/Jump"]
+    assert jumps == [(1.1, 0), (pytest.approx(1.15), 1)]
+
+    # Long after a release, a press goes at once.
+    hold.schedule(mapper.button_inputs(VRChatButtons()), now=2.0)
+    later = hold.schedule(mapper.button_inputs(VRChatButtons(jump=True)), now=3.0)
+    assert (3.0, OscInput("/input/Jump", 1)) in later
+
+
+def test_inputs_for_one_address_keep_their_order_and_axes_are_never_held():
+    hold = ReleaseHold(0.2)
+    hold.schedule([OscInput("/input/Run", 0)], now=0.0)
+    pressed = hold.schedule([OscInput("/input/Run", 1), OscInput("/input/Vertical", 0.5)], 0.05)
+    assert pressed == [
+        (pytest.approx(0.2), OscInput("/input/Run", 1)),
+        (0.05, OscInput("/input/Vertical", 0.5)),
+    ]
+    # A release asked for before the held press went out follows it, never overtakes it.
+    released = hold.schedule([OscInput("/input/Run", 0)], now=0.1)
+    assert released == [(pytest.approx(0.2), OscInput("/input/Run", 0))]
+
+
+def test_after_a_reset_every_press_waits_the_hold():
+    hold = ReleaseHold(0.05)
+    hold.reset(now=5.0)
+    assert hold.schedule([OscInput("/input/Jump", 1)], 5.01) == [
+        (pytest.approx(5.05), OscInput("/input/Jump", 1))
+    ]
+
+
+def test_axis_smoother_is_a_first_order_lag_that_settles_exactly():
+    smoother = AxisSmoother(0.2)
+    smoother.set_targets([OscInput("/input/Vertical", 1.0)])
+    first = smoother.step(0.2)
+    assert [message.address for message in first] == ["/input/Vertical"]
+    assert first[0].value == pytest.approx(1 - math.exp(-1))
+    second = smoother.step(0.2)
+    assert second[0].value == pytest.approx(1 - math.exp(-2))
+    for _ in range(40):
+        smoother.step(0.2)
+    assert smoother.step(0.2) == []  # settled on the target: nothing more to send
+    smoother.reset()
+    smoother.set_targets([OscInput("/input/Run", 1)])  # not an axis: ignored
+    assert smoother.step(0.2) == []
+
+
+def test_release_axes_and_buttons_separately():
+    mapper = VRChatOscMapper()
+    assert {m.address for m in mapper.release_axes()} == set(AXIS_ADDRESSES)
+    assert {m.address for m in mapper.release_buttons()} == set(BUTTON_ADDRESSES)
+    assert all(m.value == 0 for m in mapper.release_buttons())

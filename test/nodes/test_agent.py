@@ -2,14 +2,17 @@
 
 import signal
 import time
+from functools import partial
+from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist
 from pamiq_ros_interfaces.msg import VRChatInput
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
 from pamiq_ros.io.image_codec import encode_image
 from test.support.processes import wait_until
@@ -115,13 +118,13 @@ def test_agent_takes_frames_of_its_size_and_refuses_malformed_ones(spawn_node, p
     agent.wait_for_output("last=160x120 age=")
 
     malformed = [
-        (image(640, 480), "image 640x480 does not match the expected 160x120"),
         (
             image(160, 120, data=bytes(10)),
             "data holds 10 bytes, but step 480 x height 120 needs 57600",
         ),
         (image(160, 120, step=100), "step 100 is shorter than a row of 160 rgb8 pixels"),
-        (image(160, 120, encoding="yuv422"), "unsupported encoding 'yuv422'"),
+        (image(160, 120, encoding="rgb16"), "unsupported encoding 'rgb16'"),
+        (image(161, 120, encoding="yuv422", step=322), "yuv422 needs an even width"),
     ]
     for message, error in malformed:
         # Sensor QoS is best effort: send a few until the error shows.
@@ -139,3 +142,98 @@ def test_agent_takes_frames_of_its_size_and_refuses_malformed_ones(spawn_node, p
     assert wait_until(
         lambda: int((latest_status(diagnostics) or {}).get("frames_rejected", "0")) >= 4, 5.0
     )
+
+
+def _has_subscribers(publisher: Any) -> bool:
+    return bool(publisher.get_subscription_count() > 0)
+
+
+def stamped(message, probe):
+    message.header.stamp = probe.node.get_clock().now().to_msg()
+    return message
+
+
+def test_agent_takes_any_camera_size_and_encoding_and_stops_on_stale_frames(spawn_node, probe):
+    """A robot's 640x480 bgr8 camera and a 1920x1080 yuyv one plug in unchanged; a frame that
+    stops coming is no observation after max_frame_age, and motion stops."""
+    agent = spawn_node(
+        "agent",
+        {"rate_hz": 10.0, "mind": "autoencoder", "max_frame_age": 0.3, "report_period": 0.5},
+    )
+    cmd_vel = probe.subscribe(Twist, "cmd_vel", 50)
+    diagnostics = probe.subscribe(DiagnosticArray, "/diagnostics", 10)
+    camera = probe.publisher(Image, "camera/image_raw", qos_profile_sensor_data)
+    assert wait_until(lambda: camera.get_subscription_count() > 0, 20.0)
+
+    bgr = encode_image(np.zeros((480, 640, 3), dtype=np.uint8), "bgr8")
+    yuyv = Image(height=1080, width=1920, encoding="yuyv", step=3840)
+    yuyv.data = bytes(1080 * 3840)
+    bgr_message = Image()
+    bgr.fill(bgr_message)
+    for message, size in ((yuyv, "1920x1080"), (bgr_message, "640x480")):
+        # One publisher per size: Fast DDS sizes a writer's sample pool by its first samples.
+        publisher = probe.publisher(Image, "camera/image_raw", qos_profile_sensor_data)
+        assert wait_until(partial(_has_subscribers, publisher), 20.0)
+
+        def taken(message=message, size=size, publisher=publisher) -> bool:
+            publisher.publish(stamped(message, probe))
+            return f"last={size}" in agent.output()
+
+        assert wait_until(taken, 20.0, interval=0.1), agent.output()
+        camera = publisher
+
+    # Frames keep coming: the agent acts on them (some of its random actions move).
+    mark = time.monotonic()
+    while time.monotonic() - mark < 2.0:
+        camera.publish(stamped(bgr_message, probe))
+        time.sleep(0.05)
+    assert any(
+        message.linear.x or message.angular.z
+        for arrival, message in cmd_vel.timed
+        if arrival > mark + 0.5
+    )
+    stopped = time.monotonic()
+    time.sleep(1.5)
+    after = [message for arrival, message in cmd_vel.timed if arrival > stopped + 0.3 + 0.15]
+    assert after and not any(m.linear.x or m.linear.y or m.angular.z for m in after)
+    # Logged once per gap: at start (no frame yet), and when the frames stopped.
+    assert agent.output().count("no new observation (") >= 2
+    assert wait_until(
+        lambda: int((latest_status(diagnostics) or {}).get("gap_steps", "0")) >= 10, 5.0
+    )
+
+
+def test_agent_takes_compressed_jpeg_and_refuses_corrupt_ones(spawn_node, probe):
+    agent = spawn_node(
+        "agent", {"mind": "autoencoder", "image_message": "compressed", "report_period": 0.5}
+    )
+    camera = probe.publisher(
+        CompressedImage, "camera/image_raw/compressed", qos_profile_sensor_data
+    )
+    assert wait_until(lambda: camera.get_subscription_count() > 0, 20.0)
+    _, jpeg = cv2.imencode(".jpg", np.full((480, 640, 3), 120, dtype=np.uint8))
+    good = CompressedImage(format="jpeg", data=jpeg.tobytes())
+    corrupt = CompressedImage(format="jpeg", data=jpeg.tobytes()[: len(jpeg) // 3])
+
+    def taken() -> bool:
+        camera.publish(stamped(good, probe))
+        return "last=640x480" in agent.output()
+
+    assert wait_until(taken, 20.0, interval=0.1), agent.output()
+
+    def refused() -> bool:
+        camera.publish(stamped(corrupt, probe))
+        return "camera/image_raw/compressed frame refused: JPEG of" in agent.output()
+
+    assert wait_until(refused, 10.0, interval=0.1), agent.output()
+    assert agent.is_running()
+
+
+def test_agent_can_publish_twist_stamped(spawn_node, probe):
+    from geometry_msgs.msg import TwistStamped
+
+    spawn_node("agent", {"mind": "autoencoder", "cmd_vel_stamped": True, "base_frame_id": "base"})
+    commands = probe.subscribe(TwistStamped, "cmd_vel", 10)
+    message = commands.wait_for(3, timeout=30.0)[-1]
+    assert message.header.frame_id == "base"
+    assert message.header.stamp.sec > 0

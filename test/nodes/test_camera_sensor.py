@@ -189,3 +189,63 @@ def test_a_lost_stream_is_reopened_when_it_comes_back(spawn_node, probe, free_tc
     finally:
         for server in servers:
             server.close()
+
+
+CALIBRATION = """\
+image_width: 320
+image_height: 180
+camera_name: wide
+camera_matrix: {rows: 3, cols: 3, data: [200.0, 0.0, 159.5, 0.0, 200.0, 89.5, 0.0, 0.0, 1.0]}
+distortion_model: plumb_bob
+distortion_coefficients: {rows: 1, cols: 5, data: [-0.1, 0.01, 0.0, 0.0, 0.0]}
+rectification_matrix: {rows: 3, cols: 3, data: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]}
+projection_matrix: {rows: 3, cols: 4, data: [200.0, 0.0, 159.5, 0.0, 0.0, 200.0, 89.5, 0.0, 0.0,
+  0.0, 1.0, 0.0]}
+"""
+
+
+def test_a_wide_file_is_cropped_to_4_3_with_matching_camera_info_and_frame_ages(
+    spawn_node, probe, tmp_path
+):
+    from sensor_msgs.msg import CameraInfo
+
+    video = write_video(tmp_path / "wide.avi", ["green"] * 20, size=(320, 180))
+    calibration = tmp_path / "wide.yaml"
+    calibration.write_text(CALIBRATION)
+    images = probe.subscribe(Image, "camera/image_raw", qos_profile_sensor_data)
+    infos = probe.subscribe(CameraInfo, "camera/camera_info", qos_profile_sensor_data)
+    diagnostics = probe.subscribe(DiagnosticArray, "/diagnostics", 10)
+    node = spawn_node(
+        "camera_sensor",
+        {
+            "source": str(video),
+            "width": 160,
+            "height": 120,
+            "resize_mode": "crop",
+            "camera_info_file": str(calibration),
+            "frame_id": "cam_optical",
+            "report_period": 0.5,
+        },
+    )
+    infos.wait_for(3, timeout=20.0)
+    image = images.wait_for(1)[-1]
+    info = infos.messages[-1]
+    assert (image.width, image.height) == (160, 120)
+    assert (info.width, info.height, info.header.frame_id) == (160, 120, "cam_optical")
+    assert image.header.frame_id == "cam_optical"
+    # Scaled by 120/180 (213 px wide), then 27 columns cut off the left.
+    assert info.k[0] == pytest.approx(200 * 213 / 320, rel=1e-6)
+    assert info.k[4] == pytest.approx(200 * 120 / 180, rel=1e-6)
+    assert abs(info.k[2] - 79.5) < 1.0 and abs(info.k[5] - 59.5) < 0.01
+    assert list(info.d) == pytest.approx([-0.1, 0.01, 0.0, 0.0, 0.0])
+    assert node.is_running()
+
+    def status() -> dict[str, str]:
+        for array in reversed(diagnostics.messages):
+            for entry in array.status:
+                if entry.name == "/camera_sensor":
+                    return {value.key: value.value for value in entry.values}
+        return {}
+
+    assert wait_until(lambda: status().get("frame_age_p99_ms", "none") != "none", 10.0)
+    assert float(status()["frame_age_p99_ms"]) < 1000.0

@@ -173,7 +173,8 @@ def test_actions_go_out_as_vrchat_osc_and_silence_releases_everything(spawn_node
     release = released_at(got)
     assert release is not None
     assert DEADMAN_TIMEOUT - 0.05 <= release - last_action <= DEADMAN_TIMEOUT + SLACK
-    actuator.wait_for_output(f"no action for {DEADMAN_TIMEOUT} s: released all inputs")
+    actuator.wait_for_output(f"no cmd_vel for {DEADMAN_TIMEOUT} s: centred the axes")
+    actuator.wait_for_output(f"no vrchat_input for {DEADMAN_TIMEOUT} s: released the buttons")
     time.sleep(1.0)
     assert len(listener.since(release + 0.01)) == 0, "the release must not repeat"
 
@@ -181,7 +182,7 @@ def test_actions_go_out_as_vrchat_osc_and_silence_releases_everything(spawn_node
     mark = time.monotonic()
     vrchat_input.publish(VRChatInput(jump=False, run=True))
     got = listener.wait_for(lambda got: ("/input/Run", 1) in [(a, v) for _, a, v in got], mark)
-    actuator.wait_for_output("actions resumed after")
+    actuator.wait_for_output("vrchat_input resumed after")
     assert actuator.wait_for_output("osc sent=")
     assert actuator.is_running()
 
@@ -231,3 +232,41 @@ def test_killed_agent_leaves_every_input_released_within_the_deadman_timeout(spa
     assert release is not None
     assert release - killed <= DEADMAN_TIMEOUT + SLACK, f"released {release - killed:.3f} s late"
     assert not agent.is_running() or wait_until(lambda: not agent.is_running(), 2.0)
+
+
+def test_axis_smoothing_eases_toward_the_command_and_releases_at_once(spawn_node, probe, listener):
+    start = time.monotonic()
+    spawn_node(
+        "osc_actuator",
+        {"port": listener.port, "axis_time_constant": 0.2, "smoothing_period": 0.05,
+         "deadman_timeout": 1.0},
+    )  # fmt: skip
+    listener.wait_for(lambda got: released_at(got) is not None, start, timeout=20.0)
+    cmd_vel = probe.publisher(Twist, "cmd_vel", 10)
+    assert wait_until(lambda: cmd_vel.get_subscription_count() > 0, 20.0)
+
+    mark = time.monotonic()
+    deadline = mark + 1.2
+    while time.monotonic() < deadline:
+        cmd_vel.publish(twist(2.0, 0.0, 0.0))  # Vertical 1.0
+        time.sleep(0.1)
+    got = listener.since(mark)
+    vertical = [value for _, address, value in got if address == "/input/Vertical"]
+    assert vertical[0] < 0.5, vertical  # one 50 ms step of a 0.2 s lag: about 0.22
+    assert vertical == sorted(vertical), "a first-order lag rises monotonically"
+    assert vertical[-1] == pytest.approx(1.0, abs=0.01)
+    eased = next(t for t, address, value in got if address == "/input/Vertical" and value > 0.63)
+    first = next(t for t, address, _ in got if address == "/input/Vertical")
+    assert 0.1 <= eased - first <= 0.4, eased - first  # about one time constant
+
+    # Silence: the deadman centres the axes in one message, not eased.
+    last = time.monotonic()
+    got = listener.wait_for(
+        lambda got: ("/input/Vertical", 0.0) in [(a, v) for _, a, v in got], last, timeout=5.0
+    )
+    values = [v for _, a, v in got if a == "/input/Vertical"]
+    released = values.index(0.0)
+    assert all(value > 0.9 for value in values[:released]), values  # no easing down
+    time.sleep(0.3)
+    after = [v for _, a, v in listener.since(last) if a == "/input/Vertical"][released:]
+    assert not any(after), "nothing eases the axis back after its release"

@@ -228,3 +228,43 @@ def test_an_osc_port_in_use_stops_the_node_with_a_clear_error(spawn_node, free_t
         assert node.stop() == 2
     assert f"cannot listen for OSC on udp://127.0.0.1:{port}" in node.output()
     assert "Traceback" not in node.output()
+
+
+@pytest.mark.e2e
+def test_tf_tree_and_camera_info_place_the_camera_for_rviz(
+    spawn_node, probe: RosProbe, free_udp_port, free_tcp_port
+) -> None:
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+    from sensor_msgs.msg import CameraInfo
+    from tf2_msgs.msg import TFMessage
+
+    node, osc_port, _ = start_world(
+        spawn_node, free_udp_port, free_tcp_port, base_frame_id="robot", camera_frame_id="eye"
+    )
+    tf = probe.subscribe(TFMessage, "/tf", 10)
+    static = probe.subscribe(
+        TFMessage, "/tf_static", QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    )
+    info = probe.subscribe(CameraInfo, "world/camera_info", 10)
+    SimpleUDPClient("127.0.0.1", osc_port).send_message("/input/Vertical", 1.0)
+    tf.wait_for(5)
+    static.wait_for(1)  # latched: a late subscriber still gets the mount
+    info.wait_for(1)
+
+    (mount,) = static.messages[-1].transforms
+    assert (mount.header.frame_id, mount.child_frame_id) == ("robot", "eye")
+    assert mount.transform.translation.z > 0.5  # at eye height
+    rotation = mount.transform.rotation
+    assert (rotation.x, rotation.y, rotation.z, rotation.w) == (-0.5, 0.5, -0.5, 0.5)
+
+    (body,) = tf.messages[-1].transforms
+    assert (body.header.frame_id, body.child_frame_id) == ("world", "robot")
+    assert wait_until(lambda: tf.messages[-1].transforms[0].transform.translation.x > 0.1, 10.0)
+
+    camera = info.messages[-1]
+    assert (camera.header.frame_id, camera.width, camera.height) == ("eye", WIDTH, HEIGHT)
+    focal = (WIDTH / 2) / math.tan(math.radians(90.0) / 2)
+    assert camera.k[0] == pytest.approx(focal) and camera.k[4] == pytest.approx(focal)
+    assert camera.k[2] == pytest.approx((WIDTH - 1) / 2)
+    assert camera.p[0] == pytest.approx(focal) and list(camera.d) == [0.0] * 5
+    assert node.is_running()

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from pamiq_ros.io.image_codec import CHANNELS_BY_ENCODING
 from pamiq_ros.io.vrchat_osc import AXIS_ADDRESSES, BUTTON_ADDRESSES
 
 KNOWN_ADDRESSES = frozenset(AXIS_ADDRESSES) | frozenset(BUTTON_ADDRESSES)
@@ -205,20 +206,20 @@ def _image_of(
 
 
 def malformed_images(seed: int, count: int, width: int, height: int) -> list[ImageSpec]:
-    """``count`` image specs an agent expecting ``width``x``height`` must refuse."""
+    """``count`` image specs an agent must refuse (it takes any size of a valid image)."""
     rng = random.Random(seed)
     row = width * 3
     specs = []
     for _ in range(count):
         kind = rng.choice(
-            ["wrong_size", "zero_size", "step_too_small", "data_length", "odd_step",
+            ["size_vs_data", "zero_size", "step_too_small", "data_length", "odd_step",
              "unknown_encoding", "mismatched_encoding"]
         )  # fmt: skip
-        if kind == "wrong_size":
+        if kind == "size_vs_data":  # declares another size than its data holds
             w = max(1, width + rng.choice([-1, 1]) * rng.randint(1, width))
             h = max(1, height + rng.choice([-1, 0, 1]) * rng.randint(1, height))
             w = w if (w, h) != (width, height) else width + 1
-            spec = _image_of(rng, kind, w, h, "rgb8", w * 3, w * 3 * h)
+            spec = _image_of(rng, kind, w, h, "rgb8", w * 3, row * height)
         elif kind == "zero_size":
             w, h = rng.choice([(0, height), (width, 0), (0, 0)])
             spec = _image_of(rng, kind, w, h, "rgb8", w * 3, rng.choice([0, row * height]))
@@ -235,10 +236,10 @@ def malformed_images(seed: int, count: int, width: int, height: int) -> list[Ima
             spec = _image_of(rng, kind, width, height, "rgb8", step, size)
         elif kind == "unknown_encoding":
             encoding = rng.choice(
-                ["yuv422", "rgba8", "bgra8", "16UC1", "mono16", "RGB8", "", "rgb8 ", "8UC3",
+                ["yuv420", "rgb16", "bgra16", "16UC1", "mono16", "RGB8", "", "rgb8 ", "8UC3",
                  "".join(rng.choices(string.printable, k=rng.randint(1, 20)))]
             )  # fmt: skip
-            if encoding in ("rgb8", "bgr8", "mono8"):
+            if encoding in CHANNELS_BY_ENCODING:
                 encoding = "bayer_" + encoding
             spec = _image_of(rng, kind, width, height, encoding, row, row * height)
         else:  # mismatched: the encoding and the step/data describe different pixels
@@ -520,14 +521,16 @@ def malformed_experience(
 
 
 def extreme_images(seed: int, count: int, big_every: int = 100) -> Iterator[ImageSpec]:
-    """Images whose declared sides are extreme (0, 1, 2^31, 65535...); one in ``big_every``
-    carries a real 12 MB buffer. All are refused by an agent of a small fixed size."""
+    """Images whose declared sides are extreme (0, 1, 2^31, 65535...) and whose data does not
+    match them; one in ``big_every`` carries a real 12 MB buffer. All are refused (any camera
+    size is accepted, so each is malformed in its data, not only in its size)."""
     rng = random.Random(seed)
     sides = [0, 1, 2, 3, 4095, 4096, 8192, 65535, 100_000, (1 << 31) - 1, (1 << 32) - 1]
     for index in range(count):
         if index % big_every == big_every - 1:
-            width, height = 2000, 2000
-            yield ImageSpec("big_real", width, height, "rgb8", width * 3, bytes(width * 3 * height))
+            width, height = 2000, 2000  # a real 12 MB buffer, one row short of its header
+            data = bytes(width * 3 * (height - 1))
+            yield ImageSpec("big_real", width, height, "rgb8", width * 3, data)
             continue
         width, height = rng.choice(sides), rng.choice(sides)
         encoding = rng.choice(["rgb8", "bgr8", "mono8"])
