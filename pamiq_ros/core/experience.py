@@ -46,6 +46,9 @@ MAX_TENSORS = 32
 MAX_TENSOR_VALUES = 1 << 16
 """Most float32 values in one tensor (256 KiB); the largest preset's biggest tensor holds 2048."""
 
+OBSERVATION_ENCODING = "rgb8"
+"""What a record's observation is (the agent converts what its camera sends)."""
+
 MAX_NAME_LENGTH = 64
 """Longest tensor or model name accepted."""
 
@@ -55,6 +58,7 @@ class MessageSizes:
     """The sizes an ``Experience`` message declares, read before anything is copied.
 
     Attributes:
+        encoding: The observation's encoding.
         height: The observation's rows.
         width: The observation's columns.
         step: The observation's bytes per row.
@@ -64,6 +68,7 @@ class MessageSizes:
         model_name_length: Length of the model name.
     """
 
+    encoding: str
     height: int
     width: int
     step: int
@@ -84,11 +89,15 @@ def check_message_sizes(
         action_sizes: Number of options of each action dimension.
 
     Raises:
-        ExperienceError: Naming the first size that does not fit: the observation's sides or
-            data length, the action's length, the number of tensors, a tensor's declared shape,
-            value count or name length, or the model name's length.
+        ExperienceError: Naming the first size that does not fit: the observation's encoding
+            (rgb8 only), sides or data length, the action's length, the number of tensors, a
+            tensor's declared shape, value count or name length, or the model name's length.
     """
     height, width, channels = image_shape
+    if sizes.encoding != OBSERVATION_ENCODING:
+        raise ExperienceError(
+            f"observation encoding is {sizes.encoding[:32]!r}, records carry {OBSERVATION_ENCODING}"
+        )
     if (sizes.height, sizes.width) != (height, width):
         raise ExperienceError(
             f"observation is {sizes.width}x{sizes.height}, expected {width}x{height}"

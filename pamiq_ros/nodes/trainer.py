@@ -474,6 +474,7 @@ def _declared_sizes(message: Experience) -> MessageSizes:
     """What the message declares, from lengths only (no copy of its arrays)."""
     image = message.observation
     return MessageSizes(
+        encoding=str(image.encoding),
         height=int(image.height),
         width=int(image.width),
         step=int(image.step),

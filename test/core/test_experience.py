@@ -72,8 +72,9 @@ def test_error_is_a_value_error_naming_the_step():
 
 def sizes(**changes) -> MessageSizes:
     declared = {
-        "height": 12, "width": 16, "step": 48, "data_bytes": 576, "action_length": len(SIZES),
-        "tensor_sizes": [(3, [2, 2], 4)], "model_name_length": 5, **changes,
+        "encoding": "rgb8", "height": 12, "width": 16, "step": 48, "data_bytes": 576,
+        "action_length": len(SIZES), "tensor_sizes": [(3, [2, 2], 4)], "model_name_length": 5,
+        **changes,
     }  # fmt: skip
     return MessageSizes(**declared)
 
@@ -87,6 +88,7 @@ def test_declared_sizes_that_fit_pass():
     ("changes", "message"),
     [
         ({"width": 1440, "height": 1440}, "observation is 1440x1440, expected 16x12"),
+        ({"encoding": "yuv422"}, "observation encoding is 'yuv422', records carry rgb8"),
         ({"step": 47, "data_bytes": 564}, "declares step 47"),
         ({"data_bytes": 6_000_000}, "holds 6000000 bytes"),
         ({"action_length": 9}, "action has 9 indices"),
