@@ -115,6 +115,10 @@ SHM_RETRY_S = 30.0
 """After a shared-memory file could not be read, versions come as bytes for this long, then
 shared memory is tried again (and kept after a success)."""
 
+REFUSAL_GRACE_S = 0.5
+"""After a refusal, how long a request still waits for another server's success, when not
+every server answered yet."""
+
 MIN_CHUNK_BYTES = 1024
 """Smallest chunk a server may cut the bytes into (bounds the number of requests)."""
 
@@ -457,6 +461,56 @@ class _ClosingError(Exception):
     """The subscriber closed while a fetch was in progress."""
 
 
+class _Answers:
+    """Every answer to one request, as the executor delivers them (duck-typing its future)."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._success: Any = None
+        self._refusals: list[Any] = []
+        self._first_refusal_at: float | None = None
+
+    def _set_executor(self, executor: Any) -> None:
+        """Called by the executor before :meth:`set_result`; nothing to keep."""
+
+    def set_result(self, response: Any) -> None:
+        """Executor thread: one server's answer."""
+        if response is None:
+            return
+        with self._condition:
+            if response.success:
+                if self._success is None:
+                    self._success = response
+            else:
+                self._refusals.append(response)
+                if self._first_refusal_at is None:
+                    self._first_refusal_at = time.monotonic()
+            self._condition.notify_all()
+
+    def decided(self, servers: int, grace_s: float, wait_s: float) -> Any:
+        """The answer to use, once it is decided.
+
+        Returns:
+            A success; else a refusal once ``servers`` answered or ``grace_s`` passed since the
+            first; else None after waiting up to ``wait_s``.
+        """
+        with self._condition:
+            self._condition.wait_for(lambda: self._success is not None, wait_s)
+            if self._success is not None:
+                return self._success
+            if self._refusals and (
+                len(self._refusals) >= servers
+                or time.monotonic() - (self._first_refusal_at or 0.0) >= grace_s
+            ):
+                return self._refusals[-1]
+            return None
+
+    def refusal(self) -> Any:
+        """The last refusal, or None."""
+        with self._condition:
+            return self._refusals[-1] if self._refusals else None
+
+
 class _RefusedAnswerError(WeightsError):
     """An answer (or the file it names) that fails its checks; anyone may have sent it.
 
@@ -552,6 +606,10 @@ class WeightSubscriber:
         self._stop = threading.Event()
         self._sync = SyncNode(node)
         self._client: Any = self._sync.node.create_client(GetWeights, self._sync.service(service))
+        self._answers: dict[int, _Answers] = {}
+        # The executor hands each answer to get_pending_request's result: ours keeps taking
+        # answers after the first, so a second server's quick "no" cannot hide the trainer's.
+        setattr(self._client, "get_pending_request", self._pending_answers)  # noqa: B010
         self._topic = self._sync.topic(announce_topic)
         self._service_name = self._sync.service(service)
         self._subscription = self._sync.node.create_subscription(
@@ -1004,19 +1062,33 @@ class WeightSubscriber:
         return response
 
     def _call(self, request: Any) -> Any:
-        """Sends one request; the response, or None if none came within the timeout."""
-        future = self._client.call_async(request)
-        done = threading.Event()
-        future.add_done_callback(lambda _: done.set())
-        deadline = time.monotonic() + self._request_timeout_s
-        while not done.wait(POLL_PERIOD_S):
-            if self._stop.is_set() or time.monotonic() > deadline:
-                self._client.remove_pending_request(future)
-                future.cancel()
+        """Sends one request; the answer, or None if none came within the timeout.
+
+        Every server on the name answers, and rclpy would keep only the first answer. Here all
+        answers to the request are collected (:class:`_Answers`): a success wins over refusals,
+        and a refusal is taken only once every server answered or ``REFUSAL_GRACE_S`` passed.
+        """
+        answers = _Answers()
+        servers = max(1, self._sync.node.count_services(self._service_name))
+        with self._client.handle:
+            sequence = self._client.handle.send_request(request)
+        self._answers[sequence] = answers
+        try:
+            deadline = time.monotonic() + self._request_timeout_s
+            while True:
+                answer = answers.decided(servers, REFUSAL_GRACE_S, POLL_PERIOD_S)
+                if answer is not None:
+                    return answer
                 if self._stop.is_set():
                     raise _ClosingError
-                return None
-        return future.result()
+                if time.monotonic() > deadline:
+                    return answers.refusal()  # a refusal, or None: no answer at all
+        finally:
+            self._answers.pop(sequence, None)
+
+    def _pending_answers(self, sequence: int) -> "_Answers":
+        """Where the executor delivers an answer (in place of rclpy's one-shot future)."""
+        return self._answers[sequence]  # KeyError: not asked, or given up: dropped
 
     def _wait_or_close(self, seconds: float) -> None:
         if self._stop.wait(seconds):
