@@ -21,8 +21,9 @@ it follows (``trainer_node``): each announcement's publisher GID, from rclpy's m
 must be one of the announce-topic endpoints the ROS graph lists for that node or its sync node.
 Anyone in the DDS domain may still answer ``weights/get`` (a service has no caller-visible
 server identity in rclpy), so an answer is never trusted by itself: the announced sha256, from
-the trainer, binds the bytes; a "no", a mismatch or a refused file is asked again (with backoff)
-while the version is still the newest; a shared-memory path is read only inside a store folder
+the trainer, binds the bytes; every server's answer to a request is taken and a success wins
+over a refusal; a "no", a mismatch or a refused file is asked again (with backoff) while the
+version is still the newest; a shared-memory path is read only inside a store folder
 (``pamiq_ros-<pid>-*`` under an allowed root, owned by this user, mode 0700, the one the trainer
 used last while it exists), through ``O_NOFOLLOW``, from a regular file of this user no larger
 than the model's expected size. Paths never go into log messages.
@@ -103,10 +104,9 @@ MAX_VERSION_JUMP = 1_000_000
 
 ASK_ATTEMPTS = 12
 """Times a version is asked for again after an answer that was refused ("no", a mismatch, a
-file or bytes that fail their checks): anyone in the domain can answer, and the first answer
-wins, so one bad answer does not drop a version the trainer announced. A second server that
-always answers first with "no" still wins all 13 asks with probability p^13 (p = its share of
-first answers; 0.6 measured: 0.1 %); SROS2 removes it."""
+file or bytes that fail their checks): anyone in the domain can answer, so one bad answer does
+not drop a version the trainer announced (a success from any server wins over refusals within
+one ask: :class:`_Answers`)."""
 
 ASK_BACKOFF_S = (0.05, 1.0)
 """First and longest wait between two asks (doubling)."""
