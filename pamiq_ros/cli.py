@@ -150,7 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
             "otherwise."
         ),
     )
-    launch.add_argument("config", help="a config file, or a name in config/: sim, vrchat, robot")
+    launch.add_argument(
+        "config",
+        help="a config file, or a name in config/: sim, vrchat, robot, minigrid, "
+        "vizdoom_my_way_home",
+    )
     launch.add_argument(
         "--resume",
         nargs="?",

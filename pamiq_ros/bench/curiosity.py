@@ -1,692 +1,506 @@
-"""Curiosity benchmark: the curiosity agent against a random policy on the simulated world.
+"""Curiosity benchmark: does the curiosity agent explore, predict and perceive beyond chance.
 
-For each seed, the whole sim stack (``pamiq-ros launch``) runs twice for the same wall time:
-arm ``curiosity`` with the agent acting by its PPO policy (``policy: ppo``), arm ``random``
-with the same world models and records but uniformly random actions (``policy: random``).
-Agent, trainer and world get the seed. Each arm runs on a copy of the config with free ports,
-in a DDS domain of the benchmark's own, loopback only, in its own process group (stopped by
-group). Per arm it measures:
+Two modes run the same arms (:data:`~pamiq_ros.bench.curiosity_fast.ARMS`): curiosity PPO,
+uniform random, random with the PPO arm's action frequencies, PPO with zero reward.
 
-* visited area: this process subscribes to ``world/pose`` (the ground truth) and counts the
-  distinct cells of a grid (``--cell-size``, 1 m) over ``x, y`` the avatar passed through,
-  also over time (every ``--area-interval`` seconds);
-* the forward-dynamics loss over time, read back from the trainer's TensorBoard events
-  (``<run>/trainer/tensorboard``, tag ``forward_dynamics/loss``): a downsampled series and the
-  means of its first and last 10 %;
-* a linear probe: how well a ridge regression on the JEPA encoder's output recovers the pose
-  (x, y, cos yaw, sin yaw; held-out R^2) on frames the sim renders at random poses, with the
-  encoder at the start (``build_jepa(preset, seed)``, the trainer's version 0) and at the end
-  (the weights in the run's newest trainer checkpoint). A ridge on downscaled pixels is
-  reported beside it as a reference.
+* ``--mode fast`` (default): world, mind and learner stepped in one process
+  (:mod:`pamiq_ros.bench.curiosity_fast`), seeds spread over ``--workers`` processes. Every arm
+  gets the same environment steps and the same gradient steps (a fixed schedule). It writes
+  ``curiosity_bench.json`` (every raw number) and the PNG plots of
+  :data:`~pamiq_ros.bench.curiosity_report.PLOT_FILES` into one folder, and prints a table
+  with each target MET or MISSED (:mod:`pamiq_ros.bench.curiosity_report`).
+* ``--mode stack``: the full ROS stack (``pamiq-ros launch``) per arm and seed, as
+  confirmation (:mod:`pamiq_ros.bench.curiosity_stack`); its options follow ``--mode stack``.
 
-Progress lines go to stdout while it runs; at the end a table is printed and
-``<out>/curiosity_bench.json`` holds every figure, the settings, the seeds and the machine.
-The stacks' output goes to ``<out>/logs/``, their run folders to ``<out>/runs/``.
+The world is ``--world``: ``sim`` (the project's simulated room) or any name in
+``pamiq_ros.sim.gym_env.GYM_WORLDS`` (Gymnasium worlds, imported only when asked for).
 
-Usage::
+The linear probe: frames with known pose and region (sim: rendered at random poses; a world
+that cannot be placed: a separate seeded random walk), features from the raw pixels, from
+``--untrained-encoders`` encoders at initialisation (other seeds) and from each arm's trained
+encoder, and a ridge regression scored on held-out samples over ``--probe-splits`` random
+splits. Usage::
 
-    python -m pamiq_ros.bench.curiosity [--seconds 240] [--seeds 0[,1,...]] [--out DIR]
-        [--config config/sim.yaml] [--domain-id N] [--cell-size 1.0] [--probe-samples 600]
+    python -m pamiq_ros.bench.curiosity [--world sim] [--seeds 0,1,2,3,4] [--steps 3000]
+        [--workers 2] [--quick] [--out DIR]
+    python -m pamiq_ros.bench.curiosity --mode stack [stack options, see --mode stack --help]
 """
 
 import argparse
+import concurrent.futures
 import datetime
+import importlib
 import json
-import math
+import multiprocessing
 import os
-import socket
 import sys
-import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import numpy.typing as npt
-import yaml
 
-from pamiq_ros.bench._process_group import GroupProcess
-from pamiq_ros.bench._shared import (
-    BackgroundNode,
-    comma_choices,
-    isolate_for_benchmark,
-    machine_description,
+from pamiq_ros.bench._shared import machine_description
+from pamiq_ros.bench.curiosity_fast import (
+    ARMS,
+    FastSettings,
+    HeldOutTrajectory,
+    encode_frames,
+    random_walk,
+    run_arm,
 )
-from pamiq_ros.bench.probe import (
-    PROBE_TARGETS,
-    ProbePoses,
-    ProbeResult,
-    VisitedCells,
-    encoder_features,
-    linear_probe,
-    render_probe_dataset,
-)
-from pamiq_ros.bringup.description import on_ports
+from pamiq_ros.bench.curiosity_report import format_table, summarise, write_plots
+from pamiq_ros.bench.curiosity_stack import arm_config as arm_config
+from pamiq_ros.bench.curiosity_stack import free_port as free_port
+from pamiq_ros.bench.curiosity_stack import parse_seeds, say
+from pamiq_ros.bench.probe import pixel_features, render_probe_dataset, repeated_probe
+from pamiq_ros.sim.stepped import SimSteppedWorld, SteppedWorld, floor_region_index
+from pamiq_ros.sim.world import default_layout
 
-ARMS: dict[str, str] = {"curiosity": "ppo", "random": "random"}
-"""Arm name -> the agent's ``policy`` parameter."""
-
-POSE_TOPIC = "world/pose"
-FD_LOSS_TAG = "forward_dynamics/loss"
-TRAINER_STORE = Path("trainer") / "checkpoints"
-TRAINER_TENSORBOARD = Path("trainer") / "tensorboard"
-ENCODER_FILE = Path("models") / "jepa.safetensors"
-SERIES_POINTS = 60
-"""Points kept of a loss series in the report (evenly spaced over the run)."""
-PIXEL_PROBE_SIZE = (16, 12)
-"""Width and height the pixel reference probe shrinks frames to."""
-STOP_GRACE_S = 120.0
-"""How long after ``--seconds`` a stack may take to start up and shut down before it is stopped."""
+GYM_MODULE = "pamiq_ros.sim.gym_env"
+"""Where the Gymnasium worlds live (``GYM_WORLDS``); imported only when one is asked for."""
+HELD_OUT_SEED = 10_000
+"""Seed of the held-out random walk (no arm's seed; the same for every arm)."""
+PROBE_WALK_SEED = 20_000
+"""Seed of the random walk that collects probe frames in worlds that cannot be placed."""
+UNTRAINED_SEED = 1_000
+"""Initial-weight seeds of the untrained encoders: ``UNTRAINED_SEED + i``."""
 
 
-# --- series from TensorBoard --------------------------------------------------------------------
+# --- worlds -----------------------------------------------------------------------------------
+
+
+def make_world(name: str, seed: int) -> SteppedWorld:
+    """The world ``name`` for ``seed``: ``sim`` or a name in ``GYM_WORLDS``.
+
+    A Gymnasium world is built by the module's ``make_world(name, seed=...)`` if it has one;
+    otherwise its spec is called (``spec(seed=...)``), or, if the spec is not callable, the
+    module's :class:`SteppedWorld` class is given the spec and the seed.
+
+    Raises:
+        ValueError: If no such world exists (the message lists those that do).
+    """
+    if name == "sim":
+        return SimSteppedWorld(seed)
+    try:
+        module = importlib.import_module(GYM_MODULE)
+    except ImportError as error:
+        raise ValueError(
+            f"world {name!r} is not 'sim', and the Gymnasium worlds cannot be imported "
+            f"({GYM_MODULE}: {error})"
+        ) from error
+    worlds = getattr(module, "GYM_WORLDS", {})
+    if name not in worlds:
+        raise ValueError(f"no world {name!r}; worlds are {['sim', *sorted(worlds)]}")
+    factory = getattr(module, "make_world", None)
+    if callable(factory):
+        world = factory(name, seed=seed)
+    elif callable(worlds[name]):
+        world = worlds[name](seed=seed)
+    else:
+        classes = [
+            value
+            for value in vars(module).values()
+            if isinstance(value, type)
+            and issubclass(value, SteppedWorld)
+            and value is not SteppedWorld
+        ]
+        if len(classes) != 1:
+            raise ValueError(f"{GYM_MODULE} has no single SteppedWorld class to build {name!r}")
+        world_class: Any = classes[0]
+        world = world_class(worlds[name], seed=seed)
+    if not isinstance(world, SteppedWorld):
+        raise ValueError(f"world {name!r} is a {type(world).__name__}, not a SteppedWorld")
+    return world
+
+
+# --- probe data -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class ScalarPoint:
-    """One logged scalar: seconds since the arm started, training step and value."""
+class ProbeSet:
+    """Frames with their ground truth, the same for every encoder.
 
-    time_s: float
-    step: int
-    value: float
-
-
-def read_scalars(log_dir: Path, tag: str, start_wall_time: float = 0.0) -> list[ScalarPoint]:
-    """Every value of ``tag`` in the TensorBoard events under ``log_dir``, oldest first.
-
-    Args:
-        log_dir: The folder of the event files.
-        tag: The scalar's tag.
-        start_wall_time: Unix time subtracted from each event's wall time.
-
-    Returns:
-        The points; empty if the folder or the tag does not exist.
+    Attributes:
+        frames: ``(N, H, W, 3)`` uint8.
+        pose: ``(N, T)`` pose targets named by ``pose_names``.
+        pose_names: What each pose column is.
+        regions: ``(N,)`` region labels, or None where the world reports none.
+        source: How the frames were collected.
     """
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    if not log_dir.is_dir():
-        return []
-    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
-    events.Reload()
-    if tag not in events.Tags().get("scalars", []):
-        return []
-    return [
-        ScalarPoint(event.wall_time - start_wall_time, int(event.step), float(event.value))
-        for event in sorted(events.Scalars(tag), key=lambda event: (event.wall_time, event.step))
-    ]
-
-
-def scalar_tags(log_dir: Path) -> list[str]:
-    """The scalar tags logged under ``log_dir`` (empty if none)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    if not log_dir.is_dir():
-        return []
-    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 1})
-    events.Reload()
-    return sorted(events.Tags().get("scalars", []))
-
-
-def summarise_series(
-    points: Sequence[ScalarPoint], max_points: int = SERIES_POINTS
-) -> dict[str, Any]:
-    """A loss series for the report: count, means of the first and last 10 %, downsampled points.
-
-    The first and last 10 % hold at least one point each; means are None for an empty series.
-    The downsampled series keeps the first and the last point.
-    """
-    count = len(points)
-    if not count:
-        return {"count": 0, "first_10pct_mean": None, "last_10pct_mean": None, "series": []}
-    tenth = max(1, count // 10)
-    values = [point.value for point in points]
-    keep = sorted({round(i * (count - 1) / max(1, max_points - 1)) for i in range(max_points)})
-    return {
-        "count": count,
-        "first_10pct_mean": float(np.mean(values[:tenth])),
-        "last_10pct_mean": float(np.mean(values[-tenth:])),
-        "series": [
-            {"time_s": round(points[i].time_s, 2), "step": points[i].step, "value": points[i].value}
-            for i in keep
-        ],
-    }
-
-
-# --- configs, ports and checkpoints -------------------------------------------------------------
-
-
-def free_port(kind: int) -> int:
-    """A port on 127.0.0.1 that is free now (``socket.SOCK_DGRAM`` or ``socket.SOCK_STREAM``)."""
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def arm_config(
-    base: Mapping[str, Any],
-    udp_port: int,
-    tcp_port: int,
-    overrides: Mapping[str, Mapping[str, Any]],
-) -> dict[str, Any]:
-    """A copy of a config document on the given ports (OSC and video), with per-node overrides.
-
-    Every node's OSC port (``osc_port``, ``port``) becomes ``udp_port``, the video server's port
-    ``tcp_port`` and a camera ``source`` the stream URL on it, so the copy's nodes talk to each
-    other only.
-
-    Raises:
-        ValueError: If an override names a node the config does not run.
-    """
-    document = on_ports(base, udp_port, tcp_port)
-    for node, parameters in overrides.items():
-        if node not in document:
-            raise ValueError(f"the config runs no {node!r} node to set {sorted(parameters)} on")
-        document[node].setdefault("ros__parameters", {}).update(parameters)
-    return document
-
-
-def check_config(document: Mapping[str, Any], path: Path) -> None:
-    """Refuses a config that cannot run the benchmark, saying what is missing.
-
-    The agent must declare ``policy`` (so the random arm really acts at random) and the trainer,
-    agent and sim world must be in it.
-
-    Raises:
-        ValueError: Naming the config and what it lacks.
-    """
-    for node in ("sim_world", "camera_sensor", "osc_actuator", "agent", "trainer"):
-        if not isinstance(document.get(node), dict):
-            raise ValueError(f"{path}: no {node} section; the benchmark runs the full sim stack")
-    agent = document["agent"].get("ros__parameters") or {}
-    if "policy" not in agent:
-        raise ValueError(
-            f"{path}: the agent section has no 'policy' parameter; the benchmark needs the "
-            "curiosity mind's agent (policy: ppo | random)"
-        )
-
-
-def newest_checkpoint(run_dir: Path) -> Path | None:
-    """The newest complete trainer checkpoint of a run folder that holds the encoder, or None."""
-    from pamiq_ros.core.checkpoint import CheckpointStore
-
-    store = CheckpointStore(run_dir / TRAINER_STORE)
-    for checkpoint in reversed(store.checkpoints()):
-        if (checkpoint / ENCODER_FILE).is_file():
-            return checkpoint
-    return None
-
-
-# --- the probe ----------------------------------------------------------------------------------
-
-
-@dataclass
-class ProbeData:
-    """The probe's frames and poses, the same for every arm, seed and time."""
 
     frames: npt.NDArray[np.uint8]
-    poses: ProbePoses
-    seed: int
-
-    def probe(self, features: npt.NDArray[np.float64]) -> ProbeResult:
-        """Held-out R^2 of a ridge regression from ``features`` to the poses."""
-        return linear_probe(features, self.poses.targets(), PROBE_TARGETS, seed=self.seed)
-
-    def pixel_features(self) -> npt.NDArray[np.float64]:
-        """Downscaled frames as features: the reference an encoder should beat."""
-        small = [
-            cv2.resize(frame, PIXEL_PROBE_SIZE, interpolation=cv2.INTER_AREA)
-            for frame in self.frames
-        ]
-        return np.stack(small).reshape(len(self.frames), -1).astype(np.float64) / 255.0
+    pose: npt.NDArray[np.float64]
+    pose_names: tuple[str, ...]
+    regions: npt.NDArray[np.int64] | None
+    source: str
 
 
-def encoder_probe(data: ProbeData, preset: str, seed: int, checkpoint: Path | None) -> ProbeResult:
-    """Probe of the JEPA encoder of ``preset`` and ``seed``, loaded from ``checkpoint`` if given.
+def probe_set(world: str, count: int, seed: int) -> ProbeSet:
+    """``count`` probe frames of ``world`` (see the module docstring).
 
     Raises:
-        RuntimeError: If the checkpoint's encoder weights do not fit the preset.
+        ValueError: If the world reports no positions (nothing to probe).
     """
-    from safetensors.torch import load_file
-
-    from pamiq_ros.models.jepa import build_jepa
-
-    model = build_jepa(preset, seed)
-    if checkpoint is not None:
-        try:
-            model.load_state_dict(load_file(str(checkpoint / ENCODER_FILE)), strict=True)
-        except (RuntimeError, OSError) as error:
-            raise RuntimeError(
-                f"{checkpoint / ENCODER_FILE} does not load into a {preset!r} JEPA: {error}"
-            ) from error
-    model.eval()
-    return data.probe(encoder_features(model.encode, data.frames))
-
-
-# --- one arm ------------------------------------------------------------------------------------
-
-
-@dataclass
-class PoseRecord:
-    """What ``world/pose`` showed during one arm, timed from the arm's start."""
-
-    cells: VisitedCells
-    window_s: float
-    messages: int = 0
-    first_pose_s: float | None = None
-    distance_m: float = 0.0
-    _last: tuple[float, float] | None = field(default=None, repr=False)
-
-    def add(self, x: float, y: float, time_s: float) -> None:
-        """Records one pose seen ``time_s`` after the start; later than the window is ignored."""
-        if time_s > self.window_s or not (math.isfinite(x) and math.isfinite(y)):
-            return
-        self.messages += 1
-        if self.first_pose_s is None:
-            self.first_pose_s = time_s
-        if self._last is not None:
-            self.distance_m += math.hypot(x - self._last[0], y - self._last[1])
-        self._last = (x, y)
-        self.cells.add(x, y, time_s)
-
-
-class PoseListener:
-    """Subscribes to ``world/pose`` in this process and spins in a thread of its own."""
-
-    def __init__(self) -> None:
-        from geometry_msgs.msg import PoseStamped
-
-        self._lock = threading.Lock()
-        self._record: PoseRecord | None = None
-        self._start = time.monotonic()
-        self._ros = BackgroundNode(
-            "curiosity_bench", [(PoseStamped, POSE_TOPIC, self._on_pose, 50)]
+    if world == "sim":
+        frames, poses = render_probe_dataset(count, seed=seed)
+        layout = default_layout(0)
+        floor = [floor_region_index(layout, x, y) for x, y in zip(poses.x, poses.y, strict=True)]
+        return ProbeSet(
+            frames,
+            poses.targets(),
+            ("x", "y", "cos_yaw", "sin_yaw"),
+            np.array(floor, dtype=np.int64),
+            "rendered at random poses",
         )
-
-    def record_into(self, record: PoseRecord | None, start: float = 0.0) -> None:
-        """Poses go into ``record`` from now on, timed from ``start`` (``time.monotonic()``)."""
-        with self._lock:
-            self._record, self._start = record, start
-
-    def close(self) -> None:
-        """Stops listening and shuts this process's ROS context down."""
-        self._ros.close()
-
-    def _on_pose(self, message: Any) -> None:
-        now = time.monotonic()
-        position = message.pose.position
-        with self._lock:
-            if self._record is not None:
-                self._record.add(float(position.x), float(position.y), now - self._start)
-
-
-class _Stack(GroupProcess):
-    """``pamiq-ros launch`` of one arm in its own process group, stopped by group."""
-
-
-@dataclass(frozen=True)
-class BenchOptions:
-    """What every arm shares."""
-
-    base_config: Mapping[str, Any]
-    config_path: Path
-    seconds: float
-    cell_size: float
-    area_interval: float
-    out_dir: Path
-    env: Mapping[str, str]
-    preset: str | None
-    device: str | None
-    loss_tag: str
-
-
-def _say(line: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {line}", flush=True)
-
-
-def run_arm(
-    arm: str, seed: int, options: BenchOptions, listener: PoseListener, data: ProbeData
-) -> dict[str, Any]:
-    """Runs one arm's stack for ``options.seconds`` and measures it (see the module docstring).
-
-    Raises:
-        RuntimeError: If the stack published no pose or left no usable trainer checkpoint.
-    """
-    name = f"{arm}-seed{seed}"
-    agent: dict[str, Any] = {"policy": ARMS[arm], "seed": seed}
-    trainer: dict[str, Any] = {"seed": seed}
-    if options.preset:
-        agent["preset"] = trainer["preset"] = options.preset
-    if options.device:
-        agent["device"] = trainer["device"] = options.device
-    overrides = {"agent": agent, "trainer": trainer, "sim_world": {"seed": seed}}
-    document = arm_config(
-        options.base_config, free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_STREAM), overrides
-    )
-    config_path = options.out_dir / "configs" / f"{name}.yaml"
-    config_path.parent.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(yaml.safe_dump(document, sort_keys=False))
-    preset = str(document["trainer"]["ros__parameters"].get("preset", "tiny"))
-    runs_dir = options.out_dir / "runs" / name
-    log_path = options.out_dir / "logs" / f"{name}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    command = [
-        sys.executable, "-m", "pamiq_ros.cli", "launch", str(config_path),
-        "--duration", f"{options.seconds:g}", "--runs-dir", str(runs_dir),
-    ]  # fmt: skip
-
-    record = PoseRecord(VisitedCells(options.cell_size), options.seconds)
-    _say(f"{name}: starting the stack for {options.seconds:g} s (log {log_path})")
-    start_wall, start = time.time(), time.monotonic()
-    listener.record_into(record, start)
-    stack = _Stack(command, options.env, log_path)
+    stride = 3  # spaced out, so neighbouring probe frames are not near copies
+    walker = make_world(world, PROBE_WALK_SEED + seed)
     try:
-        next_report = options.area_interval
-        while stack.popen.poll() is None:
-            elapsed = time.monotonic() - start
-            if elapsed > options.seconds + STOP_GRACE_S:
-                _say(f"{name}: still running {STOP_GRACE_S:g} s after its time; stopping it")
-                break
-            if elapsed >= next_report and next_report <= options.seconds:
-                _say(
-                    f"{name}: {next_report:g} s: {record.cells.count} cells visited, "
-                    f"{record.distance_m:.1f} m walked, {record.messages} poses"
-                )
-                next_report += options.area_interval
-            time.sleep(0.2)
-    finally:
-        stack.stop()
-        listener.record_into(None)
-    elapsed = time.monotonic() - start
-    exit_code = stack.popen.returncode
-    if not record.messages:
-        raise RuntimeError(f"{name}: no {POSE_TOPIC} message arrived; last output:\n{stack.tail()}")
-    run_dirs = sorted(path for path in runs_dir.iterdir() if path.is_dir())
-    if not run_dirs:
-        raise RuntimeError(f"{name}: no run folder under {runs_dir}")
-    run_dir = run_dirs[-1]
-    checkpoint = newest_checkpoint(run_dir)
-    if checkpoint is None:
-        raise RuntimeError(
-            f"{name}: no trainer checkpoint with {ENCODER_FILE} under {run_dir / TRAINER_STORE}; "
-            f"last output:\n{stack.tail()}"
+        trajectory, positions, infos = random_walk(
+            walker, count * stride, PROBE_WALK_SEED + seed, FastSettings()
         )
-    tensorboard = run_dir / TRAINER_TENSORBOARD
-    loss = summarise_series(read_scalars(tensorboard, options.loss_tag, start_wall))
-    _say(f"{name}: stack stopped (exit {exit_code}, {elapsed:.0f} s); probing {checkpoint.name}")
-    probe_end = encoder_probe(data, preset, seed, checkpoint)
-
-    times = [
-        t * options.area_interval
-        for t in range(1, int(options.seconds // options.area_interval) + 1)
-    ]
-    if not times or times[-1] < options.seconds:
-        times.append(options.seconds)
-    result = {
-        "arm": arm,
-        "policy": ARMS[arm],
-        "seed": seed,
-        "preset": preset,
-        "run_dir": str(run_dir),
-        "config": str(config_path),
-        "log": str(log_path),
-        "exit_code": exit_code,
-        "elapsed_s": round(elapsed, 1),
-        "pose_messages": record.messages,
-        "first_pose_s": None if record.first_pose_s is None else round(record.first_pose_s, 2),
-        "distance_m": round(record.distance_m, 2),
-        "cells_visited": record.cells.count,
-        "area_m2": record.cells.area,
-        "cells_over_time": [
-            {"time_s": t, "cells": cells} for t, cells in record.cells.counts_over_time(times)
-        ],
-        "fd_loss": {"tag": options.loss_tag, **loss},
-        "tensorboard_tags": scalar_tags(tensorboard),
-        "checkpoint": str(checkpoint),
-        "probe_end": probe_end.as_dict(),
-    }
-    fd_first, fd_last = loss["first_10pct_mean"], loss["last_10pct_mean"]
-    _say(
-        f"{name}: {record.cells.count} cells, FD loss "
-        + (f"{fd_first:.4g} -> {fd_last:.4g}" if fd_first is not None else "not logged")
-        + f", probe R^2 at end {probe_end.mean_r2:.3f}"
+    finally:
+        walker.close()
+    keep = [i for i in range(0, len(positions), stride) if positions[i] is not None][:count]
+    if len(keep) < 20:
+        raise ValueError(f"world {world!r} reported too few positions for a probe")
+    columns = [[positions[i][0] for i in keep], [positions[i][1] for i in keep]]  # type: ignore[index]
+    names = ["x", "y"]
+    if all("yaw" in infos[i] for i in keep):
+        yaw = np.array([infos[i]["yaw"] for i in keep])
+        columns += [list(np.cos(yaw)), list(np.sin(yaw))]
+        names += ["cos_yaw", "sin_yaw"]
+    regions: npt.NDArray[np.int64] | None = None
+    if all("region" in infos[i] for i in keep):
+        labels = np.array([int(infos[i]["region"]) for i in keep], dtype=np.int64)
+        regions = labels if len(np.unique(labels)) > 1 else None
+    return ProbeSet(
+        trajectory.frames[keep],
+        np.array(columns, dtype=np.float64).T,
+        tuple(names),
+        regions,
+        "seeded random walk",
     )
-    if exit_code != 0:
-        _say(f"{name}: WARNING: the stack exited with status {exit_code}; see {log_path}")
+
+
+# --- running the arms -------------------------------------------------------------------------
+
+
+def _progress(steps: int, started: float, arm: str, seed: int, done: int, cells: int) -> None:
+    elapsed = time.perf_counter() - started
+    rate = done / elapsed if elapsed > 0 else 0.0
+    remaining = (steps - done) / rate if rate > 0 else float("nan")
+    say(
+        f"seed {seed} {arm}: step {done}/{steps}, {cells} cells, {rate:.0f} steps/s, "
+        f"this arm's ETA {remaining / 60:.1f} min"
+    )
+
+
+def run_one(
+    task: tuple[int, str, list[list[float]] | None],
+    world: str,
+    settings: FastSettings,
+    held_out: HeldOutTrajectory,
+    torch_threads: int = 1,
+) -> dict[str, Any]:
+    """One arm of one seed: ``task`` is (seed, arm, matched frequencies or None)."""
+    import torch
+
+    torch.set_num_threads(torch_threads)
+    seed, arm, matched = task
+    started = time.perf_counter()
+    result = run_arm(
+        arm,
+        seed,
+        partial(make_world, world),
+        settings,
+        held_out,
+        matched_frequencies=matched,
+        progress=partial(_progress, settings.steps, started),
+        progress_every=max(1, settings.steps // 4),
+    )
+    say(
+        f"seed {seed} {arm}: {result['cells_visited']} cells, FD/copy k=1 "
+        f"{result['held_out'][0]['copy_ratio'][0]:.3f} -> "
+        f"{result['held_out'][-1]['copy_ratio'][0]:.3f}, {result['seconds']['total']:.0f} s"
+    )
     return result
 
 
-def area_sample_times(seconds: float, interval: float) -> list[float]:
-    """Every ``interval`` seconds up to ``seconds``, and ``seconds`` itself."""
-    times = [step * interval for step in range(1, int(seconds // interval) + 1)]
-    if not times or times[-1] < seconds:
-        times.append(seconds)
-    return times
+def run_arms(
+    pool: concurrent.futures.Executor,
+    seeds: Sequence[int],
+    job: Callable[[tuple[int, str, Any]], dict[str, Any]],
+) -> dict[int, dict[str, Any]]:
+    """Every arm of every seed on ``pool``; each ``matched`` after its seed's ``curiosity``.
 
-
-# --- the report ---------------------------------------------------------------------------------
-
-
-def _fmt(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def _probe_cell(probe: Mapping[str, Any]) -> str:
-    parts = " ".join(f"{probe['r2'][name]:+.2f}" for name in PROBE_TARGETS)
-    return f"{probe['mean_r2']:+.3f} ({parts})"
-
-
-def format_table(report: Mapping[str, Any]) -> str:
-    """The report as a text table: one row per seed and arm, the probe at start per seed."""
-    header = (
-        f"{'seed':>4}  {'arm':<10} {'cells':>5} {'area m2':>8} {'walked m':>8}  "
-        f"{'FD loss first 10% -> last 10%':<30}  probe R^2 mean (x y cos sin)"
-    )
-    lines = [header, "-" * len(header)]
-    for seed, entry in report["seeds"].items():
-        lines.append(
-            f"{seed:>4}  {'start':<10} {'-':>5} {'-':>8} {'-':>8}  {'-':<30}  "
-            + _probe_cell(entry["probe_start"])
-        )
-        for arm, result in entry["arms"].items():
-            loss = result["fd_loss"]
-            loss_cell = f"{_fmt(loss['first_10pct_mean'], 4)} -> {_fmt(loss['last_10pct_mean'], 4)}"
-            loss_cell += f" ({loss['count']})"
-            lines.append(
-                f"{seed:>4}  {arm:<10} {result['cells_visited']:>5} {result['area_m2']:>8.1f} "
-                f"{result['distance_m']:>8.1f}  {loss_cell:<30}  "
-                + _probe_cell(result["probe_end"])
+    Arms are separate tasks (so every worker stays busy whatever the number of seeds), the
+    ``curiosity`` arms first; a seed's ``matched`` task is queued when its ``curiosity`` task
+    has finished, with that run's action frequencies.
+    """
+    started = time.perf_counter()
+    results: dict[int, dict[str, Any]] = {seed: {} for seed in seeds}
+    total = len(seeds) * len(ARMS)
+    first = [(seed, arm, None) for arm in ARMS if arm != "matched" for seed in seeds]
+    pending = {pool.submit(job, task): task[:2] for task in first}
+    while pending:
+        done, _ = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
+        for future in done:
+            seed, arm = pending.pop(future)
+            results[seed][arm] = future.result()
+            if arm == "curiosity":
+                task = (seed, "matched", results[seed]["curiosity"]["action_frequencies"])
+                pending[pool.submit(job, task)] = (seed, "matched")
+            finished = sum(len(arms) for arms in results.values())
+            elapsed = time.perf_counter() - started
+            say(
+                f"arms done {finished}/{total}, {elapsed / 60:.1f} min so far, "
+                f"about {elapsed / finished * (total - finished) / 60:.1f} min left"
             )
-    lines.append(f"pixel reference probe R^2: {_probe_cell(report['probe_pixels'])}")
-    return "\n".join(lines)
+    return results
 
 
-def summarise_arms(seeds: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, float | None]]:
-    """Per arm, means over the seeds of cells visited, FD losses and end probe R^2."""
+_PROBE_SETS: dict[tuple[str, int, int], ProbeSet] = {}
+"""The probe sets a worker has built, so each is built once per process."""
 
-    def mean(values: list[Any]) -> float | None:
-        present = [value for value in values if value is not None]
-        return float(np.mean(present)) if present else None
 
-    summary: dict[str, dict[str, float | None]] = {}
-    for arm in ARMS:
-        results = [entry["arms"][arm] for entry in seeds.values() if arm in entry["arms"]]
-        if not results:
-            continue
-        summary[arm] = {
-            "cells_visited_mean": mean([r["cells_visited"] for r in results]),
-            "distance_m_mean": mean([r["distance_m"] for r in results]),
-            "fd_loss_first_10pct_mean": mean([r["fd_loss"]["first_10pct_mean"] for r in results]),
-            "fd_loss_last_10pct_mean": mean([r["fd_loss"]["last_10pct_mean"] for r in results]),
-            "probe_end_mean_r2": mean([r["probe_end"]["mean_r2"] for r in results]),
-        }
-    summary["start"] = {
-        "probe_start_mean_r2": mean([e["probe_start"]["mean_r2"] for e in seeds.values()])
+def cached_probe_set(world: str, count: int, seed: int) -> ProbeSet:
+    """:func:`probe_set`, built once per process (it is deterministic)."""
+    key = (world, count, seed)
+    if key not in _PROBE_SETS:
+        _PROBE_SETS[key] = probe_set(world, count, seed)
+    return _PROBE_SETS[key]
+
+
+def probe_one(
+    encoder: tuple[int, Mapping[str, Any] | None] | None,
+    world: str,
+    count: int,
+    preset: str,
+    split_seeds: Sequence[int],
+) -> dict[str, Any]:
+    """The probes of one feature set: raw pixels (``encoder`` None), or an encoder's features.
+
+    Args:
+        encoder: ``(seed, weights)``: the JEPA encoder of ``preset`` with ``weights``, or its
+            initial weights of ``seed`` if ``weights`` is None; None for the raw pixels.
+        world: The world whose probe set (:func:`probe_set` of seed 0) is used.
+        count: Frames in the probe set.
+        preset: The encoder's size preset.
+        split_seeds: The random splits.
+    """
+    import torch
+
+    torch.set_num_threads(1)
+    probe = cached_probe_set(world, count, 0)
+    if encoder is None:
+        features = pixel_features(probe.frames)
+    else:
+        seed, weights = encoder
+        features = encode_frames(preset, weights, seed, probe.frames)
+    return repeated_probe(features, probe.pose, probe.pose_names, probe.regions, split_seeds)
+
+
+def probe_all(
+    pool: concurrent.futures.Executor,
+    job: Callable[[tuple[int, Mapping[str, Any] | None] | None], dict[str, Any]],
+    trained: Mapping[str, Mapping[int, Mapping[str, Any]]],
+    untrained_count: int,
+) -> dict[str, Any]:
+    """The probes of the pixels, the untrained encoders and each arm's trained encoders."""
+    untrained_seeds = [UNTRAINED_SEED + index for index in range(untrained_count)]
+    pixels = pool.submit(job, None)
+    untrained = {seed: pool.submit(job, (seed, None)) for seed in untrained_seeds}
+    trained_futures = {
+        arm: {seed: pool.submit(job, (seed, weights)) for seed, weights in by_seed.items()}
+        for arm, by_seed in trained.items()
     }
-    return summary
+    every = [
+        pixels,
+        *untrained.values(),
+        *(f for by in trained_futures.values() for f in by.values()),
+    ]
+    started = time.perf_counter()
+    for done, _ in enumerate(concurrent.futures.as_completed(every), start=1):
+        elapsed = time.perf_counter() - started
+        say(
+            f"probes done {done}/{len(every)}, {elapsed / 60:.1f} min so far, "
+            f"about {elapsed / done * (len(every) - done) / 60:.1f} min left"
+        )
+    return {
+        "pixels": pixels.result(),
+        "untrained": {f"init{seed}": future.result() for seed, future in untrained.items()},
+        "trained": {
+            arm: {str(seed): future.result() for seed, future in by_seed.items()}
+            for arm, by_seed in trained_futures.items()
+        },
+    }
 
 
-# --- command line -------------------------------------------------------------------------------
+# --- command line -----------------------------------------------------------------------------
 
 
-def _parse_seeds(text: str) -> list[int]:
-    try:
-        seeds = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"seeds must be integers separated by commas: {text!r}"
-        ) from None
-    if not seeds or any(seed < 0 for seed in seeds) or len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"seeds must be distinct non-negative integers: {text!r}")
-    return seeds
-
-
-def _parse_arms(text: str) -> list[str]:
-    return comma_choices(text, list(ARMS), "arms")
+QUICK = {
+    "steps": 80, "train_every": 8, "sync_every": 16, "eval_points": 2, "cell_points": 4,
+    "held_out_steps": 12, "probe_samples": 60, "probe_splits": 3, "untrained_encoders": 2,
+    "seeds": [0, 1], "workers": 1,
+}  # fmt: skip
+"""What ``--quick`` sets (seconds, for tests): every figure, no meaning."""
 
 
 def _parser() -> argparse.ArgumentParser:
+    defaults = FastSettings()
     parser = argparse.ArgumentParser(
         prog="python -m pamiq_ros.bench.curiosity",
-        description="Curiosity agent vs. random policy on the sim world: visited area, "
-        "forward-dynamics loss and a linear pose probe of the encoder at start and end.",
+        description="Curiosity PPO against uniform random, action-matched random and zero-reward "
+        "PPO: cells visited, forward model against copying, linear probes, JEPA health. "
+        "--mode stack runs the full ROS stack instead (see --mode stack --help).",
     )
-    parser.add_argument("--seconds", type=float, default=240.0, help="wall time per arm (s)")
+    parser.add_argument("--mode", choices=("fast", "stack"), default="fast")
+    parser.add_argument("--world", default="sim", help="sim, or a name in GYM_WORLDS")
+    parser.add_argument("--seeds", type=parse_seeds, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--steps", type=int, default=defaults.steps, help="env steps per arm")
     parser.add_argument(
-        "--seeds", type=_parse_seeds, default=[0], help="comma-separated seeds (default 0)"
+        "--train-every", type=int, default=defaults.train_every, help="env steps per round (M)"
     )
     parser.add_argument(
-        "--arms", type=_parse_arms, default=list(ARMS), help="default: curiosity,random"
-    )
+        "--gradient-steps", type=int, default=defaults.gradient_steps,
+        help="runs of each trainer per round (K)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--sync-every", type=int, default=defaults.sync_every,
+        help="env steps between weight copies into the mind",
+    )  # fmt: skip
+    parser.add_argument("--preset", default=defaults.preset)
+    parser.add_argument("--eval-points", type=int, default=defaults.eval_points)
+    parser.add_argument("--cell-points", type=int, default=defaults.cell_points)
+    parser.add_argument("--held-out-steps", type=int, default=200)
+    parser.add_argument("--probe-samples", type=int, default=600)
+    parser.add_argument("--probe-splits", type=int, default=20)
+    parser.add_argument("--untrained-encoders", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=2, help="processes running seeds")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes for tests (seconds)")
     parser.add_argument(
         "--out", type=Path, default=None, help="default runs/bench-curiosity-<time>/"
     )
-    parser.add_argument(
-        "--config", type=Path, default=Path("config/sim.yaml"), help="the sim stack's config"
-    )
-    parser.add_argument(
-        "--domain-id",
-        type=int,
-        default=None,
-        help="DDS domain of the stacks and this process (default: 1 + PID mod 101, never 0)",
-    )
-    parser.add_argument("--cell-size", type=float, default=1.0, help="visited-area grid (m)")
-    parser.add_argument(
-        "--area-interval", type=float, default=30.0, help="seconds between area samples"
-    )
-    parser.add_argument(
-        "--probe-samples", type=int, default=600, help="frames rendered for the linear probe"
-    )
-    parser.add_argument("--probe-seed", type=int, default=0, help="poses and split of the probe")
-    parser.add_argument(
-        "--preset", default=None, help="model size preset for agent and trainer (default: config)"
-    )
-    parser.add_argument(
-        "--device", default=None, help="torch device of agent and trainer (default: config)"
-    )
-    parser.add_argument("--loss-tag", default=FD_LOSS_TAG, help="TensorBoard tag of the FD loss")
     return parser
 
 
 def main(args: Sequence[str] | None = None) -> int:
     """Runs the benchmark; returns the exit status."""
+    argv = list(sys.argv[1:] if args is None else args)
+    if "--mode" in argv and argv[argv.index("--mode") + 1 : argv.index("--mode") + 2] == ["stack"]:
+        from pamiq_ros.bench import curiosity_stack
+
+        index = argv.index("--mode")
+        return curiosity_stack.main(argv[:index] + argv[index + 2 :])
+    if "--mode=stack" in argv:
+        from pamiq_ros.bench import curiosity_stack
+
+        return curiosity_stack.main([arg for arg in argv if arg != "--mode=stack"])
     parser = _parser()
-    options = parser.parse_args(args)
-    if not options.seconds > 0 or not options.cell_size > 0 or not options.area_interval > 0:
-        parser.error("--seconds, --cell-size and --area-interval must be positive")
-    if options.probe_samples < 20:
-        parser.error("--probe-samples must be at least 20")
-    domain_id = options.domain_id if options.domain_id is not None else 1 + os.getpid() % 101
-    if not 1 <= domain_id <= 232:
-        parser.error("--domain-id must be in 1..232")
+    options = parser.parse_args(argv)
+    if options.quick:
+        for key, value in QUICK.items():
+            setattr(options, key, value)
     try:
-        base_config = yaml.safe_load(options.config.read_text())
-        if not isinstance(base_config, dict):
-            raise ValueError(f"{options.config}: not a ROS 2 parameter file")
-        check_config(base_config, options.config)
-    except (OSError, ValueError, yaml.YAMLError) as error:
-        print(f"curiosity benchmark: {error}", file=sys.stderr)
-        return 2
+        settings = FastSettings(
+            preset=options.preset,
+            steps=options.steps,
+            train_every=options.train_every,
+            gradient_steps=options.gradient_steps,
+            sync_every=options.sync_every,
+            eval_points=options.eval_points,
+            cell_points=options.cell_points,
+        )
+        if options.probe_splits < 1 or options.untrained_encoders < 1 or options.workers < 1:
+            raise ValueError("--probe-splits, --untrained-encoders and --workers must be >= 1")
+        if options.probe_samples < 20:
+            raise ValueError("--probe-samples must be at least 20")
+        make_world(options.world, 0).close()
+    except ValueError as error:
+        parser.error(str(error))
     out_dir = options.out or Path("runs") / f"bench-curiosity-{time.strftime('%Y%m%d-%H%M%S')}"
     out_dir = out_dir.absolute()
     out_dir.mkdir(parents=True, exist_ok=True)
-    env = isolate_for_benchmark(domain_id, out_dir)
-    bench = BenchOptions(
-        base_config=base_config,
-        config_path=options.config,
-        seconds=options.seconds,
-        cell_size=options.cell_size,
-        area_interval=options.area_interval,
-        out_dir=out_dir,
-        env=env,
-        preset=options.preset,
-        device=options.device,
-        loss_tag=options.loss_tag,
-    )
     started = time.time()
-    _say(
-        f"curiosity benchmark: arms {', '.join(options.arms)}, seeds {options.seeds}, "
-        f"{options.seconds:g} s each, DDS domain {domain_id} (loopback only), out {out_dir}"
+    say(
+        f"curiosity benchmark (fast) on {options.world}: arms {', '.join(ARMS)}, seeds "
+        f"{options.seeds}, {settings.steps} steps per arm, {settings.gradient_steps} run(s) of "
+        f"each trainer every {settings.train_every} steps, {options.workers} worker(s), "
+        f"out {out_dir}"
     )
-    _say(f"rendering {options.probe_samples} probe frames")
-    frames, poses = render_probe_dataset(options.probe_samples, seed=options.probe_seed)
-    data = ProbeData(frames, poses, options.probe_seed)
-    pixel_probe = data.probe(data.pixel_features())
-    _say(f"pixel reference probe R^2 {pixel_probe.mean_r2:.3f}")
-
-    seeds: dict[str, dict[str, Any]] = {}
-    listener = PoseListener()
+    world = make_world(options.world, HELD_OUT_SEED)
     try:
-        for seed in options.seeds:
-            preset = options.preset or str(
-                base_config["trainer"]["ros__parameters"].get("preset", "tiny")
-            )
-            probe_start = encoder_probe(data, preset, seed, None)
-            _say(f"seed {seed}: probe R^2 of the initial encoder {probe_start.mean_r2:.3f}")
-            entry: dict[str, Any] = {"probe_start": probe_start.as_dict(), "arms": {}}
-            seeds[str(seed)] = entry
-            for arm in options.arms:
-                entry["arms"][arm] = run_arm(arm, seed, bench, listener, data)
-    except RuntimeError as error:
-        print(f"curiosity benchmark failed: {error}", file=sys.stderr, flush=True)
-        return 1
+        held_out, _, _ = random_walk(world, options.held_out_steps, HELD_OUT_SEED, settings)
+    finally:
+        world.close()
+    arm_job = partial(run_one, world=options.world, settings=settings, held_out=held_out)
+    probe_job = partial(
+        probe_one,
+        world=options.world,
+        count=options.probe_samples,
+        preset=settings.preset,
+        split_seeds=list(range(options.probe_splits)),
+    )
+    # One thread per worker: on a loaded CPU, BLAS threads that spin-wait make the ridge
+    # probes tens of times slower. Workers are spawned, so they read this before numpy loads.
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
+    context = multiprocessing.get_context("spawn")
+    try:
+        with concurrent.futures.ProcessPoolExecutor(options.workers, mp_context=context) as pool:
+            by_seed = run_arms(pool, options.seeds, arm_job)
+            trained = {
+                arm: {seed: by_seed[seed][arm].pop("encoder_weights") for seed in sorted(by_seed)}
+                for arm in ARMS
+            }
+            say(f"probing: {options.probe_samples} frames, {options.probe_splits} splits")
+            probes = probe_all(pool, probe_job, trained, options.untrained_encoders)
     except KeyboardInterrupt:
         print("curiosity benchmark interrupted", file=sys.stderr, flush=True)
         return 130
-    finally:
-        listener.close()
-    report = {
+    probe = cached_probe_set(options.world, options.probe_samples, 0)
+    report: dict[str, Any] = {
         "benchmark": "curiosity",
+        "mode": "fast",
         "created": datetime.datetime.now().isoformat(timespec="seconds"),
-        "duration_s": round(time.time() - started, 1),
+        "duration_s": None,
         "machine": machine_description(),
         "settings": {
-            "config": str(options.config),
-            "seconds": options.seconds,
+            **asdict(settings),
+            "world": options.world,
             "seeds": options.seeds,
-            "arms": {arm: ARMS[arm] for arm in options.arms},
-            "cell_size_m": options.cell_size,
-            "area_interval_s": options.area_interval,
+            "arms": list(ARMS),
+            "workers": options.workers,
+            "held_out_steps": options.held_out_steps,
+            "held_out_seed": HELD_OUT_SEED,
             "probe_samples": options.probe_samples,
-            "probe_seed": options.probe_seed,
-            "probe_targets": list(PROBE_TARGETS),
-            "probe_split": "70% fit (alpha by 5-fold CV), 30% held out",
-            "preset": options.preset,
-            "device": options.device,
-            "loss_tag": options.loss_tag,
-            "domain_id": domain_id,
+            "probe_splits": options.probe_splits,
+            "probe_source": probe.source,
+            "probe_targets": list(probe.pose_names),
+            "probe_regions": probe.regions is not None,
+            "untrained_encoders": options.untrained_encoders,
+            "quick": options.quick,
         },
-        "probe_pixels": pixel_probe.as_dict(),
-        "seeds": seeds,
-        "summary": summarise_arms(seeds),
+        "seeds": {
+            str(seed): {"arms": {arm: by_seed[seed][arm] for arm in ARMS}}
+            for seed in sorted(by_seed)
+        },
+        "probe": probes,
     }
+    report["summary"] = summarise(report)
+    report["plots"] = write_plots(report, out_dir)
+    report["duration_s"] = round(time.time() - started, 1)
     path = out_dir / "curiosity_bench.json"
     path.write_text(json.dumps(report, indent=1))
     print()
     print(format_table(report))
-    print(f"\nwritten: {path}")
+    print(f"\nwritten: {path} and {len(report['plots'])} plots in {out_dir}")
     return 0
 
 

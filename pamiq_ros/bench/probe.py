@@ -11,6 +11,7 @@
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -193,6 +194,18 @@ def render_probe_dataset(
     return frames, poses
 
 
+PIXEL_PROBE_SIZE = (16, 12)
+"""Width and height the pixel reference probe shrinks frames to."""
+
+
+def pixel_features(frames: npt.NDArray[np.uint8]) -> FloatArray:
+    """Frames shrunk to :data:`PIXEL_PROBE_SIZE`, flattened, in [0, 1]: the raw-pixel reference."""
+    import cv2
+
+    small = [cv2.resize(frame, PIXEL_PROBE_SIZE, interpolation=cv2.INTER_AREA) for frame in frames]
+    return np.stack(small).reshape(len(frames), -1).astype(np.float64) / 255.0
+
+
 def encoder_features(
     encode: EncodeFunction, frames: npt.NDArray[np.uint8], batch_size: int = 100
 ) -> FloatArray:
@@ -308,6 +321,42 @@ def split_indices(
     return np.sort(order[:train_count]), np.sort(order[train_count:])
 
 
+def _fit_held_out(
+    features: npt.ArrayLike,
+    targets: npt.ArrayLike,
+    train_fraction: float,
+    seed: int,
+    alphas: Sequence[float],
+    folds: int,
+) -> tuple[FloatArray, FloatArray, list[float], int, int]:
+    """Ridge fits per target (penalty by cross-validation) and their held-out predictions.
+
+    Returns:
+        Held-out predictions ``(N_test, T)``, the held-out targets, the chosen penalties, the
+        number of training samples and of features.
+    """
+    x = np.asarray(features, dtype=np.float64)
+    y = np.asarray(targets, dtype=np.float64)
+    if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
+        raise ValueError(f"features (N, D) and targets (N, T) expected, got {x.shape}, {y.shape}")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError("features and targets must be finite")
+    if not alphas or folds < 2:
+        raise ValueError("at least one alpha and two folds are needed")
+    train, test = split_indices(len(x), train_fraction, seed)
+    fold_of = np.random.default_rng(seed + 1).permutation(len(train)) % folds
+    validation_error = np.zeros((len(alphas), y.shape[1]))
+    for fold in range(folds):
+        fit, held = train[fold_of != fold], train[fold_of == fold]
+        predicted = _ridge_predictions(x[fit], y[fit], x[held], alphas)
+        validation_error += ((predicted - y[held][None]) ** 2).sum(axis=1)
+    best = validation_error.argmin(axis=0)  # per target
+    chosen = [alphas[index] for index in best]
+    predictions = _ridge_predictions(x[train], y[train], x[test], chosen)
+    held_out = np.stack([predictions[column, :, column] for column in range(y.shape[1])], axis=1)
+    return held_out, y[test], chosen, len(train), x.shape[1]
+
+
 def linear_probe(
     features: npt.ArrayLike,
     targets: npt.ArrayLike,
@@ -335,32 +384,129 @@ def linear_probe(
     Raises:
         ValueError: If the shapes disagree, values are not finite, or a part is too small.
     """
-    x = np.asarray(features, dtype=np.float64)
     y = np.asarray(targets, dtype=np.float64)
-    if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
-        raise ValueError(f"features (N, D) and targets (N, T) expected, got {x.shape}, {y.shape}")
-    if y.shape[1] != len(target_names):
+    if y.ndim == 2 and y.shape[1] != len(target_names):
         raise ValueError(f"{y.shape[1]} target columns but {len(target_names)} names")
-    if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise ValueError("features and targets must be finite")
-    if not alphas or folds < 2:
-        raise ValueError("at least one alpha and two folds are needed")
-    train, test = split_indices(len(x), train_fraction, seed)
-    fold_of = np.random.default_rng(seed + 1).permutation(len(train)) % folds
-    validation_error = np.zeros((len(alphas), y.shape[1]))
-    for fold in range(folds):
-        fit, held = train[fold_of != fold], train[fold_of == fold]
-        predicted = _ridge_predictions(x[fit], y[fit], x[held], alphas)
-        validation_error += ((predicted - y[held][None]) ** 2).sum(axis=1)
-    best = validation_error.argmin(axis=0)  # per target
-    chosen = [alphas[index] for index in best]
-    predictions = _ridge_predictions(x[train], y[train], x[test], chosen)
-    held_out = np.stack([predictions[column, :, column] for column in range(y.shape[1])], axis=1)
-    scores = r2_scores(held_out, y[test])
+    held_out, actual, chosen, train_count, width = _fit_held_out(
+        features, y, train_fraction, seed, alphas, folds
+    )
+    scores = r2_scores(held_out, actual)
     return ProbeResult(
         r2={name: float(score) for name, score in zip(target_names, scores, strict=True)},
         alpha={name: float(alpha) for name, alpha in zip(target_names, chosen, strict=True)},
-        train_samples=len(train),
-        test_samples=len(test),
-        features=x.shape[1],
+        train_samples=train_count,
+        test_samples=len(actual),
+        features=width,
     )
+
+
+@dataclass(frozen=True)
+class RegionProbeResult:
+    """How well a ridge regression on features tells a region label, on held-out samples.
+
+    Attributes:
+        r2: R^2 of the one-hot label over all its columns together
+            (``1 - sum of residual squares / sum of total squares``).
+        accuracy: Share of held-out samples whose largest predicted column is their region.
+    """
+
+    r2: float
+    accuracy: float
+
+
+def _one_hot(labels: npt.ArrayLike) -> FloatArray:
+    """The one-hot ``(N, classes)`` of integer labels (classes present, in order).
+
+    Raises:
+        ValueError: If the labels are not integers >= 0 or take a single value.
+    """
+    label_array = np.asarray(labels)
+    if label_array.ndim != 1 or not np.issubdtype(label_array.dtype, np.integer):
+        if not np.all(np.equal(np.mod(label_array, 1), 0)):
+            raise ValueError("region labels must be integers")
+        label_array = label_array.astype(np.int64)
+    if label_array.min() < 0:
+        raise ValueError("region labels must not be negative")
+    classes = np.unique(label_array)
+    if len(classes) < 2:
+        raise ValueError(
+            f"region labels take a single value ({classes.tolist()}); nothing to probe"
+        )
+    return (label_array[:, None] == classes[None, :]).astype(np.float64)
+
+
+def _region_scores(held_out: FloatArray, actual: FloatArray) -> RegionProbeResult:
+    """R^2 over all one-hot columns together, and argmax accuracy."""
+    residual = float(((actual - held_out) ** 2).sum())
+    total = float(((actual - actual.mean(axis=0)) ** 2).sum())
+    accuracy = float((held_out.argmax(axis=1) == actual.argmax(axis=1)).mean())
+    return RegionProbeResult(r2=1.0 - residual / total if total > 0 else 0.0, accuracy=accuracy)
+
+
+def region_probe(
+    features: npt.ArrayLike,
+    labels: npt.ArrayLike,
+    train_fraction: float = 0.7,
+    seed: int = 0,
+    alphas: Sequence[float] = DEFAULT_ALPHAS,
+    folds: int = 5,
+) -> RegionProbeResult:
+    """Ridge regression from ``features`` to the one-hot of integer ``labels`` (see the result).
+
+    Raises:
+        ValueError: If the labels are not integers >= 0 or take a single value.
+    """
+    held_out, actual, _, _, _ = _fit_held_out(
+        features, _one_hot(labels), train_fraction, seed, alphas, folds
+    )
+    return _region_scores(held_out, actual)
+
+
+def repeated_probe(
+    features: npt.ArrayLike,
+    pose: npt.ArrayLike,
+    pose_names: Sequence[str],
+    regions: npt.ArrayLike | None,
+    split_seeds: Sequence[int],
+) -> dict[str, Any]:
+    """The pose and region probes over several random splits of the same samples.
+
+    Each split fits pose and one-hot region columns in one go (the same split, folds and
+    per-column penalty choice as :func:`linear_probe` and :func:`region_probe` separately, at
+    half the cost).
+
+    Returns:
+        ``pose_r2`` (per split, the mean over the pose targets), ``pose_r2_by_target`` (per
+        target, the mean over splits), ``region_r2`` and ``region_accuracy`` (per split; None
+        without regions) and their means over splits.
+    """
+    pose_array = np.asarray(pose, dtype=np.float64)
+    if pose_array.ndim != 2 or pose_array.shape[1] != len(pose_names):
+        raise ValueError(f"pose must be (N, {len(pose_names)}), got {pose_array.shape}")
+    one_hot = _one_hot(regions) if regions is not None else np.zeros((len(pose_array), 0))
+    targets = np.concatenate([pose_array, one_hot], axis=1)
+    width = pose_array.shape[1]
+    pose_scores: list[float] = []
+    by_target: dict[str, list[float]] = {name: [] for name in pose_names}
+    region_r2: list[float] = []
+    region_accuracy: list[float] = []
+    for split in split_seeds:
+        held_out, actual, _, _, _ = _fit_held_out(features, targets, 0.7, split, DEFAULT_ALPHAS, 5)
+        scores = r2_scores(held_out[:, :width], actual[:, :width])
+        pose_scores.append(float(np.mean(scores)))
+        for name, score in zip(pose_names, scores, strict=True):
+            by_target[name].append(float(score))
+        if regions is not None:
+            region = _region_scores(held_out[:, width:], actual[:, width:])
+            region_r2.append(region.r2)
+            region_accuracy.append(region.accuracy)
+    with_regions = regions is not None
+    return {
+        "pose_r2": pose_scores,
+        "pose_r2_mean": float(np.mean(pose_scores)),
+        "pose_r2_by_target": {name: float(np.mean(v)) for name, v in by_target.items()},
+        "region_r2": region_r2 if with_regions else None,
+        "region_r2_mean": float(np.mean(region_r2)) if with_regions else None,
+        "region_accuracy": region_accuracy if with_regions else None,
+        "region_accuracy_mean": float(np.mean(region_accuracy)) if with_regions else None,
+    }

@@ -7,6 +7,7 @@ Standard library only: ``setup.py`` loads this file before the package is instal
 
 NODE_EXECUTABLES: dict[str, str] = {
     "sim_world": "pamiq_ros.nodes.sim_world",
+    "gym_world": "pamiq_ros.nodes.gym_world",
     "camera_sensor": "pamiq_ros.nodes.camera_sensor",
     "osc_actuator": "pamiq_ros.nodes.osc_actuator",
     "agent": "pamiq_ros.nodes.agent",

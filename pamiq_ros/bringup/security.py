@@ -105,6 +105,12 @@ NODE_GRAPH: dict[str, NodeGraph] = {
             subscribes=("cmd_vel", "cmd_vel_safe"),  # cmd_vel_safe behind the safety relay
         )
     ),
+    "gym_world": NodeGraph(
+        NodeInterfaces(
+            publishes=("camera/image_raw", "world/pose", "world/reward", "world/episode"),
+            subscribes=("cmd_vel", "vrchat_input"),
+        )
+    ),
     "camera_sensor": NodeGraph(
         NodeInterfaces(publishes=("camera/image_raw", "camera/camera_info"))
     ),

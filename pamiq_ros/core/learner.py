@@ -26,7 +26,7 @@ import json
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
@@ -174,6 +174,21 @@ class Learner:
                     for name in result.updated_models:
                         self._versions[name] += 1
             return result
+
+    def health(self) -> "HealthReport":
+        """Every trainer's health figures (:meth:`Trainer.health`), taken between runs.
+
+        A trainer whose measurement fails is left out and named with the error, so one broken
+        measurement never stops the others or the training.
+        """
+        report = HealthReport()
+        with self._lock:
+            for trainer in self._trainers:
+                try:
+                    report.figures.update(trainer.health(self._models, self._buffers))
+                except Exception as error:  # a figure is never worth stopping the learning for
+                    report.errors[trainer.name] = f"{type(error).__name__}: {error}"
+        return report
 
     def weights(self, model_name: str) -> dict[str, torch.Tensor]:
         """Detached CPU copies of a model's state dict, safe to encode while training goes on.
@@ -364,6 +379,19 @@ class Learner:
                 raise _ApplyError(f"{part}: {error}") from error
         with self._versions_lock:
             self._versions = dict(state.versions)
+
+
+@dataclass
+class HealthReport:
+    """The trainers' health figures, and the measurements that failed.
+
+    Attributes:
+        figures: ``{"<trainer>/<figure>": value}``.
+        errors: ``{trainer name: what went wrong}`` for trainers whose measurement failed.
+    """
+
+    figures: dict[str, float] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
 
 
 class _ApplyError(Exception):

@@ -137,6 +137,17 @@ class Trainer(ABC):
             The run's metrics and the names of the models it updated.
         """
 
+    def health(
+        self, models: Mapping[str, nn.Module], buffers: Mapping[str, DataBuffer]
+    ) -> dict[str, float]:
+        """Figures that say whether the learning is sound; the default has none.
+
+        E.g. collapse, drift, or prediction against a baseline, measured without training.
+        Called on the training side between runs, every few runs, never on the acting path.
+        It must not change the models, and should leave random draws of training unchanged.
+        """
+        return {}
+
     def on_weights_restored(self, model_name: str) -> None:  # noqa: B027 (optional hook)
         """Called after a model's weights were rolled back (e.g. after NaN appeared).
 

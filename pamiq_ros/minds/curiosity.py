@@ -6,19 +6,21 @@ It sees (I-JEPA), remembers (temporal encoder), imagines (forward dynamics) and 
 One agent step, in order (:meth:`CuriosityMind.act`):
 
 1. encode the frame with the JEPA target encoder into ``obs`` (pooled tokens, flattened);
-2. score ``obs`` against what the forward model imagined for *now* in the last K steps: that
-   is the curiosity reward of the previous step's action (:mod:`pamiq_ros.models.curiosity`),
-   and it completes the previous step's experience record, which is sent then;
+2. score ``obs`` against the live imagined trajectories' predictions of *now* (each started
+   within the last K steps and advanced with the actions taken since): that is the curiosity
+   reward of the previous step's action (:mod:`pamiq_ros.models.curiosity`), and it completes
+   the previous step's experience record, which is sent then;
 3. advance the world state ``h`` with the temporal encoder (the state *before* is kept with
    the record: training windows start from stored states);
 4. the policy reads ``h`` with its own recurrent state (also kept from before the step) and
    chooses the action, its log-probability and the value;
-5. the forward model imagines the next K observations from ``h`` and the action; the
-   curiosity memory keeps them for the next K steps.
+5. the forward model starts a new imagined trajectory from ``(h, obs)`` and advances every
+   live one with the chosen action.
 
 The trainer side (:func:`build_curiosity_learner`) keeps one buffer and one trainer per model:
-frames for JEPA, sequences of ``(obs, hidden)`` for the temporal encoder, ``(state, action,
-obs)`` for the forward model and PPO's per-step samples for the policy. Each model's weights
+frames for JEPA (random replacement with a long expected survival, as PAMIQ), sequences of
+``(obs, hidden)`` for the temporal encoder, ``(state, action, obs, done)`` for the forward model
+and PPO's per-step samples for the policy. Each model's weights
 are versioned and synced on their own. Sizes come from one preset name shared by all models
 (:data:`PRESET_NAMES`). No ROS import here.
 """
@@ -46,7 +48,7 @@ from pamiq_ros.core.swappable import SwappableModel
 from pamiq_ros.core.trainers import Trainer
 from pamiq_ros.minds.base import ActingMind, ActingStep
 from pamiq_ros.models import forward_dynamics, jepa, ppo, temporal
-from pamiq_ros.models.curiosity import CuriosityReward
+from pamiq_ros.models.curiosity import RollingImagination
 
 PRESET_NAMES = ("tiny", "small", "base")
 """Size presets; each names the same-named preset of every model. "tiny" runs on a 2-core CPU
@@ -67,6 +69,9 @@ that still feeds and trains the world models the same way)."""
 
 
 ModelT = TypeVar("ModelT", bound=nn.Module)
+
+RAW_REWARD = "raw_reward"
+"""Record tensor of the reward before :class:`RewardScale` (absent on done steps)."""
 
 RECENT_STEPS = 50
 """Steps over which :meth:`CuriosityMind.figures` averages reward and value."""
@@ -256,7 +261,7 @@ class CuriosityMind(ActingMind):
         self.policy_kind = policy
         self._generator = torch.Generator(self._device).manual_seed(seed)
         self._rng = np.random.default_rng(seed)
-        self._curiosity = CuriosityReward(dims.horizon)
+        self._imagination = RollingImagination(dims.horizon)
         self._temporal_hidden = torch.zeros(1, dims.temporal.hidden_dim, device=self._device)
         self._policy_hidden = torch.zeros(
             dims.policy.num_layers, 1, dims.policy.hidden_size, device=self._device
@@ -275,11 +280,11 @@ class CuriosityMind(ActingMind):
             return ActingStep(ActionChoice(), self.interrupt())
         encoder = self._current(JEPA, jepa.JepaEncoder)
         world = self._current(TEMPORAL, temporal.TemporalEncoder)
-        imagination = self._current(FORWARD_DYNAMICS, forward_dynamics.ForwardDynamics)
+        dynamics = self._current(FORWARD_DYNAMICS, forward_dynamics.ForwardDynamics)
         policy = self._current(POLICY, ppo.PolicyValueNet)
         with torch.inference_mode(), autocast(self._device, self._dtype):
             obs = encoder.encode(observation[None], self._dtype).flatten(1).float()
-            reward = self._curiosity.observe(obs[0])
+            reward = self._imagination.observe(obs[0])
             records = self._complete(0.0 if reward is None else reward, done=False)
             temporal_before = self._temporal_hidden
             state = world.step(obs, temporal_before).float()
@@ -291,7 +296,7 @@ class CuriosityMind(ActingMind):
                 draws = [int(self._rng.integers(size)) for size in ACTION_SIZES]
                 action = torch.tensor([draws], device=self._device)
                 log_prob = torch.full_like(log_prob, self._uniform_log_prob)
-            self._curiosity.remember(imagination(state, action)[0].float())
+            self._imagination.advance(dynamics, state, obs, action)
             self._temporal_hidden = state
         indices = action[0].cpu().numpy().astype(np.int64)
         value_now = float(value[0])
@@ -325,7 +330,7 @@ class CuriosityMind(ActingMind):
         tensors = dict(pending.tensors)
         if not done:
             self._rewards.append(reward)
-            tensors["raw_reward"] = np.array(reward, dtype=np.float32)
+            tensors[RAW_REWARD] = np.array(reward, dtype=np.float32)
             reward = self._reward_scale(reward)
         tensors["reward"] = np.array(reward, dtype=np.float32)
         tensors["done"] = np.array(float(done), dtype=np.float32)
@@ -346,7 +351,7 @@ class CuriosityMind(ActingMind):
         records = self._complete(0.0, done=True)
         if records:
             self._policy_hidden = torch.zeros_like(self._policy_hidden)
-            self._curiosity.reset()
+            self._imagination.reset()
         return records
 
     @override
@@ -382,7 +387,8 @@ class CuriosityMind(ActingMind):
         self._temporal_hidden, self._policy_hidden = temporal_hidden, policy_hidden
         self._generator, self._rng, self._reward_scale = probe, rng, scale
         self._pending = None
-        self._curiosity.reset()
+        # Imagined trajectories are not saved: after a restart the world has moved on.
+        self._imagination.reset()
 
     @override
     def figures(self) -> dict[str, float]:
@@ -414,31 +420,52 @@ class CuriosityTraining:
 
     Attributes:
         buffer_size: Steps the world models' buffers keep (frames, temporal, forward dynamics).
+        frame_survival_steps: Agent steps a stored frame survives on average once the frames
+            buffer is full (random replacement with probability ``buffer_size / this``);
+            default 12 h at 10 Hz, as PAMIQ. ``buffer_size`` replaces on every new frame.
         policy_buffer_size: Steps PPO's buffer keeps; small, so PPO trains on recent behaviour.
         batch_size: Frames (JEPA) and steps (forward dynamics) per gradient step.
         sequence_batch_size: Windows per temporal-encoder gradient step.
         sequence_length: Steps per temporal-encoder training window.
         steps_per_run: Gradient steps per run of the JEPA, temporal and forward trainers.
         jepa_learning_rate: AdamW's learning rate for JEPA.
-        world_learning_rate: Adam's learning rate for the temporal encoder and forward model.
-        min_buffer_size: Samples a world-model buffer needs before its first run.
+        jepa_ema_momentum: The JEPA target encoder's fixed EMA momentum, in ``[0, 1)``.
+        jepa_reference_frames: Frames kept aside (the first the JEPA trainer saw) to measure
+            collapse and drift on.
+        world_learning_rate: Adam's learning rate for the temporal encoder.
+        forward_learning_rate: Adam's learning rate for the forward model.
+        forward_steps_per_run: Gradient steps per forward-model run: a step is cheap, and the
+            reward is only as good as the forward model (PAMIQ trains it hardest too).
+        min_buffer_size: Samples a world-model buffer needs before its first run (the forward
+            model's: besides its held-out ones).
         min_new_samples: New samples a world model needs between runs.
+        held_out_steps: Newest forward-model samples kept out of training, to measure its
+            error against the copy baseline on unseen steps.
         ppo_config: PPO's hyperparameters.
         ppo_min_new_samples: New steps PPO needs between runs.
+        normalize_rewards: PPO learns from the rewards centred and scaled by their running
+            moments (the agent's :class:`RewardScale`); False: the raw rewards, as PAMIQ.
     """
 
     buffer_size: int = 2000
+    frame_survival_steps: int = 12 * 60 * 60 * 10
     policy_buffer_size: int = 256
     batch_size: int = 32
     sequence_batch_size: int = 16
     sequence_length: int = 16
     steps_per_run: int = 1
     jepa_learning_rate: float = 5e-4
+    jepa_ema_momentum: float = jepa.DEFAULT_EMA_MOMENTUM
+    jepa_reference_frames: int = 64
     world_learning_rate: float = 3e-4
+    forward_learning_rate: float = 3e-4
+    forward_steps_per_run: int = 8
     min_buffer_size: int = 64
     min_new_samples: int = 8
+    held_out_steps: int = 200
     ppo_config: ppo.PPOConfig = field(default_factory=ppo.PPOConfig)
     ppo_min_new_samples: int = 64
+    normalize_rewards: bool = True
 
 
 def build_curiosity_learner(
@@ -458,15 +485,26 @@ def build_curiosity_learner(
     """
     dims = CuriosityDimensions.of(preset)
     options = training or CuriosityTraining()
+    forward_needs = options.held_out_steps + max(options.min_buffer_size, 2 * dims.horizon + 1)
+    if forward_needs > options.buffer_size:
+        raise ValueError(
+            f"the forward model would never train: held_out_steps ({options.held_out_steps}) "
+            f"plus the steps it trains on ({forward_needs - options.held_out_steps}) exceed "
+            f"buffer_size ({options.buffer_size})"
+        )
     models = {name: dims.build(name, seed, device).train() for name in MODEL_NAMES}
     buffers = {
-        FRAMES_BUFFER: RandomReplacementBuffer([jepa.FRAME_KEY], options.buffer_size, seed=seed),
+        FRAMES_BUFFER: RandomReplacementBuffer(
+            [jepa.FRAME_KEY],
+            options.buffer_size,
+            expected_survival_length=options.frame_survival_steps,
+            seed=seed,
+        ),
         TEMPORAL_BUFFER: SequentialBuffer(
             [temporal.OBS_KEY, temporal.HIDDEN_KEY], options.buffer_size
         ),
         FORWARD_DYNAMICS_BUFFER: SequentialBuffer(
-            [forward_dynamics.STATE_KEY, forward_dynamics.ACTION_KEY, forward_dynamics.OBS_KEY],
-            options.buffer_size,
+            forward_dynamics.SAMPLE_KEYS, options.buffer_size
         ),
         POLICY_BUFFER: SequentialBuffer(ppo.SAMPLE_KEYS, options.policy_buffer_size),
     }
@@ -476,6 +514,7 @@ def build_curiosity_learner(
             buffer_name=FRAMES_BUFFER, batch_size=options.batch_size,
             steps_per_run=options.steps_per_run, learning_rate=options.jepa_learning_rate,
             min_buffer_size=options.min_buffer_size, min_new_samples=options.min_new_samples,
+            momentum=options.jepa_ema_momentum, reference_frames=options.jepa_reference_frames,
             seed=seed, dtype=dtype or torch.float32,
         ),
         temporal.TemporalTrainer(
@@ -487,9 +526,11 @@ def build_curiosity_learner(
         ),
         forward_dynamics.ForwardDynamicsTrainer(
             buffer_name=FORWARD_DYNAMICS_BUFFER, batch_size=options.batch_size,
-            steps_per_run=options.steps_per_run, learning_rate=options.world_learning_rate,
-            min_buffer_size=max(options.min_buffer_size, dims.horizon + 1),
-            min_new_samples=options.min_new_samples, autocast_dtype=dtype, seed=seed + 2,
+            steps_per_run=options.forward_steps_per_run,
+            learning_rate=options.forward_learning_rate,
+            min_buffer_size=forward_needs,
+            min_new_samples=options.min_new_samples, held_out_steps=options.held_out_steps,
+            autocast_dtype=dtype, seed=seed + 2,
         ),
         ppo.PPOTrainer(
             options.ppo_config, buffer_name=POLICY_BUFFER,
@@ -499,10 +540,13 @@ def build_curiosity_learner(
     ]  # fmt: skip
     shapes = dims.record_shapes()
     image_size = dims.jepa.image_size
+    reward_key = "reward" if options.normalize_rewards else RAW_REWARD
 
     def route(record: ExperienceRecord) -> dict[str, dict[str, np.ndarray]]:
         tensors = _checked_tensors(record, shapes)
-        scalars = {key: tensors[key].reshape(()) for key in ("log_prob", "value", "reward")}
+        scalars = {key: tensors[key].reshape(()) for key in ("log_prob", "value")}
+        # A done step's reward is 0 either way (no reward crosses a gap).
+        reward = tensors.get(reward_key, tensors["reward"]).reshape(())
         return {
             FRAMES_BUFFER: {jepa.FRAME_KEY: jepa.square_frame(record.observation, image_size)},
             TEMPORAL_BUFFER: {
@@ -513,12 +557,14 @@ def build_curiosity_learner(
                 forward_dynamics.STATE_KEY: tensors["state"],
                 forward_dynamics.ACTION_KEY: record.action,
                 forward_dynamics.OBS_KEY: tensors["obs"],
+                forward_dynamics.DONE_KEY: tensors["done"].reshape(()),
             },
             POLICY_BUFFER: {
                 "state": tensors["state"],
                 "action": record.action,
                 "hidden": tensors["policy_hidden"],
                 "done": tensors["done"].reshape(()),
+                "reward": reward,
                 **scalars,
             },
         }

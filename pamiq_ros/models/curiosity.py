@@ -1,43 +1,28 @@
-"""The curiosity reward: how wrong the agent's recent imaginations of *now* turned out.
+"""The curiosity reward: how wrong the agent's live imaginations of *now* turned out.
 
-Each step the forward dynamics model imagines the next K observations; this module keeps the
-imaginations of the last K steps. When an observation arrives, every imagination made ``k``
-steps ago holds a prediction for it (its index ``k - 1``), and the reward is their weighted
-mean squared error:
+The agent keeps up to K imagined trajectories alive, as PAMIQ does. Each step it starts a new
+one from the world state and the observation, and advances every live one by one step with the
+action it actually took (:meth:`RollingImagination.advance`). So the trajectory started ``k``
+steps ago has been fed the ``k`` actions really taken since, and holds its prediction of the
+observation now. When an observation arrives, the reward is the weighted mean squared error of
+those predictions (:meth:`RollingImagination.observe`):
 
-    reward_t = sum_k w_k * mse(prediction_{t-k}[k - 1], obs_t) / sum_k w_k
+    reward_t = sum_k w_k * mse(prediction of o_t made at t - k, o_t) / sum_k w_k
 
-over the horizons ``k`` for which a prediction exists (at the start, or after a step without
-one, fewer than K do), so the reward keeps the scale of one squared error.
+over the horizons ``k`` that have a live trajectory (at the start, or after a gap, fewer than
+K do), so the reward keeps the scale of one squared error. A trajectory is dropped once it has
+predicted K steps.
 
-Weighting: by default ``w_k`` is proportional to ``1 / k`` and normalised to sum 1 over the K
-horizons. Near predictions are made from fresher knowledge and depend less on what the policy
-did in between, so their surprise says more about the world being unknown than about the
-policy's later choices; far horizons still count, so surprises that take a few steps to show
-(walking into a new room) are rewarded too. Custom weights may be given (non-negative, not all
-zero); they are normalised the same way.
-
-The world the agent sees makes the reward: while the stream is one the forward model has
-learned, predictions are right and the reward is low; when it changes, it rises until the
-model learns again. Pure tensor logic, no ROS import.
+The weights ``w_k`` are the forward model's training weights
+(:func:`pamiq_ros.models.forward_dynamics.horizon_weights`), so the reward asks for exactly
+what the model is taught. The world the agent sees makes the reward: while the stream is one
+the forward model has learned, predictions are right and the reward is low; when it changes,
+it rises until the model learns again. Pure tensor logic, no ROS import.
 """
-
-from collections import deque
-from collections.abc import Sequence
 
 import torch
 
-
-def default_weights(horizon: int) -> torch.Tensor:
-    """``w_k`` proportional to ``1 / k`` for ``k = 1..horizon``, summing to 1.
-
-    Raises:
-        ValueError: If ``horizon`` is below 1.
-    """
-    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-        raise ValueError(f"horizon must be a positive int, got {horizon!r}")
-    weights = 1.0 / torch.arange(1, horizon + 1, dtype=torch.float64)
-    return weights / weights.sum()
+from pamiq_ros.models.forward_dynamics import ForwardDynamics, Imagination, horizon_weights
 
 
 def weighted_prediction_error(
@@ -70,85 +55,88 @@ def weighted_prediction_error(
     return (weights.double() * per_horizon).sum() / total.double()
 
 
-class CuriosityReward:
-    """Keeps the last K imaginations and scores each new observation against them.
+class RollingImagination:
+    """The live imagined trajectories, advanced every step with the action taken.
 
     Use once per step, in this order: :meth:`observe` the new observation (returns its
-    reward), then :meth:`remember` what the forward model imagines from the new state and the
-    chosen action (or None when no imagination was made this step, so later steps still line
-    up).
+    reward), then :meth:`advance` with the new world state, the observation and the chosen
+    action. :meth:`reset` after a gap: the old trajectories no longer line up with the world.
 
     Attributes:
-        horizon: ``K``.
+        horizon: ``K``, the steps each trajectory predicts.
         weights: ``(K,)`` float64, summing to 1; ``weights[k - 1]`` is ``w_k``.
     """
 
-    def __init__(self, horizon: int, weights: Sequence[float] | torch.Tensor | None = None) -> None:
-        """Creates an empty memory.
-
-        Args:
-            horizon: ``K``, the number of steps each imagination covers.
-            weights: ``w_1..w_K``, non-negative, not all zero (normalised to sum 1);
-                default ``1 / k`` normalised.
+    def __init__(self, horizon: int) -> None:
+        """Creates an empty imagination of ``horizon`` steps.
 
         Raises:
-            ValueError: If the horizon or the weights are not usable.
+            ValueError: If the horizon is below 1.
         """
-        base = default_weights(horizon)
-        if weights is None:
-            self.weights = base
-        else:
-            given = torch.as_tensor(weights, dtype=torch.float64).flatten()
-            if given.shape != (horizon,):
-                raise ValueError(f"weights must have {horizon} values, got {given.numel()}")
-            if not bool(torch.isfinite(given).all()) or bool((given < 0).any()):
-                raise ValueError(f"weights must be finite and non-negative, got {given.tolist()}")
-            if not given.sum() > 0:
-                raise ValueError("weights must not all be zero")
-            self.weights = given / given.sum()
+        self.weights = horizon_weights(horizon)
         self.horizon = horizon
-        # Newest first: _memory[j - 1] was remembered j steps before the next observation.
-        self._memory: deque[torch.Tensor | None] = deque(maxlen=horizon)
+        self._live: Imagination | None = None
+        self._ages: list[int] = []  # per live trajectory, newest first: steps advanced
 
-    def reset(self) -> None:
-        """Forgets every imagination (e.g. after a teleport or a long pause)."""
-        self._memory.clear()
+    @property
+    def ages(self) -> tuple[int, ...]:
+        """Steps each live trajectory was advanced, newest first (its horizon now)."""
+        return tuple(self._ages)
 
-    def available_horizons(self) -> list[int]:
-        """The horizons ``k`` with a prediction for the next observation."""
-        return [j for j, entry in enumerate(self._memory, start=1) if entry is not None]
+    def predictions(self) -> torch.Tensor | None:
+        """Each live trajectory's prediction of the next observation; None when none is live.
+
+        ``(M, obs_dim)``, newest first (their horizons are :attr:`ages`).
+        """
+        return None if self._live is None else self._live.obs
 
     def observe(self, observation: torch.Tensor) -> float | None:
-        """The reward of a new observation; None when no prediction of it exists.
+        """The reward of a new observation; None when no trajectory predicted it.
 
         Args:
-            observation: ``(obs_dim,)`` (or any shape equal to one prediction's).
+            observation: ``(obs_dim,)``.
 
         Raises:
-            ValueError: If its shape differs from the remembered predictions'.
+            ValueError: If its shape differs from the predictions'.
         """
-        horizons = self.available_horizons()
-        if not horizons:
+        if self._live is None:
             return None
-        predictions = []
-        for k in horizons:
-            entry = self._memory[k - 1]
-            assert entry is not None  # available_horizons only lists stored entries
-            predictions.append(entry[k - 1])
-        weights = self.weights[[k - 1 for k in horizons]]
-        actual = observation.detach().to("cpu", torch.float32)
-        return float(weighted_prediction_error(torch.stack(predictions), actual, weights))
+        weights = self.weights[[age - 1 for age in self._ages]]
+        actual = observation.detach().to(self._live.obs.device, torch.float32)
+        return float(weighted_prediction_error(self._live.obs.float(), actual, weights))
 
-    def remember(self, predictions: torch.Tensor | None) -> None:
-        """Stores this step's imagination ``(K, *obs_shape)`` (a copy on the CPU), or None.
+    def advance(
+        self,
+        model: ForwardDynamics,
+        state: torch.Tensor,
+        observation: torch.Tensor,
+        action: torch.Tensor,
+    ) -> None:
+        """Starts a trajectory at ``(state, observation)``; advances all live ones with ``action``.
 
-        Raises:
-            ValueError: If the predictions do not cover ``horizon`` steps.
+        The trajectories that already predicted K steps are dropped first.
+
+        Call it under ``torch.inference_mode()`` when acting.
+
+        Args:
+            model: The forward model (the acting copy; its horizon should be ``K``).
+            state: ``(1, state_dim)``, the world state after taking in ``observation``.
+            observation: ``(1, obs_dim)``.
+            action: ``(1, n_dims)`` integer action indices, the action taken now.
         """
-        if predictions is not None:
-            if predictions.dim() < 2 or predictions.shape[0] != self.horizon:
-                raise ValueError(
-                    f"predictions must be ({self.horizon}, obs_dim), got {tuple(predictions.shape)}"
-                )
-            predictions = predictions.detach().to("cpu", torch.float32, copy=True)
-        self._memory.appendleft(predictions)
+        fresh = model.begin(state, observation.to(state.dtype))
+        keep = [index for index, age in enumerate(self._ages) if age < self.horizon]
+        if self._live is not None and keep:
+            live = Imagination(self._live.state[keep], self._live.obs[keep])
+            fresh = Imagination(
+                torch.cat([fresh.state, live.state.to(fresh.state)]),
+                torch.cat([fresh.obs, live.obs.to(fresh.obs)]),
+            )
+        ages = [0] + [self._ages[index] for index in keep]
+        self._live = model.advance(fresh, action.expand(len(fresh), -1))
+        self._ages = [age + 1 for age in ages]
+
+    def reset(self) -> None:
+        """Forgets every trajectory (after a gap)."""
+        self._live = None
+        self._ages = []

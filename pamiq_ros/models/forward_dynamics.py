@@ -1,15 +1,19 @@
-"""Forward dynamics: from the world state and an action, imagine the next K observations.
+"""Forward dynamics: from the world state, the observation and the actions, imagine what follows.
 
-The model embeds the action (one embedding per dimension of
-:data:`~pamiq_ros.core.actions.ACTION_SIZES`, concatenated), maps the world state ``h`` to an
-*imagined* state, and advances that state K times with a GRU cell fed the action; after each
-advance a head predicts the observation at that horizon. The result ``(N, K, obs_dim)`` holds,
-at index ``k - 1``, the prediction for the observation ``k`` steps ahead.
+An *imagination* starts at step ``t`` from the world state ``h_t`` (mapped to an imagined
+state) and the observation ``o_t``, and is advanced one step per action: each step a GRU cell
+takes the action's embedding (one per dimension of :data:`~pamiq_ros.core.actions.ACTION_SIZES`,
+concatenated) and the observation it last predicted, and a head predicts the *change* of the
+observation, so ``o_hat_{t+k} = o_hat_{t+k-1} + delta_k`` with ``o_hat_t = o_t``. The head's last
+layer starts at zero: a fresh model predicts "nothing changes" (the copy baseline) and learning
+starts from there; its reward then measures surprise, not its own underfitting.
 
-By default the same (current) action drives every imagined step: the agent only knows the
-action it is about to take, so the prediction for ``k > 1`` is the expected observation after
-taking it, whatever the policy does next. A plan of one action per step, ``(N, K, n_dims)``,
-is accepted too.
+Imaginations roll, as in PAMIQ: the agent advances every live imagination each step with the
+action it actually took (:class:`pamiq_ros.models.curiosity.RollingImagination`), so the
+prediction for ``t + k`` made at ``t`` is refined at ``t + 1 ..`` with the real actions.
+Training replays the same: from stored ``(h_t, o_t)`` it advances K steps with the stored
+actions ``a_t .. a_{t+K-1}`` and its own predictions, against ``o_{t+1} .. o_{t+K}``, with the
+reward's horizon weights (:func:`horizon_weights`, the one home of them).
 
 Per-step samples of the trainer's :class:`~pamiq_ros.core.buffers.SequentialBuffer`, added
 once per step in order:
@@ -17,11 +21,13 @@ once per step in order:
 - ``"state"``: ``(hidden_dim,)`` float, the world state after taking in ``obs_t`` (the state
   the action was chosen from);
 - ``"action"``: ``(n_dims,)`` int, the action indices taken at step ``t``;
-- ``"obs"``: ``(obs_dim,)`` float, the observation of step ``t``.
+- ``"obs"``: ``(obs_dim,)`` float, the observation of step ``t``;
+- ``"done"``: ``()`` float, 1 when the episode ended after step ``t`` (no window crosses it).
 
-The targets of step ``t`` are ``obs_{t+1} .. obs_{t+K}``. No ROS import here.
+No ROS import here.
 """
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +41,7 @@ from pamiq_ros.core.actions import ACTION_SIZES
 from pamiq_ros.core.buffers import DataBuffer
 from pamiq_ros.core.precision import autocast
 from pamiq_ros.core.trainers import TorchTrainer
+from pamiq_ros.models.health import copy_ratio
 
 MODEL_NAME = "forward_dynamics"
 """The name the forward dynamics model is trained and announced under."""
@@ -47,6 +54,27 @@ ACTION_KEY = "action"
 
 OBS_KEY = "obs"
 """Buffer key of the step's flattened observation tokens, ``(obs_dim,)``."""
+
+DONE_KEY = "done"
+"""Buffer key of the episode-end flag of the step, ``()`` (1: the episode ended after it)."""
+
+SAMPLE_KEYS = (STATE_KEY, ACTION_KEY, OBS_KEY, DONE_KEY)
+"""The keys of a forward-dynamics sample."""
+
+
+def horizon_weights(horizon: int) -> torch.Tensor:
+    """Weights ``w_1 .. w_K`` of the horizons, summing to 1, for training and reward alike.
+
+    PAMIQ's exponential average: ``w_k`` proportional to ``exp(-(k - 1) / K)``, so the nearest
+    prediction counts most and the farthest still ``1/e`` as much.
+
+    Raises:
+        ValueError: If ``horizon`` is below 1.
+    """
+    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+        raise ValueError(f"horizon must be a positive int, got {horizon!r}")
+    weights = torch.exp(-torch.arange(horizon, dtype=torch.float64) / horizon)
+    return weights / weights.sum()
 
 
 @dataclass(frozen=True)
@@ -82,9 +110,9 @@ PRESETS: dict[str, ForwardDynamicsConfig] = {
 """Size presets. Parameters (they grow with ``obs_dim`` and ``hidden_dim``; see
 :func:`parameter_count`), with the temporal preset of the same name:
 
-- ``"tiny"`` (default): 0.13 M at obs_dim 256, hidden 128 (0.16 M at obs_dim 512).
-- ``"small"``: 1.41 M at obs_dim 1024, hidden 384.
-- ``"base"`` (GPU): 7.8 M at obs_dim 2048, hidden 1024.
+- ``"tiny"`` (default): 0.25 M at obs_dim 384, hidden 128 (the tiny JEPA and temporal sizes).
+- ``"small"``: 2.02 M at obs_dim 768, hidden 384.
+- ``"base"`` (GPU): 12.0 M at obs_dim 1536, hidden 1024.
 """
 
 
@@ -97,20 +125,37 @@ def parameter_count(
     """Number of parameters of a :class:`ForwardDynamics` with these sizes (no allocation)."""
     z, e, d = config.imagined_dim, config.action_embed_dim, config.head_dim
     embeddings = sum(action_sizes) * e
-    action_in = len(action_sizes) * e
+    cell_in = len(action_sizes) * e + z
     state_in = state_dim * z + z
-    cell = 3 * z * (action_in + z) + 6 * z
+    obs_in = 2 * obs_dim + obs_dim * z + z  # layer norm + linear
+    cell = 3 * z * (cell_in + z) + 6 * z
     head = z * d + d + d * obs_dim + obs_dim
-    return embeddings + state_in + cell + head
+    return embeddings + state_in + obs_in + cell + head
+
+
+@dataclass(frozen=True)
+class Imagination:
+    """A batch of imagined trajectories, each where its last advance left it.
+
+    Attributes:
+        state: ``(N, imagined_dim)``, the imagined states.
+        obs: ``(N, obs_dim)``, the observations they predict now (the real one at the start).
+    """
+
+    state: torch.Tensor
+    obs: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.state.shape[0]
 
 
 class ForwardDynamics(nn.Module):
-    """Imagines the next ``horizon`` observations from a world state and an action.
+    """Imagines the observations that follow a world state, an observation and actions.
 
     Attributes:
         state_dim: Size of the world state ``h``.
         obs_dim: Size of a flattened observation.
-        horizon: Steps imagined (``K``).
+        horizon: Steps imagined (``K``) in training and in the agent's reward.
         action_sizes: Options per action dimension.
     """
 
@@ -124,6 +169,8 @@ class ForwardDynamics(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         """Creates the model with fresh weights (from torch's global generator).
+
+        The head's last layer is zero, so the fresh model predicts no change at all.
 
         Args:
             state_dim: Size of the world state (the temporal encoder's ``hidden_dim``).
@@ -148,68 +195,130 @@ class ForwardDynamics(nn.Module):
         self.horizon = config.horizon
         self.config = config
         self.action_sizes = tuple(int(size) for size in action_sizes)
+        z = config.imagined_dim
         self.action_embeddings = nn.ModuleList(
             nn.Embedding(size, config.action_embed_dim, **factory) for size in self.action_sizes
         )
-        self.state_in = nn.Linear(state_dim, config.imagined_dim, **factory)
-        self.cell = nn.GRUCell(
-            len(self.action_sizes) * config.action_embed_dim, config.imagined_dim, **factory
+        self.state_in = nn.Linear(state_dim, z, **factory)
+        self.obs_in = nn.Sequential(
+            nn.LayerNorm(obs_dim, **factory), nn.Linear(obs_dim, z, **factory)
         )
-        self.head = nn.Sequential(
-            nn.Linear(config.imagined_dim, config.head_dim, **factory),
-            nn.GELU(),
-            nn.Linear(config.head_dim, obs_dim, **factory),
-        )
+        self.cell = nn.GRUCell(len(self.action_sizes) * config.action_embed_dim + z, z, **factory)
+        self.head = nn.Sequential(nn.Linear(z, config.head_dim, **factory), nn.GELU())
+        # The change of the observation; zero at first, so a fresh model copies.
+        self.change = nn.Linear(config.head_dim, obs_dim, **factory)
+        nn.init.zeros_(self.change.weight)
+        nn.init.zeros_(self.change.bias)
+
+    def begin(self, state: torch.Tensor, obs: torch.Tensor) -> Imagination:
+        """Starts imaginations from world states ``(N, state_dim)`` and observations.
+
+        Args:
+            state: ``(N, state_dim)``.
+            obs: ``(N, obs_dim)``, the observations at those states.
+
+        Raises:
+            ValueError: If a shape does not fit.
+        """
+        if state.dim() != 2 or state.shape[1] != self.state_dim:
+            raise ValueError(f"state must be (N, {self.state_dim}), got {tuple(state.shape)}")
+        if tuple(obs.shape) != (state.shape[0], self.obs_dim):
+            raise ValueError(
+                f"obs must be ({state.shape[0]}, {self.obs_dim}), got {tuple(obs.shape)}"
+            )
+        return Imagination(torch.tanh(self.state_in(state)), obs)
+
+    def advance(self, imagination: Imagination, actions: torch.Tensor) -> Imagination:
+        """Advances each imagination by one step with its action ``(N, n_dims)``.
+
+        The returned imagination's ``obs`` is the prediction of the observation after the action.
+
+        Raises:
+            ValueError: If the actions' shape or range does not fit.
+        """
+        embedded = self._embed(actions, (len(imagination), len(self.action_sizes)))
+        cell_in = torch.cat([embedded, self.obs_in(imagination.obs)], dim=-1)
+        state = self.cell(cell_in, imagination.state)
+        return Imagination(state, imagination.obs + self.change(self.head(state)))
 
     @override
-    def forward(self, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Predicts the observations 1..K steps ahead.
+    def forward(
+        self, state: torch.Tensor, obs: torch.Tensor, actions: torch.Tensor
+    ) -> torch.Tensor:
+        """Imagines ``T`` steps from ``(state, obs)`` with one action per step.
 
         Args:
             state: ``(N, state_dim)`` world states.
-            actions: ``(N, n_dims)`` integer action indices, used for every imagined step, or
-                ``(N, K, n_dims)``, one action per imagined step.
+            obs: ``(N, obs_dim)`` the observations at those states.
+            actions: ``(N, T, n_dims)`` integer action indices, taken one per step.
 
         Returns:
-            ``(N, K, obs_dim)``: index ``k - 1`` is the prediction ``k`` steps ahead.
+            ``(N, T, obs_dim)``: index ``k - 1`` is the prediction ``k`` steps ahead.
 
         Raises:
             ValueError: If a shape does not fit or an action index is out of range.
         """
-        if state.dim() != 2 or state.shape[1] != self.state_dim:
-            raise ValueError(f"state must be (N, {self.state_dim}), got {tuple(state.shape)}")
-        batch, n_dims = state.shape[0], len(self.action_sizes)
-        given_shape = tuple(actions.shape)
-        if actions.dim() == 2:
-            actions = actions.unsqueeze(1).expand(-1, self.horizon, -1)
-        if tuple(actions.shape) != (batch, self.horizon, n_dims):
+        if actions.dim() != 3 or actions.shape[0] != state.shape[0] or actions.shape[1] < 1:
             raise ValueError(
-                f"actions must be ({batch}, {n_dims}) or ({batch}, {self.horizon}, {n_dims}), "
-                f"got {given_shape}"
+                f"actions must be ({state.shape[0]}, T, {len(self.action_sizes)}), "
+                f"got {tuple(actions.shape)}"
             )
+        imagination = self.begin(state, obs)
+        predictions = []
+        for step in range(actions.shape[1]):
+            imagination = self.advance(imagination, actions[:, step])
+            predictions.append(imagination.obs)
+        return torch.stack(predictions, dim=1)
+
+    def _embed(self, actions: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+        if tuple(actions.shape) != shape:
+            raise ValueError(f"actions must be {shape}, got {tuple(actions.shape)}")
         if actions.dtype.is_floating_point or actions.dtype == torch.bool:
             raise ValueError(f"actions must be integer indices, got dtype {actions.dtype}")
         sizes = torch.as_tensor(self.action_sizes, device=actions.device)
         if bool(((actions < 0) | (actions >= sizes)).any()):
             raise ValueError(f"action indices out of range for sizes {self.action_sizes}")
-        embedded = torch.cat(
-            [embedding(actions[..., i]) for i, embedding in enumerate(self.action_embeddings)],
+        return torch.cat(
+            [embedding(actions[:, i]) for i, embedding in enumerate(self.action_embeddings)],
             dim=-1,
         )
-        imagined = torch.tanh(self.state_in(state))
-        predictions = []
-        for k in range(self.horizon):
-            imagined = self.cell(embedded[:, k], imagined)
-            predictions.append(self.head(imagined))
-        return torch.stack(predictions, dim=1)
+
+
+def window_starts(dones: np.ndarray, horizon: int, end: int, begin: int = 0) -> np.ndarray:
+    """Window starts whose targets stay in one episode.
+
+    Steps ``t`` in ``[begin, end - horizon)`` with no ``done`` among steps
+    ``t .. t+horizon-1`` (so the targets ``t+1 .. t+horizon`` follow ``t`` without a gap).
+
+    Args:
+        dones: ``(n,)`` the buffer's done flags, oldest first.
+        horizon: Steps each window predicts.
+        end: One past the last step a window may use as a target.
+        begin: The first allowed start.
+    """
+    flags = np.asarray(dones, dtype=np.float64).reshape(-1)[:end] > 0.5
+    starts = np.arange(begin, max(begin, end - horizon))
+    if not len(starts):
+        return starts
+    # done count among steps [t, t + horizon): a cumulative sum answers each in O(1)
+    counts = np.concatenate([[0], np.cumsum(flags)])
+    crossing = counts[starts + horizon] - counts[starts]
+    return starts[crossing == 0]
 
 
 class ForwardDynamicsTrainer(TorchTrainer[ForwardDynamics]):
-    """Teaches a :class:`ForwardDynamics` model the observations that follow a state and action.
+    """Teaches a :class:`ForwardDynamics` model the observations that follow the actions taken.
 
-    Each optimiser step draws ``batch_size`` steps ``t`` that have K later samples in the
-    buffer and minimises the mean squared error between ``model(state_t, action_t)`` and
-    ``obs_{t+1..t+K}``. Metrics: ``{name}/loss`` and ``{name}/loss_h{k}`` per horizon.
+    Each optimiser step draws ``batch_size`` steps ``t`` whose K-step window stays in one
+    episode and lies before the newest ``held_out_steps`` samples, imagines K steps from the
+    stored ``(state_t, obs_t)`` with the stored actions ``a_t .. a_{t+K-1}``, and minimises the
+    horizon-weighted (:func:`horizon_weights`) mean squared error against
+    ``obs_{t+1} .. obs_{t+K}``. Metrics: ``{name}/loss`` and ``{name}/loss_h{k}`` per horizon.
+
+    The newest ``held_out_steps`` samples are never trained on while they are newest: their
+    windows measure the model on data it has not seen (:meth:`health`): per horizon, its error
+    over the error of predicting "nothing changes" (``{name}/copy_ratio_h{k}``, below 1 means it
+    predicts) and its own error (``{name}/held_out_error_h{k}``).
     """
 
     def __init__(
@@ -221,8 +330,9 @@ class ForwardDynamicsTrainer(TorchTrainer[ForwardDynamics]):
         batch_size: int = 32,
         steps_per_run: int = 1,
         learning_rate: float = 3e-4,
-        min_buffer_size: int = 16,
+        min_buffer_size: int | None = None,
         min_new_samples: int = 8,
+        held_out_steps: int = 64,
         autocast_dtype: torch.dtype | None = None,
         seed: int = 0,
     ) -> None:
@@ -230,14 +340,16 @@ class ForwardDynamicsTrainer(TorchTrainer[ForwardDynamics]):
 
         Args:
             name: Trainer name (metrics are prefixed with it).
-            buffer_name: The sequential buffer of ``{"state", "action", "obs"}`` samples.
+            buffer_name: The sequential buffer of :data:`SAMPLE_KEYS` samples.
             model_name: The :class:`ForwardDynamics` model it trains.
-            batch_size: Steps per optimiser step.
+            batch_size: Windows per optimiser step.
             steps_per_run: Optimiser steps per run.
             learning_rate: Adam's learning rate.
-            min_buffer_size: Samples needed before the first run (at least ``K + 1`` are
-                needed in any case).
+            min_buffer_size: Samples needed before the first run; default (and at least)
+                ``held_out_steps + 2 * K + 1``, checked when the model is known.
             min_new_samples: New samples needed between runs.
+            held_out_steps: Newest samples kept out of training to measure the model on;
+                at least ``K + 1``.
             autocast_dtype: E.g. ``torch.bfloat16`` to train under autocast; None: full precision.
             seed: Seed of the step sampler.
 
@@ -245,27 +357,41 @@ class ForwardDynamicsTrainer(TorchTrainer[ForwardDynamics]):
             ValueError: If a number is out of range.
         """
         super().__init__(
-            name, buffer_name, min_buffer_size, min_new_samples,
+            name, buffer_name, min_buffer_size or 1, min_new_samples,
             model_name=model_name, model_type=ForwardDynamics, seed=seed,
         )  # fmt: skip
-        if batch_size < 1 or steps_per_run < 1:
+        self._min_buffer_given = min_buffer_size
+        if batch_size < 1 or steps_per_run < 1 or held_out_steps < 2:
             raise ValueError(
-                f"batch_size and steps_per_run must be at least 1, got {batch_size}, "
-                f"{steps_per_run}"
+                f"batch_size and steps_per_run must be at least 1 and held_out_steps at least 2, "
+                f"got {batch_size}, {steps_per_run}, {held_out_steps}"
             )
         if not learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {learning_rate}")
         self.batch_size = batch_size
         self.steps_per_run = steps_per_run
         self.learning_rate = learning_rate
+        self.held_out_steps = held_out_steps
         self.autocast_dtype = autocast_dtype
+
+    def needed_samples(self, horizon: int) -> int:
+        """Samples a buffer needs for one training window before the held-out ones."""
+        return self.held_out_steps + 2 * horizon + 1
 
     @override
     def check_model(self, model: ForwardDynamics) -> None:
-        if self.min_buffer_size <= model.horizon:
+        if self.held_out_steps <= model.horizon:
             raise ValueError(
-                f"trainer {self.name!r}: min_buffer_size {self.min_buffer_size} must exceed "
-                f"the model's horizon {model.horizon}"
+                f"trainer {self.name!r}: held_out_steps {self.held_out_steps} must exceed the "
+                f"model's horizon {model.horizon}"
+            )
+        needed = self.needed_samples(model.horizon)
+        if self._min_buffer_given is None:
+            self.min_buffer_size = needed
+        elif self._min_buffer_given < needed:
+            raise ValueError(
+                f"trainer {self.name!r}: min_buffer_size {self._min_buffer_given} must be at "
+                f"least held_out_steps + 2 * horizon + 1 = {needed}"
             )
 
     @override
@@ -278,29 +404,24 @@ class ForwardDynamicsTrainer(TorchTrainer[ForwardDynamics]):
     ) -> tuple[dict[str, float], tuple[str, ...]]:
         model, optimizer = self._ready()
         data = buffers[self.buffer_name].get_data()
-        states_all, actions_all, obs_all = data[STATE_KEY], data[ACTION_KEY], data[OBS_KEY]
         horizon = model.horizon
-        if len(obs_all) <= horizon:
+        size = len(data[OBS_KEY])
+        starts = window_starts(data[DONE_KEY], horizon, size - self.held_out_steps)
+        if not len(starts):
             raise ValueError(
-                f"trainer {self.name!r} needs more than {horizon} consecutive samples, "
-                f"the buffer holds {len(obs_all)}"
+                f"trainer {self.name!r}: no {horizon}-step window within one episode before the "
+                f"newest {self.held_out_steps} of {size} samples"
             )
-        weight = model.state_in.weight
-        device, dtype = weight.device, weight.dtype
+        weights = horizon_weights(horizon)
         model.train()
         losses, per_horizon = [], []
         for _ in range(self.steps_per_run):
-            steps = torch.randint(
-                len(obs_all) - horizon, (self.batch_size,), generator=self._generator
-            ).numpy()
-            future = steps[:, None] + np.arange(1, horizon + 1)[None, :]
-            state = torch.as_tensor(states_all[steps], device=device, dtype=dtype)
-            actions = torch.as_tensor(actions_all[steps], device=device, dtype=torch.long)
-            targets = torch.as_tensor(obs_all[future], device=device, dtype=dtype)
-            with autocast(device, self.autocast_dtype):
-                predicted = model(state, actions)
+            chosen = torch.randint(len(starts), (self.batch_size,), generator=self._generator)
+            state, obs, actions, targets = self._windows(model, data, starts[chosen.numpy()])
+            with autocast(state.device, self.autocast_dtype):
+                predicted = model(state, obs, actions)
                 errors = (predicted.float() - targets.float()).square().mean(dim=(0, 2))
-                loss = errors.mean()
+                loss = (errors * weights.to(errors)).sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -310,3 +431,53 @@ class ForwardDynamicsTrainer(TorchTrainer[ForwardDynamics]):
         for k, value in enumerate(np.mean(per_horizon, axis=0), start=1):
             metrics[f"{self.name}/loss_h{k}"] = float(value)
         return metrics, (self.model_name,)
+
+    @override
+    def health(
+        self, models: Mapping[str, nn.Module], buffers: Mapping[str, DataBuffer]
+    ) -> dict[str, float]:
+        if self._model is None:
+            return {}  # not set up: there is no model to measure
+        model = self._model
+        data = buffers[self.buffer_name].get_data()
+        size = len(data[OBS_KEY])
+        horizon = model.horizon
+        if size < self.held_out_steps:
+            return {}
+        starts = window_starts(data[DONE_KEY], horizon, size, begin=size - self.held_out_steps)
+        if not len(starts):
+            return {}
+        state, obs, actions, targets = self._windows(model, data, starts)
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad(), autocast(state.device, self.autocast_dtype):
+                predicted = model(state, obs, actions).float()
+        finally:
+            model.train(was_training)
+        ratios = copy_ratio(predicted, targets.float(), obs.float())
+        errors = (predicted - targets.float()).square().mean(dim=(0, 2))
+        figures = {}
+        for k in range(1, horizon + 1):
+            figures[f"{self.name}/copy_ratio_h{k}"] = float(ratios[k - 1])
+            figures[f"{self.name}/held_out_error_h{k}"] = float(errors[k - 1])
+        weights = horizon_weights(horizon).to(ratios)
+        figures[f"{self.name}/copy_ratio"] = float((ratios * weights).sum())
+        return {key: value for key, value in figures.items() if math.isfinite(value)}
+
+    def _windows(
+        self, model: ForwardDynamics, data: Mapping[str, np.ndarray], starts: np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(state_t, obs_t, a_t .. a_{t+K-1}, obs_{t+1} .. obs_{t+K})`` for each start."""
+        weight = model.state_in.weight
+        device, dtype = weight.device, weight.dtype
+        steps = np.arange(model.horizon)[None, :]
+        state = torch.as_tensor(data[STATE_KEY][starts], device=device, dtype=dtype)
+        obs = torch.as_tensor(data[OBS_KEY][starts], device=device, dtype=dtype)
+        actions = torch.as_tensor(
+            data[ACTION_KEY][starts[:, None] + steps], device=device, dtype=torch.long
+        )
+        targets = torch.as_tensor(
+            data[OBS_KEY][starts[:, None] + steps + 1], device=device, dtype=dtype
+        )
+        return state, obs, actions, targets

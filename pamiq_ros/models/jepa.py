@@ -34,9 +34,13 @@ from typing_extensions import override
 from pamiq_ros.core.buffers import DataBuffer
 from pamiq_ros.core.precision import autocast
 from pamiq_ros.core.trainers import TorchTrainer
+from pamiq_ros.models.health import effective_rank, feature_spread, linear_cka
 
 MODEL_NAME = "jepa"
 """The name the JEPA's weights are trained, announced and acted with under."""
+
+DEFAULT_EMA_MOMENTUM = 0.996
+"""The target encoder's EMA momentum (I-JEPA's starting value, which PAMIQ keeps fixed)."""
 
 FRAME_KEY = "frame"
 """The key of the frames buffer's samples: an ``(image_size, image_size, 3)`` uint8 RGB frame."""
@@ -574,6 +578,17 @@ def build_jepa(
     return model.to(device).eval()
 
 
+def check_ema_momentum(momentum: float) -> None:
+    """Refuses (ValueError) an EMA momentum outside ``[0, 1)``.
+
+    At 1 the target encoder, through which the agent perceives, would never change again.
+    """
+    if isinstance(momentum, bool) or not 0.0 <= momentum < 1.0:
+        raise ValueError(
+            f"the EMA momentum must be in [0, 1) (1 freezes the target encoder), got {momentum!r}"
+        )
+
+
 # --- trainer ----------------------------------------------------------------------------------
 
 
@@ -581,12 +596,19 @@ class JepaTrainer(TorchTrainer[JepaEncoder]):
     """Trains a :class:`JepaEncoder` on random batches of stored square frames.
 
     Each run takes ``steps_per_run`` AdamW steps (no weight decay on biases, norms and
-    embeddings' 1-D parameters), each followed by an EMA update of the target encoder. The EMA
-    momentum rises linearly from ``momentum_start`` to ``momentum_end`` over
-    ``momentum_steps`` steps, so the target moves quickly at first and settles later. Batch
+    embeddings' 1-D parameters), each followed by an EMA update of the target encoder with a
+    fixed ``momentum`` (0.996, as PAMIQ). I-JEPA's schedule raises the momentum to 1.0 over a
+    finite training run, which freezes the target encoder for good; the agent perceives
+    through the target encoder and never stops learning, so the momentum stays below 1. Batch
     and mask draws come from a generator of its own, saved with the optimizer and the step
     count, so a resumed run continues the same sequence.
     Metric: ``"<name>/loss"``, the mean loss of the run's steps.
+
+    Health (:meth:`health`), on the first ``reference_frames`` frames it trained on, kept aside
+    with the features the target encoder gave them then: the features' spread and effective
+    rank now (a collapsing encoder drives both down), and drift: linear CKA to the features at
+    the start and at the last measurement, and the features' distance from the start ones
+    relative to their size.
     """
 
     def __init__(
@@ -597,15 +619,14 @@ class JepaTrainer(TorchTrainer[JepaEncoder]):
         steps_per_run: int = 1,
         learning_rate: float = 5e-4,
         weight_decay: float = 0.04,
-        momentum_start: float = 0.996,
-        momentum_end: float = 1.0,
-        momentum_steps: int = 50_000,
+        momentum: float = DEFAULT_EMA_MOMENTUM,
         n_targets: int = 4,
         target_scale: tuple[float, float] = (0.15, 0.2),
         target_aspect: tuple[float, float] = (0.75, 1.5),
         context_scale: tuple[float, float] = (0.85, 1.0),
         min_buffer_size: int = 64,
         min_new_samples: int = 8,
+        reference_frames: int = 64,
         seed: int = 0,
         dtype: torch.dtype = torch.float32,
         name: str | None = None,
@@ -620,15 +641,15 @@ class JepaTrainer(TorchTrainer[JepaEncoder]):
             steps_per_run: Optimizer steps per run.
             learning_rate: AdamW's learning rate.
             weight_decay: AdamW's weight decay (matrices only).
-            momentum_start: EMA momentum at the first step.
-            momentum_end: EMA momentum after ``momentum_steps`` steps.
-            momentum_steps: Steps over which the momentum rises.
+            momentum: EMA momentum of the target encoder, in ``[0, 1)``: each step
+                ``target = momentum * target + (1 - momentum) * context``.
             n_targets: Target blocks per image (see :func:`sample_masks`).
             target_scale: Target block area range (fraction of the grid).
             target_aspect: Target block height / width range.
             context_scale: Context block area range (fraction of the grid).
             min_buffer_size: Frames the buffer must hold before the first run.
             min_new_samples: Frames that must arrive between runs.
+            reference_frames: Frames kept aside for the health figures (at least 2).
             seed: Seed of the batch and mask draws.
             dtype: Compute dtype; ``torch.bfloat16`` trains under autocast (weights stay
                 float32). The device is the model's.
@@ -641,28 +662,29 @@ class JepaTrainer(TorchTrainer[JepaEncoder]):
             name or model_name, buffer_name, min_buffer_size, min_new_samples,
             model_name=model_name, model_type=JepaEncoder, seed=seed,
         )  # fmt: skip
-        if batch_size < 1 or steps_per_run < 1 or momentum_steps < 1:
+        if batch_size < 1 or steps_per_run < 1:
             raise ValueError(
-                "batch_size, steps_per_run and momentum_steps must be at least 1, "
-                f"got {batch_size}, {steps_per_run}, {momentum_steps}"
+                f"batch_size and steps_per_run must be at least 1, got {batch_size}, "
+                f"{steps_per_run}"
             )
         if not learning_rate > 0 or weight_decay < 0:
             raise ValueError(
                 f"learning_rate must be positive and weight_decay not negative, "
                 f"got {learning_rate}, {weight_decay}"
             )
-        if not 0.0 <= momentum_start <= momentum_end <= 1.0:
-            raise ValueError(
-                "momentums must satisfy 0 <= momentum_start <= momentum_end <= 1, "
-                f"got {momentum_start}, {momentum_end}"
-            )
+        check_ema_momentum(momentum)
+        if reference_frames < 2:
+            raise ValueError(f"reference_frames must be at least 2, got {reference_frames}")
         self.batch_size = batch_size
         self.steps_per_run = steps_per_run
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
-        self.momentum_start = momentum_start
-        self.momentum_end = momentum_end
-        self.momentum_steps = momentum_steps
+        self.momentum = momentum
+        self.reference_frames = reference_frames
+        # The first frames trained on, their features then, and at the last health check.
+        self._reference: torch.Tensor | None = None
+        self._reference_features: torch.Tensor | None = None
+        self._last_features: torch.Tensor | None = None
         self.mask_options: dict[str, Any] = {
             "n_targets": n_targets,
             "target_scale": target_scale,
@@ -677,12 +699,6 @@ class JepaTrainer(TorchTrainer[JepaEncoder]):
         """Optimizer steps taken (restored from a checkpoint on load)."""
         return self._steps
 
-    def momentum(self, step: int | None = None) -> float:
-        """The EMA momentum at ``step`` (default: the next step)."""
-        step = self._steps if step is None else step
-        progress = min(step / self.momentum_steps, 1.0)
-        return self.momentum_start + (self.momentum_end - self.momentum_start) * progress
-
     @override
     def train(
         self, models: Mapping[str, nn.Module], buffers: Mapping[str, DataBuffer]
@@ -691,6 +707,8 @@ class JepaTrainer(TorchTrainer[JepaEncoder]):
         frames = buffers[self.buffer_name].get_data()[FRAME_KEY]
         device = model.target_encoder.pos_embed.device
         config = model.config
+        if self._reference is None:
+            self._keep_reference(model, frames)
         model.train()
         losses = []
         for _ in range(self.steps_per_run):
@@ -707,14 +725,50 @@ class JepaTrainer(TorchTrainer[JepaEncoder]):
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            model.update_target(self.momentum())
+            model.update_target(self.momentum)
             self._steps += 1
             losses.append(float(loss.detach()))
         return {f"{self.name}/loss": float(np.mean(losses))}, (self.model_name,)
 
+    def _keep_reference(self, model: JepaEncoder, frames: npt.NDArray[np.uint8]) -> None:
+        squares = [square_frame(frame, model.config.image_size) for frame in frames]
+        reference = torch.from_numpy(np.stack(squares[: self.reference_frames]))
+        self._reference = reference
+        self._reference_features = self._features(model, reference)
+
+    @staticmethod
+    def _features(model: JepaEncoder, frames: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return model.encode(frames.numpy()).flatten(1).cpu()
+
+    @override
+    def health(
+        self, models: Mapping[str, nn.Module], buffers: Mapping[str, DataBuffer]
+    ) -> dict[str, float]:
+        if self._reference is None or self._reference_features is None:
+            return {}  # nothing trained on yet
+        model, _ = self._ready()
+        features = self._features(model, self._reference)
+        start = self._reference_features
+        distance = (features - start).norm(dim=1).mean() / start.norm(dim=1).mean().clamp_min(1e-12)
+        figures = {
+            f"{self.name}/feature_spread": feature_spread(features),
+            f"{self.name}/effective_rank": effective_rank(features),
+            f"{self.name}/cka_to_start": linear_cka(features, start),
+            f"{self.name}/drift_from_start": float(distance),
+        }
+        if self._last_features is not None:
+            figures[f"{self.name}/cka_to_last"] = linear_cka(features, self._last_features)
+        self._last_features = features
+        return figures
+
     @override
     def extra_state_dict(self) -> dict[str, Any]:
-        return {**super().extra_state_dict(), "steps": self._steps}
+        state: dict[str, Any] = {**super().extra_state_dict(), "steps": self._steps}
+        if self._reference is not None and self._reference_features is not None:
+            state["reference_frames"] = self._reference.clone()
+            state["reference_features"] = self._reference_features.clone()
+        return state
 
     @override
     def load_extra_state_dict(self, state: Any) -> None:
@@ -723,8 +777,23 @@ class JepaTrainer(TorchTrainer[JepaEncoder]):
         steps = state["steps"]
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
             raise ValueError(f"trainer {self.name!r}: step count {steps!r} is not usable")
+        reference = state.get("reference_frames")
+        features = state.get("reference_features")
+        usable = (
+            isinstance(reference, torch.Tensor)
+            and reference.dtype == torch.uint8
+            and reference.ndim == 4
+            and isinstance(features, torch.Tensor)
+            and features.ndim == 2
+            and len(features) == len(reference)
+            and bool(torch.isfinite(features).all())
+        )
+        if (reference is not None or features is not None) and not usable:
+            raise ValueError(f"trainer {self.name!r}: reference frames are not usable")
         super().load_extra_state_dict(state)
         self._steps = steps
+        self._reference, self._reference_features = reference, features
+        self._last_features = None
 
     @override
     def make_optimizer(self, model: JepaEncoder) -> torch.optim.Optimizer:

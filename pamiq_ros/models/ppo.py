@@ -373,7 +373,8 @@ def ppo_loss(
     Returns:
         The total loss (a scalar with gradient) and its parts as floats: ``loss``,
         ``policy_loss``, ``value_loss``, ``entropy``, ``clip_fraction`` (share of ratios
-        outside the clip range) and ``approx_kl`` (mean of ``old - new``).
+        outside the clip range) and ``approx_kl`` (the low-variance, never negative estimate
+        ``mean((ratio - 1) - log(ratio))`` of KL(old || new), as PAMIQ and CleanRL log it).
 
     Raises:
         ValueError: If shapes differ or ``clip`` is not positive.
@@ -398,7 +399,7 @@ def ppo_loss(
     total = policy_loss + value_coef * value_loss - entropy_coef * mean_entropy
     with torch.no_grad():
         clip_fraction = ((ratio - 1.0).abs() > clip).float().mean()
-        approx_kl = (-log_ratio).mean()
+        approx_kl = ((ratio - 1.0) - log_ratio).mean()
     parts = {
         "loss": float(total.detach()),
         "policy_loss": float(policy_loss.detach()),
@@ -408,6 +409,10 @@ def ppo_loss(
         "approx_kl": float(approx_kl),
     }
     return total, parts
+
+
+ADVANTAGES: Final = ("gae", "one_step")
+"""Advantage estimators of :class:`PPOConfig` (``advantage``)."""
 
 
 @dataclass(frozen=True)
@@ -427,6 +432,9 @@ class PPOConfig:
         sequences_per_run: Sequences drawn from the buffer per run.
         max_grad_norm: Gradient norm clip; 0 disables it.
         normalize_advantages: Standardise advantages per minibatch.
+        advantage: How advantages are estimated: ``"gae"`` (:func:`compute_gae`, returns
+            bootstrapped over ``gamma`` and ``lam``) or ``"one_step"`` (PAMIQ's: ``A_t = r_t -
+            V_t``, the value learns the next reward only; ``gamma`` and ``lam`` are unused).
     """
 
     gamma: float = 0.99
@@ -441,8 +449,11 @@ class PPOConfig:
     sequences_per_run: int = 16
     max_grad_norm: float = 0.5
     normalize_advantages: bool = True
+    advantage: str = "gae"
 
     def __post_init__(self) -> None:
+        if self.advantage not in ADVANTAGES:
+            raise ValueError(f"advantage must be one of {list(ADVANTAGES)}, got {self.advantage!r}")
         if not (0.0 <= self.gamma <= 1.0 and 0.0 <= self.lam <= 1.0):
             raise ValueError(f"gamma and lam must be in [0, 1], got {self.gamma}, {self.lam}")
         if not self.clip > 0 or not self.lr > 0:
@@ -523,14 +534,18 @@ class PPOTrainer(TorchTrainer[PolicyValueNet]):
         config = self.config
         batch = self._draw_windows(buffers[self.buffer_name].get_data(), model)
         length = config.sequence_length
-        advantages, returns = compute_gae(
-            batch["reward"][:, :length],
-            batch["value"][:, :length],
-            batch["done"][:, :length],
-            batch["value"][:, length],
-            config.gamma,
-            config.lam,
-        )
+        if config.advantage == "one_step":
+            returns = batch["reward"][:, :length]
+            advantages = returns - batch["value"][:, :length]
+        else:
+            advantages, returns = compute_gae(
+                batch["reward"][:, :length],
+                batch["value"][:, :length],
+                batch["done"][:, :length],
+                batch["value"][:, length],
+                config.gamma,
+                config.lam,
+            )
         model.train()
         totals: dict[str, list[float]] = {}
         count = config.sequences_per_run

@@ -13,11 +13,13 @@ import math
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from pamiq_ros_interfaces.msg import Experience
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -44,9 +46,15 @@ from pamiq_ros.core.weight_store import SharedWeightStore
 from pamiq_ros.core.weights import WeightsError
 from pamiq_ros.io.experience_codec import message_to_record
 from pamiq_ros.minds import MIND_NAMES
-from pamiq_ros.minds.curiosity import PRESET_NAMES, CuriosityTraining, build_curiosity_learner
+from pamiq_ros.minds.curiosity import (
+    PRESET_NAMES,
+    RAW_REWARD,
+    CuriosityTraining,
+    build_curiosity_learner,
+)
 from pamiq_ros.models.autoencoder import build_autoencoder_learner
-from pamiq_ros.models.ppo import PPOConfig
+from pamiq_ros.models.jepa import check_ema_momentum
+from pamiq_ros.models.ppo import ADVANTAGES, PPOConfig
 from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import OK, WARN, DiagnosticsReporter
 from pamiq_ros.nodes._experience import EXPERIENCE_QOS, EXPERIENCE_TOPIC
@@ -66,8 +74,17 @@ a flood costs at most this many messages at once, each refused by size before an
 ACTING_FIGURES = {"raw_reward": "reward", "value": "value"}
 """Record tensors averaged per report into the metrics (as ``acting/<name>``)."""
 
-LOGGED_METRICS = ("acting/reward", "acting/value", "ppo/entropy", "ppo/value_loss")
+LOGGED_METRICS = (
+    "acting/reward", "acting/value", "ppo/entropy", "ppo/value_loss", "ppo/approx_kl",
+    "forward_dynamics/copy_ratio_h1", "jepa/effective_rank",
+)  # fmt: skip
 """Metrics on the progress line besides every ``*/loss``."""
+
+RECENT_REWARDS = 1000
+"""The agent's latest raw rewards the reward statistics are taken over."""
+
+REWARD_PERCENTILES = (5, 50, 95)
+"""Percentiles of the recent raw rewards reported (``reward/p05`` ...)."""
 
 
 @dataclass(frozen=True)
@@ -100,12 +117,39 @@ class TrainerSettings:
         2, "Gradient steps per trainer run (one published version); PPO has its own epochs."
     )
     learning_rate: float = setting(1e-3, "autoencoder mind: Adam learning rate.")
-    min_buffer_size: int = setting(64, "Samples a buffer must hold before its model trains.")
+    min_buffer_size: int = setting(
+        64, "Samples a buffer must hold before its model trains (the forward model's: "
+        "besides its held_out_steps)."
+    )  # fmt: skip
     min_new_samples: int = setting(8, "New samples needed since a model's last run.")
     jepa_learning_rate: float = setting(5e-4, "curiosity mind: AdamW learning rate of JEPA.")
     world_learning_rate: float = setting(
-        3e-4, "curiosity mind: Adam learning rate of the temporal encoder and forward model."
+        3e-4, "curiosity mind: Adam learning rate of the temporal encoder."
     )
+    forward_learning_rate: float = setting(
+        3e-4, "curiosity mind: Adam learning rate of the forward model."
+    )
+    forward_steps_per_run: int = setting(
+        8, "curiosity mind: gradient steps per forward-model run (cheap ones; the reward is "
+        "only as good as the forward model)."
+    )  # fmt: skip
+    frame_survival_steps: int = setting(
+        432_000, "curiosity mind: agent steps a frame survives on average in the JEPA frames "
+        "buffer once full (random replacement, p = buffer_size / this); 432000 = 12 h at "
+        "10 Hz, as PAMIQ; buffer_size replaces on every frame."
+    )  # fmt: skip
+    jepa_ema_momentum: float = setting(
+        0.996, "curiosity mind: fixed EMA momentum of the JEPA target encoder, in [0, 1) "
+        "(1 would freeze the perception of a never-ending learner)."
+    )  # fmt: skip
+    held_out_steps: int = setting(
+        200, "curiosity mind: newest forward-model steps kept out of training, to measure "
+        "its error against copying on steps it has not learned from."
+    )  # fmt: skip
+    normalize_rewards: bool = setting(
+        True, "curiosity mind: PPO learns from rewards centred and scaled by their running "
+        "moments; false: the raw rewards, as PAMIQ."
+    )  # fmt: skip
     sequence_length: int = setting(16, "curiosity mind: steps per temporal-encoder window.")
     policy_buffer_size: int = setting(
         256, "curiosity mind: steps PPO's buffer keeps (recent behaviour only)."
@@ -121,6 +165,14 @@ class TrainerSettings:
     ppo_sequences_per_run: int = setting(16, "PPO: sequences drawn per run.")
     ppo_minibatch: int = setting(8, "PPO: sequences per optimizer step.")
     ppo_min_new_samples: int = setting(64, "PPO: new steps needed between runs.")
+    ppo_advantage: str = setting(
+        "gae", "PPO: advantage estimate, gae (discounted, bootstrapped) or one_step (PAMIQ's: "
+        "reward minus value)."
+    )  # fmt: skip
+    health_period_runs: int = setting(
+        20, "Trainer runs between health measurements (forward model against copying, JEPA "
+        "collapse and drift); 0: never."
+    )  # fmt: skip
     min_run_interval: float = setting(
         0.0, "Seconds to rest after each run, leaving CPU to acting; 0 trains flat out."
     )
@@ -142,9 +194,21 @@ class TrainerSettings:
             "learning_rate", "min_buffer_size", "min_new_samples", "torch_threads",
             "checkpoint_period", "keep_checkpoints", "report_period", "jepa_learning_rate",
             "world_learning_rate", "sequence_length", "policy_buffer_size", "ppo_min_new_samples",
+            "forward_learning_rate", "forward_steps_per_run", "frame_survival_steps",
+            "held_out_steps",
         )  # fmt: skip
-        require_one_of(self, mind=MIND_NAMES, preset=PRESET_NAMES, precision=tuple(PRECISIONS))
+        require_one_of(
+            self, mind=MIND_NAMES, preset=PRESET_NAMES, precision=tuple(PRECISIONS),
+            ppo_advantage=ADVANTAGES,
+        )  # fmt: skip
         self.ppo_config()  # PPOConfig checks its own ranges
+        check_ema_momentum(self.jepa_ema_momentum)
+        if self.health_period_runs < 0:
+            raise ValueError(f"health_period_runs must be >= 0, got {self.health_period_runs}")
+        if not 0 <= self.niceness <= 19:
+            raise ValueError(f"niceness must be in 0..19, got {self.niceness}")
+        if not (math.isfinite(self.min_run_interval) and self.min_run_interval >= 0):
+            raise ValueError(f"min_run_interval must be >= 0, got {self.min_run_interval}")
 
     def ppo_config(self) -> PPOConfig:
         """PPO's hyperparameters from these settings.
@@ -157,12 +221,8 @@ class TrainerSettings:
             value_coef=self.ppo_value_coef, entropy_coef=self.ppo_entropy_coef,
             epochs=self.ppo_epochs, minibatch=self.ppo_minibatch, lr=self.ppo_learning_rate,
             sequence_length=self.ppo_sequence_length,
-            sequences_per_run=self.ppo_sequences_per_run,
+            sequences_per_run=self.ppo_sequences_per_run, advantage=self.ppo_advantage,
         )  # fmt: skip
-        if not 0 <= self.niceness <= 19:
-            raise ValueError(f"niceness must be in 0..19, got {self.niceness}")
-        if not (math.isfinite(self.min_run_interval) and self.min_run_interval >= 0):
-            raise ValueError(f"min_run_interval must be >= 0, got {self.min_run_interval}")
 
 
 class TrainerNode(Node, Controllable):
@@ -200,6 +260,11 @@ class TrainerNode(Node, Controllable):
         # The agent's reward and value as they arrive: [sum, count] since the last report.
         self._acting_figures = {name: [0.0, 0] for name in ACTING_FIGURES}
         self._acting_means: dict[str, float] = {}
+        self._recent_rewards: deque[float] = deque(maxlen=RECENT_REWARDS)
+        # The learner's health figures (forward model against copying, JEPA collapse and
+        # drift), measured in the training thread every health_period_runs runs.
+        self._health: dict[str, float] = {}
+        self._health_errors: dict[str, str] = {}
 
         if settings.resume_from:
             self._resume(settings.resume_from)
@@ -265,6 +330,8 @@ class TrainerNode(Node, Controllable):
                 if name in record.tensors:
                     sums[0] += float(record.tensors[name])
                     sums[1] += 1
+            if RAW_REWARD in record.tensors:
+                self._recent_rewards.append(float(record.tensors[RAW_REWARD]))
             published = self._published.get(record.model_name)
             if published is not None:
                 # Policy lag: how many versions behind the trainer's newest the step acted.
@@ -309,6 +376,9 @@ class TrainerNode(Node, Controllable):
         for name, value in result.metrics.items():
             self._metrics.add_scalar(name, value, runs)
         self._metrics.add_scalar(f"runs/{result.trainer}_duration_s", result.duration_s, runs)
+        period = self.settings.health_period_runs
+        if period and (runs == 1 or runs % period == 0):
+            self._measure_health(runs)
         versions = self._learner.versions
         for model in result.updated_models:
             bad = self._learner.non_finite_parameters(model)
@@ -324,6 +394,19 @@ class TrainerNode(Node, Controllable):
             weights = self._learner.weights(model)
             if self._publish(model, versions[model], weights):
                 self._last_good[model] = weights
+
+    def _measure_health(self, runs: int) -> None:
+        """Takes the learner's health figures (training thread, between runs)."""
+        report = self._learner.health()
+        for name, value in report.figures.items():
+            self._metrics.add_scalar(name, value, runs)
+        for trainer, error in report.errors.items():
+            self.get_logger().warning(
+                f"health figures of {trainer} failed: {error}", throttle_duration_sec=60.0
+            )
+        with self._lock:
+            self._health.update(report.figures)
+            self._health_errors = dict(report.errors)
 
     def _publish(self, model: str, version: int, weights: Mapping[str, torch.Tensor]) -> bool:
         started = time.perf_counter()
@@ -413,6 +496,8 @@ class TrainerNode(Node, Controllable):
                 "run_dir": str(self._run_dir),
                 **self._last_metrics,
                 **self._acting_means,
+                **self._health,
+                **({"health_errors": dict(self._health_errors)} if self._health_errors else {}),
             }
 
     def _report(self) -> None:
@@ -431,8 +516,11 @@ class TrainerNode(Node, Controllable):
                 if sums[1]:
                     self._acting_means[f"acting/{ACTING_FIGURES[name]}"] = sums[0] / sums[1]
                 sums[0], sums[1] = 0.0, 0
+            self._acting_means.update(reward_statistics(self._recent_rewards))
             acting = dict(self._acting_means)
+            health = dict(self._health)
         metrics.update(acting)
+        metrics.update(health)
         for name, value in acting.items():
             self._metrics.add_scalar(name, value, runs)
         losses = " ".join(
@@ -493,6 +581,22 @@ def _short_shape(shape: Sequence[int]) -> list[int]:
     return [int(side) for side in shape] if len(shape) <= 4 else [0] * 5
 
 
+def reward_statistics(rewards: Sequence[float] | deque[float]) -> dict[str, float]:
+    """Mean, standard deviation and percentiles of the agent's recent raw rewards.
+
+    Empty when there are none. Keys ``reward/mean``, ``reward/std``, ``reward/p05`` ...
+    """
+    if not rewards:
+        return {}
+    values = np.asarray(rewards, dtype=np.float64)
+    figures = {"reward/mean": float(values.mean()), "reward/std": float(values.std())}
+    for percentile, value in zip(
+        REWARD_PERCENTILES, np.percentile(values, REWARD_PERCENTILES), strict=True
+    ):
+        figures[f"reward/p{percentile:02d}"] = float(value)
+    return figures
+
+
 def _shown(metric: str) -> bool:
     """Whether a metric goes on the progress line (all of them go to TensorBoard)."""
     return metric.endswith("/loss") or metric in LOGGED_METRICS
@@ -523,6 +627,12 @@ def build_learner(settings: TrainerSettings) -> Learner:
         steps_per_run=settings.steps_per_run,
         jepa_learning_rate=settings.jepa_learning_rate,
         world_learning_rate=settings.world_learning_rate,
+        forward_learning_rate=settings.forward_learning_rate,
+        forward_steps_per_run=settings.forward_steps_per_run,
+        frame_survival_steps=settings.frame_survival_steps,
+        jepa_ema_momentum=settings.jepa_ema_momentum,
+        held_out_steps=settings.held_out_steps,
+        normalize_rewards=settings.normalize_rewards,
         min_buffer_size=settings.min_buffer_size,
         min_new_samples=settings.min_new_samples,
         ppo_config=settings.ppo_config(),

@@ -1,6 +1,8 @@
 """The curiosity benchmark's measures and plumbing, without running a stack."""
 
+import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -10,9 +12,10 @@ import yaml
 from safetensors.torch import save_file
 from torch.utils.tensorboard import SummaryWriter
 
-from pamiq_ros.bench.curiosity import (
+from pamiq_ros.bench.curiosity_stack import (
     ENCODER_FILE,
     TRAINER_STORE,
+    PoseRecord,
     ProbeData,
     ScalarPoint,
     area_sample_times,
@@ -21,6 +24,7 @@ from pamiq_ros.bench.curiosity import (
     encoder_probe,
     main,
     newest_checkpoint,
+    paired_cells,
     read_scalars,
     scalar_tags,
     summarise_series,
@@ -67,6 +71,34 @@ def test_visited_cells_area_follows_the_cell_size():
     assert cells.count == 4 and cells.area == pytest.approx(1.0)
     with pytest.raises(ValueError, match="cell_size"):
         VisitedCells(0.0)
+
+
+def test_a_pose_record_counts_cells_by_agent_steps_and_stops_at_its_steps():
+    record = PoseRecord(VisitedCells(1.0), max_steps=3)
+    record.add(0.5, 0.5)  # before the first step
+    record.count_step()
+    record.add(1.5, 0.5)
+    record.count_step()
+    record.count_step()
+    record.add(1.5, 2.5)
+    record.count_step()
+    record.add(5.5, 5.5)  # after the last step counted: ignored
+    assert record.steps == 4 and record.messages == 3 and record.first_pose_step == 0
+    assert record.cells.counts_over_time([0, 1, 3]) == [(0, 1), (1, 2), (3, 3)]
+    assert record.distance_m == pytest.approx(1.0 + 2.0)
+
+
+def test_paired_cells_pair_the_stack_arms_by_seed():
+    seeds = {
+        "0": {"arms": {"curiosity": {"cells_visited": 30}, "uniform": {"cells_visited": 25}}},
+        "1": {"arms": {"curiosity": {"cells_visited": 40}, "uniform": {"cells_visited": 41}}},
+        "2": {"arms": {"curiosity": {"cells_visited": 50}}},
+    }
+    paired = paired_cells(seeds)
+    assert paired is not None
+    assert paired["per_seed"] == {"0": 5.0, "1": -1.0} and paired["estimate"] == 2.0
+    assert paired["low"] == -1.0 and paired["high"] == 5.0
+    assert paired_cells({"0": {"arms": {"curiosity": {"cells_visited": 1}}}}) is None
 
 
 def test_area_sample_times_end_at_the_run_length():
@@ -237,5 +269,30 @@ def test_a_config_without_the_agents_policy_parameter_is_refused_with_the_reason
         check_config(document, CONFIG)
     path = tmp_path / "old.yaml"
     path.write_text(yaml.safe_dump(document))
-    assert main(["--config", str(path), "--out", str(tmp_path / "out"), "--seconds", "1"]) == 2
+    assert main(["--config", str(path), "--out", str(tmp_path / "out"), "--steps", "10"]) == 2
     assert "no trainer section" in capsys.readouterr().err
+
+
+@pytest.mark.e2e
+def test_stack_mode_runs_both_arms_for_the_same_agent_steps(spawn, domain_id, tmp_path):
+    out = tmp_path / "stack"
+    command = [sys.executable, "-m", "pamiq_ros.bench.curiosity", "--mode", "stack",
+               "--steps", "40", "--area-interval", "20", "--probe-samples", "40",
+               "--out", str(out), "--domain-id", str(domain_id)]  # fmt: skip
+    bench = spawn("bench", command)
+    status = bench.popen.wait(timeout=170)
+    output = bench.output()
+    assert status == 0, output
+    report = json.loads((out / "curiosity_bench.json").read_text())
+    assert report["mode"] == "stack" and report["settings"]["steps"] == 40
+    arms = report["seeds"]["0"]["arms"]
+    assert set(arms) == {"curiosity", "uniform"}
+    for arm, result in arms.items():
+        assert result["policy"] == {"curiosity": "ppo", "uniform": "random"}[arm]
+        assert result["agent_steps"] >= 40, result  # stopped once 40 steps were counted
+        assert [point["step"] for point in result["cells_over_steps"]] == [20, 40]
+        assert result["cells_visited"] >= result["cells_over_steps"][0]["cells"] >= 1
+    paired = report["paired_cells_curiosity_minus_uniform"]
+    expected = arms["curiosity"]["cells_visited"] - arms["uniform"]["cells_visited"]
+    assert paired["per_seed"] == {"0": expected}
+    assert "paired cells, curiosity minus uniform" in output

@@ -8,7 +8,6 @@ from pamiq_ros.bringup.description import (
     BringupError,
     load_bringup,
 )
-from pamiq_ros.bringup.executables import NODE_EXECUTABLES
 from pamiq_ros.cli import resolve_config, settings_type_of
 from pamiq_ros.core.settings import build_settings
 
@@ -46,7 +45,7 @@ def test_deployments_differ_in_how_the_agent_acts():
     sim = {node.name for node in load_bringup(CONFIG_DIR / "sim.yaml").nodes}
     robot_bringup = load_bringup(CONFIG_DIR / "robot.yaml")
     robot = {node.name for node in robot_bringup.nodes}
-    assert sim == set(NODE_EXECUTABLES) - {"safety"}  # VRChat's deadman is the actuator's
+    assert sim == {"sim_world", "camera_sensor", "osc_actuator", "agent", "trainer"}
     assert "osc_actuator" not in robot and {"agent", "safety"} <= robot
     world = next(node for node in robot_bringup.nodes if node.name == "sim_world")
     assert world.parameters["cmd_vel_enabled"] is True

@@ -117,6 +117,11 @@ def test_the_names_in_the_graph_are_the_ones_the_nodes_use():
     assert {IMAGE_TOPIC, CAMERA_INFO_TOPIC} <= set(NODE_GRAPH["camera_sensor"].interfaces.publishes)
     assert {RAW_IMAGE_TOPIC, COMPRESSED_IMAGE_TOPIC} <= set(agent.interfaces.subscribes)
     assert POSE_TOPIC in NODE_GRAPH["sim_world"].interfaces.publishes
+    from pamiq_ros.nodes import gym_world
+
+    gym = NODE_GRAPH["gym_world"].interfaces
+    assert {gym_world.IMAGE_TOPIC, gym_world.POSE_TOPIC, gym_world.REWARD_TOPIC,
+            gym_world.EPISODE_TOPIC} <= set(gym.publishes)  # fmt: skip
     relay = SafetySettings()
     assert relay.output_topic in NODE_GRAPH["safety"].interfaces.publishes
     assert {relay.input_topic, relay.estop_topic} <= set(NODE_GRAPH["safety"].interfaces.subscribes)

@@ -345,3 +345,38 @@ def test_refused_state_leaves_the_learner_unchanged(saved, damage, message):
     # Still fully working afterwards.
     feed(learner, [99])
     assert learner.train_next() is not None
+
+
+class MeasuredTrainer(RegressionTrainer):
+    """Reports the model's bias as a health figure, or fails to measure when told to."""
+
+    def __init__(self, name: str, fail: bool) -> None:
+        super().__init__(name=name)
+        self.fail = fail
+
+    @override
+    def health(self, models, buffers):
+        if self.fail:
+            raise RuntimeError("cannot measure")
+        bias = models[self.model_name].bias
+        return {
+            f"{self.name}/bias": float(bias.detach()[0]),
+            f"{self.name}/pairs": 1.0 * len(buffers["pairs"]),
+        }
+
+
+def test_health_gathers_every_trainers_figures_and_names_the_ones_that_failed():
+    torch.manual_seed(0)
+    model = nn.Linear(4, 1)
+    learner = Learner(
+        {"linear": model},
+        {"pairs": RandomReplacementBuffer(["x", "y"], 16), "frames": SequentialBuffer(["mean"], 8)},
+        [MeasuredTrainer("good", fail=False), MeasuredTrainer("broken", fail=True)],
+        route,
+    )
+    feed(learner, range(5))
+    report = learner.health()
+    assert report.figures == {"good/bias": pytest.approx(float(model.bias[0])), "good/pairs": 5.0}
+    assert report.errors == {"broken": "RuntimeError: cannot measure"}
+    # Measuring is not training: no version moved.
+    assert learner.versions == {"linear": 0}

@@ -13,9 +13,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from pamiq_ros.minds.curiosity import MODEL_NAMES
 from test.support.configs import config_for_test, launch_command
-from test.support.diagnostics import agent_rates, figure
-from test.support.processes import wait_until
-from test.support.ros_probe import RosProbe
+from test.support.diagnostics import agent_rates, figure, statuses
+from test.support.processes import NodeProcess, wait_until
+from test.support.ros_probe import Received, RosProbe
 
 pytestmark = pytest.mark.e2e
 
@@ -39,6 +39,14 @@ def scalar_tags(run_dir: Path) -> set[str]:
     return set(events.Tags()["scalars"])
 
 
+def launch_stack(spawn, probe: RosProbe, config: Path) -> tuple[NodeProcess, Received]:
+    """The whole sim stack of ``config``, running, and the /diagnostics it publishes."""
+    diagnostics = probe.subscribe(DiagnosticArray, "/diagnostics", 500)
+    launcher = spawn("launch", launch_command(config))
+    launcher.wait_for_output("5 nodes running", timeout=30)
+    return launcher, diagnostics
+
+
 def test_curiosity_agent_learns_every_model_while_acting_on_time(
     spawn, spawn_node, probe: RosProbe, tmp_path, free_udp_port, free_tcp_port
 ):
@@ -46,9 +54,7 @@ def test_curiosity_agent_learns_every_model_while_acting_on_time(
         "sim", tmp_path, free_udp_port(), free_tcp_port(),
         {"trainer": QUICK_TRAINER, "agent": {"report_period": 1.0}},
     )  # fmt: skip
-    diagnostics = probe.subscribe(DiagnosticArray, "/diagnostics", 200)
-    launcher = spawn("launch", launch_command(config))
-    launcher.wait_for_output("5 nodes running", timeout=30)
+    launcher, diagnostics = launch_stack(spawn, probe, config)
 
     def acting_versions() -> list[float]:
         return [figure(diagnostics, "agent", f"version_{name}") for name in MODEL_NAMES]
@@ -78,3 +84,74 @@ def test_curiosity_agent_learns_every_model_while_acting_on_time(
     agent = spawn_node("agent", {"resume_from": str(run_dir), "run_dir": str(tmp_path / "again")})
     resumed = agent.wait_for_output("resumed agent state", timeout=30)
     assert f"continuing at step {state['step']}" in resumed
+
+
+LEARNING_TRAINER = {
+    **QUICK_TRAINER,
+    "held_out_steps": 100,
+    "health_period_runs": 3,
+    "forward_steps_per_run": 16,
+    # Perception and memory move slowly here, so that within the test's two minutes the
+    # forward model's held-out figure shows its own learning rather than a moving target.
+    "jepa_learning_rate": 1e-5,
+    "world_learning_rate": 1e-5,
+}
+"""The trainer of the learning test: health measured often, on 10 s of held-out steps."""
+
+LEARNING_AGENT = {"report_period": 1.0, "policy": "random"}
+"""The agent of the learning test. The curiosity policy seeks the steps the forward model gets
+wrong, so its newest (held-out) steps are chosen against the model; the random policy's are
+plain new experience."""
+
+
+def measurements(diagnostics: Received, key: str) -> list[float]:
+    """The trainer's successive values of a health figure (one per measurement)."""
+    values: list[float] = []
+    for status in statuses(diagnostics, "trainer"):
+        if key in status and (not values or float(status[key]) != values[-1]):
+            values.append(float(status[key]))
+    return values
+
+
+def test_the_forward_model_learns_to_predict_better_than_copying_on_held_out_steps(
+    spawn, probe: RosProbe, tmp_path, free_udp_port, free_tcp_port
+):
+    """Learning, not only new versions: on steps it was not trained on, the forward model's
+    error falls below that of predicting "nothing changes", where a fresh model starts.
+
+    The measurement itself must work on the full stack (it fails the test if not). That the
+    ratio falls below 0.9 within the test's time is not reached yet on this stack (see the
+    README's health section): the test then reports an expected failure with the series, and
+    passes once it is.
+    """
+    config = config_for_test(
+        "sim", tmp_path, free_udp_port(), free_tcp_port(),
+        {"trainer": LEARNING_TRAINER, "agent": LEARNING_AGENT},
+    )  # fmt: skip
+    launcher, diagnostics = launch_stack(spawn, probe, config)
+    ratio = "forward_dynamics/copy_ratio_h1"
+
+    assert wait_until(lambda: len(measurements(diagnostics, ratio)) >= 1, 90), launcher.output()[
+        -3000:
+    ]
+    start = measurements(diagnostics, ratio)[0]
+    # The model starts as the copy baseline (it predicts no change), so it starts at 1.
+    assert start == pytest.approx(1.0, abs=0.05), start
+
+    def learned() -> bool:
+        recent = measurements(diagnostics, ratio)[-3:]
+        return len(recent) == 3 and max(recent) < 0.9 * start
+
+    fell = wait_until(learned, 75)  # the whole test stays within two minutes and a half
+    series = measurements(diagnostics, ratio)
+    print(f"{ratio} per measurement: {[round(value, 3) for value in series]}")
+    assert launcher.stop(signal.SIGINT, timeout=60) == 0, launcher.output()[-3000:]
+    assert len(series) >= 5 and all(math.isfinite(value) for value in series), series
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    tags = scalar_tags(run_dir)
+    for name in (ratio, "jepa/effective_rank", "jepa/cka_to_start", "reward/p95"):
+        assert name in tags, sorted(tags)
+    if not fell:
+        pytest.xfail(
+            f"held-out error / copy error at k=1 did not fall below 0.9 x {start}: {series}"
+        )

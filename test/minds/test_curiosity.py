@@ -8,12 +8,16 @@ import pytest
 import torch
 
 from pamiq_ros.core.actions import ACTION_SIZES
+from pamiq_ros.core.buffers import RandomReplacementBuffer
 from pamiq_ros.core.experience import ExperienceError, ExperienceRecord
 from pamiq_ros.minds.curiosity import (
     FORWARD_DYNAMICS,
+    FORWARD_DYNAMICS_BUFFER,
+    FRAMES_BUFFER,
     JEPA,
     MODEL_NAMES,
     POLICY,
+    POLICY_BUFFER,
     TEMPORAL,
     CuriosityDimensions,
     CuriosityMind,
@@ -22,6 +26,7 @@ from pamiq_ros.minds.curiosity import (
     build_curiosity_learner,
 )
 from pamiq_ros.models.curiosity import weighted_prediction_error
+from pamiq_ros.models.forward_dynamics import ForwardDynamics, horizon_weights
 from pamiq_ros.models.ppo import PPOConfig
 
 
@@ -85,20 +90,49 @@ def test_a_record_waits_for_the_reward_of_its_action_and_carries_the_states_befo
     np.testing.assert_array_equal(records[0].action, first.choice.indices())
 
 
-def test_the_reward_is_the_forward_models_weighted_error_on_the_new_observation() -> None:
+def test_the_reward_is_the_forward_models_error_on_the_new_observation() -> None:
     mind = CuriosityMind(seed=0)
+    fd, _ = mind.models[FORWARD_DYNAMICS].current()
+    assert isinstance(fd, ForwardDynamics)
+    torch.nn.init.normal_(fd.change.weight, std=0.1)  # as if trained: it predicts change
+    observations = frames(3, seed=5)
+    mind.act(1, observations[0])
+    (first,) = mind.act(2, observations[1]).records
+    (second,) = mind.act(3, observations[2]).records
+    encoder, _ = mind.models[JEPA].current()
+    with torch.inference_mode():
+        obs = [encoder.encode(frame[None]).flatten(1) for frame in observations]  # type: ignore[operator]
+        states = [torch.as_tensor(r.tensors["state"])[None] for r in (first, second)]
+        actions = torch.as_tensor(np.stack([first.action, second.action]))[None]
+        # Step 2's reward: the trajectory started at step 1, advanced with step 1's action.
+        one_step = fd(states[0], obs[0], actions[:, :1])[:, -1]
+        # Step 3's: that trajectory advanced again with the action taken at step 2, and the
+        # one started at step 2, weighted as the forward model is trained.
+        two_steps = fd(states[0], obs[0], actions)[:, -1]
+        fresh = fd(states[1], obs[1], actions[:, 1:])[:, -1]
+    assert float(first.tensors["raw_reward"]) == pytest.approx(
+        float(weighted_prediction_error(one_step, obs[1][0], torch.ones(1))), rel=1e-4
+    )
+    weights = horizon_weights(CuriosityDimensions.of("tiny").horizon)[:2]
+    expected = weighted_prediction_error(torch.cat([fresh, two_steps]), obs[2][0], weights)
+    assert float(second.tensors["raw_reward"]) == pytest.approx(float(expected), rel=1e-4)
+
+
+def test_a_fresh_mind_is_rewarded_by_the_change_it_sees() -> None:
+    mind = CuriosityMind(seed=0)  # its forward model predicts "nothing changes"
     observations = frames(2, seed=5)
     mind.act(1, observations[0])
     (record,) = mind.act(2, observations[1]).records
-    # Recompute by hand: the imagination made at step 1, one step ahead, against step 2's obs.
-    fd, _ = mind.models[FORWARD_DYNAMICS].current()
     encoder, _ = mind.models[JEPA].current()
     with torch.inference_mode():
-        state = torch.as_tensor(record.tensors["state"])[None]
-        imagined = fd(state, torch.as_tensor(record.action)[None])[0]
-        obs_now = encoder.encode(observations[1][None]).flatten(1)[0]  # type: ignore[operator]
-    expected = weighted_prediction_error(imagined[:1], obs_now, torch.ones(1))
-    assert float(record.tensors["raw_reward"]) == pytest.approx(float(expected), rel=1e-4)
+        before, after = (encoder.encode(f[None]).flatten(1)[0] for f in observations)  # type: ignore[operator]
+    change = float((after - before).square().mean())
+    assert float(record.tensors["raw_reward"]) == pytest.approx(change, rel=1e-4)
+    # The same frame again: the trajectory started at step 2 copied it (error 0); the one
+    # started at step 1 still holds the first frame.
+    (again,) = mind.act(3, observations[1]).records
+    w1, w2 = horizon_weights(CuriosityDimensions.of("tiny").horizon)[:2].tolist()
+    assert float(again.tensors["raw_reward"]) == pytest.approx(w2 * change / (w1 + w2), rel=1e-4)
 
 
 def test_no_frame_ends_the_episode_and_restarts_the_policys_memory() -> None:
@@ -172,7 +206,7 @@ def test_the_learner_trains_every_model_from_the_minds_records() -> None:
     mind = CuriosityMind(seed=0)
     training = CuriosityTraining(
         buffer_size=200, policy_buffer_size=64, batch_size=4, sequence_batch_size=2,
-        sequence_length=4, min_buffer_size=8, min_new_samples=4,
+        sequence_length=4, min_buffer_size=8, min_new_samples=4, held_out_steps=8,
         ppo_min_new_samples=8,
         ppo_config=PPOConfig(sequence_length=4, sequences_per_run=4, minibatch=2, epochs=1),
     )  # fmt: skip
@@ -208,3 +242,67 @@ def test_the_learner_refuses_records_of_another_mind_or_preset_and_stores_nothin
     assert set(learner.buffer_sizes().values()) == {0}
     learner.add(good)
     assert set(learner.buffer_sizes().values()) == {1}
+
+
+def small_training(**options: object) -> CuriosityTraining:
+    defaults: dict[str, object] = {
+        "buffer_size": 200, "policy_buffer_size": 64, "batch_size": 4, "sequence_batch_size": 2,
+        "sequence_length": 4, "min_buffer_size": 8, "min_new_samples": 4, "held_out_steps": 8,
+        "ppo_min_new_samples": 8, "jepa_reference_frames": 8,
+        "ppo_config": PPOConfig(sequence_length=4, sequences_per_run=4, minibatch=2, epochs=1),
+    }  # fmt: skip
+    return CuriosityTraining(**{**defaults, **options})  # type: ignore[arg-type]
+
+
+def test_acting_and_learning_in_one_process_with_health_figures() -> None:
+    """The in-process use the benchmarks make: act, add records, train, swap the weights in."""
+    mind = CuriosityMind(seed=0)
+    learner = build_curiosity_learner(seed=0, training=small_training())
+    assert learner.health().figures == {}  # nothing trained on or held out yet
+    for step, frame in enumerate(frames(40), start=1):
+        for record in mind.act(step, frame).records:
+            learner.add(record)
+        result = learner.train_next()
+        if result is not None:
+            for name in result.updated_models:
+                mind.models[name].prepare(learner.weights(name), learner.versions[name])
+        mind.swap_ready_weights()
+    assert all(mind.models[name].version >= 1 for name in MODEL_NAMES)
+    report = learner.health()
+    assert report.errors == {}
+    horizon = CuriosityDimensions.of("tiny").horizon
+    expected = {f"forward_dynamics/copy_ratio_h{k}" for k in range(1, horizon + 1)} | {
+        "forward_dynamics/copy_ratio", "jepa/feature_spread", "jepa/effective_rank",
+        "jepa/cka_to_start", "jepa/drift_from_start",
+    }  # fmt: skip
+    assert expected <= set(report.figures), sorted(report.figures)
+    assert all(math.isfinite(value) for value in report.figures.values())
+
+
+def test_frames_survive_about_twelve_hours_by_default_and_the_setting_is_used() -> None:
+    frames_buffer = build_curiosity_learner().buffers[FRAMES_BUFFER]
+    assert isinstance(frames_buffer, RandomReplacementBuffer)
+    assert frames_buffer.expected_survival_length == pytest.approx(12 * 3600 * 10)
+    assert frames_buffer.replace_probability == pytest.approx(2000 / 432_000)
+    short = build_curiosity_learner(training=small_training(frame_survival_steps=400))
+    buffer = short.buffers[FRAMES_BUFFER]
+    assert isinstance(buffer, RandomReplacementBuffer)
+    assert buffer.replace_probability == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="the forward model would never train"):
+        build_curiosity_learner(training=small_training(held_out_steps=195))
+    with pytest.raises(ValueError, match="expected_survival_length"):
+        build_curiosity_learner(training=small_training(frame_survival_steps=100))
+
+
+def test_ppo_learns_from_normalised_or_raw_rewards_as_set() -> None:
+    mind = CuriosityMind(seed=3)
+    records = [*run(mind, frames(20)), *mind.interrupt()]  # the last one ends the episode
+    for normalize, key in ((True, "reward"), (False, "raw_reward")):
+        learner = build_curiosity_learner(training=small_training(normalize_rewards=normalize))
+        for record in records:
+            learner.add(record)
+        stored = learner.buffers[POLICY_BUFFER].get_data()["reward"]
+        sent = [float(record.tensors.get(key, record.tensors["reward"])) for record in records]
+        np.testing.assert_array_equal(stored, np.array(sent, dtype=np.float32))
+        dones = learner.buffers[FORWARD_DYNAMICS_BUFFER].get_data()["done"]
+        assert dones.tolist() == [0.0] * 19 + [1.0]

@@ -5,17 +5,28 @@ import torch
 from pamiq_ros.core.actions import ACTION_SIZES
 from pamiq_ros.core.buffers import SequentialBuffer
 from pamiq_ros.models import forward_dynamics as fd
-from pamiq_ros.models.curiosity import CuriosityReward, default_weights, weighted_prediction_error
-from pamiq_ros.models.temporal import TemporalConfig, TemporalEncoder
+from pamiq_ros.models.curiosity import RollingImagination, weighted_prediction_error
+
+CONFIG = fd.ForwardDynamicsConfig(horizon=3, imagined_dim=16, action_embed_dim=4, head_dim=16)
 
 
-def test_default_weights_are_one_over_k_normalised():
-    torch.testing.assert_close(
-        default_weights(3), torch.tensor([6 / 11, 3 / 11, 2 / 11], dtype=torch.float64)
-    )
-    assert float(default_weights(7).sum()) == pytest.approx(1.0)
-    with pytest.raises(ValueError, match="horizon"):
-        default_weights(0)
+def dynamics(seed: int = 0) -> fd.ForwardDynamics:
+    torch.manual_seed(seed)
+    model = fd.ForwardDynamics(6, 4, CONFIG)
+    torch.nn.init.normal_(model.change.weight, std=0.5)  # predicts change, not only copies
+    return model.eval()
+
+
+def action(*indices: int) -> torch.Tensor:
+    return torch.tensor([list(indices)], dtype=torch.long)
+
+
+ACTIONS = [
+    action(1, 0, 2, 0, 1),
+    action(2, 1, 0, 1, 0),
+    action(0, 2, 1, 0, 0),
+    action(1, 1, 1, 1, 1),
+]
 
 
 def test_weighted_prediction_error_by_hand():
@@ -30,96 +41,100 @@ def test_weighted_prediction_error_by_hand():
         weighted_prediction_error(predictions, actual, torch.zeros(2))
 
 
-def test_reward_matches_the_predictions_made_k_steps_ago():
-    curiosity = CuriosityReward(2, weights=[2.0, 1.0])
-    torch.testing.assert_close(curiosity.weights, torch.tensor([2 / 3, 1 / 3], dtype=torch.float64))
-    assert curiosity.observe(torch.zeros(2)) is None  # nothing imagined yet
-    # Step 0 imagines obs_1 = (1, 1) and obs_2 = (1, 1).
-    curiosity.remember(torch.tensor([[1.0, 1.0], [1.0, 1.0]]))
-    # At step 1 only the 1-step prediction exists: the reward is its own error.
-    assert curiosity.available_horizons() == [1]
-    assert curiosity.observe(torch.tensor([1.0, 3.0])) == pytest.approx(2.0)  # (0 + 4) / 2
-    # Step 1 imagines obs_2 = (0, 0) and obs_3 = (9, 9).
-    curiosity.remember(torch.tensor([[0.0, 0.0], [9.0, 9.0]]))
-    # At step 2: 1-step error vs (0, 0) is 2.5, 2-step error vs (1, 1) is 0.5.
-    assert curiosity.observe(torch.tensor([1.0, 2.0])) == pytest.approx((2 * 2.5 + 0.5) / 3)
-    # Step 2 makes no imagination; at step 3 only step 1's 2-step prediction (9, 9) is left.
-    curiosity.remember(None)
-    assert curiosity.available_horizons() == [2]
-    assert curiosity.observe(torch.tensor([9.0, 7.0])) == pytest.approx(2.0)
-    curiosity.reset()
-    assert curiosity.observe(torch.zeros(2)) is None
+def test_every_live_trajectory_is_advanced_with_the_actions_actually_taken():
+    model = dynamics()
+    rng = torch.Generator().manual_seed(1)
+    states = [torch.randn(1, 6, generator=rng) for _ in ACTIONS]
+    observations = [torch.randn(1, 4, generator=rng) for _ in ACTIONS]
+    imagination = RollingImagination(3)
+    with torch.no_grad():
+        for t in range(3):
+            imagination.advance(model, states[t], observations[t], ACTIONS[t])
+        assert imagination.ages == (1, 2, 3)
+        live = imagination.predictions()
+        assert live is not None
+        for row, start in enumerate((2, 1, 0)):  # newest first
+            taken = torch.cat(ACTIONS[start:3]).unsqueeze(0)  # the actions since it started
+            expected = model(states[start], observations[start], taken)[:, -1]
+            torch.testing.assert_close(live[row : row + 1], expected)
+        # Repeating the first action instead (the old imagination) predicts something else.
+        repeated = ACTIONS[0].unsqueeze(1).expand(-1, 3, -1)
+        assert not torch.allclose(live[2:3], model(states[0], observations[0], repeated)[:, -1])
+        # A trajectory that predicted K steps is dropped at the next advance.
+        imagination.advance(model, states[3], observations[3], ACTIONS[3])
+        assert imagination.ages == (1, 2, 3)
 
 
-def test_refuses_bad_weights_and_predictions():
-    with pytest.raises(ValueError, match="must have 3 values"):
-        CuriosityReward(3, weights=[1.0, 1.0])
-    with pytest.raises(ValueError, match="non-negative"):
-        CuriosityReward(2, weights=[1.0, -1.0])
-    with pytest.raises(ValueError, match="all be zero"):
-        CuriosityReward(2, weights=[0.0, 0.0])
-    curiosity = CuriosityReward(3)
-    with pytest.raises(ValueError, match=r"predictions must be \(3, obs_dim\), got \(2, 4\)"):
-        curiosity.remember(torch.zeros(2, 4))
-    curiosity.remember(torch.zeros(3, 4))
-    with pytest.raises(ValueError, match="must be"):
-        curiosity.observe(torch.zeros(5))
+def test_the_reward_weighs_each_live_trajectorys_error_by_the_training_weights():
+    model = dynamics()
+    imagination = RollingImagination(3)
+    assert imagination.observe(torch.zeros(4)) is None  # nothing imagined yet
+    with torch.no_grad():
+        imagination.advance(model, torch.randn(1, 6), torch.randn(1, 4), ACTIONS[0])
+        actual = torch.randn(4)
+        first = imagination.predictions()
+        assert first is not None
+        # One trajectory: the reward is its own squared error.
+        expected = float((first[0] - actual).square().mean())
+        assert imagination.observe(actual) == pytest.approx(expected)
+        imagination.advance(model, torch.randn(1, 6), torch.randn(1, 4), ACTIONS[1])
+        live = imagination.predictions()
+        assert live is not None
+    weights = fd.horizon_weights(3)
+    errors = (live - actual).square().mean(dim=1).double()
+    expected = float((weights[0] * errors[0] + weights[1] * errors[1]) / weights[:2].sum())
+    assert imagination.observe(actual) == pytest.approx(expected)
+    torch.testing.assert_close(imagination.weights, weights)
+    imagination.reset()
+    assert imagination.observe(actual) is None and imagination.ages == ()
 
 
-def run_stream(frames: list[np.ndarray], steps_per_frame_stream: list[int]) -> list[float]:
-    """The agent's loop with a tiny temporal encoder (fixed) and forward model trained online.
-
-    Returns the curiosity reward of every step that had predictions.
-    """
-    torch.manual_seed(0)
-    obs_dim, horizon = frames[0].shape[0], 3
-    temporal = TemporalEncoder(obs_dim, TemporalConfig(hidden_dim=16, input_dim=16, head_dim=16))
-    dynamics = fd.ForwardDynamics(
-        16,
-        obs_dim,
-        fd.ForwardDynamicsConfig(horizon, imagined_dim=32, action_embed_dim=4, head_dim=32),
-    )
-    trainer = fd.ForwardDynamicsTrainer(
-        batch_size=16,
-        steps_per_run=2,
-        learning_rate=1e-2,
-        min_buffer_size=horizon + 1,
-        min_new_samples=1,
-    )
-    buffer = SequentialBuffer([fd.STATE_KEY, fd.ACTION_KEY, fd.OBS_KEY], 64)
-    models, buffers = {fd.MODEL_NAME: dynamics}, {fd.MODEL_NAME: buffer}
-    curiosity = CuriosityReward(horizon)
-    action = torch.zeros(1, len(ACTION_SIZES), dtype=torch.long)
-    h = temporal.initial_state()
-    rewards = []
-    for frame, steps in zip(frames, steps_per_frame_stream, strict=True):
-        for _ in range(steps):
-            obs = torch.from_numpy(frame)
-            reward = curiosity.observe(obs)
-            if reward is not None:
-                rewards.append(reward)
-            with torch.no_grad():
-                h = temporal.step(obs.unsqueeze(0), h)
-                curiosity.remember(dynamics(h, action)[0])
-            buffer.add(
-                {fd.STATE_KEY: h[0].numpy(), fd.ACTION_KEY: action[0].numpy(), fd.OBS_KEY: frame}
-            )
-            if trainer.is_trainable(buffers):
-                trainer.run(models, buffers)
-    return rewards
+def test_a_fresh_model_rewards_exactly_the_change_of_the_observation():
+    model = fd.ForwardDynamics(6, 4, CONFIG).eval()  # head starts at zero: "nothing changes"
+    imagination = RollingImagination(3)
+    stream = [torch.full((1, 4), float(value)) for value in (0.0, 1.0, 3.0)]
+    with torch.no_grad():
+        imagination.advance(model, torch.randn(1, 6), stream[0], ACTIONS[0])
+        assert imagination.observe(stream[1][0]) == pytest.approx(1.0)  # (1 - 0)^2
+        imagination.advance(model, torch.randn(1, 6), stream[1], ACTIONS[1])
+    weights = fd.horizon_weights(3)
+    # predictions of now: 1.0 (from step 1) and 0.0 (from step 0): errors 4 and 9
+    expected = float((weights[0] * 4 + weights[1] * 9) / weights[:2].sum())
+    assert imagination.observe(stream[2][0]) == pytest.approx(expected)
 
 
-def test_reward_falls_on_a_repeated_stream_and_rises_when_it_changes():
+def test_reward_falls_as_the_forward_model_learns_a_predictable_stream():
+    """A one-dimensional world: each action moves the observation by a fixed amount."""
     rng = np.random.default_rng(0)
-    first, second = (rng.normal(size=24).astype(np.float32) for _ in range(2))
-    rewards = run_stream([first, second], [60, 15])
-    start, settled = np.mean(rewards[:5]), np.mean(rewards[50:59])
-    after_change = np.mean(rewards[59:62])  # rewards[i] is the reward of step i + 1
-    print(
-        f"reward: start {start:.3g}, settled {settled:.3g}, after the change {after_change:.3g}, "
-        f"15 steps later {rewards[-1]:.3g}"
+    moves = np.array([0.0, 0.5, -0.5])
+    model = fd.ForwardDynamics(6, 4, CONFIG)
+    trainer = fd.ForwardDynamicsTrainer(
+        batch_size=16, steps_per_run=2, learning_rate=1e-2, held_out_steps=8, min_new_samples=1
     )
-    assert settled < 0.01 * start
-    assert after_change > 100 * settled
-    # The forward model learns the new stream in turn, so the reward falls again.
-    assert rewards[-1] < 0.7 * after_change
+    buffer = SequentialBuffer(fd.SAMPLE_KEYS, 200)
+    models, buffers = {fd.MODEL_NAME: model}, {fd.MODEL_NAME: buffer}
+    trainer.setup(models)
+    imagination = RollingImagination(3)
+    obs = np.zeros(4, np.float32)
+    direction = np.array([1.0, -1.0, 0.5, 2.0], np.float32)
+    rewards = []
+    for _ in range(300):
+        reward = imagination.observe(torch.from_numpy(obs))
+        if reward is not None:
+            rewards.append(reward)
+        chosen = np.array([rng.integers(size) for size in ACTION_SIZES])
+        state = torch.zeros(1, 6)
+        with torch.no_grad():
+            imagination.advance(
+                model, state, torch.from_numpy(obs)[None], torch.from_numpy(chosen)[None]
+            )
+        buffer.add(
+            {fd.STATE_KEY: state[0].numpy(), fd.ACTION_KEY: chosen, fd.OBS_KEY: obs.copy(),
+             fd.DONE_KEY: np.float32(0.0)}
+        )  # fmt: skip
+        if trainer.is_trainable(buffers):
+            trainer.run(models, buffers)
+        obs = (obs + moves[chosen[0]] * direction).astype(np.float32)
+    start, end = np.mean(rewards[:20]), np.mean(rewards[-20:])
+    print(f"reward: first 20 steps {start:.3g}, last 20 steps {end:.3g}")
+    assert end < 0.2 * start

@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -6,22 +8,29 @@ from pamiq_ros.core.actions import ACTION_SIZES
 from pamiq_ros.core.buffers import SequentialBuffer
 from pamiq_ros.models.forward_dynamics import (
     ACTION_KEY,
+    DONE_KEY,
     MODEL_NAME,
     OBS_KEY,
     PRESETS,
+    SAMPLE_KEYS,
     STATE_KEY,
     ForwardDynamics,
     ForwardDynamicsConfig,
     ForwardDynamicsTrainer,
+    horizon_weights,
     parameter_count,
+    window_starts,
 )
 
 SMALL = ForwardDynamicsConfig(horizon=3, imagined_dim=32, action_embed_dim=4, head_dim=32)
 
 
-def model(state_dim: int = 8, obs_dim: int = 12, seed: int = 0) -> ForwardDynamics:
+def model(state_dim: int = 8, obs_dim: int = 12, seed: int = 0, *, trained_head: bool = False):
     torch.manual_seed(seed)
-    return ForwardDynamics(state_dim, obs_dim, SMALL)
+    dynamics = ForwardDynamics(state_dim, obs_dim, SMALL)
+    if trained_head:  # as if it had learned something: the head no longer says "no change"
+        torch.nn.init.normal_(dynamics.change.weight, std=0.3)
+    return dynamics
 
 
 def random_actions(count: int, rng: np.random.Generator) -> np.ndarray:
@@ -44,46 +53,70 @@ def ring_world(steps: int, seed: int = 0) -> dict[str, np.ndarray]:
     for t in range(1, steps):
         delta = {0: 0, 1: 1, 2: -1}[int(actions[t - 1, 0])]
         places[t] = (places[t - 1] + delta) % 8
-    return {STATE_KEY: state_codes[places], ACTION_KEY: actions, OBS_KEY: obs_codes[places]}
+    return {
+        STATE_KEY: state_codes[places],
+        ACTION_KEY: actions,
+        OBS_KEY: obs_codes[places],
+        DONE_KEY: np.zeros(steps, np.float32),
+    }
 
 
 def filled_buffer(samples: dict[str, np.ndarray]) -> SequentialBuffer:
     count = len(samples[OBS_KEY])
-    buffer = SequentialBuffer([STATE_KEY, ACTION_KEY, OBS_KEY], count)
+    buffer = SequentialBuffer(SAMPLE_KEYS, count)
     for t in range(count):
         buffer.add({key: value[t] for key, value in samples.items()})
     return buffer
 
 
-def test_shapes_and_actions_matter():
+def test_a_fresh_model_predicts_no_change_the_copy_baseline():
     dynamics = model()
-    state = torch.randn(5, 8)
-    actions = torch.from_numpy(random_actions(5, np.random.default_rng(0)))
+    state, obs = torch.randn(5, 8), torch.randn(5, 12)
+    actions = torch.from_numpy(random_actions(15, np.random.default_rng(0))).reshape(5, 3, -1)
     with torch.no_grad():
-        predicted = dynamics(state, actions)
-        assert predicted.shape == (5, 3, 12)
-        # One action repeated is the same as a plan of that action K times.
-        plan = actions.unsqueeze(1).expand(-1, 3, -1)
-        torch.testing.assert_close(dynamics(state, plan), predicted)
+        predicted = dynamics(state, obs, actions)
+    assert predicted.shape == (5, 3, 12)
+    torch.testing.assert_close(predicted, obs.unsqueeze(1).expand(-1, 3, -1))
+
+
+def test_each_step_takes_its_own_action_and_the_state():
+    dynamics = model(trained_head=True)
+    state, obs = torch.randn(5, 8), torch.randn(5, 12)
+    actions = torch.from_numpy(random_actions(15, np.random.default_rng(0))).reshape(5, 3, -1)
+    with torch.no_grad():
+        predicted = dynamics(state, obs, actions)
+        # forward is begin + one advance per action
+        imagination = dynamics.begin(state, obs)
+        for step in range(3):
+            imagination = dynamics.advance(imagination, actions[:, step])
+            torch.testing.assert_close(imagination.obs, predicted[:, step])
+        # A later action changes only the later predictions.
         other = actions.clone()
-        other[:, 0] = (other[:, 0] + 1) % 3
-        assert not torch.allclose(dynamics(state, other), predicted)
-        assert not torch.allclose(dynamics(torch.randn(5, 8), actions), predicted)
+        other[:, 1, 0] = (other[:, 1, 0] + 1) % 3
+        changed = dynamics(state, obs, other)
+        torch.testing.assert_close(changed[:, 0], predicted[:, 0])
+        assert not torch.allclose(changed[:, 1], predicted[:, 1])
+        assert not torch.allclose(dynamics(torch.randn(5, 8), obs, actions), predicted)
 
 
 def test_refuses_wrong_input():
     dynamics = model()
-    actions = torch.zeros(2, 5, dtype=torch.long)
+    obs = torch.randn(2, 12)
+    actions = torch.zeros(2, 3, 5, dtype=torch.long)
     with pytest.raises(ValueError, match=r"state must be \(N, 8\), got \(2, 7\)"):
-        dynamics(torch.randn(2, 7), actions)
-    with pytest.raises(ValueError, match=r"actions must be \(2, 5\) or \(2, 3, 5\), got \(2, 4\)"):
-        dynamics(torch.randn(2, 8), torch.zeros(2, 4, dtype=torch.long))
+        dynamics(torch.randn(2, 7), obs, actions)
+    with pytest.raises(ValueError, match=r"obs must be \(2, 12\), got \(2, 11\)"):
+        dynamics(torch.randn(2, 8), torch.randn(2, 11), actions)
+    with pytest.raises(ValueError, match=r"actions must be \(2, T, 5\), got \(2, 5\)"):
+        dynamics(torch.randn(2, 8), obs, torch.zeros(2, 5, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"actions must be \(2, 5\), got \(2, 4\)"):
+        dynamics(torch.randn(2, 8), obs, torch.zeros(2, 3, 4, dtype=torch.long))
     with pytest.raises(ValueError, match="integer indices"):
-        dynamics(torch.randn(2, 8), actions.float())
+        dynamics(torch.randn(2, 8), obs, actions.float())
     bad = actions.clone()
-    bad[1, 3] = 2  # jump has two options
+    bad[1, 0, 3] = 2  # jump has two options
     with pytest.raises(ValueError, match=r"out of range for sizes \(3, 3, 3, 2, 2\)"):
-        dynamics(torch.randn(2, 8), bad)
+        dynamics(torch.randn(2, 8), obs, bad)
     with pytest.raises(ValueError, match="horizon"):
         ForwardDynamicsConfig(horizon=0, imagined_dim=4, action_embed_dim=4, head_dim=4)
 
@@ -93,45 +126,98 @@ def test_parameter_count_of_presets(preset):
     config = PRESETS[preset]
     dynamics = ForwardDynamics(16, 64, config)
     assert sum(p.numel() for p in dynamics.parameters()) == parameter_count(16, 64, config)
+    actions = torch.zeros(1, config.horizon, len(ACTION_SIZES), dtype=torch.long)
     with torch.no_grad():
-        out = dynamics(torch.randn(1, 16), torch.zeros(1, len(ACTION_SIZES), dtype=torch.long))
+        out = dynamics(torch.randn(1, 16), torch.randn(1, 64), actions)
     assert out.shape == (1, config.horizon, 64)
 
 
-def test_trainer_loss_falls_in_a_ring_world():
-    buffer = filled_buffer(ring_world(200))
+def test_horizon_weights_are_pamiqs_exponential_average():
+    weights = horizon_weights(4)
+    expected = np.exp(-np.arange(4) / 4)
+    np.testing.assert_allclose(weights.numpy(), expected / expected.sum())
+    assert float(weights.sum()) == pytest.approx(1.0)
+    assert horizon_weights(1).tolist() == [1.0]
+    with pytest.raises(ValueError, match="positive int"):
+        horizon_weights(0)
+
+
+def test_window_starts_never_cross_an_episode_end():
+    dones = np.zeros(12)
+    dones[5] = 1.0  # the episode ended after step 5
+    starts = window_starts(dones, horizon=2, end=12).tolist()
+    # a window at t uses steps t .. t+2 as (start, targets): t = 4 and 5 would cross the end
+    assert starts == [0, 1, 2, 3, 6, 7, 8, 9]
+    assert window_starts(dones, 2, 12, begin=7).tolist() == [7, 8, 9]
+    assert window_starts(dones, 2, end=2).tolist() == []
+
+
+def trainer(**options) -> ForwardDynamicsTrainer:
+    defaults = {"batch_size": 32, "steps_per_run": 8, "learning_rate": 1e-2, "held_out_steps": 40}
+    return ForwardDynamicsTrainer(min_new_samples=0, **{**defaults, **options})
+
+
+def test_it_starts_at_the_copy_baseline_and_learns_to_beat_it_on_a_predictable_world():
+    buffers = {MODEL_NAME: filled_buffer(ring_world(400))}
     dynamics = model()
-    trainer = ForwardDynamicsTrainer(
-        batch_size=32, steps_per_run=8, learning_rate=3e-2, min_new_samples=0
-    )
-    models = {MODEL_NAME: dynamics}
-    results = [trainer.run(models, {MODEL_NAME: buffer}) for _ in range(8)]
+    learning = trainer()
+    learning.setup({MODEL_NAME: dynamics})
+    before = learning.health({MODEL_NAME: dynamics}, buffers)
+    for k in (1, 2, 3):  # a fresh model is exactly the copy baseline on held-out steps
+        assert before[f"forward_dynamics/copy_ratio_h{k}"] == pytest.approx(1.0)
+    results = [learning.run({MODEL_NAME: dynamics}, buffers) for _ in range(25)]
+    after = learning.health({MODEL_NAME: dynamics}, buffers)
+    print({key: round(value, 3) for key, value in after.items()})
     losses = [result.metrics["forward_dynamics/loss"] for result in results]
-    assert losses[-1] < 0.6 * losses[0], losses
-    last = results[-1].metrics
-    assert set(last) == {f"forward_dynamics/{n}" for n in ("loss", "loss_h1", "loss_h2", "loss_h3")}
-    # The action decides the next place exactly; later ones depend on actions not yet taken.
-    assert last["forward_dynamics/loss_h1"] < last["forward_dynamics/loss_h3"]
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert set(results[-1].metrics) == {
+        f"forward_dynamics/{n}" for n in ("loss", "loss_h1", "loss_h2", "loss_h3")
+    }
+    # On the held-out steps (never trained on) it now predicts far better than copying.
+    assert after["forward_dynamics/copy_ratio_h1"] < 0.3
+    assert after["forward_dynamics/copy_ratio"] < 0.6
+    assert all(math.isfinite(value) for value in after.values())
     assert results[-1].updated_models == (MODEL_NAME,)
+
+
+def test_held_out_steps_are_never_trained_on():
+    samples = ring_world(120)
+    # The newest 40 steps hold values that would make any trained-on window show.
+    samples[OBS_KEY][80:] = 1000.0
+    buffers = {MODEL_NAME: filled_buffer(samples)}
+    dynamics = model()
+    result = trainer(steps_per_run=4).run({MODEL_NAME: dynamics}, buffers)
+    assert result.metrics["forward_dynamics/loss"] < 100.0
 
 
 def test_trainer_setup_checks_and_state_round_trip():
     with pytest.raises(ValueError, match="must exceed the model's horizon 3"):
-        ForwardDynamicsTrainer(min_buffer_size=3).setup({MODEL_NAME: model()})
+        ForwardDynamicsTrainer(held_out_steps=3).setup({MODEL_NAME: model()})
+    with pytest.raises(ValueError, match="min_buffer_size 20 must be at least"):
+        ForwardDynamicsTrainer(min_buffer_size=20, held_out_steps=16).setup({MODEL_NAME: model()})
     with pytest.raises(KeyError, match="needs a ForwardDynamics"):
         ForwardDynamicsTrainer().setup({MODEL_NAME: torch.nn.Linear(2, 2)})
-    trainer = ForwardDynamicsTrainer(batch_size=4)
-    dynamics = model()
-    trainer.run({MODEL_NAME: dynamics}, {MODEL_NAME: filled_buffer(ring_world(20))})
-    copy = ForwardDynamicsTrainer(batch_size=4)
+    learning = ForwardDynamicsTrainer(batch_size=4, held_out_steps=8)
+    learning.setup({MODEL_NAME: model()})
+    assert learning.min_buffer_size == 8 + 2 * 3 + 1
+    learning.run({MODEL_NAME: model()}, {MODEL_NAME: filled_buffer(ring_world(20))})
+    copy = ForwardDynamicsTrainer(batch_size=4, held_out_steps=8)
     copy.setup({MODEL_NAME: model()})
-    copy.load_state_dict(trainer.state_dict())
+    copy.load_state_dict(learning.state_dict())
     assert copy.runs == 1
     with pytest.raises(ValueError, match="not a byte tensor"):
         copy.load_extra_state_dict({"optimizer": {}, "generator": torch.zeros(3)})
 
 
+def test_health_waits_for_enough_held_out_steps():
+    learning = ForwardDynamicsTrainer(held_out_steps=8)
+    learning.setup({MODEL_NAME: model()})
+    assert learning.health({MODEL_NAME: model()}, {MODEL_NAME: filled_buffer(ring_world(6))}) == {}
+
+
 def test_trainer_runs_under_bfloat16_autocast():
-    trainer = ForwardDynamicsTrainer(batch_size=8, autocast_dtype=torch.bfloat16)
-    result = trainer.run({MODEL_NAME: model()}, {MODEL_NAME: filled_buffer(ring_world(20))})
+    learning = ForwardDynamicsTrainer(batch_size=8, held_out_steps=8, autocast_dtype=torch.bfloat16)
+    buffers = {MODEL_NAME: filled_buffer(ring_world(30))}
+    result = learning.run({MODEL_NAME: model()}, buffers)
     assert np.isfinite(result.metrics["forward_dynamics/loss"])
+    assert learning.health({MODEL_NAME: model()}, buffers)

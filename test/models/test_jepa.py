@@ -6,6 +6,7 @@ import torch
 
 from pamiq_ros.core.buffers import SequentialBuffer
 from pamiq_ros.models.jepa import (
+    DEFAULT_EMA_MOMENTUM,
     FRAME_KEY,
     MODEL_NAME,
     PRESETS,
@@ -13,6 +14,7 @@ from pamiq_ros.models.jepa import (
     JepaEncoder,
     JepaTrainer,
     build_jepa,
+    check_ema_momentum,
     count_parameters,
     frame_to_square,
     sample_masks,
@@ -196,11 +198,27 @@ def test_training_on_fixed_frames_lowers_the_loss():
     assert trainer.steps == 20
 
 
-def test_momentum_schedule_and_state_round_trip():
-    trainer = JepaTrainer(momentum_start=0.9, momentum_end=1.0, momentum_steps=10, batch_size=4)
-    assert trainer.momentum(0) == pytest.approx(0.9)
-    assert trainer.momentum(5) == pytest.approx(0.95)
-    assert trainer.momentum(50) == pytest.approx(1.0)
+def test_the_ema_momentum_stays_fixed_however_long_it_trains():
+    assert JepaTrainer().momentum == DEFAULT_EMA_MOMENTUM == 0.996
+    model = build_jepa("tiny")
+    trainer = JepaTrainer(momentum=0.9, batch_size=4, steps_per_run=3)
+    buffer = frames_buffer(scenes(8))
+    for _ in range(3):
+        before = [p.detach().clone() for p in model.target_encoder.parameters()]
+        trainer.run({MODEL_NAME: model}, {"frames": buffer})
+        # Each run the target moved: it never freezes, not after many steps either.
+        after = model.target_encoder.parameters()
+        assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+        assert trainer.momentum == 0.9
+    for bad in (1.0, 1.5, -0.1):
+        with pytest.raises(ValueError, match=r"\[0, 1\)"):
+            JepaTrainer(momentum=bad)
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        check_ema_momentum(1.0)
+
+
+def test_state_round_trip_continues_the_same_sequence():
+    trainer = JepaTrainer(momentum=0.9, batch_size=4)
     buffer = frames_buffer(scenes(8))
     model = build_jepa("tiny")
     trainer.run({MODEL_NAME: model}, {"frames": buffer})
@@ -210,17 +228,50 @@ def test_momentum_schedule_and_state_round_trip():
     state = torch.load(saved, weights_only=True)
     resumed_model = build_jepa("tiny")
     resumed_model.load_state_dict(model.state_dict())
-    resumed = JepaTrainer(momentum_start=0.9, momentum_end=1.0, momentum_steps=10, batch_size=4)
+    resumed = JepaTrainer(momentum=0.9, batch_size=4)
     resumed.setup({MODEL_NAME: resumed_model})
     resumed.load_state_dict(state)
-    assert resumed.steps == 1 and resumed.momentum() == pytest.approx(0.91)
+    assert resumed.steps == 1
     first = trainer.run({MODEL_NAME: model}, {"frames": buffer})
     second = resumed.run({MODEL_NAME: resumed_model}, {"frames": buffer})
     assert first.metrics["jepa/loss"] == pytest.approx(second.metrics["jepa/loss"], rel=1e-5)
     for key, value in model.state_dict().items():
         torch.testing.assert_close(value, resumed_model.state_dict()[key])
+    # The reference frames of the health figures came along.
+    assert resumed.health({MODEL_NAME: resumed_model}, {}) == pytest.approx(
+        trainer.health({MODEL_NAME: model}, {})
+    )
     with pytest.raises(ValueError, match="'steps'"):
         resumed.load_extra_state_dict({"optimizer": {}, "generator": torch.Generator().get_state()})
+    broken = {**state["extra"], "reference_frames": torch.zeros(3)}
+    with pytest.raises(ValueError, match="reference frames are not usable"):
+        resumed.load_extra_state_dict(broken)
+
+
+def test_health_measures_collapse_and_drift_on_the_first_frames_it_saw():
+    model = build_jepa("tiny")
+    trainer = JepaTrainer(batch_size=4, reference_frames=6, learning_rate=5e-3, momentum=0.5)
+    buffer = frames_buffer(scenes(10))
+    assert trainer.health({MODEL_NAME: model}, {"frames": buffer}) == {}  # nothing seen yet
+    trainer.run({MODEL_NAME: model}, {"frames": buffer})
+    first = trainer.health({MODEL_NAME: model}, {"frames": buffer})
+    assert set(first) == {
+        "jepa/feature_spread", "jepa/effective_rank", "jepa/cka_to_start", "jepa/drift_from_start",
+    }  # fmt: skip
+    assert first["jepa/feature_spread"] > 0 and 1.0 <= first["jepa/effective_rank"] <= 6.0
+    for _ in range(5):
+        trainer.run({MODEL_NAME: model}, {"frames": buffer})
+    later = trainer.health({MODEL_NAME: model}, {"frames": buffer})
+    # Training moved the target encoder away from the features the frames had at the start.
+    assert later["jepa/drift_from_start"] > first["jepa/drift_from_start"]
+    assert later["jepa/cka_to_start"] <= 1.0 and 0.0 <= later["jepa/cka_to_last"] <= 1.0
+    # A collapsed encoder (every frame the same features) shows as spread 0, rank near 0.
+    with torch.no_grad():
+        for parameter in model.target_encoder.parameters():
+            parameter.zero_()
+    collapsed = trainer.health({MODEL_NAME: model}, {"frames": buffer})
+    assert collapsed["jepa/feature_spread"] == pytest.approx(0.0, abs=1e-6)
+    assert collapsed["jepa/effective_rank"] < 1.5
 
 
 def test_bfloat16_autocast_trains_and_encodes():
@@ -257,8 +308,8 @@ def test_bad_configuration_and_missing_model_are_refused():
         JepaConfig(dim=90, heads=4)
     with pytest.raises(KeyError, match="unknown JEPA preset 'huge'"):
         build_jepa("huge")
-    with pytest.raises(ValueError, match="momentum"):
-        JepaTrainer(momentum_start=1.0, momentum_end=0.9)
+    with pytest.raises(ValueError, match="reference_frames"):
+        JepaTrainer(reference_frames=1)
     trainer = JepaTrainer(model_name="encoder")
     with pytest.raises(KeyError, match="needs a JepaEncoder named 'encoder'"):
         trainer.setup({MODEL_NAME: build_jepa()})

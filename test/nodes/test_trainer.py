@@ -1,0 +1,63 @@
+"""The trainer node's settings and reporting helpers (the node itself runs in the e2e tests)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from pamiq_ros.core.buffers import RandomReplacementBuffer
+from pamiq_ros.minds.curiosity import FRAMES_BUFFER
+from pamiq_ros.models.forward_dynamics import ForwardDynamicsTrainer
+from pamiq_ros.models.jepa import JepaTrainer
+from pamiq_ros.models.ppo import PPOTrainer
+from pamiq_ros.nodes.trainer import TrainerSettings, build_learner, reward_statistics
+
+
+def test_reward_statistics_of_the_recent_rewards():
+    assert reward_statistics([]) == {}
+    rewards = list(np.linspace(0.0, 1.0, 101))
+    figures = reward_statistics(rewards)
+    assert figures["reward/mean"] == pytest.approx(0.5)
+    assert figures["reward/std"] == pytest.approx(float(np.std(rewards)))
+    assert figures["reward/p05"] == pytest.approx(0.05)
+    assert figures["reward/p50"] == pytest.approx(0.5)
+    assert figures["reward/p95"] == pytest.approx(0.95)
+
+
+def test_pamiqs_choices_and_the_never_ending_settings_reach_the_learner():
+    settings = TrainerSettings(
+        jepa_ema_momentum=0.99, frame_survival_steps=4000, held_out_steps=30,
+        forward_steps_per_run=3, forward_learning_rate=2e-3, ppo_clip=0.1, ppo_entropy_coef=0.0,
+        ppo_advantage="one_step",
+    )  # fmt: skip
+    learner = build_learner(settings)
+    trainers = {type(trainer): trainer for trainer in learner.trainers}
+    jepa = trainers[JepaTrainer]
+    assert isinstance(jepa, JepaTrainer) and jepa.momentum == 0.99
+    forward = trainers[ForwardDynamicsTrainer]
+    assert isinstance(forward, ForwardDynamicsTrainer)
+    assert (forward.held_out_steps, forward.steps_per_run) == (30, 3)
+    assert forward.learning_rate == 2e-3
+    ppo = trainers[PPOTrainer]
+    assert isinstance(ppo, PPOTrainer)
+    config = ppo.config
+    assert (config.clip, config.entropy_coef, config.advantage) == (0.1, 0.0, "one_step")
+    frames = learner.buffers[FRAMES_BUFFER]
+    assert isinstance(frames, RandomReplacementBuffer)
+    assert frames.expected_survival_length == pytest.approx(4000)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"jepa_ema_momentum": 1.0}, r"\[0, 1\)"),
+        ({"ppo_advantage": "td"}, "ppo_advantage must be one of"),
+        ({"health_period_runs": -1}, "health_period_runs"),
+        ({"niceness": 20}, "niceness"),
+        ({"min_run_interval": math.inf}, "min_run_interval"),
+        ({"frame_survival_steps": 0}, "frame_survival_steps"),
+    ],
+)
+def test_bad_settings_are_refused_with_the_reason(values, message):
+    with pytest.raises(ValueError, match=message):
+        TrainerSettings(**values)
