@@ -22,6 +22,7 @@ from pamiq_ros.bringup.description import (
 )
 from pamiq_ros.bringup.executables import NODE_EXECUTABLES
 from pamiq_ros.bringup.launcher import Launcher
+from pamiq_ros.bringup.security import NODE_GRAPH, policy_xml
 from pamiq_ros.core.settings import SettingsError, build_settings, describe
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -231,6 +232,20 @@ def _params(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _policy(arguments: argparse.Namespace) -> int:
+    nodes = [name for name in arguments.nodes.split(",") if name] or None
+    unknown = sorted(set(nodes or ()) - set(NODE_GRAPH))
+    if unknown:
+        print(f"pamiq-ros policy: unknown node(s) {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    text = policy_xml(nodes, arguments.namespace)
+    if arguments.output:
+        Path(arguments.output).write_text(text)
+    else:
+        print(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(
@@ -323,6 +338,21 @@ def build_parser() -> argparse.ArgumentParser:
         "node", nargs="?", choices=sorted(NODE_EXECUTABLES), help="one node (default: all)"
     )
     params.set_defaults(handler=_params)
+
+    policy = commands.add_parser(
+        "policy",
+        help="print the SROS2 permissions policy of the stack (for a ROS distribution)",
+        description=(
+            "Print the SROS2 access-control policy (format 0.2.0) generated from the nodes' "
+            "graph: one enclave /pamiq_ros/<node> per node, who may publish cmd_vel, announce "
+            "weights and call the control services. Use it with `ros2 security "
+            "create_permission` and the pamiq_launcher settings security and security_keystore."
+        ),
+    )
+    policy.add_argument("--nodes", default="", metavar="NAME[,NAME...]", help="default: all")
+    policy.add_argument("--namespace", default="/", help="the stack's namespace (default /)")
+    policy.add_argument("--output", default="", metavar="FILE", help="write here, not stdout")
+    policy.set_defaults(handler=_policy)
     return parser
 
 

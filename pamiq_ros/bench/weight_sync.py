@@ -40,6 +40,9 @@ from pamiq_ros.bench._process_group import GroupProcess
 from pamiq_ros.bench._shared import isolate_for_benchmark, machine_description
 from pamiq_ros.core.weight_store import DEFAULT_CHUNK_SIZE
 
+TRAINER_NODE = "bench_trainer"
+"""The trainer side's node: the subscriber takes weights only from it."""
+
 MODEL_NAME = "bench_mlp"
 ACK_TOPIC = "bench/ready"
 MAX_WIDTH = 1024
@@ -112,7 +115,7 @@ def run_publisher(parameters: int, versions: int, result_path: Path, chunk_size:
     from pamiq_ros.nodes._weight_sync import WeightPublisher
 
     rclpy.init()
-    node = rclpy.create_node("bench_trainer")
+    node = rclpy.create_node(TRAINER_NODE)
     acks: dict[int, dict[str, Any]] = {}
     arrived = threading.Condition()
 
@@ -232,8 +235,9 @@ def run_subscriber(parameters: int, transport: str) -> int:
         print(f"[bench subscriber] {message}", file=sys.stderr, flush=True)
 
     subscriber = WeightSubscriber(
-        node, {MODEL_NAME: model}, transport=transport, on_ready=on_ready, on_error=on_error
-    )
+        node, {MODEL_NAME: model}, transport=transport, on_ready=on_ready, on_error=on_error,
+        trainer_node=TRAINER_NODE,
+    )  # fmt: skip
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(node)
     try:

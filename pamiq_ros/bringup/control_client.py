@@ -1,5 +1,6 @@
 """``pamiq-ros pause|resume|save|status|shutdown``: calls a control service on every node."""
 
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from std_srvs.srv import Trigger
 
+from pamiq_ros.bringup.security import CONTROL_TOOL_NODE, enclave_of
 from pamiq_ros.nodes._control import CONTROL_NAMESPACE
 
 TRIGGER_TYPE = "std_srvs/srv/Trigger"
@@ -53,9 +55,12 @@ def send_command(
     the timeout gets a failed reply.
     """
     context = Context()
-    rclpy.init(context=context)
+    arguments = []
+    if os.environ.get("ROS_SECURITY_ENABLE") == "true" and "ROS_SECURITY_ENCLAVE" not in os.environ:
+        arguments = ["--ros-args", "--enclave", enclave_of(CONTROL_TOOL_NODE)]
+    rclpy.init(context=context, args=arguments)
     try:
-        node = rclpy.create_node("pamiq_ros_control", context=context)
+        node = rclpy.create_node(CONTROL_TOOL_NODE, context=context)
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
         wanted = {_fully_qualified(name) for name in expected}

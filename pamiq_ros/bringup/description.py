@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from pamiq_ros.bringup.executables import NODE_EXECUTABLES
+from pamiq_ros.core.checkpoint import PRIVATE_FILE_MODE, PRIVATE_FOLDER_MODE
 from pamiq_ros.core.settings import (
     SettingsError,
     build_settings,
@@ -71,13 +72,42 @@ class LauncherSettings:
         5, "Restarts of one node within restart_window after which the launch gives up (exit 1)."
     )
     restart_window: float = setting(300.0, "Seconds over which max_restarts is counted.")
+    stack_shutdown_window: float = setting(
+        5.0, "A node that exits 0 is part of a stack-wide shutdown (pamiq-ros shutdown) only if "
+        "every node exits within these seconds; otherwise it counts as a death (restarted)."
+    )  # fmt: skip
+    log_budget_mb: float = setting(
+        50.0, "MiB the ROS log files (ROS_LOG_DIR, inside the run folder) may take; beyond "
+        "it the oldest are deleted and a live one over half of it is truncated."
+    )  # fmt: skip
+    checkpoint_budget_mb: float = setting(
+        4096.0, "MiB each node's checkpoints may take; beyond it the oldest unpinned go (the "
+        "newest always stays)."
+    )  # fmt: skip
+    tensorboard_budget_mb: float = setting(
+        512.0, "MiB the TensorBoard event files may take; beyond it the oldest files go (the "
+        "one being written stays)."
+    )  # fmt: skip
+    security: bool = setting(
+        False, "SROS2: run every node in its enclave /pamiq_ros/<node> with the keystore's "
+        "permissions (needs a ROS distribution's Fast DDS; see pamiq_ros/bringup/security.py)."
+    )  # fmt: skip
+    security_keystore: str = setting("", "SROS2 keystore folder (ROS_SECURITY_KEYSTORE).")
+    security_strategy: str = setting(
+        "Enforce", "ROS_SECURITY_STRATEGY: Enforce (refuse unauthenticated) or Permissive."
+    )
 
     def __post_init__(self) -> None:
-        require_one_of(self, discovery_range=DISCOVERY_RANGES)
+        require_one_of(
+            self, discovery_range=DISCOVERY_RANGES, security_strategy=("Enforce", "Permissive")
+        )
         require_positive(
             self, "shutdown_timeout", "restart_delay", "restart_delay_max",
-            "restart_stable_time", "max_restarts", "restart_window",
+            "restart_stable_time", "max_restarts", "restart_window", "stack_shutdown_window",
+            "log_budget_mb", "checkpoint_budget_mb", "tensorboard_budget_mb",
         )  # fmt: skip
+        if self.security and not self.security_keystore:
+            raise ValueError("security needs security_keystore (ros2 security create_keystore)")
         if self.restart_delay_max < self.restart_delay:
             raise ValueError(
                 f"restart_delay_max ({self.restart_delay_max}) must be at least "
@@ -171,10 +201,12 @@ def create_run_dir(runs_root: Path, config_path: Path) -> Path:
         suffix = f"-{attempt}" if attempt else ""
         run_dir = runs_root / f"{stamp}-{config_path.stem}{suffix}"
         try:
-            run_dir.mkdir(parents=True)
+            run_dir.mkdir(parents=True, mode=PRIVATE_FOLDER_MODE)
         except FileExistsError:
             continue
+        run_dir.chmod(PRIVATE_FOLDER_MODE)  # whatever the umask
         shutil.copyfile(config_path, run_dir / "config.yaml")
+        (run_dir / "config.yaml").chmod(PRIVATE_FILE_MODE)
         return run_dir.resolve()
     raise BringupError(f"cannot create a new run folder under {runs_root}")
 

@@ -5,7 +5,14 @@ same nodes from the same description (:mod:`pamiq_ros.bringup.description`). Eac
 its own process group, so stopping a node stops everything it started, and nothing is ever
 stopped by name. A node that dies on its own is started again after a backoff
 (:class:`RestartSchedule`), resuming from this launch's run folder, so one failure does not take
-the deployment down.
+the deployment down. A node that exits 0 on its own (its control ``shutdown`` service, called by
+anyone in the domain) counts as a death unless every node exits within
+``stack_shutdown_window`` (``pamiq-ros shutdown``: the launch then ends with 0). On a node's first
+death its newest checkpoint from before it is pinned, so a crash loop cannot prune it away.
+
+Files: the launcher and its nodes run with umask 077 (run folder 0700, files 0600), the nodes'
+ROS log files go into ``<run folder>/ros_logs``, and :class:`DiskBudget` keeps logs,
+checkpoints and TensorBoard events within their budgets.
 """
 
 import contextlib
@@ -19,6 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TextIO
 
 from pamiq_ros.bringup.description import (
@@ -28,8 +36,20 @@ from pamiq_ros.bringup.description import (
     LauncherSettings,
     NodeDescription,
 )
+from pamiq_ros.bringup.disk_budget import MIB, Budgets, DiskBudget
+from pamiq_ros.bringup.security import security_environment
+from pamiq_ros.core.checkpoint import (
+    PRIVATE_UMASK,
+    CheckpointError,
+    CheckpointStore,
+    latest_to_keep,
+)
 
 POLL_PERIOD = 0.1
+HOUSEKEEPING_PERIOD_S = 10.0
+"""How often the disk budgets are enforced."""
+CHECKPOINT_STORE = "checkpoints"
+"""A node's checkpoints are in ``<run folder>/<node>/checkpoints``."""
 PR_SET_PDEATHSIG = 1  # prctl option, linux/prctl.h
 
 
@@ -130,6 +150,8 @@ class _Child:
     restart_at: float | None = None
     """When a dead node is due to start again; None while it runs or once it finished."""
     finished: bool = False
+    exited_at: float | None = None
+    """When it exited 0 (monotonic), while the launch waits to see if every node does."""
     restarts: int = 0
 
 
@@ -185,6 +207,23 @@ class Launcher:
         self._children: list[_Child] = []
         self._stop_requested = threading.Event()
         self._stop_reason = ""
+        run_dir = self._parameters.get(RUN_PARAMETER)
+        self._run_dir = Path(run_dir) if run_dir else None
+        self._pinned: set[str] = set()
+        settings = self._settings
+        self._budget = (
+            DiskBudget(
+                self._run_dir,
+                Budgets(
+                    logs=int(settings.log_budget_mb * MIB),
+                    checkpoints=int(settings.checkpoint_budget_mb * MIB),
+                    tensorboard=int(settings.tensorboard_budget_mb * MIB),
+                ),
+                self.say,
+            )
+            if self._run_dir
+            else None
+        )
 
     def say(self, line: str, source: str = "launch") -> None:
         """Writes one prefixed line to the output."""
@@ -210,10 +249,21 @@ class Launcher:
         restore = self._install_signal_handlers()
         started_at = time.monotonic()
         failures: list[str] = []
+        previous_umask = os.umask(PRIVATE_UMASK)  # inherited by every node
         try:
             environment = self._bringup.node_environment()
             # Lines are prefixed with the node's name already; keep severity and message.
             environment.setdefault("RCUTILS_CONSOLE_OUTPUT_FORMAT", "[{severity}] {message}")
+            if self._budget is not None:
+                self._budget.log_dir.mkdir(parents=True, exist_ok=True)
+                environment["ROS_LOG_DIR"] = str(self._budget.log_dir)
+            if self._settings.security:
+                environment.update(
+                    security_environment(
+                        self._settings.security_keystore, self._settings.security_strategy
+                    )
+                )
+                self.say(f"SROS2 on: keystore {self._settings.security_keystore}")
             discovery = " ".join(
                 f"{k}={v}" for k, v in self._bringup.discovery_environment(environment).items()
             )
@@ -238,6 +288,7 @@ class Launcher:
         finally:
             failures += self._stop_all()
             restore()
+            os.umask(previous_umask)
         elapsed = time.monotonic() - started_at
         restarts = ", ".join(
             f"{child.node.name} {child.restarts}" for child in self._children if child.restarts
@@ -257,6 +308,13 @@ class Launcher:
         self, node: NodeDescription, environment: dict[str, str], parameters: Mapping[str, str]
     ) -> subprocess.Popen[bytes]:
         command = node_command(node, str(self._bringup.config_path), self._python, parameters)
+        if self._settings.security:
+            environment = {
+                **environment,
+                **security_environment(
+                    self._settings.security_keystore, self._settings.security_strategy, node.name
+                ),
+            }
         return subprocess.Popen(
             command,
             env=environment,
@@ -282,40 +340,86 @@ class Launcher:
     def _watch(
         self, started_at: float, duration: float | None, environment: dict[str, str]
     ) -> list[str]:
+        next_housekeeping = time.monotonic() + HOUSEKEEPING_PERIOD_S
+        window = self._settings.stack_shutdown_window
         while not self._stop_requested.wait(POLL_PERIOD):
             now = time.monotonic()
             if duration and now - started_at >= duration:
                 self.request_stop(f"{duration:g} s passed")
                 break
+            if now >= next_housekeeping:
+                next_housekeeping = now + HOUSEKEEPING_PERIOD_S
+                self._housekeeping()
             for child in self._children:
                 if child.restart_at is not None:
                     if now >= child.restart_at and not self._stop_requested.is_set():
                         self._restart(child, environment)
                     continue
+                if child.finished:
+                    if child.exited_at is not None and now - child.exited_at > window:
+                        # Not a stack-wide shutdown: one node told to stop (by anyone in the
+                        # domain) must not silently leave the others acting without it.
+                        child.finished, child.exited_at = False, None
+                        failure = self._on_death(child, 0, now, "exited 0 on its own")
+                        if failure:
+                            return self._give_up(failure)
+                    continue
                 code = child.process.poll()
-                if code is None or child.finished:
+                if code is None:
                     continue
                 if code == 0:
-                    child.finished = True
-                    self.say(f"{child.node.name} finished (exit code 0)")
+                    child.finished, child.exited_at = True, now
+                    self.say(
+                        f"{child.node.name} finished (exit code 0); restarted unless every node "
+                        f"stops within {window:g} s"
+                    )
                     continue
                 failure = self._on_death(child, code, now)
                 if failure:
-                    self.say(failure)
-                    self.request_stop(failure)
-                    return [failure]
+                    return self._give_up(failure)
             if all(child.finished for child in self._children):
                 # Every node finished cleanly (``pamiq-ros shutdown``): nothing left to stop.
                 self.request_stop("every node shut down")
         self.say(f"stopping: {self._stop_reason}")
         return []
 
-    def _on_death(self, child: _Child, code: int, now: float) -> str | None:
+    def _give_up(self, failure: str) -> list[str]:
+        self.say(failure)
+        self.request_stop(failure)
+        return [failure]
+
+    def _housekeeping(self) -> None:
+        if self._budget is None:
+            return
+        try:
+            self._budget.enforce()
+        except OSError as error:  # a budget pass must never stop the launch
+            self.say(f"disk budget pass failed: {error}")
+
+    def _pin_before_first_death(self, child: _Child) -> None:
+        """Pins the node's newest checkpoint from before its first death in this launch."""
+        name = child.node.name
+        if self._run_dir is None or name in self._pinned:
+            return
+        self._pinned.add(name)
+        store = CheckpointStore(self._run_dir / name / CHECKPOINT_STORE)
+        keep = latest_to_keep(store)
+        if keep is None:
+            return
+        try:
+            store.pin(keep, f"last checkpoint before {name} first died")
+        except (CheckpointError, OSError) as error:
+            self.say(f"could not pin {keep}: {error}")
+            return
+        self.say(f"pinned {keep} (kept whatever keep_checkpoints says)")
+
+    def _on_death(self, child: _Child, code: int, now: float, how: str | None = None) -> str | None:
         """Schedules the restart of a node that died; returns why the launch must stop instead."""
         # Whatever the dead node started goes with its group before anything replaces it.
         _signal_group(child.process, signal.SIGKILL)
+        self._pin_before_first_death(child)
         uptime = now - child.started_at
-        died = f"{child.node.name} died ({describe_exit(code)}) after {uptime:.1f} s"
+        died = f"{child.node.name} {how or f'died ({describe_exit(code)})'} after {uptime:.1f} s"
         if not self._settings.restart:
             return f"{died}; restart is off"
         delay = child.schedule.next_delay(now, uptime)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pamiq_ros.bringup.description import load_bringup
+from pamiq_ros.bringup.security import enclave_of, security_environment
 
 PACKAGE = "pamiq_ros"
 
@@ -42,9 +43,14 @@ def _nodes_from_config(context: Any, config: Any) -> list[Any]:
 
     config_path = config.perform(context)
     bringup = load_bringup(config_path)
+    settings = bringup.launcher
+    environment = dict(bringup.discovery_environment())
+    if settings.security:  # SROS2: the keystore for all, an enclave per node (security.py)
+        environment.update(
+            security_environment(settings.security_keystore, settings.security_strategy)
+        )
     actions: list[Any] = [
-        SetEnvironmentVariable(name, value)
-        for name, value in bringup.discovery_environment().items()
+        SetEnvironmentVariable(name, value) for name, value in environment.items()
     ]
     actions += [
         Node(
@@ -52,6 +58,7 @@ def _nodes_from_config(context: Any, config: Any) -> list[Any]:
             executable=node.executable,
             name=node.name,
             parameters=[str(bringup.config_path)],
+            ros_arguments=["--enclave", enclave_of(node.name)] if settings.security else [],
             output="screen",
             emulate_tty=True,
         )

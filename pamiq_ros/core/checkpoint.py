@@ -7,6 +7,7 @@ Layout of a store::
         manifest.json         the size and sha256 of every file
       000002-shutdown/
       .tmp-<pid>-<...>/       being written (or left by a crash: ignored, removed later)
+      pinned.json             checkpoints kept whatever keep_last says (name -> why)
 
 A checkpoint is written into a temporary folder, its files and folders are flushed to disk
 (fsync), the manifest is written and flushed last, and only then is the folder renamed to its
@@ -14,7 +15,9 @@ final name. A rename within one file system is atomic, so a crash at any moment 
 no new checkpoint or a complete one, never a half-written one under a checkpoint name; the
 previous checkpoints are untouched. Old checkpoints are removed by renaming them away first,
 so they disappear whole. :meth:`CheckpointStore.verify` compares every file with the manifest
-and names the file that is missing or altered. No ROS import here.
+and names the file that is missing or altered. A pinned checkpoint (:meth:`CheckpointStore.pin`:
+the launcher pins the last one from before a node's first crash) is never pruned, so a crash
+loop cannot push out the state from before the incident. No ROS import here.
 """
 
 import hashlib
@@ -31,6 +34,13 @@ from typing import Any
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
+PINS = "pinned.json"
+
+PRIVATE_FOLDER_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_UMASK = 0o077
+"""Run folders, checkpoints, logs and events are for their user only: the launcher and every
+node run with this umask."""
 _NAME = re.compile(r"^(\d{6,})(?:-([A-Za-z0-9_.-]+))?$")
 _TEMP_PREFIX = ".tmp-"
 _TRASH_PREFIX = ".trash-"
@@ -130,6 +140,70 @@ class CheckpointStore:
         """The complete checkpoints (named as such, with a manifest), oldest first."""
         return [path for path in self._candidates() if (path / MANIFEST).is_file()]
 
+    def pinned(self) -> dict[str, str]:
+        """Pinned checkpoint names and why they were pinned."""
+        try:
+            pins = json.loads((self.directory / PINS).read_text())
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(pins, dict):
+            return {}
+        return {str(name): str(reason) for name, reason in pins.items()}
+
+    def pin(self, path: Path, reason: str) -> None:
+        """Keeps a checkpoint of this store whatever ``keep_last`` says (atomic update).
+
+        Raises:
+            CheckpointError: If ``path`` is not a complete checkpoint of this store.
+        """
+        with self._lock:
+            if path.parent.resolve() != self.directory.resolve() or path not in set(
+                self.checkpoints()
+            ):
+                raise CheckpointError(f"{path} is not a complete checkpoint of {self.directory}")
+            pins = self.pinned()
+            pins[path.name] = reason
+            temporary = self.directory / f"{_TEMP_PREFIX}{os.getpid()}-pins"
+            temporary.write_text(json.dumps(pins, indent=1))
+            os.replace(temporary, self.directory / PINS)
+
+    def size_bytes(self) -> int:
+        """Bytes the complete checkpoints take."""
+        return sum(_folder_bytes(path) for path in self.checkpoints())
+
+    def prune_to_budget(self, max_bytes: int) -> list[Path]:
+        """Removes the oldest unpinned checkpoints while the store is over ``max_bytes``.
+
+        The newest checkpoint always stays. Safe beside the writing process: a removal is a
+        rename, and one the writer made first is skipped.
+
+        Returns:
+            The checkpoints removed.
+        """
+        complete = self.checkpoints()
+        pins = self.pinned()
+        sizes = {path: _folder_bytes(path) for path in complete}
+        total = sum(sizes.values())
+        removed = []
+        for old in complete[:-1]:
+            if total <= max_bytes:
+                break
+            if old.name in pins:
+                continue
+            if self._discard(old):
+                removed.append(old)
+            total -= sizes[old]
+        return removed
+
+    def _discard(self, old: Path) -> bool:
+        trash = self.directory / f"{_TRASH_PREFIX}{old.name}-{uuid.uuid4().hex[:8]}"
+        try:
+            os.rename(old, trash)  # whole or not at all, then delete at leisure
+        except FileNotFoundError:  # removed by the other side meanwhile
+            return False
+        shutil.rmtree(trash, ignore_errors=True)
+        return True
+
     def verify(self, path: Path) -> None:
         """Checks every file of a checkpoint against its manifest.
 
@@ -225,11 +299,10 @@ class CheckpointStore:
             _fsync_file(directory)
 
     def _prune(self) -> None:
-        complete = self.checkpoints()
+        pins = self.pinned()
+        complete = [path for path in self.checkpoints() if path.name not in pins]
         for old in complete[: max(0, len(complete) - self.keep_last)]:
-            trash = self.directory / f"{_TRASH_PREFIX}{old.name}-{uuid.uuid4().hex[:8]}"
-            os.rename(old, trash)  # whole or not at all, then delete at leisure
-            shutil.rmtree(trash, ignore_errors=True)
+            self._discard(old)
 
     def _remove_leftovers(self) -> None:
         for path in self.directory.iterdir():
@@ -239,6 +312,29 @@ class CheckpointStore:
                 pid = path.name[len(_TEMP_PREFIX) :].split("-", 1)[0]
                 if not pid.isdigit() or int(pid) == os.getpid() or not _process_alive(int(pid)):
                     shutil.rmtree(path, ignore_errors=True)
+
+
+def _folder_bytes(folder: Path) -> int:
+    total = 0
+    for path in folder.rglob("*"):
+        try:
+            if path.is_file() and not path.is_symlink():
+                total += path.stat().st_size
+        except OSError:  # removed meanwhile
+            continue
+    return total
+
+
+def latest_to_keep(store: CheckpointStore) -> Path | None:
+    """The checkpoint to pin when a node first crashes: its newest that is not a shutdown one.
+
+    A crashing node may still write a shutdown checkpoint on its way out, holding the state at
+    the crash; the periodic or requested one before it is the state from before the incident.
+    """
+    complete = store.checkpoints()
+    before = [path for path in complete if not path.name.endswith("-shutdown")]
+    chosen = before or complete
+    return chosen[-1] if chosen else None
 
 
 def load_first_usable(

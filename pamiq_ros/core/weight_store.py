@@ -102,6 +102,22 @@ class _Written:
     preallocated: bool
 
 
+def version_file_name(model_name: str, version: int) -> str:
+    """The name of a version's file in a store folder (the model name is percent-quoted)."""
+    return f"{quote(model_name, safe='')}-v{version}{FILE_SUFFIX}"
+
+
+def is_store_directory_name(name: str) -> bool:
+    """Whether a folder name is one a store makes by default (``pamiq_ros-<pid>-<random>``)."""
+    pid, _, rest = name.removeprefix(DIRECTORY_PREFIX).partition("-")
+    return name.startswith(DIRECTORY_PREFIX) and pid.isdigit() and bool(rest)
+
+
+def default_store_roots() -> tuple[Path, ...]:
+    """Where default store folders are made: ``/dev/shm``, and the temporary folder."""
+    return (SHARED_MEMORY_ROOT, Path(tempfile.gettempdir()))
+
+
 def chunk_count(size_bytes: int, chunk_size: int) -> int:
     """Number of chunks of ``chunk_size`` bytes (the last one shorter) covering ``size_bytes``."""
     return max(1, -(-size_bytes // chunk_size))
@@ -280,7 +296,7 @@ class SharedWeightStore:
             )
 
     def _file_path(self, model_name: str, version: int) -> Path:
-        return self._directory / f"{quote(model_name, safe='')}-v{version}{FILE_SUFFIX}"
+        return self._directory / version_file_name(model_name, version)
 
     def _write_file(
         self,
@@ -475,7 +491,7 @@ class SharedWeightStore:
             os.close(fd)
         if len(data) != length:
             raise WeightsError(
-                f"weights of model {model_name!r} version {stored.version}: file {stored.path} "
+                f"weights of model {model_name!r} version {stored.version}: its file "
                 f"is shorter than its {stored.size_bytes} bytes"
             )
         return data, count

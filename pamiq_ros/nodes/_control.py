@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Final
@@ -16,7 +17,13 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from std_srvs.srv import Trigger
 
+from pamiq_ros.nodes._runtime import CALLBACK_FAILURES
+
 CONTROL_COMMANDS: Final = ("pause", "resume", "save", "status", "shutdown")
+
+SAVE_MIN_INTERVAL_S: Final = 1.0
+"""A save asked for within this time of the last one answers with that one: a flood of save
+calls (anyone in the domain may call) must not become a flood of checkpoints."""
 
 SHUTDOWN_DELAY_S: Final = 0.5
 """Time between answering ``shutdown`` and stopping, for the answer to reach the caller."""
@@ -48,12 +55,17 @@ class ControlServices:
 
     The services have their own callback group so a slow save never delays the node's other
     callbacks. ``shutdown`` answers first, then (after :data:`SHUTDOWN_DELAY_S`) sends this
-    process SIGTERM, which the node's main turns into a clean close.
+    process SIGTERM, which the node's main turns into a clean close (under ``pamiq-ros launch``
+    a node stopped alone is restarted). Calls are counted per command in ``status``
+    (``control_calls``); a failed command is answered with its reason, never raised.
     """
 
     def __init__(self, node: Node, target: Controllable) -> None:
         self._node = node
         self._target = target
+        self._calls = dict.fromkeys(CONTROL_COMMANDS, 0)
+        self._last_save: tuple[float, str] | None = None
+        self._shutting_down = False
         group = MutuallyExclusiveCallbackGroup()
         for command in CONTROL_COMMANDS:
             node.create_service(
@@ -71,16 +83,39 @@ class ControlServices:
 
         return handle
 
+    def _save(self) -> str:
+        now = time.monotonic()
+        if self._last_save is not None and now - self._last_save[0] < SAVE_MIN_INTERVAL_S:
+            at, message = self._last_save
+            return f"{message} ({now - at:.1f} s ago; one save per {SAVE_MIN_INTERVAL_S:g} s)"
+        message = self._target.save()
+        self._last_save = (time.monotonic(), message)
+        self._node.get_logger().info(f"save: {message}")
+        return message
+
     def _answer(self, command: str, response: Trigger.Response) -> Trigger.Response:
+        self._calls[command] += 1
         try:
             if command == "status":
-                response.message = json.dumps(dict(self._target.status()), default=str)
+                status = {
+                    **self._target.status(),
+                    "control_calls": dict(self._calls),
+                    "callback_failures": CALLBACK_FAILURES.count,
+                    "last_callback_failure": CALLBACK_FAILURES.last,
+                }
+                response.message = json.dumps(status, default=str)
             elif command == "shutdown":
                 response.message = "shutting down"
-                self._node.get_logger().info("shutdown requested through the control service")
-                # Later, not now: the signal shuts the context down, and the answer must leave
-                # first or the caller waits in vain.
-                threading.Timer(SHUTDOWN_DELAY_S, os.kill, (os.getpid(), signal.SIGTERM)).start()
+                if not self._shutting_down:  # one signal, however often it is asked
+                    self._shutting_down = True
+                    self._node.get_logger().info("shutdown requested through the control service")
+                    # Later, not now: the signal shuts the context down, and the answer must
+                    # leave first or the caller waits in vain.
+                    threading.Timer(
+                        SHUTDOWN_DELAY_S, os.kill, (os.getpid(), signal.SIGTERM)
+                    ).start()
+            elif command == "save":
+                response.message = self._save()
             else:
                 response.message = getattr(self._target, command)()
                 self._node.get_logger().info(f"{command}: {response.message}")

@@ -16,6 +16,18 @@ thread; the acting thread swaps the prepared weights in between steps
 (``pamiq_ros.core.swappable``). Weights that fail a check are refused with a message and the
 model keeps acting with the weights it has.
 
+Trust (see the README's trust model): the subscriber takes announcements only from the trainer
+it follows (``trainer_node``): each announcement's publisher GID, from rclpy's message info,
+must be one of the announce-topic endpoints the ROS graph lists for that node or its sync node.
+Anyone in the DDS domain may still answer ``weights/get`` (a service has no caller-visible
+server identity in rclpy), so an answer is never trusted by itself: the announced sha256, from
+the trainer, binds the bytes; every server's answer to a request is taken and a success wins
+over a refusal; a "no", a mismatch or a refused file is asked again (with backoff) while the
+version is still the newest; a shared-memory path is read only inside a store folder
+(``pamiq_ros-<pid>-*`` under an allowed root, owned by this user, mode 0700, the one the trainer
+used last while it exists), through ``O_NOFOLLOW``, from a regular file of this user no larger
+than the model's expected size. Paths never go into log messages.
+
 Both sides put their topic, service and client on a small node of their own
 (``<node>_weight_sync``, same namespace, names resolved through the host node so remappings
 apply) spun by a single-threaded executor in its own thread. rclpy's MultiThreadedExecutor,
@@ -27,12 +39,15 @@ depend on it, nor on how busy the host node's callbacks are.
 import array
 import atexit
 import contextlib
+import errno
 import os
 import stat
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import rclpy
@@ -44,7 +59,14 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from pamiq_ros.core.swappable import SwappableModel
-from pamiq_ros.core.weight_store import ChunkAssembler, SharedWeightStore, StoredWeights
+from pamiq_ros.core.weight_store import (
+    ChunkAssembler,
+    SharedWeightStore,
+    StoredWeights,
+    default_store_roots,
+    is_store_directory_name,
+    version_file_name,
+)
 from pamiq_ros.core.weights import (
     WeightsError,
     host_identity,
@@ -67,6 +89,47 @@ TRANSPORTS = ("auto", "shm", "bytes")
 
 MAX_WEIGHTS_BYTES = 8 << 30
 """Largest announced size the subscriber accepts (a bad size must not exhaust memory)."""
+
+HEADER_ALLOWANCE_BYTES = 64 << 10
+"""Room for the safetensors header on top of a model's tensor bytes (its expected size)."""
+
+HEADER_BYTES_PER_TENSOR = 512
+"""Further header room per tensor (names, shapes, offsets as JSON)."""
+
+MAX_VERSION = 1 << 53
+"""Versions above this are refused: no trainer publishes that many, and JSON keeps them exact."""
+
+MAX_VERSION_JUMP = 1_000_000
+"""Largest step over the newest version the trainer announced before (days of training)."""
+
+ASK_ATTEMPTS = 12
+"""Times a version is asked for again after an answer that was refused ("no", a mismatch, a
+file or bytes that fail their checks): anyone in the domain can answer, so one bad answer does
+not drop a version the trainer announced (a success from any server wins over refusals within
+one ask: :class:`_Answers`)."""
+
+ASK_BACKOFF_S = (0.05, 1.0)
+"""First and longest wait between two asks (doubling)."""
+
+SHM_RETRY_S = 30.0
+"""After a shared-memory file could not be read, versions come as bytes for this long, then
+shared memory is tried again (and kept after a success)."""
+
+REFUSAL_GRACE_S = 0.5
+"""After a refusal, how long a request still waits for another server's success, when not
+every server answered yet."""
+
+MIN_CHUNK_BYTES = 1024
+"""Smallest chunk a server may cut the bytes into (bounds the number of requests)."""
+
+IDENTITY_WAIT_S = 2.0
+"""How long an announcement from a publisher the graph does not list yet waits to be checked
+again (discovery may lag the first message)."""
+
+UNVERIFIED_LIMIT = 16
+"""Announcements waiting for their publisher to appear in the graph; older ones are dropped."""
+
+DEFAULT_TRAINER_NODE = "trainer"
 
 REQUEST_ATTEMPTS = 3
 """Times a request is sent before the version is given up: a response that does not come within
@@ -106,6 +169,8 @@ class SyncNode:
         self._executor.add_node(self.node)
         self._stop = threading.Event()
         self._closed = False
+        self.errors = 0
+        """Callbacks that raised (logged, then spinning went on)."""
         self._thread = threading.Thread(target=self._spin, name=f"{suffix}-spin", daemon=True)
         self._thread.start()
         # Should the owner not close it: the thread stops when the context shuts down, and the
@@ -122,11 +187,17 @@ class SyncNode:
         return self.host.resolve_service_name(name)
 
     def _spin(self) -> None:
-        try:
-            while not self._stop.is_set():
+        while not self._stop.is_set():
+            try:
                 self._executor.spin_once(timeout_sec=SPIN_TIMEOUT_S)
-        except ExternalShutdownException:  # the context shut down: nothing left to serve
-            return
+            except ExternalShutdownException:  # the context shut down: nothing left to serve
+                return
+            except Exception as error:  # a callback's bug must not stop serving: say it, go on
+                self.errors += 1
+                self.node.get_logger().error(
+                    f"weight sync callback failed: {type(error).__name__}: {error}",
+                    throttle_duration_sec=2.0,
+                )
 
     def close(self) -> None:
         """Stops spinning and destroys the node; idempotent."""
@@ -369,6 +440,12 @@ class NewestAnnouncements:
             name = next(iter(self._pending))
             return self._pending.pop(name)
 
+    def pending_version(self, model_name: str) -> int | None:
+        """The version of the model's waiting announcement, if one waits."""
+        with self._condition:
+            held = self._pending.get(model_name)
+            return None if held is None else held.version
+
     def __len__(self) -> int:
         with self._condition:
             return len(self._pending)
@@ -384,6 +461,82 @@ class _ClosingError(Exception):
     """The subscriber closed while a fetch was in progress."""
 
 
+class _Answers:
+    """Every answer to one request, as the executor delivers them (duck-typing its future)."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._success: Any = None
+        self._refusals: list[Any] = []
+        self._first_refusal_at: float | None = None
+
+    def _set_executor(self, executor: Any) -> None:
+        """Called by the executor before :meth:`set_result`; nothing to keep."""
+
+    def set_result(self, response: Any) -> None:
+        """Executor thread: one server's answer."""
+        if response is None:
+            return
+        with self._condition:
+            if response.success:
+                if self._success is None:
+                    self._success = response
+            else:
+                self._refusals.append(response)
+                if self._first_refusal_at is None:
+                    self._first_refusal_at = time.monotonic()
+            self._condition.notify_all()
+
+    def decided(self, servers: int, grace_s: float, wait_s: float) -> Any:
+        """The answer to use, once it is decided.
+
+        Returns:
+            A success; else a refusal once ``servers`` answered or ``grace_s`` passed since the
+            first; else None after waiting up to ``wait_s``.
+        """
+        with self._condition:
+            self._condition.wait_for(lambda: self._success is not None, wait_s)
+            if self._success is not None:
+                return self._success
+            if self._refusals and (
+                len(self._refusals) >= servers
+                or time.monotonic() - (self._first_refusal_at or 0.0) >= grace_s
+            ):
+                return self._refusals[-1]
+            return None
+
+    def refusal(self) -> Any:
+        """The last refusal, or None."""
+        with self._condition:
+            return self._refusals[-1] if self._refusals else None
+
+
+class _RefusedAnswerError(WeightsError):
+    """An answer (or the file it names) that fails its checks; anyone may have sent it.
+
+    Attributes:
+        kind: What failed, counted in :meth:`WeightSubscriber.refusals` as ``answer_<kind>``.
+    """
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def _qualified(name: str, namespace: str) -> str:
+    """``name`` fully qualified in ``namespace`` (unchanged when it starts with ``/``)."""
+    if name.startswith("/"):
+        return name
+    return f"{namespace.rstrip('/')}/{name}"
+
+
+def _expected_size(model: SwappableModel) -> int:
+    """The largest encoded size a model's weights may have: its tensors plus header room."""
+    state = model.current()[0].state_dict()
+    tensor_bytes = sum(tensor.numel() * tensor.element_size() for tensor in state.values())
+    return tensor_bytes + HEADER_ALLOWANCE_BYTES + HEADER_BYTES_PER_TENSOR * len(state)
+
+
 class WeightSubscriber:
     """The agent's side: fetches announced versions in a loader thread and prepares them."""
 
@@ -397,6 +550,9 @@ class WeightSubscriber:
         announce_topic: str = ANNOUNCE_TOPIC,
         service: str = WEIGHTS_SERVICE,
         request_timeout_s: float = 5.0,
+        trainer_node: str = DEFAULT_TRAINER_NODE,
+        store_roots: Sequence[Path] | None = None,
+        ask_backoff_s: tuple[float, float] = ASK_BACKOFF_S,
     ) -> None:
         """Subscribes to announcements and starts the loader thread.
 
@@ -412,6 +568,12 @@ class WeightSubscriber:
             service: Name of the ``GetWeights`` service.
             request_timeout_s: Longest wait for one service response (each of
                 ``REQUEST_ATTEMPTS`` tries).
+            trainer_node: The trainer whose announcements are taken (a name in the host's
+                namespace, or fully qualified); its own node and its ``<name>_weight_sync``
+                node may announce.
+            store_roots: Folders whose ``pamiq_ros-<pid>-*`` store folders may hold
+                shared-memory files; default ``/dev/shm`` and the temporary folder.
+            ask_backoff_s: First and longest wait before asking again after a refused answer.
         """
         if transport not in TRANSPORTS:
             raise ValueError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
@@ -424,17 +586,34 @@ class WeightSubscriber:
         self._on_error = on_error
         self._request_timeout_s = request_timeout_s
         self._host_id = host_identity()
-        self._shm_unreadable = False  # auto: the trainer's files proved unreachable; use bytes
+        self._shm_retry_at = 0.0  # auto: bytes until then (monotonic), after a failed file read
         self._buffers: dict[str, bytearray] = {}
+        self._trainer = _qualified(trainer_node, node.get_namespace())
+        self._ask_backoff_s = ask_backoff_s
+        self._store_roots = tuple(
+            Path(root).resolve() for root in (store_roots or default_store_roots())
+        )
+        self._trainer_store: Path | None = None  # the store folder the trainer's files were in
+        self._last_folder: Path | None = None  # the folder of the file read last
+        self._expected_bytes = {name: _expected_size(model) for name, model in models.items()}
+        self._newest_announced: dict[str, int] = {}
+        self._unverified: deque[tuple[float, Any, Any]] = deque(maxlen=UNVERIFIED_LIMIT)
+        self._counts_lock = threading.Lock()
+        self._accept_lock = threading.Lock()
+        self._warned_servers = False
+        self._refused: dict[str, int] = {}
         self._announcements = NewestAnnouncements()
         self._stop = threading.Event()
         self._sync = SyncNode(node)
         self._client: Any = self._sync.node.create_client(GetWeights, self._sync.service(service))
+        self._answers: dict[int, _Answers] = {}
+        # The executor hands each answer to get_pending_request's result: ours keeps taking
+        # answers after the first, so a second server's quick "no" cannot hide the trainer's.
+        setattr(self._client, "get_pending_request", self._pending_answers)  # noqa: B010
+        self._topic = self._sync.topic(announce_topic)
+        self._service_name = self._sync.service(service)
         self._subscription = self._sync.node.create_subscription(
-            WeightsAnnouncement,
-            self._sync.topic(announce_topic),
-            self._on_announcement,
-            ANNOUNCE_QOS,
+            WeightsAnnouncement, self._topic, self._on_announcement, ANNOUNCE_QOS
         )
         self._thread = threading.Thread(target=self._run, name="weights-loader", daemon=True)
         self._thread.start()
@@ -442,10 +621,84 @@ class WeightSubscriber:
     def _now(self) -> float:
         return float(self._node.get_clock().now().nanoseconds) * 1e-9
 
-    def _on_announcement(self, message: Any) -> None:
-        """Executor callback: only notes the announcement; the loader thread does the work."""
+    def _count(self, kind: str) -> None:
+        with self._counts_lock:
+            self._refused[kind] = self._refused.get(kind, 0) + 1
+
+    def refusals(self) -> dict[str, int]:
+        """What was refused so far, by kind (forged announcement, refused answer, ...)."""
+        with self._counts_lock:
+            return dict(self._refused)
+
+    def _trusted_gids(self) -> set[bytes]:
+        """The announce-topic publisher GIDs of the trainer's node and its sync node."""
+        namespace, _, name = self._trainer.rpartition("/")
+        names = {name, f"{name}_weight_sync"}
+        infos = self._sync.node.get_publishers_info_by_topic(self._topic)
+        return {
+            bytes(info.endpoint_gid)
+            for info in infos
+            if info.node_name in names and (info.node_namespace or "/") == (namespace or "/")
+        }
+
+    def _on_announcement(self, message: Any, info: Any) -> None:
+        """Executor callback: checks who sent it, notes it; the loader thread does the work."""
+        try:
+            gid = bytes((info.get("publisher_gid") or {}).get("data") or b"")
+            if gid and gid in self._trusted_gids():
+                self._accept(message)
+            else:  # unknown publisher: the graph may lag; checked again shortly
+                if len(self._unverified) == UNVERIFIED_LIMIT:
+                    self._count("forged_announcement")  # the oldest falls out, unchecked
+                self._unverified.append((time.monotonic(), message, gid))
+        except Exception as error:  # nothing from outside may end the sync node
+            self._count("announcement_errors")
+            self._report(f"weight announcement dropped: {type(error).__name__}: {error}")
+
+    def _recheck_unverified(self) -> None:
+        """Loader thread: announcements whose publisher was not in the graph yet."""
+        if not self._unverified:
+            return
+        trusted = self._trusted_gids()
+        now = time.monotonic()
+        for _ in range(len(self._unverified)):
+            arrived, message, gid = self._unverified.popleft()
+            if gid and gid in trusted:
+                self._accept(message)
+            elif now - arrived < IDENTITY_WAIT_S:
+                self._unverified.append((arrived, message, gid))
+            else:
+                self._count("forged_announcement")
+                self._report(
+                    f"weights of model {message.model_name!r} version {message.version} "
+                    f"refused: announced by a node other than the trainer {self._trainer}"
+                )
+
+    def _accept(self, message: Any) -> None:
+        """Queues an announcement of the trainer, if its model, version and size are plausible."""
         model = self._models.get(message.model_name)
-        if model is None or self._stop.is_set() or not model.accepts(message.version):
+        if model is None or self._stop.is_set():
+            return
+        with self._accept_lock:
+            self._accept_locked(message, model)
+
+    def _accept_locked(self, message: Any, model: SwappableModel) -> None:
+        version, size = int(message.version), int(message.size_bytes)
+        newest = self._newest_announced.get(message.model_name)
+        problem = ""
+        if version > MAX_VERSION or (newest is not None and version - newest > MAX_VERSION_JUMP):
+            problem = f"a jump to version {version} (newest so far {newest}) is implausible"
+        elif size > self._size_cap(message.model_name):
+            problem = (
+                f"announced size {size} bytes is over the model's expected "
+                f"{self._size_cap(message.model_name)}"
+            )
+        if problem:
+            self._count("implausible_announcement")
+            self._report(f"weights of model {message.model_name!r} refused: {problem}")
+            return
+        self._newest_announced[message.model_name] = max(version, newest or 0)
+        if not model.accepts(version):
             return
         self._announcements.offer(
             Announcement(
@@ -463,7 +716,11 @@ class WeightSubscriber:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            announcement = self._announcements.take(timeout=1.0)
+            announcement = self._announcements.take(timeout=0.2 if self._unverified else 1.0)
+            try:
+                self._recheck_unverified()
+            except Exception as error:  # the graph query failed: try again on the next turn
+                self._report(f"checking a weight announcement's sender failed: {error}")
             if announcement is None or self._stop.is_set():
                 continue
             model = self._models[announcement.model_name]
@@ -489,54 +746,52 @@ class WeightSubscriber:
         else:
             self._node.get_logger().error(message)
 
-    def _load(self, announcement: Announcement, model: SwappableModel) -> None:
-        where = announcement.where
-        if announcement.size_bytes > MAX_WEIGHTS_BYTES:
-            raise WeightsError(
-                f"{where}: announced size {announcement.size_bytes} bytes is over the "
-                f"{MAX_WEIGHTS_BYTES} byte limit"
+    def _note_servers(self) -> None:
+        """Says once when more than one node serves the weights service (someone may forge)."""
+        servers = self._sync.node.count_services(self._service_name)
+        if servers > 1 and not self._warned_servers:
+            self._warned_servers = True
+            self._count("second_server")
+            self._node.get_logger().warning(
+                f"{servers} servers answer {self._service_name}; only answers that match the "
+                f"trainer {self._trainer}'s announcements are used"
             )
-        stages: dict[str, float] = {"request_s": 0.0}
-        use_shm = self._transport == "shm" or (
-            self._transport == "auto"
-            and announcement.host_id == self._host_id
-            and not self._shm_unreadable
-        )
-        data: memoryview | None = None
-        transport = "bytes"
-        first_chunk: Any = None
-        if use_shm:
-            response = self._request(announcement, 0, bytes_only=False, stages=stages)
-            if response.shm_path:
-                try:
-                    data = self._read_file(announcement, response.shm_path, stages)
-                    transport = "shm"
-                except OSError as error:
-                    if self._transport == "shm":
-                        raise WeightsError(
-                            f"{where}: cannot read the shared-memory file {response.shm_path} "
-                            f"({error})"
-                        ) from None
-                    self._shm_unreadable = True
-                    self._node.get_logger().warning(
-                        f"the trainer's shared-memory file {response.shm_path} is not readable "
-                        f"here ({error}); fetching weights as bytes from now on"
-                    )
-            elif self._transport == "shm":
-                raise WeightsError(
-                    f"{where}: the trainer answered with bytes, not a shared-memory file (it "
-                    "is on another host); use transport 'auto' or 'bytes'"
-                )
-            else:
-                first_chunk = response  # the trainer chose bytes: this is chunk 0
-        if data is None:
-            data = self._fetch_chunks(announcement, first_chunk, stages)
-        received = self._now()
 
-        started = time.perf_counter()
-        verify_checksum(data, announcement.checksum, announcement.model_name, announcement.version)
+    def _size_cap(self, model_name: str) -> int:
+        return min(MAX_WEIGHTS_BYTES, self._expected_bytes.get(model_name, MAX_WEIGHTS_BYTES))
+
+    def _load(self, announcement: Announcement, model: SwappableModel) -> None:
+        """Fetches and checks a version, asking again after a refused answer; prepares it."""
+        self._note_servers()
+        delay, longest = self._ask_backoff_s
+        for attempt in range(ASK_ATTEMPTS + 1):
+            try:
+                data, transport, stages = self._fetch(announcement)
+                received = self._now()
+                started = time.perf_counter()
+                try:
+                    verify_checksum(
+                        data, announcement.checksum, announcement.model_name, announcement.version
+                    )
+                except WeightsError as error:
+                    raise _RefusedAnswerError(str(error), "checksum") from None
+                if transport == "shm":  # the trainer's bytes came from there: its store
+                    self._trainer_store = self._last_folder
+                break
+            except _RefusedAnswerError as error:
+                self._count("refused_answer")
+                self._count(f"answer_{error.kind}")
+                newer = self._announcements.pending_version(announcement.model_name)
+                if attempt == ASK_ATTEMPTS or (newer is not None and newer > announcement.version):
+                    raise WeightsError(
+                        f"{error} (asked {attempt + 1} times; answers anyone can give are checked "
+                        "against the trainer's announcement)"
+                    ) from None
+                self._wait_or_close(delay)
+                delay = min(delay * 2.0, longest)
         checked = time.perf_counter()
-        # Views into our buffer (no copy); the NaN/Inf check runs here, once.
+        # Views into our buffer (no copy); the NaN/Inf check runs here, once. The checksum was
+        # the trainer's: what fails from here on is the trainer's data, not worth asking again.
         tensors = parse_weights(data, announcement.model_name, announcement.version, copy=False)
         parsed = time.perf_counter()
         model.prepare(tensors, announcement.version, announcement.published_s, check_finite=False)
@@ -558,6 +813,52 @@ class WeightSubscriber:
         if self._on_ready is not None:
             self._on_ready(announcement.model_name, announcement.version, timing)
 
+    def _fetch(self, announcement: Announcement) -> tuple[memoryview, str, dict[str, float]]:
+        """One ask: the encoded bytes (not yet checked), the transport, and stage times.
+
+        Raises:
+            _RefusedAnswerError: If the answer or the file it names is refused (ask again).
+            WeightsError: If no answer came, or the transport cannot work here.
+        """
+        where = announcement.where
+        stages: dict[str, float] = {"request_s": 0.0}
+        use_shm = self._transport == "shm" or (
+            self._transport == "auto"
+            and announcement.host_id == self._host_id
+            and time.monotonic() >= self._shm_retry_at
+        )
+        first_chunk: Any = None
+        if use_shm:
+            response = self._request(announcement, 0, bytes_only=False, stages=stages)
+            if response.shm_path:
+                try:
+                    data = self._read_file(announcement, response.shm_path, stages)
+                except OSError as error:
+                    if self._transport == "shm":
+                        raise _RefusedAnswerError(
+                            f"{where}: cannot read the shared-memory file the answer names "
+                            f"({error.strerror or error})",
+                            "unreadable",
+                        ) from None
+                    self._shm_retry_at = time.monotonic() + SHM_RETRY_S
+                    self._count("shm_unreadable")
+                    self._node.get_logger().warning(
+                        f"the trainer's shared-memory file is not readable here "
+                        f"({error.strerror or error}); fetching weights as bytes for "
+                        f"{SHM_RETRY_S:g} s, then trying shared memory again"
+                    )
+                else:
+                    self._shm_retry_at = 0.0
+                    return data, "shm", stages
+            elif self._transport == "shm":
+                raise WeightsError(
+                    f"{where}: the trainer answered with bytes, not a shared-memory file (it "
+                    "is on another host); use transport 'auto' or 'bytes'"
+                )
+            else:
+                first_chunk = response  # the trainer chose bytes: this is chunk 0
+        return self._fetch_chunks(announcement, first_chunk, stages), "bytes", stages
+
     def _buffer(self, model_name: str, size: int) -> bytearray:
         """A receive buffer per model, reused: its pages are already mapped after the first use."""
         buffer = self._buffers.get(model_name)
@@ -569,21 +870,64 @@ class WeightSubscriber:
     def _read_file(
         self, announcement: Announcement, path: str, stages: dict[str, float]
     ) -> memoryview:
-        """Reads the version's file into the model's buffer (a private copy, checked after)."""
+        """Reads the version's file into the model's buffer (a private copy, checked after).
+
+        Only a file named for this model and version, in a store folder of this user under an
+        allowed root (the trainer's own while it exists), opened without following links.
+
+        Raises:
+            _RefusedAnswerError: If the path or the file is refused.
+            OSError: If the file cannot be opened or read (another host's file system).
+        """
         started = time.perf_counter()
         where = announcement.where
-        if not os.path.isabs(path):
-            raise WeightsError(f"{where}: the trainer named a relative file path {path!r}")
-        # O_NONBLOCK: a FIFO or device under that name must not hang the loader.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        folder = self._store_folder(announcement, path)
+        # O_NOFOLLOW on the folder and the file: a link is refused, never followed; O_NONBLOCK:
+        # a FIFO or device under that name must not hang the loader.
+        try:
+            directory_fd = os.open(
+                folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+            )
+        except OSError as error:
+            if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise _RefusedAnswerError(
+                    f"{where}: the named store folder is a link", "link"
+                ) from None
+            raise
+        try:
+            folder_status = os.fstat(directory_fd)
+            if folder_status.st_uid != os.getuid() or folder_status.st_mode & 0o077:
+                raise _RefusedAnswerError(
+                    f"{where}: the store folder the answer names is not private to this user "
+                    f"(mode {stat.S_IMODE(folder_status.st_mode):o})",
+                    "owner",
+                )
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+            try:
+                fd = os.open(Path(path).name, flags, dir_fd=directory_fd)
+            except OSError as error:
+                if error.errno == errno.ELOOP:
+                    raise _RefusedAnswerError(
+                        f"{where}: the named file is a link", "link"
+                    ) from None
+                raise
+        finally:
+            os.close(directory_fd)
         with open(fd, "rb", buffering=0, closefd=True) as file:
             status = os.fstat(fd)
             if not stat.S_ISREG(status.st_mode):
-                raise WeightsError(f"{where}: {path} is not a regular file")
+                raise _RefusedAnswerError(
+                    f"{where}: the named file is not a regular file", "not_regular"
+                )
+            if status.st_uid != os.getuid() or status.st_mode & 0o022:
+                raise _RefusedAnswerError(
+                    f"{where}: the named file is not this user's, or others may write it", "owner"
+                )
             if status.st_size != announcement.size_bytes:
-                raise WeightsError(
-                    f"{where}: file {path} holds {status.st_size} bytes, the announcement "
-                    f"says {announcement.size_bytes} (truncated or replaced)"
+                raise _RefusedAnswerError(
+                    f"{where}: the file holds {status.st_size} bytes, the announcement says "
+                    f"{announcement.size_bytes} (truncated or replaced)",
+                    "size",
                 )
             view = memoryview(self._buffer(announcement.model_name, status.st_size))
             view = view[: status.st_size]
@@ -591,12 +935,43 @@ class WeightSubscriber:
             while position < status.st_size:
                 count = file.readinto(view[position:])
                 if not count:
-                    raise WeightsError(
-                        f"{where}: file {path} ended after {position} of {status.st_size} bytes"
+                    raise _RefusedAnswerError(
+                        f"{where}: the file ended after {position} of {status.st_size} bytes",
+                        "size",
                     )
                 position += count
+        self._last_folder = folder
         stages["read_s"] = time.perf_counter() - started
         return view
+
+    def _store_folder(self, announcement: Announcement, path: str) -> Path:
+        """The store folder of an answered path, if the path may be read at all.
+
+        Raises:
+            _RefusedAnswerError: Naming what is wrong (never the path: logs are readable by others).
+        """
+        where = announcement.where
+        expected = version_file_name(announcement.model_name, announcement.version)
+        if "\x00" in path or not os.path.isabs(path) or os.path.normpath(path) != path:
+            raise _RefusedAnswerError(
+                f"{where}: the answer names a relative or unnormalised path", "path"
+            )
+        file = Path(path)
+        folder = file.parent
+        if file.name != expected:
+            raise _RefusedAnswerError(
+                f"{where}: the answer names a file other than {expected!r}", "path"
+            )
+        if not is_store_directory_name(folder.name) or folder.parent not in self._store_roots:
+            raise _RefusedAnswerError(
+                f"{where}: the answer names a file outside any weight store", "path"
+            )
+        trainer_store = self._trainer_store
+        if trainer_store is not None and folder != trainer_store and trainer_store.is_dir():
+            raise _RefusedAnswerError(
+                f"{where}: the answer names another store than the trainer's", "path"
+            )
+        return folder
 
     def _fetch_chunks(
         self, announcement: Announcement, first: Any, stages: dict[str, float]
@@ -606,19 +981,31 @@ class WeightSubscriber:
         response = first or self._request(announcement, 0, bytes_only=True, stages=stages)
         assemble_started = time.perf_counter()
         request_before = stages["request_s"]
-        assembler = ChunkAssembler(
-            announcement.size_bytes,
-            max(1, response.chunk_count),
-            self._buffer(announcement.model_name, announcement.size_bytes),
-            where,
-        )
-        while True:
-            assembler.add(response.chunk_index, response.chunk, response.chunk_count)
-            if assembler.complete:
-                break
-            response = self._request(
-                announcement, assembler.next_index, bytes_only=True, stages=stages
+        most_chunks = max(1, -(-announcement.size_bytes // MIN_CHUNK_BYTES))
+        if not 1 <= response.chunk_count <= most_chunks:
+            raise _RefusedAnswerError(
+                f"{where}: {response.chunk_count} chunks for {announcement.size_bytes} bytes "
+                f"(1..{most_chunks} accepted)",
+                "chunks",
             )
+        try:
+            assembler = ChunkAssembler(
+                announcement.size_bytes,
+                response.chunk_count,
+                self._buffer(announcement.model_name, announcement.size_bytes),
+                where,
+            )
+            while True:
+                assembler.add(response.chunk_index, response.chunk, response.chunk_count)
+                if assembler.complete:
+                    break
+                response = self._request(
+                    announcement, assembler.next_index, bytes_only=True, stages=stages
+                )
+        except _RefusedAnswerError:
+            raise
+        except WeightsError as error:
+            raise _RefusedAnswerError(str(error), "chunks") from None
         waiting = stages["request_s"] - request_before
         stages["read_s"] = time.perf_counter() - assemble_started - waiting
         return assembler.data()
@@ -656,33 +1043,52 @@ class WeightSubscriber:
             )
         stages["request_s"] += time.perf_counter() - started
         if not response.success:
-            raise WeightsError(f"{where}: the trainer did not serve it: {response.message}")
+            raise _RefusedAnswerError(
+                f"{where}: the trainer did not serve it: {str(response.message)[:200]}",
+                "no",
+            )
         if response.version != announcement.version or response.checksum != announcement.checksum:
-            raise WeightsError(
+            raise _RefusedAnswerError(
                 f"{where}: the trainer served version {response.version} with checksum "
-                f"{response.checksum[:16]}..., not the announced {announcement.checksum[:16]}..."
+                f"{response.checksum[:16]}..., not the announced {announcement.checksum[:16]}...",
+                "mismatch",
             )
         if response.size_bytes != announcement.size_bytes:
-            raise WeightsError(
+            raise _RefusedAnswerError(
                 f"{where}: the trainer served {response.size_bytes} bytes, the announcement "
-                f"says {announcement.size_bytes}"
+                f"says {announcement.size_bytes}",
+                "mismatch",
             )
         return response
 
     def _call(self, request: Any) -> Any:
-        """Sends one request; the response, or None if none came within the timeout."""
-        future = self._client.call_async(request)
-        done = threading.Event()
-        future.add_done_callback(lambda _: done.set())
-        deadline = time.monotonic() + self._request_timeout_s
-        while not done.wait(POLL_PERIOD_S):
-            if self._stop.is_set() or time.monotonic() > deadline:
-                self._client.remove_pending_request(future)
-                future.cancel()
+        """Sends one request; the answer, or None if none came within the timeout.
+
+        Every server on the name answers, and rclpy would keep only the first answer. Here all
+        answers to the request are collected (:class:`_Answers`): a success wins over refusals,
+        and a refusal is taken only once every server answered or ``REFUSAL_GRACE_S`` passed.
+        """
+        answers = _Answers()
+        servers = max(1, self._sync.node.count_services(self._service_name))
+        with self._client.handle:
+            sequence = self._client.handle.send_request(request)
+        self._answers[sequence] = answers
+        try:
+            deadline = time.monotonic() + self._request_timeout_s
+            while True:
+                answer = answers.decided(servers, REFUSAL_GRACE_S, POLL_PERIOD_S)
+                if answer is not None:
+                    return answer
                 if self._stop.is_set():
                     raise _ClosingError
-                return None
-        return future.result()
+                if time.monotonic() > deadline:
+                    return answers.refusal()  # a refusal, or None: no answer at all
+        finally:
+            self._answers.pop(sequence, None)
+
+    def _pending_answers(self, sequence: int) -> "_Answers":
+        """Where the executor delivers an answer (in place of rclpy's one-shot future)."""
+        return self._answers[sequence]  # KeyError: not asked, or given up: dropped
 
     def _wait_or_close(self, seconds: float) -> None:
         if self._stop.wait(seconds):

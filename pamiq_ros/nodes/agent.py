@@ -72,7 +72,12 @@ from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import OK, WARN, DiagnosticsReporter
 from pamiq_ros.nodes._experience import EXPERIENCE_QOS, EXPERIENCE_TOPIC
 from pamiq_ros.nodes._problem_log import ProblemLog
-from pamiq_ros.nodes._runtime import declare_settings, prepare_run_dir, run_node
+from pamiq_ros.nodes._runtime import (
+    declare_settings,
+    hold_memory_in_bounds,
+    prepare_run_dir,
+    run_node,
+)
 from pamiq_ros.nodes._weight_sync import SyncTiming, WeightSubscriber
 
 ERROR_LOG_PERIOD_S = 2.0
@@ -153,6 +158,10 @@ class AgentSettings:
     sync_transport: str = setting(
         "auto", "How new weights are fetched: auto (shared memory on the trainer's host, else "
         "bytes), shm, or bytes."
+    )  # fmt: skip
+    trainer_node: str = setting(
+        "trainer", "The trainer whose weights are taken (its node name, relative to this "
+        "namespace, or fully qualified); announcements from any other node are refused."
     )  # fmt: skip
     torch_threads: int = setting(1, "CPU threads for the acting model.")
     spin_before_step_ms: float = setting(
@@ -271,6 +280,7 @@ class AgentNode(Node, Controllable):
             transport=settings.sync_transport,
             on_ready=self._on_weights_ready,
             on_error=self._problems.error,
+            trainer_node=settings.trainer_node,
         )
         ControlServices(self, self)
         self.create_timer(settings.report_period, self._report)
@@ -573,6 +583,7 @@ class AgentNode(Node, Controllable):
                 "weight_version": self._mind.version,
                 **{f"version_{name}": m.version for name, m in self._mind.models.items()},
                 "weight_swaps": self._swaps,
+                "weights_refused": self._sync.refusals(),
                 "sync_latency_p50_ms": latencies[len(latencies) // 2] if latencies else "none",
                 "sync_latency_max_ms": latencies[-1] if latencies else "none",
                 **self._mind.figures(),
@@ -675,6 +686,7 @@ def _ms(value: object) -> str:
 
 def main(args: Sequence[str] | None = None) -> None:
     """Runs the agent node until Ctrl-C."""
+    hold_memory_in_bounds()
     run_node(AgentNode, args)
 
 

@@ -24,12 +24,20 @@ import torch
 from pamiq_ros_interfaces.msg import Experience
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
+from rclpy.qos import QoSProfile
 from torch.utils.tensorboard import SummaryWriter
 from typing_extensions import override
 
 from pamiq_ros.core.actions import ACTION_SIZES
 from pamiq_ros.core.checkpoint import CheckpointStore, resume
-from pamiq_ros.core.experience import ExperienceError, check_record
+from pamiq_ros.core.experience import (
+    MAX_TENSORS,
+    ExperienceError,
+    ExperienceRecord,
+    MessageSizes,
+    check_message_sizes,
+    check_record,
+)
 from pamiq_ros.core.learner import Learner
 from pamiq_ros.core.precision import PRECISIONS, resolve_device
 from pamiq_ros.core.settings import require_one_of, require_positive, setting
@@ -50,11 +58,19 @@ from pamiq_ros.models.ppo import ADVANTAGES, PPOConfig
 from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import OK, WARN, DiagnosticsReporter
 from pamiq_ros.nodes._experience import EXPERIENCE_QOS, EXPERIENCE_TOPIC
-from pamiq_ros.nodes._runtime import declare_settings, prepare_run_dir, run_node
+from pamiq_ros.nodes._runtime import (
+    declare_settings,
+    hold_memory_in_bounds,
+    prepare_run_dir,
+    run_node,
+)
 from pamiq_ros.nodes._weight_sync import WeightPublisher
 
 STORE_SUBDIR = "trainer/checkpoints"
 IDLE_WAIT_S = 0.05
+EXPERIENCE_DEPTH = 32
+"""Records the trainer's reader queues (3 s of a 10 Hz agent): with ``hold_memory_in_bounds``
+a flood costs at most this many messages at once, each refused by size before any copy."""
 ACTING_FIGURES = {"raw_reward": "reward", "value": "value"}
 """Record tensors averaged per report into the metrics (as ``acting/<name>``)."""
 
@@ -230,6 +246,7 @@ class TrainerNode(Node, Controllable):
         self._save_requests: list[tuple[str, threading.Event, list[str]]] = []
         self._received = 0
         self._rejected = 0
+        self._callback_errors = 0
         self._runs = 0
         self._published: dict[str, int] = {}
         self._refused_versions = 0
@@ -261,7 +278,11 @@ class TrainerNode(Node, Controllable):
             Experience,
             EXPERIENCE_TOPIC,
             self._on_experience,
-            EXPERIENCE_QOS,
+            QoSProfile(
+                reliability=EXPERIENCE_QOS.reliability,
+                history=EXPERIENCE_QOS.history,
+                depth=EXPERIENCE_DEPTH,
+            ),
             callback_group=MutuallyExclusiveCallbackGroup(),
         )
         ControlServices(self, self)
@@ -280,16 +301,29 @@ class TrainerNode(Node, Controllable):
     # --- experience -------------------------------------------------------------------------
 
     def _on_experience(self, message: Experience) -> None:
+        """Checks sizes before anything is copied, then the record; nothing here may raise."""
         settings = self.settings
+        image_shape = (settings.image_height, settings.image_width, 3)
         try:
+            check_message_sizes(_declared_sizes(message), image_shape, ACTION_SIZES)
             record = message_to_record(message)
-            check_record(record, (settings.image_height, settings.image_width, 3), ACTION_SIZES)
+            check_record(record, image_shape, ACTION_SIZES, scalars=tuple(ACTING_FIGURES))
             self._learner.add(record)
+            self._count_accepted(record)
         except (ExperienceError, ValueError, KeyError) as error:
             with self._lock:
                 self._rejected += 1
             self.get_logger().warning(f"experience refused: {error}", throttle_duration_sec=2.0)
-            return
+        except Exception as error:  # a bug must not end the node: say what, count it
+            with self._lock:
+                self._rejected += 1
+                self._callback_errors += 1
+            self.get_logger().error(
+                f"experience callback failed: {type(error).__name__}: {error}",
+                throttle_duration_sec=2.0,
+            )
+
+    def _count_accepted(self, record: ExperienceRecord) -> None:
         with self._lock:
             self._received += 1
             for name, sums in self._acting_figures.items():
@@ -453,6 +487,7 @@ class TrainerNode(Node, Controllable):
                 "runs": self._runs,
                 "experience_received": self._received,
                 "experience_rejected": self._rejected,
+                "callback_errors": self._callback_errors,
                 "buffers": self._learner.buffer_sizes(),
                 "published_versions": dict(self._published),
                 "refused_versions": self._refused_versions,
@@ -523,6 +558,29 @@ class TrainerNode(Node, Controllable):
         self._weight_store.close()
 
 
+def _declared_sizes(message: Experience) -> MessageSizes:
+    """What the message declares, from lengths only (no copy of its arrays)."""
+    image = message.observation
+    return MessageSizes(
+        encoding=str(image.encoding),
+        height=int(image.height),
+        width=int(image.width),
+        step=int(image.step),
+        data_bytes=len(image.data),
+        action_length=len(message.action),
+        tensor_sizes=[
+            (len(tensor.name), _short_shape(tensor.shape), len(tensor.data))
+            for tensor in message.tensors[: MAX_TENSORS + 1]
+        ],
+        model_name_length=len(message.model_name),
+    )
+
+
+def _short_shape(shape: Sequence[int]) -> list[int]:
+    """A declared shape to check; one of more than 4 sides is not copied (it is refused)."""
+    return [int(side) for side in shape] if len(shape) <= 4 else [0] * 5
+
+
 def reward_statistics(rewards: Sequence[float] | deque[float]) -> dict[str, float]:
     """Mean, standard deviation and percentiles of the agent's recent raw rewards.
 
@@ -585,6 +643,7 @@ def build_learner(settings: TrainerSettings) -> Learner:
 
 def main(args: Sequence[str] | None = None) -> None:
     """Runs the trainer node until Ctrl-C."""
+    hold_memory_in_bounds()
     run_node(TrainerNode, args)
 
 

@@ -8,6 +8,7 @@ import math
 import os
 import re
 import signal
+import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
+from std_srvs.srv import Trigger
 
 from pamiq_ros.bringup.description import (
     Bringup,
@@ -24,6 +26,7 @@ from pamiq_ros.bringup.description import (
     run_parameters,
 )
 from pamiq_ros.bringup.launcher import Launcher, RestartSchedule, describe_exit
+from pamiq_ros.core.checkpoint import CheckpointStore
 from test.support.configs import config_for_test, launch_command
 from test.support.diagnostics import agent_rates
 from test.support.processes import NodeProcess, wait_until
@@ -265,14 +268,63 @@ def test_ctrl_c_during_a_backoff_wait_restarts_nothing(stand_ins: StandIns):
     assert "(restarts" not in output
 
 
-def test_a_node_that_exits_0_has_finished_and_is_not_restarted(stand_ins: StandIns):
-    launcher = stand_ins.launcher({"alpha": "exit0", "beta": "run"}, restart_delay=0.05)
-    code = stand_ins.run(
-        launcher, lambda: "alpha finished (exit code 0)" in stand_ins.output.getvalue()
+def test_a_node_that_exits_0_alone_is_restarted_not_silently_removed(stand_ins: StandIns):
+    """An outsider's call of one node's control shutdown exits it with 0: not a finished launch."""
+    launcher = stand_ins.launcher(
+        {"alpha": "exit0 run", "beta": "run"}, restart_delay=0.05, stack_shutdown_window=0.3
     )
-    assert code == 0
-    assert len(stand_ins.starts("alpha")) == 1
-    assert "restart" not in stand_ins.output.getvalue()
+    code = stand_ins.run(launcher, lambda: "start 2: run" in stand_ins.output.getvalue())
+    output = stand_ins.output.getvalue()
+    assert code == 0, output
+    assert "alpha finished (exit code 0); restarted unless every node stops within 0.3 s" in output
+    assert re.search(r"alpha exited 0 on its own after [\d.]+ s; restart 1 in 0.1 s", output)
+    assert len(stand_ins.starts("alpha")) == 2 and len(stand_ins.starts("beta")) == 1
+
+
+def test_every_node_exiting_0_together_ends_the_launch_cleanly(stand_ins: StandIns):
+    launcher = stand_ins.launcher({"alpha": "exit0", "beta": "exit0"}, stack_shutdown_window=3.0)
+    code = stand_ins.run(launcher, lambda: False)
+    output = stand_ins.output.getvalue()
+    assert code == 0, output
+    assert "stopping: every node shut down" in output
+    assert "restart 1" not in output
+    assert len(stand_ins.starts("alpha")) == 1 and len(stand_ins.starts("beta")) == 1
+
+
+def _checkpoint(store: CheckpointStore, label: str, content: str) -> Path:
+    def write(folder: Path) -> None:
+        (folder / "state.txt").write_text(content)
+
+    return store.save(write, label)
+
+
+def test_a_crash_loop_keeps_the_last_checkpoint_from_before_the_first_crash(stand_ins: StandIns):
+    store = CheckpointStore(stand_ins.run_dir / "alpha" / "checkpoints", keep_last=2)
+    _checkpoint(store, "periodic", "early")
+    before = _checkpoint(store, "periodic", "before the crash")
+    _checkpoint(store, "shutdown", "at the crash")  # written on the way out of the crash
+    launcher = stand_ins.launcher({"alpha": "crash run", "beta": "run"}, restart_delay=0.05)
+    code = stand_ins.run(launcher, lambda: "start 2: run" in stand_ins.output.getvalue())
+    output = stand_ins.output.getvalue()
+    assert code == 0, output
+    assert f"pinned {before}" in output
+    for number in range(6):  # the crash loop goes on writing shutdown checkpoints
+        _checkpoint(store, "shutdown", f"loop {number}")
+    kept = store.checkpoints()
+    assert before in kept and (before / "state.txt").read_text() == "before the crash"
+    assert len(kept) == 3, kept  # keep_last=2 newest, plus the pinned one
+    assert store.pinned() == {before.name: "last checkpoint before alpha first died"}
+
+
+def test_the_run_folder_and_the_ros_logs_are_private_to_the_user(stand_ins: StandIns):
+    stand_ins.run_dir.mkdir(parents=True)
+    launcher = stand_ins.launcher({"alpha": "run"})
+    assert stand_ins.run(launcher, lambda: len(stand_ins.starts("alpha")) == 1) == 0
+    argv = " ".join(stand_ins.starts("alpha")[0]["argv"])
+    assert f"run_dir:={stand_ins.run_dir}" in argv
+    log_dir = stand_ins.run_dir / "ros_logs"
+    assert log_dir.is_dir() and stat.S_IMODE(log_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE((stand_ins.folder / "alpha.starts").stat().st_mode) == 0o600
 
 
 @pytest.mark.e2e
@@ -346,3 +398,30 @@ def test_a_bad_config_is_refused_before_anything_starts(spawn, tmp_path):
     assert launcher.popen.wait(timeout=30) == 2
     assert "unknown node 'agnet'" in launcher.output()
     assert "started" not in launcher.output()
+
+
+@pytest.mark.e2e
+def test_a_node_shut_down_by_an_outsider_is_restarted_not_silently_removed(
+    spawn, probe: RosProbe, tmp_path, free_udp_port, free_tcp_port
+):
+    """Anyone in the domain may call /<node>/control/shutdown; the launch must not go on
+    without that node (issue 10)."""
+    config = config_for_test(
+        "robot", tmp_path, free_udp_port(), free_tcp_port(),
+        {"agent": {"mind": "autoencoder"}, "trainer": {"mind": "autoencoder"}},
+    )  # fmt: skip
+    launcher = launch(spawn, config, "--duration", "90")
+    pids = started_pids(launcher.wait_for_output(" nodes running for", timeout=60))
+    client: Any = probe.node.create_client(Trigger, "/camera_sensor/control/shutdown")
+    assert client.wait_for_service(timeout_sec=30.0)
+    done = threading.Event()
+    client.call_async(Trigger.Request()).add_done_callback(lambda _: done.set())
+    assert done.wait(10.0)
+    output = launcher.wait_for_output("camera_sensor restarted (pid", timeout=30)
+    assert "camera_sensor finished (exit code 0); restarted unless every node stops" in output
+    assert re.search(r"camera_sensor exited 0 on its own after [\d.]+ s; restart 1", output)
+    restarted = int(re.findall(r"camera_sensor restarted \(pid (\d+)\)", output)[-1])
+    assert restarted != pids["camera_sensor"] and group_exists(restarted)
+    # Up again (its handlers installed) before the launch is stopped.
+    assert wait_until(lambda: launcher.output().count("[camera_sensor] [INFO] capturing") == 2, 30)
+    assert launcher.stop(signal.SIGINT, timeout=30) == 0, launcher.output()

@@ -9,6 +9,7 @@ from pamiq_ros.core.checkpoint import (
     CheckpointError,
     CheckpointStore,
     checkpoints_to_resume,
+    latest_to_keep,
     resume,
 )
 
@@ -206,3 +207,33 @@ def test_resume_reports_each_refusal_and_uses_the_one_before(tmp_path):
     reports.clear()
     assert resume(str(tmp_path / "none"), runs, "node/ckpt", read, reports.append) is None
     assert reports and "cannot resume" in reports[0]
+
+
+def test_a_pinned_checkpoint_outlives_keep_last_and_is_not_counted(tmp_path: Path):
+    store = CheckpointStore(tmp_path / "store", keep_last=2)
+    store.save(writer("a"), "periodic")
+    before = store.save(writer("b"), "periodic")
+    crashed = store.save(writer("c"), "shutdown")
+    assert latest_to_keep(store) == before  # not the checkpoint written on the way out
+    store.pin(before, "before the crash")
+    for number in range(5):
+        store.save(writer(f"loop {number}"), "shutdown")
+    kept = store.checkpoints()
+    assert before in kept and crashed not in kept and len(kept) == 3
+    assert (before / "state.txt").read_text() == "b"
+    store.verify(before)  # the pin file lives beside the checkpoints, not in them
+    with pytest.raises(CheckpointError, match="not a complete checkpoint"):
+        store.pin(tmp_path / "elsewhere", "no")
+
+
+def test_the_store_sheds_its_oldest_unpinned_checkpoints_beyond_a_byte_budget(tmp_path: Path):
+    store = CheckpointStore(tmp_path / "store", keep_last=10)
+    paths = [store.save(writer(str(number) * 50), "periodic") for number in range(6)]
+    store.pin(paths[0], "kept")
+    one = store.size_bytes() // 6
+    removed = store.prune_to_budget(3 * one + one // 2)
+    assert removed == paths[1:4]
+    assert store.checkpoints() == [paths[0], paths[4], paths[5]]
+    assert store.prune_to_budget(0) == [paths[4]]  # the newest always stays
+    assert store.checkpoints() == [paths[0], paths[5]]
+    assert latest_to_keep(CheckpointStore(tmp_path / "empty")) is None

@@ -1,9 +1,16 @@
 import dataclasses
+import re
 
 import numpy as np
 import pytest
 
-from pamiq_ros.core.experience import ExperienceError, ExperienceRecord, check_record
+from pamiq_ros.core.experience import (
+    ExperienceError,
+    ExperienceRecord,
+    MessageSizes,
+    check_message_sizes,
+    check_record,
+)
 
 SHAPE = (12, 16, 3)
 SIZES = (3, 3, 3, 2, 2)
@@ -61,3 +68,48 @@ def test_malformed_records_are_refused_with_a_reason(changes, message):
 def test_error_is_a_value_error_naming_the_step():
     with pytest.raises(ValueError, match=r"^step 5: "):
         check_record(make_record(weight_version=-1), SHAPE, SIZES)
+
+
+def sizes(**changes) -> MessageSizes:
+    declared = {
+        "encoding": "rgb8", "height": 12, "width": 16, "step": 48, "data_bytes": 576,
+        "action_length": len(SIZES), "tensor_sizes": [(3, [2, 2], 4)], "model_name_length": 5,
+        **changes,
+    }  # fmt: skip
+    return MessageSizes(**declared)
+
+
+def test_declared_sizes_that_fit_pass():
+    check_message_sizes(sizes(), SHAPE, SIZES)
+    check_message_sizes(sizes(step=52, data_bytes=624), SHAPE, SIZES)  # padded rows
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"width": 1440, "height": 1440}, "observation is 1440x1440, expected 16x12"),
+        ({"encoding": "yuv422"}, "observation encoding is 'yuv422', records carry rgb8"),
+        ({"step": 47, "data_bytes": 564}, "declares step 47"),
+        ({"data_bytes": 6_000_000}, "holds 6000000 bytes"),
+        ({"action_length": 9}, "action has 9 indices"),
+        ({"model_name_length": 65}, "model name is over 64"),
+        ({"tensor_sizes": [(1, [1], 1)] * 33}, "33 tensors, at most 32"),
+        ({"tensor_sizes": [(0, [1], 1)]}, "tensor 0: name of 0 characters"),
+        ({"tensor_sizes": [(1, [1_550_000], 1_550_000)]}, "at most 4 dimensions and 65536"),
+        ({"tensor_sizes": [(1, [1] * 5, 1)]}, "at most 4 dimensions"),
+        ({"tensor_sizes": [(1, [3, 4], 11)]}, "11 values for shape (3, 4)"),
+    ],
+)
+def test_declared_sizes_that_do_not_fit_are_refused_before_any_copy(changes, message):
+    with pytest.raises(ExperienceError, match=re.escape(message)):
+        check_message_sizes(sizes(**changes), SHAPE, SIZES)
+
+
+def test_a_figure_the_trainer_reads_as_a_number_must_hold_one_value():
+    """The record that killed the trainer (issue 10): a reward of three values."""
+    record = make_record(tensors={"raw_reward": np.zeros(3, np.float32)})
+    check_record(record, SHAPE, SIZES)  # any shape is a valid tensor...
+    with pytest.raises(ExperienceError, match="tensor 'raw_reward' must hold one value"):
+        check_record(record, SHAPE, SIZES, scalars=("raw_reward", "value"))
+    check_record(make_record(tensors={"value": np.zeros((), np.float32)}), SHAPE, SIZES,
+                 scalars=("value",))  # fmt: skip

@@ -1,5 +1,6 @@
 import hashlib
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,10 @@ from pamiq_ros.core.weight_store import (
     ChunkAssembler,
     SharedWeightStore,
     chunk_count,
+    default_store_roots,
+    is_store_directory_name,
     remove_stale_stores,
+    version_file_name,
 )
 from pamiq_ros.core.weights import (
     NonFiniteWeightsError,
@@ -271,3 +275,13 @@ def test_invalid_store_settings_are_refused(tmp_path):
         SharedWeightStore(tmp_path, keep_versions=0)
     with pytest.raises(ValueError, match="chunk_size"):
         SharedWeightStore(tmp_path, chunk_size=0)
+
+
+def test_store_folders_and_version_files_are_named_as_the_subscriber_expects(tmp_path):
+    with SharedWeightStore() as store:
+        assert is_store_directory_name(store.directory.name)
+        assert store.directory.parent in default_store_roots()
+        assert stat.S_IMODE(store.directory.stat().st_mode) == 0o700
+    assert version_file_name("a/b c", 7) == "a%2Fb%20c-v7.safetensors"
+    for name in ("pamiq_ros-", "pamiq_ros-x-1", "pamiq_ros-12", "other-1-2"):
+        assert not is_store_directory_name(name), name

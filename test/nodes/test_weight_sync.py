@@ -15,8 +15,9 @@ from pamiq_ros_interfaces.msg import WeightsAnnouncement
 from pamiq_ros_interfaces.srv import GetWeights
 
 from pamiq_ros.core.swappable import SwappableModel
-from pamiq_ros.core.weight_store import SharedWeightStore
+from pamiq_ros.core.weight_store import SharedWeightStore, version_file_name
 from pamiq_ros.core.weights import NonFiniteWeightsError, host_identity
+from pamiq_ros.nodes import _weight_sync as weight_sync
 from pamiq_ros.nodes._weight_sync import (
     ANNOUNCE_QOS,
     Announcement,
@@ -27,33 +28,25 @@ from pamiq_ros.nodes._weight_sync import (
 )
 from test.support.processes import wait_until
 from test.support.ros_probe import RosProbe
+from test.support.small_model import MODEL, assert_weights, build, trained
 
 pytestmark = pytest.mark.e2e
 
-MODEL = "policy"
 TIMEOUT_S = 20.0
-
-
-def build() -> torch.nn.Module:
-    return torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.Tanh(), torch.nn.Linear(64, 8))
-
-
-def trained(seed: int) -> dict[str, torch.Tensor]:
-    torch.manual_seed(seed)
-    return build().state_dict()
-
-
-def assert_weights(module: torch.nn.Module, expected: dict[str, torch.Tensor]) -> None:
-    actual = module.state_dict()
-    assert set(actual) == set(expected)
-    for name, tensor in expected.items():
-        assert torch.equal(actual[name], tensor), name
+STORE_FOLDER = "pamiq_ros-1-test"
+"""Named as a trainer's store folder is, so the subscriber reads files in it."""
 
 
 class Agent:
     """The agent's side: a swappable model fed by a WeightSubscriber."""
 
-    def __init__(self, probe: RosProbe, transport: str, request_timeout_s: float = 10.0):
+    def __init__(
+        self,
+        probe: RosProbe,
+        transport: str,
+        request_timeout_s: float = 10.0,
+        store_roots: tuple[Path, ...] = (),
+    ):
         self.model = SwappableModel(MODEL, build)
         self.initial = {k: v.clone() for k, v in self.model.current()[0].state_dict().items()}
         self.ready: list[tuple[int, SyncTiming]] = []
@@ -66,6 +59,7 @@ class Agent:
             on_ready=self._on_ready,
             on_error=self._on_error,
             request_timeout_s=request_timeout_s,
+            store_roots=store_roots or None,
         )
 
     def _on_ready(self, name: str, version: int, timing: SyncTiming) -> None:
@@ -114,7 +108,7 @@ def agent_probe(domain_id: int) -> Iterator[RosProbe]:
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[SharedWeightStore]:
     # Small chunks: the bytes path takes several requests for these weights (~10 kB).
-    store = SharedWeightStore(tmp_path / "weights", chunk_size=4096)
+    store = SharedWeightStore(tmp_path / STORE_FOLDER, chunk_size=4096)
     yield store
     store.close()
 
@@ -127,10 +121,11 @@ def publisher(trainer_probe: RosProbe, store: SharedWeightStore) -> Iterator[Wei
 
 
 @pytest.fixture
-def make_agent(agent_probe: RosProbe) -> Iterator[Any]:
+def make_agent(agent_probe: RosProbe, tmp_path: Path) -> Iterator[Any]:
     agents: list[Agent] = []
 
     def make(transport: str = "auto", **options: Any) -> Agent:
+        options.setdefault("store_roots", (tmp_path,))
         agent = Agent(agent_probe, transport, **options)
         agents.append(agent)
         return agent
@@ -210,7 +205,9 @@ class FakeTrainer:
 
     def __init__(self, probe: RosProbe, announced: bytes, served: bytes, directory: Path):
         self.served = served
-        self.path = directory / "served.safetensors"
+        folder = directory / STORE_FOLDER
+        folder.mkdir(mode=0o700, exist_ok=True)
+        self.path = folder / version_file_name(MODEL, 1)
         self.path.write_bytes(served)
         self.failure = ""
         self.chunk_size = 4096
@@ -370,3 +367,77 @@ def test_only_the_newest_announcement_of_a_model_waits_and_models_take_turns():
     assert queue.take(0.01) is None
     queue.close()
     assert queue.take(1.0) is None
+
+
+def test_announcements_from_a_node_other_than_the_trainer_are_refused(
+    domain_id, publisher, make_agent
+):
+    agent = make_agent("auto")
+    impostor = RosProbe(domain_id, "impostor")
+    try:
+        announcer = impostor.node.create_publisher(
+            WeightsAnnouncement, "weights/announce", ANNOUNCE_QOS
+        )
+        announcer.publish(WeightsAnnouncement(model_name=MODEL, version=10**6, checksum="0" * 64))
+        error = agent.wait_error()
+        assert "version 1000000 refused: announced by a node other than the trainer" in error
+        assert agent.subscriber.refusals() == {"forged_announcement": 1}
+        publisher.publish(MODEL, 1, trained(1))  # the trainer's own still gets through
+        agent.wait_ready(1)
+    finally:
+        impostor.close()
+
+
+def test_after_an_unreadable_file_the_agent_fetches_bytes_then_shared_memory_again(
+    trainer_probe, make_agent, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(weight_sync, "SHM_RETRY_S", 0.0)
+    blobs = {version: encoded_blob_of(version) for version in (1, 2)}
+    folder = tmp_path / STORE_FOLDER
+    folder.mkdir(mode=0o700)
+    (folder / version_file_name(MODEL, 2)).write_bytes(blobs[2])  # version 1's file is missing
+    host = host_identity()
+
+    def serve(request: Any, response: Any) -> Any:
+        blob = blobs[request.version]
+        response.success, response.version = True, request.version
+        response.checksum, response.size_bytes = hashlib.sha256(blob).hexdigest(), len(blob)
+        if request.host_id == host and not request.bytes_only:
+            response.shm_path = str(folder / version_file_name(MODEL, request.version))
+        else:
+            response.chunk, response.chunk_count = array.array("B", blob), 1
+        return response
+
+    trainer_probe.node.create_service(GetWeights, "weights/get", serve)
+    announcer = trainer_probe.node.create_publisher(
+        WeightsAnnouncement, "weights/announce", ANNOUNCE_QOS
+    )
+    agent = make_agent("auto")
+    for version, transport in ((1, "bytes"), (2, "shm")):
+        blob = blobs[version]
+        announcer.publish(
+            WeightsAnnouncement(
+                model_name=MODEL, version=version, checksum=hashlib.sha256(blob).hexdigest(),
+                size_bytes=len(blob), host_id=host,
+            )
+        )  # fmt: skip
+        assert agent.wait_ready(version).transport == transport
+    assert agent.subscriber.refusals() == {"shm_unreadable": 1}
+    assert agent.model.swap_if_ready() == 2
+
+
+def encoded_blob_of(version: int) -> bytes:
+    return safetensors.torch.save(
+        trained(version), metadata={"model_name": MODEL, "version": str(version)}
+    )
+
+
+def test_a_version_jump_beyond_the_bound_is_refused(publisher, make_agent):
+    agent = make_agent("auto")
+    publisher.publish(MODEL, 1, trained(1))
+    agent.wait_ready(1)
+    jump = 1 + weight_sync.MAX_VERSION_JUMP + 1
+    publisher.publish(MODEL, jump, trained(2))
+    assert f"a jump to version {jump} (newest so far 1) is implausible" in agent.wait_error()
+    assert agent.subscriber.refusals() == {"implausible_announcement": 1}
+    assert agent.model.swap_if_ready() == 1

@@ -11,10 +11,12 @@ import math
 import random
 import string
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from pamiq_ros.io.image_codec import CHANNELS_BY_ENCODING
 from pamiq_ros.io.vrchat_osc import AXIS_ADDRESSES, BUTTON_ADDRESSES
@@ -427,3 +429,153 @@ def damage_checkpoint(rng: random.Random, folder: Path) -> tuple[str, Path]:
     elif kind != "delete":
         file.write_bytes(bytes(damaged))
     return kind, file
+
+
+# --- experience records (issue 10) ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExperienceSpec:
+    """The fields of one ``Experience`` message to send (built into a message by the test)."""
+
+    kind: str
+    observation: ImageSpec
+    action: list[int]
+    model_name: str
+    tensors: list[tuple[str, list[int], Any]]
+
+
+def malformed_experience(
+    seed: int,
+    count: int,
+    width: int,
+    height: int,
+    action_sizes: Sequence[int],
+    big_every: int = 50,
+) -> Iterator[ExperienceSpec]:
+    """``count`` records a trainer expecting ``width``x``height`` rgb8 must refuse.
+
+    One in ``big_every`` is oversized (a 6.2 MB observation or tensor: refused by size before
+    any copy). ``scalar_not_scalar`` is the record that killed the trainer (issue 10): a reward
+    with three values passed every check and broke the figures outside the callback's ``try``.
+    """
+    rng = random.Random(seed)
+    row = width * 3
+    good_action = [rng.randrange(size) for size in action_sizes]
+    kinds = [
+        "wrong_size", "step_data_mismatch", "unknown_encoding", "action_length",
+        "action_range", "tensor_count_mismatch", "tensor_too_big", "too_many_tensors",
+        "tensor_name", "non_finite", "scalar_not_scalar", "deep_shape", "long_model_name",
+    ]  # fmt: skip
+    for index in range(count):
+        kind = "oversized" if index % big_every == big_every - 1 else rng.choice(kinds)
+        w, h, encoding, step = width, height, "rgb8", row
+        data = bytes(rng.randrange(256) for _ in range(8)) * (row * height // 8)
+        data += bytes(row * height - len(data))
+        action = list(good_action)
+        model = "autoencoder"
+        tensors: list[tuple[str, list[int], Any]] = [("value", [], [0.5])]
+        if kind == "oversized":
+            if rng.random() < 0.5:
+                w = h = 1440
+                step, data = w * 3, bytes(w * 3 * h)
+            else:
+                tensors = [("junk", [1_550_000], np.zeros(1_550_000, np.float32))]
+        elif kind == "wrong_size":
+            w = width + rng.choice([-1, 1]) * rng.randint(1, width - 1)
+            step, data = w * 3, bytes(w * 3 * h)
+        elif kind == "step_data_mismatch":
+            step = rng.choice([0, row - 1, row + 1, row * 5])
+            data = data[: rng.randrange(len(data))] if rng.random() < 0.5 else data
+            if step == row and len(data) == row * height:
+                data += b"\x00"
+        elif kind == "unknown_encoding":
+            encoding = rng.choice(["rgba8", "yuv422", "", "16UC1", "RGB8", "x" * 300])
+        elif kind == "action_length":
+            action = [*action, 0] if rng.random() < 0.5 else action[:-1]
+        elif kind == "action_range":
+            dimension = rng.randrange(len(action))
+            action[dimension] = rng.choice([-1, action_sizes[dimension], (1 << 31) - 1])
+        elif kind == "tensor_count_mismatch":
+            tensors = [("obs", [rng.randint(2, 64)], [0.0] * rng.randint(0, 1))]
+        elif kind == "tensor_too_big":
+            tensors = [("obs", [70_000], np.zeros(70_000, np.float32))]
+        elif kind == "too_many_tensors":
+            tensors = [(f"t{number}", [1], [0.0]) for number in range(rng.randint(33, 200))]
+        elif kind == "tensor_name":
+            tensors = [(rng.choice(["", "n" * 65]), [1], [0.0])]
+        elif kind == "non_finite":
+            tensors = [("obs", [4], [0.0, rng.choice([math.nan, math.inf, -math.inf]), 0.0, 1.0])]
+        elif kind == "scalar_not_scalar":
+            name = rng.choice(["raw_reward", "value"])
+            tensors = [(name, [3], [0.1, 0.2, 0.3])]
+        elif kind == "deep_shape":
+            tensors = [("obs", [1] * rng.randint(5, 64), [0.0])]
+        else:  # long_model_name
+            model = "m" * rng.randint(65, 5000)
+        observation = ImageSpec(kind, w, h, encoding, step, data)
+        yield ExperienceSpec(kind, observation, action, model, tensors)
+
+
+# --- extreme images (issue 10) ----------------------------------------------------------------
+
+
+def extreme_images(seed: int, count: int, big_every: int = 100) -> Iterator[ImageSpec]:
+    """Images whose declared sides are extreme (0, 1, 2^31, 65535...) and whose data does not
+    match them; one in ``big_every`` carries a real 12 MB buffer. All are refused (any camera
+    size is accepted, so each is malformed in its data, not only in its size)."""
+    rng = random.Random(seed)
+    sides = [0, 1, 2, 3, 4095, 4096, 8192, 65535, 100_000, (1 << 31) - 1, (1 << 32) - 1]
+    for index in range(count):
+        if index % big_every == big_every - 1:
+            width, height = 2000, 2000  # a real 12 MB buffer, one row short of its header
+            data = bytes(width * 3 * (height - 1))
+            yield ImageSpec("big_real", width, height, "rgb8", width * 3, data)
+            continue
+        width, height = rng.choice(sides), rng.choice(sides)
+        encoding = rng.choice(["rgb8", "bgr8", "mono8"])
+        step = rng.choice([0, width * 3 % (1 << 32), (1 << 32) - 1])
+        data = rng.randbytes(rng.choice([0, 1, 3, 64, 4096]))
+        yield ImageSpec("extreme_size", width, height, encoding, step, data)
+
+
+# --- weight answers (issue 10) ----------------------------------------------------------------
+
+WEIGHT_ANSWER_KINDS = (
+    "no", "wrong_checksum", "wrong_version", "wrong_size", "relative_path", "outside_store",
+    "other_store", "wrong_name", "file_symlink", "folder_symlink", "fifo", "oversized_file",
+    "world_writable", "dot_dot", "garbage_chunk", "huge_chunk_count", "chunk_out_of_order",
+)  # fmt: skip
+"""What a second ``weights/get`` server answers instead of the trainer's weights."""
+
+
+def weight_answer_kinds(seed: int, count: int) -> list[str]:
+    """``count`` kinds of forged answers, every kind at least once (for count >= the kinds)."""
+    rng = random.Random(seed)
+    kinds = list(WEIGHT_ANSWER_KINDS)
+    chosen = kinds[:count] + [rng.choice(kinds) for _ in range(max(0, count - len(kinds)))]
+    rng.shuffle(chosen)
+    return chosen
+
+
+def weight_requests(seed: int, count: int, model: str) -> list[dict[str, Any]]:
+    """``count`` GetWeights requests a trainer must answer with a refusal (never serve, never
+    die): unknown or absurd models, versions it never had, chunks out of range."""
+    rng = random.Random(seed)
+    requests = []
+    for _ in range(count):
+        kind = rng.randrange(5)
+        request: dict[str, Any] = {"model_name": model, "host_id": rng.choice(["", "x" * 300])}
+        if kind == 0:
+            request["model_name"] = "".join(rng.choices(string.printable, k=rng.randint(0, 300)))
+            request["model_name"] = request["model_name"].replace(model, "_") or "?"
+        elif kind == 1:
+            request["version"] = rng.choice([10**6, (1 << 64) - 1, 1 << 53])
+        elif kind == 2:
+            request.update(bytes_only=True, chunk_index=rng.choice([10**6, (1 << 32) - 1]))
+        elif kind == 3:
+            request["model_name"] = "../" * rng.randint(1, 50) + "etc/passwd"
+        else:
+            request["model_name"] = model + " " * rng.randint(1, 8)
+        requests.append(request)
+    return requests
