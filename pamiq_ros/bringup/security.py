@@ -26,6 +26,8 @@ import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from pamiq_ros.nodes.recorder import DEFAULT_TOPICS
+
 POLICY_VERSION = "0.2.0"
 ENCLAVE_ROOT = "/pamiq_ros"
 CONTROL_TOOL_NODE = "pamiq_ros_control"
@@ -124,6 +126,9 @@ NODE_GRAPH: dict[str, NodeGraph] = {
     ),
     "safety": NodeGraph(
         NodeInterfaces(publishes=("cmd_vel_safe",), subscribes=("cmd_vel", "e_stop"))
+    ),
+    "recorder": NodeGraph(  # its default topics (RecorderSettings.topics); it only listens
+        NodeInterfaces(subscribes=tuple(DEFAULT_TOPICS.split(",")))
     ),
     "trainer": NodeGraph(
         NodeInterfaces(subscribes=("experience",)),
