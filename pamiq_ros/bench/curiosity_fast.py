@@ -343,9 +343,12 @@ def run_arm(
     cells_over_steps: list[dict[str, int]] = []
     episodes, goals, extrinsic = 0, 0, 0.0
     raw_rewards: list[float] = []
+    regions: set[int] = set()  # rooms or floor regions entered, where the world names them
     step = world.reset(seed)
     if step.position is not None:
         cells.add(*step.position, time=0)
+    if "region" in step.info:
+        regions.add(int(step.info["region"]))
     timings = {"act": 0.0, "world": 0.0, "train": 0.0, "evaluate": 0.0}
     try:
         for number in range(settings.steps + 1):
@@ -373,6 +376,8 @@ def run_arm(
             extrinsic += step.extrinsic_reward
             if step.position is not None:
                 cells.add(*step.position, time=number + 1)
+            if "region" in step.info:
+                regions.add(int(step.info["region"]))
             if step.episode_over:
                 episodes += 1
                 goals += int(step.terminated and step.extrinsic_reward > 0)
@@ -399,6 +404,9 @@ def run_arm(
         "steps": settings.steps,
         "cells_visited": cells.count,
         "cells_over_steps": cells_over_steps,
+        "visited_cells": sorted([i, j] for i, j in cells.cells),
+        "cell_size": cells.cell_size,
+        "regions_visited": sorted(regions),
         "action_counts": {
             dimension.name: dict(zip(dimension.options, row, strict=True))
             for dimension, row in zip(ACTION_DIMENSIONS, counts, strict=True)

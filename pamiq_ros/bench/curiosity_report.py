@@ -30,6 +30,7 @@ PLOT_FILES = {
     "copy_ratio": "copy_ratio_over_time.png",
     "probe": "probe_r2.png",
     "health": "jepa_health.png",
+    "coverage": "coverage_maps.png",
 }
 """Plot name -> file name in the report's folder."""
 
@@ -99,6 +100,15 @@ def summarise(report: Mapping[str, Any]) -> dict[str, Any]:
                 ]
             ),
         }
+        regions = [len(r["regions_visited"]) for r in results.values() if r.get("regions_visited")]
+        entry["regions_visited"] = _interval_or_none(regions)
+        entry["goal_fraction"] = _interval_or_none(
+            [
+                r["episodes_reaching_goal"] / r["episodes_ended"]
+                for r in results.values()
+                if r.get("episodes_ended")
+            ]
+        )
         summary["arms"][arm] = entry
     for first, second in COMPARISONS:
         if first in arms and second in arms:
@@ -201,6 +211,14 @@ def format_table(report: Mapping[str, Any]) -> str:
         f"{'pixels':<12} {'':<24} {'':<24} {pixels['pose_r2_mean']:<24.3f} "
         f"{_fmt(pixels['region_r2_mean']):<24}"
     )
+    secondary = [
+        f"{arm:<12} regions visited {_cell(entry.get('regions_visited'), 1):<22} "
+        f"goal fraction of ended episodes {_cell(entry.get('goal_fraction'))}"
+        for arm, entry in summary["arms"].items()
+        if entry.get("regions_visited") or entry.get("goal_fraction")
+    ]
+    if secondary:
+        lines += ["", *secondary]
     lines.append("")
     for name, entry in summary["paired_cells"].items():
         lines.append(f"paired cells {name:<24} {_cell(entry, 1)}")
@@ -348,7 +366,48 @@ def write_plots(report: Mapping[str, Any], out_dir: Path) -> dict[str, str]:
         axes.set_xlabel("environment steps")
     grid[1].legend(fontsize=7)
     _save(figure, paths["health"])
+
+    _plot_coverage_maps(plt, seeds, arms, paths["coverage"])
     return {name: str(path) for name, path in paths.items()}
+
+
+def coverage_counts(seeds: Mapping[str, Mapping[str, Any]], arm: str) -> dict[tuple[int, int], int]:
+    """For one arm: each grid cell that any seed visited, and by how many seeds."""
+    counts: dict[tuple[int, int], int] = {}
+    for entry in seeds.values():
+        for i, j in entry["arms"].get(arm, {}).get("visited_cells", []):
+            counts[(i, j)] = counts.get((i, j), 0) + 1
+    return counts
+
+
+def _plot_coverage_maps(
+    plt: Any, seeds: Mapping[str, Any], arms: Sequence[str], path: Path
+) -> None:
+    """One panel per arm: the world's grid, each cell shaded by how many seeds entered it."""
+    maps = {arm: coverage_counts(seeds, arm) for arm in arms}
+    cells = [cell for counts in maps.values() for cell in counts] or [(0, 0)]
+    low_i, high_i = min(c[0] for c in cells), max(c[0] for c in cells)
+    low_j, high_j = min(c[1] for c in cells), max(c[1] for c in cells)
+    figure, grid = plt.subplots(1, len(arms), figsize=(3.6 * len(arms), 3.8), squeeze=False)
+    for axes, arm in zip(grid[0], arms, strict=True):
+        image = np.zeros((high_j - low_j + 1, high_i - low_i + 1))
+        for (i, j), count in maps[arm].items():
+            image[j - low_j, i - low_i] = count
+        shown = axes.imshow(
+            image,
+            origin="lower",
+            extent=(low_i - 0.5, high_i + 0.5, low_j - 0.5, high_j + 0.5),
+            cmap="viridis",
+            vmin=0,
+            vmax=max(1, len(seeds)),
+        )
+        axes.set_title(f"{ARM_LABELS[arm]}\n{len(maps[arm])} cells in all", fontsize=9)
+        axes.set_xlabel("cell x")
+    grid[0][0].set_ylabel("cell y")
+    figure.colorbar(shown, ax=list(grid[0]), shrink=0.8, label="seeds that entered the cell")
+    figure.suptitle("Coverage maps: cells entered, over all seeds")
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
 
 
 def _save(figure: Any, path: Path) -> None:

@@ -19,7 +19,7 @@ from pamiq_ros.bench.curiosity_fast import (
     random_walk,
     run_arm,
 )
-from pamiq_ros.bench.curiosity_report import PLOT_FILES
+from pamiq_ros.bench.curiosity_report import PLOT_FILES, coverage_counts
 from pamiq_ros.bench.probe import linear_probe, region_probe, repeated_probe
 from pamiq_ros.core.actions import ACTION_SIZES, Action
 from pamiq_ros.minds.curiosity import (
@@ -243,6 +243,23 @@ def test_quick_fast_mode_writes_every_figure_to_json_and_png(tmp_path, capsys):
     assert set(report["plots"]) == set(PLOT_FILES)
     for file in PLOT_FILES.values():
         _png_has_content(out / file)
+    for entry in report["seeds"].values():
+        for result in entry["arms"].values():
+            assert len(result["visited_cells"]) == result["cells_visited"]
+            assert result["regions_visited"], "the sim world names its floor regions"
+    for entry in summary["arms"].values():
+        low, high = entry["regions_visited"]["low"], entry["regions_visited"]["high"]
+        assert 1 <= low <= high
+    assert "regions visited" in printed
+
+
+def test_coverage_counts_count_seeds_per_cell():
+    seeds = {
+        "0": {"arms": {"curiosity": {"visited_cells": [[0, 0], [1, 0]]}}},
+        "1": {"arms": {"curiosity": {"visited_cells": [[1, 0], [2, -1]]}, "uniform": {}}},
+    }
+    assert coverage_counts(seeds, "curiosity") == {(0, 0): 1, (1, 0): 2, (2, -1): 1}
+    assert coverage_counts(seeds, "uniform") == {}
 
 
 class CorridorWorld(SteppedWorld):
