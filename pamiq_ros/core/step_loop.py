@@ -155,6 +155,7 @@ class StepLoop:
         self._on_error = on_error
         self._stats = StepTimingStats(self.period_s, window)
         self._stop = threading.Event()
+        self._step_deadline = math.nan
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
@@ -171,6 +172,15 @@ class StepLoop:
     def running(self) -> bool:
         """Whether the loop thread is alive."""
         return self._thread.is_alive()
+
+    @property
+    def step_deadline(self) -> float:
+        """The ``time.monotonic`` slot of the step running now (or last run); NaN before any.
+
+        A step that starts late runs in the newest slot that has passed, so this is never
+        after the step's start.
+        """
+        return self._step_deadline
 
     def statistics(self) -> StepStatistics:
         """The timing figures so far."""
@@ -192,6 +202,7 @@ class StepLoop:
                 # The deadlines that passed get no step of their own: no catch-up burst.
                 self._stats.record_missed(late_periods)
                 slot += late_periods
+            self._step_deadline = anchor + slot * self.period_s
             failed = False
             try:
                 self._step()

@@ -291,8 +291,12 @@ def test_a_request_left_unanswered_is_sent_again(trainer_probe, make_agent, tmp_
     state = trained(1)
     blob = encoded_blob(state)
     fake = FakeTrainer(trainer_probe, blob, blob, tmp_path)
-    fake.first_answer_delay_s = 1.5  # the first answer comes after the agent stopped waiting
-    agent = make_agent("bytes", request_timeout_s=0.5)
+    # The first answer comes 1.5 s late, after the agent stopped waiting for it (1 s). The
+    # probe serves one request at a time, so the second request waits out that delay and is
+    # answered at about 1.5 s, half a second inside its own 1 s wait. (0.5 s waits against a
+    # 1.5 s delay left no slack: on a loaded CI machine all three waits ran out.)
+    fake.first_answer_delay_s = 1.5
+    agent = make_agent("bytes", request_timeout_s=1.0)
     agent.wait_ready(1)
     assert agent.errors == []
     assert fake.requests >= 2
