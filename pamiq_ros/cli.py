@@ -137,8 +137,7 @@ def _record(arguments: argparse.Namespace) -> int:
     for name, value in values.items():
         ros_arguments += ["-p", f"{name}:={value}"]
     _keep_dds_on_loopback()
-    run_node(RecorderNode, ros_arguments)
-    return 0
+    run_node(RecorderNode, ros_arguments)  # ends the process (exit 0 once closed)
 
 
 def _replay(arguments: argparse.Namespace) -> int:
