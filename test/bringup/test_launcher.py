@@ -181,8 +181,8 @@ class StandIns:
             (self.folder / f"{name}.plan").write_text(plan)
         nodes = tuple(NodeDescription(name, name, "stand_in_node", {}) for name in plans)
         bringup = Bringup(self.folder / "c.yaml", nodes, LauncherSettings(**settings))
-        plan = LaunchPlan(bringup, "/", self.run_dir, self.folder / "parameters.yaml")
-        return Launcher(plan, self.output)
+        launch_plan = LaunchPlan(bringup, "/", self.run_dir, self.folder / "parameters.yaml")
+        return Launcher(launch_plan, self.output)
 
     def starts(self, name: str) -> list[dict[str, Any]]:
         path = self.folder / f"{name}.starts"
