@@ -9,7 +9,10 @@ import os
 import re
 import signal
 import stat
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -442,3 +445,80 @@ def test_a_node_shut_down_by_an_outsider_is_restarted_not_silently_removed(
     # Up again (its handlers installed) before the launch is stopped.
     assert wait_until(lambda: launcher.output().count("[camera_sensor] [INFO] capturing") == 2, 30)
     assert launcher.stop(signal.SIGINT, timeout=30) == 0, launcher.output()
+
+
+TWO_NODE_STACK = """\
+pamiq_launcher:
+  ros__parameters: {{shutdown_timeout: 20.0, stack_shutdown_window: 10.0}}
+osc_actuator:
+  ros__parameters: {{port: {port}, report_period: 1.0}}
+agent:
+  ros__parameters: {{mind: autoencoder, report_period: 1.0}}
+"""
+
+
+def _verb(ros_env: dict[str, str], *arguments: str) -> dict[str, dict[str, Any]]:
+    """Runs ``pamiq-ros VERB ...``; returns each answering node's reply (JSON, or the text)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pamiq_ros.cli", *arguments, "--discovery-timeout", "30"],
+        env=ros_env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result
+    replies = {}
+    for line in result.stdout.splitlines():
+        node, _, message = line.partition(": ok: ")
+        replies[node] = json.loads(message) if message.startswith("{") else {"text": message}
+    return replies
+
+
+@pytest.mark.e2e
+def test_two_namespaced_stacks_in_one_domain_keep_apart(
+    spawn, probe: RosProbe, ros_env, tmp_path, free_udp_port
+):
+    """Each stack's file keys match under its namespace (the port set there is used), each
+    agent's cmd_vel reaches only its own actuator, and each verb only its own namespace."""
+    launchers, ports = {}, {}
+    for robot in ("robot1", "robot2"):
+        ports[robot] = free_udp_port()
+        config = tmp_path / robot / "stack.yaml"
+        config.parent.mkdir()
+        config.write_text(TWO_NODE_STACK.format(port=ports[robot]))
+        launchers[robot] = spawn(
+            robot, launch_command(config, "--namespace", robot, "--duration", "150")
+        )
+    for robot, launcher in launchers.items():
+        launcher.wait_for_output(f"namespace /{robot}", timeout=30)
+
+    both = "agent,osc_actuator"
+    paused = _verb(ros_env, "pause", "--namespace", "/robot1", "--nodes", both)
+    assert set(paused) == {"/robot1/agent", "/robot1/osc_actuator"}, paused
+    status = _verb(ros_env, "status", "--nodes", ",".join(
+        f"/{robot}/{node}" for robot in ports for node in both.split(",")
+    ))  # fmt: skip
+    for robot, port in ports.items():
+        actuator = status[f"/{robot}/osc_actuator"]
+        assert actuator["destination"] == f"127.0.0.1:{port}", actuator  # the file's port
+        assert status[f"/{robot}/agent"]["paused"] is (robot == "robot1"), status
+        assert actuator["paused"] is (robot == "robot1"), status
+        publishers = probe.node.get_publishers_info_by_topic(f"/{robot}/cmd_vel")
+        subscribers = probe.node.get_subscriptions_info_by_topic(f"/{robot}/cmd_vel")
+        assert {(info.node_namespace, info.node_name) for info in publishers} == {
+            (f"/{robot}", "agent")
+        }
+        assert {(info.node_namespace, info.node_name) for info in subscribers} == {
+            (f"/{robot}", "osc_actuator")
+        }
+    assert status["/robot2/osc_actuator"]["actions"] > 0, "robot2's agent drives its actuator"
+    assert not probe.node.get_publishers_info_by_topic("/cmd_vel")
+
+    _verb(ros_env, "shutdown", "--namespace", "/robot1", "--nodes", both)
+    assert launchers["robot1"].popen.wait(timeout=60) == 0, launchers["robot1"].output()
+    assert "stopping: every node shut down" in launchers["robot1"].output()
+    assert launchers["robot2"].is_running(), "a verb for /robot1 reached /robot2"
+    launchers["robot2"].signal_group(signal.SIGINT)  # a terminal's Ctrl-C, twice
+    time.sleep(0.2)
+    launchers["robot2"].signal_group(signal.SIGINT)
+    assert launchers["robot2"].popen.wait(timeout=60) == 0, launchers["robot2"].output()
+    output = launchers["robot2"].output()
+    assert "all 2 nodes stopped cleanly" in output
+    assert re.search(r"agent exited \(exit code 0\) [\d.]+ s after SIGINT", output), output
