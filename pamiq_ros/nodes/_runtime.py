@@ -162,7 +162,11 @@ def run_node(make_node: Callable[[], ClosableNode], args: Sequence[str] | None =
         traceback.print_exc()
         exit_code = 1
     finally:
-        exit_code = _close(node, executor, exit_code)
+        try:
+            exit_code = _close(node, executor, exit_code)
+        except Exception:  # tearing ROS down failed: say so, and still leave with a status
+            traceback.print_exc()
+            exit_code = exit_code or 1
     leave_process(exit_code)
 
 
