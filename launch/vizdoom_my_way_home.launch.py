@@ -1,4 +1,7 @@
-"""`ros2 launch pamiq_ros vizdoom_my_way_home.launch.py [config:=FILE]`: My Way Home."""
+"""`ros2 launch pamiq_ros vizdoom_my_way_home.launch.py`: config/vizdoom_my_way_home.yaml.
+
+Arguments: config:=FILE namespace:=NS resume:=PATH|latest runs_dir:=DIR (see ros2_launch.py).
+"""
 
 from pamiq_ros.bringup.ros2_launch import generate_for
 

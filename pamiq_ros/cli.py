@@ -18,7 +18,8 @@ from pamiq_ros.bringup.description import (
     create_run_dir,
     load_bringup,
     loopback_dds_environment,
-    run_parameters,
+    normalize_namespace,
+    prepare_launch,
 )
 from pamiq_ros.bringup.executables import NODE_EXECUTABLES
 from pamiq_ros.bringup.launcher import Launcher
@@ -78,16 +79,18 @@ def _print_parameters(title: str, settings_type: type) -> None:
 def _launch(arguments: argparse.Namespace) -> int:
     try:
         bringup = load_bringup(resolve_config(arguments.config))
-        run_dir = create_run_dir(Path(arguments.runs_dir), bringup.config_path)
+        if arguments.record:
+            bringup = dataclasses.replace(bringup, nodes=(*bringup.nodes, _recorder_of(bringup)))
+        plan = prepare_launch(
+            bringup, Path(arguments.runs_dir), arguments.namespace, arguments.resume or ""
+        )
     except (BringupError, OSError) as error:
         print(f"pamiq-ros launch: {error}", file=sys.stderr)
         return 2
     duration = arguments.duration if arguments.duration and arguments.duration > 0 else None
-    if arguments.record:
-        bringup = dataclasses.replace(bringup, nodes=(*bringup.nodes, _recorder_of(bringup)))
-    launcher = Launcher(bringup, parameters=run_parameters(run_dir, arguments.resume or ""))
+    launcher = Launcher(plan)
     launcher.say(
-        f"run folder {run_dir}"
+        f"run folder {plan.run_dir}"
         + (f", resuming from {arguments.resume}" if arguments.resume else "")
     )
     return launcher.run(duration)
@@ -137,8 +140,7 @@ def _record(arguments: argparse.Namespace) -> int:
     for name, value in values.items():
         ros_arguments += ["-p", f"{name}:={value}"]
     _keep_dds_on_loopback()
-    run_node(RecorderNode, ros_arguments)
-    return 0
+    run_node(RecorderNode, ros_arguments)  # ends the process (exit 0 once closed)
 
 
 def _replay(arguments: argparse.Namespace) -> int:
@@ -205,13 +207,21 @@ def _pretrain(arguments: argparse.Namespace) -> int:
 
 def _control(arguments: argparse.Namespace) -> int:
     expected = [name for name in arguments.nodes.split(",") if name] if arguments.nodes else []
+    try:
+        namespace = normalize_namespace(arguments.namespace)
+    except BringupError as error:
+        print(f"pamiq-ros {arguments.command}: {error}", file=sys.stderr)
+        return 2
     replies = send_command(
-        arguments.command, arguments.discovery_timeout, arguments.timeout, expected
+        arguments.command, arguments.discovery_timeout, arguments.timeout, expected, namespace
     )
     if not replies:
         domain = os.environ.get("ROS_DOMAIN_ID", "0")
+        where = f"ROS_DOMAIN_ID={domain}" + (
+            f", namespace {namespace}," if namespace != "/" else ""
+        )
         print(
-            f"pamiq-ros {arguments.command}: no pamiq_ros node answered in ROS_DOMAIN_ID={domain} "
+            f"pamiq-ros {arguments.command}: no pamiq_ros node answered in {where} "
             f"within {arguments.discovery_timeout:g} s (is the stack running?)",
             file=sys.stderr,
         )
@@ -279,6 +289,13 @@ def build_parser() -> argparse.ArgumentParser:
         "under --runs-dir (the default when no value is given)",
     )
     launch.add_argument(
+        "--namespace",
+        default="/",
+        metavar="NS",
+        help="run every node in this namespace (e.g. /robot1): topics, services and the "
+        "config's node keys follow it; /tf and /tf_static move into it too (default /)",
+    )
+    launch.add_argument(
         "--runs-dir",
         default="runs",
         metavar="DIR",
@@ -328,6 +345,13 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="NAME[,NAME...]",
             help="wait for exactly these nodes (up to the discovery timeout); one not found "
             "counts as a failure",
+        )
+        control.add_argument(
+            "--namespace",
+            default="/",
+            metavar="NS",
+            help="reach only the nodes in this namespace (e.g. /robot1, as given to pamiq-ros "
+            "launch --namespace); default /: every node of the ROS domain",
         )
         control.set_defaults(handler=_control)
 

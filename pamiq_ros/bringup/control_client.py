@@ -11,6 +11,7 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from std_srvs.srv import Trigger
 
+from pamiq_ros.bringup.description import fully_qualified
 from pamiq_ros.bringup.security import CONTROL_TOOL_NODE, enclave_of
 from pamiq_ros.nodes._control import CONTROL_NAMESPACE
 
@@ -30,14 +31,18 @@ class ControlReply:
 
 
 def control_service_names(
-    service_names_and_types: list[tuple[str, list[str]]], command: str
+    service_names_and_types: list[tuple[str, list[str]]], command: str, namespace: str = "/"
 ) -> list[str]:
-    """The control services for ``command`` among the graph's services, sorted."""
+    """The control services for ``command`` among the graph's services, sorted.
+
+    Only those of nodes in ``namespace`` or below it (``/`` for every node of the domain).
+    """
     suffix = f"/{CONTROL_NAMESPACE}/{command}"
+    prefix = namespace.rstrip("/") + "/"
     return sorted(
         name
         for name, types in service_names_and_types
-        if name.endswith(suffix) and TRIGGER_TYPE in types
+        if name.endswith(suffix) and name.startswith(prefix) and TRIGGER_TYPE in types
     )
 
 
@@ -46,13 +51,15 @@ def send_command(
     discovery_timeout: float = 3.0,
     call_timeout: float = 30.0,
     expected: Sequence[str] = (),
+    namespace: str = "/",
 ) -> list[ControlReply]:
-    """Sends ``command`` to every node that offers it in this ROS domain.
+    """Sends ``command`` to every node that offers it in ``namespace`` of this ROS domain.
 
     Waits up to ``discovery_timeout`` for services to appear (DDS discovery takes a moment),
     then calls them all and waits up to ``call_timeout`` for the answers. With ``expected``
-    node names, discovery waits for exactly those (no settle time) and a node still missing at
-    the timeout gets a failed reply.
+    node names (relative ones in ``namespace``), discovery waits for exactly those (no settle
+    time) and a node still missing at the timeout gets a failed reply. ``namespace`` ``/``
+    reaches every node of the domain; ``/robot1`` only the nodes in it (or below it).
     """
     context = Context()
     arguments = []
@@ -63,8 +70,8 @@ def send_command(
         node = rclpy.create_node(CONTROL_TOOL_NODE, context=context)
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
-        wanted = {_fully_qualified(name) for name in expected}
-        names = _discover(node, executor, command, discovery_timeout, wanted)
+        wanted = {fully_qualified(namespace, name) for name in expected}
+        names = _discover(node, executor, command, discovery_timeout, wanted, namespace)
         clients: dict[str, Any] = {name: node.create_client(Trigger, name) for name in names}
         futures = {}
         for name, client in clients.items():
@@ -98,16 +105,13 @@ def send_command(
         context.try_shutdown()
 
 
-def _fully_qualified(node_name: str) -> str:
-    return node_name if node_name.startswith("/") else f"/{node_name}"
-
-
 def _discover(
     node: rclpy.node.Node,
     executor: SingleThreadedExecutor,
     command: str,
     timeout: float,
     wanted: set[str],
+    namespace: str,
 ) -> list[str]:
     deadline = time.monotonic() + timeout
     suffix = f"/{CONTROL_NAMESPACE}/{command}"
@@ -115,7 +119,7 @@ def _discover(
     settled_at: float | None = None
     while time.monotonic() < deadline:
         executor.spin_once(timeout_sec=0.1)
-        found = control_service_names(node.get_service_names_and_types(), command)
+        found = control_service_names(node.get_service_names_and_types(), command, namespace)
         if wanted:
             names = found
             if wanted <= {name[: -len(suffix)] for name in found}:

@@ -9,6 +9,7 @@ files both build their node lists here, so the two bring-ups cannot drift apart.
 
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Mapping
@@ -30,6 +31,13 @@ from pamiq_ros.core.settings import (
 
 LAUNCHER_SECTION = "pamiq_launcher"
 PARAMETERS_KEY = "ros__parameters"
+REMAPPINGS_KEY = "remappings"
+ROS_NAME = re.compile(r"~?/?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*")
+"""A topic or service name as remappings take it: relative, absolute or private (``~/``)."""
+NODE_PARAMETERS_FILE = "node_parameters.yaml"
+"""In the run folder: every node's parameters under its fully qualified name, as the nodes
+read them (written at each start; ``ros2 run ... --params-file`` takes it as it is)."""
+TF_TOPICS = ("/tf", "/tf_static")
 DISCOVERY_RANGES = ("LOCALHOST", "SUBNET", "SYSTEM_DEFAULT", "OFF")
 FASTDDS_PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
 LOOPBACK_PROFILE = Path(__file__).with_name("fastdds_loopback.xml")
@@ -124,12 +132,15 @@ class NodeDescription:
         executable: The ``ros2 run pamiq_ros <executable>`` name.
         module: The Python module whose ``main`` runs it.
         parameters: Its parameters as written in the file.
+        remappings: ``(from, to)`` topic and service names, from the node's ``remappings``
+            section (e.g. ``camera/image_raw: /camera/color/image_raw``).
     """
 
     name: str
     executable: str
     module: str
     parameters: Mapping[str, Any]
+    remappings: tuple[tuple[str, str], ...] = ()
 
 
 def loopback_dds_environment() -> dict[str, str]:
@@ -219,6 +230,142 @@ def run_parameters(run_dir: Path, resume_from: str = "") -> dict[str, str]:
     return parameters
 
 
+def normalize_namespace(namespace: str) -> str:
+    """``robot1``, ``/robot1`` or ``/robot1/`` as ``/robot1``; empty or ``/`` as ``/``.
+
+    Raises:
+        BringupError: If it is not a ROS namespace (letters, digits and ``_``, in ``/`` parts).
+    """
+    text = namespace.strip().strip("/")
+    if not text:
+        return "/"
+    if not ROS_NAME.fullmatch(text):
+        raise BringupError(
+            f"namespace {namespace!r}: use letters, digits and _ in /-separated parts, "
+            "each starting with a letter or _ (e.g. /robot1)"
+        )
+    return f"/{text}"
+
+
+def fully_qualified(namespace: str, name: str) -> str:
+    """``/robot1/agent`` from ``/robot1`` and ``agent``; ``/agent`` in the root namespace.
+
+    A name that starts with ``/`` is fully qualified already and comes back unchanged.
+    """
+    return name if name.startswith("/") else f"{namespace.rstrip('/')}/{name}"
+
+
+@dataclass(frozen=True)
+class NodeLaunch:
+    """One node as both launchers start it: name, namespace, parameter file and remappings.
+
+    Attributes:
+        node: The node's description.
+        namespace: Its namespace (``/`` or ``/robot1``).
+        parameters_file: The start's :data:`NODE_PARAMETERS_FILE`, keyed by fully qualified
+            names, so that a namespace does not make the config's node keys miss.
+        remappings: The config's ``remappings`` of this node; under a namespace also ``/tf`` and
+            ``/tf_static`` into it (as Nav2 does), so that two robots' trees stay apart.
+    """
+
+    node: NodeDescription
+    namespace: str
+    parameters_file: Path
+    remappings: tuple[tuple[str, str], ...]
+
+    @property
+    def name(self) -> str:
+        """The node's name (its key in the config)."""
+        return self.node.name
+
+    @property
+    def fully_qualified_name(self) -> str:
+        """``/robot1/agent``: the node's name in the graph, and its key in the file."""
+        return fully_qualified(self.namespace, self.node.name)
+
+    def ros_arguments(self, parameters: Mapping[str, str] | None = None) -> list[str]:
+        """``--ros-args`` for the node's command line: name, namespace, then configuration."""
+        arguments = ["--ros-args", "-r", f"__node:={self.node.name}"]
+        if self.namespace != "/":
+            arguments += ["-r", f"__ns:={self.namespace}"]
+        return arguments + self.configuration_arguments(parameters)
+
+    def configuration_arguments(self, parameters: Mapping[str, str] | None = None) -> list[str]:
+        """The parameter file, the remappings, then ``parameters`` as ``-p``.
+
+        ``parameters`` (run folder, resume) override the file. ``launch_ros`` gives the name
+        and namespace itself.
+        """
+        arguments = ["--params-file", str(self.parameters_file)]
+        for source, target in self.remappings:
+            arguments += ["-r", f"{source}:={target}"]
+        for name, value in (parameters or {}).items():
+            arguments += ["-p", f"{name}:={value}"]
+        return arguments
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """One start of a deployment, the same for ``pamiq-ros launch`` and ``ros2 launch``.
+
+    Attributes:
+        bringup: The deployment.
+        namespace: Where every node runs (``/`` or ``/robot1``).
+        run_dir: This start's run folder (with a copy of the config).
+        parameters_file: Every node's parameters, keyed by fully qualified name.
+        resume_from: What the first start of each node restores from ('' for nothing).
+    """
+
+    bringup: Bringup
+    namespace: str
+    run_dir: Path
+    parameters_file: Path
+    resume_from: str = ""
+
+    @property
+    def nodes(self) -> tuple[NodeLaunch, ...]:
+        """Every node, in start order."""
+        return tuple(
+            NodeLaunch(node, self.namespace, self.parameters_file, self._remappings_of(node))
+            for node in self.bringup.nodes
+        )
+
+    def parameters(self) -> dict[str, str]:
+        """What every node's first start gets on its command line: run folder, resume."""
+        return run_parameters(self.run_dir, self.resume_from)
+
+    def restart_parameters(self) -> dict[str, str]:
+        """What a restarted node gets: it resumes from its own newest checkpoint of this run."""
+        return run_parameters(self.run_dir, str(self.run_dir))
+
+    def _remappings_of(self, node: NodeDescription) -> tuple[tuple[str, str], ...]:
+        remapped = {source for source, _ in node.remappings}
+        tf = () if self.namespace == "/" else tuple(
+            (topic, topic.lstrip("/")) for topic in TF_TOPICS if topic not in remapped
+        )  # fmt: skip
+        return (*node.remappings, *tf)
+
+
+def prepare_launch(
+    bringup: Bringup, runs_root: Path, namespace: str = "/", resume_from: str = ""
+) -> LaunchPlan:
+    """Creates the run folder (a copy of the config in it) and the nodes' parameter file.
+
+    Raises:
+        BringupError: If the namespace is not one, or no run folder can be made.
+    """
+    namespace = normalize_namespace(namespace)
+    run_dir = create_run_dir(runs_root, bringup.config_path)
+    parameters_file = run_dir / NODE_PARAMETERS_FILE
+    document = {
+        fully_qualified(namespace, node.name): {PARAMETERS_KEY: dict(node.parameters)}
+        for node in bringup.nodes
+    }
+    parameters_file.write_text(yaml.safe_dump(document, sort_keys=False))
+    parameters_file.chmod(PRIVATE_FILE_MODE)
+    return LaunchPlan(bringup, namespace, run_dir, parameters_file, resume_from)
+
+
 def load_bringup(config_path: str | os.PathLike[str]) -> Bringup:
     """Reads a deployment from its parameter file.
 
@@ -249,7 +396,8 @@ def load_bringup(config_path: str | os.PathLike[str]) -> Bringup:
         if key not in NODE_EXECUTABLES:
             known = ", ".join(sorted(NODE_EXECUTABLES))
             raise BringupError(f"{path}: unknown node {key!r} (known nodes: {known})")
-        nodes.append(NodeDescription(key, key, NODE_EXECUTABLES[key], parameters))
+        remappings = _remappings_of(path, key, section)
+        nodes.append(NodeDescription(key, key, NODE_EXECUTABLES[key], parameters, remappings))
     if not nodes:
         raise BringupError(f"config {path} names no node")
     return Bringup(config_path=path.resolve(), nodes=tuple(nodes), launcher=launcher)
@@ -260,10 +408,31 @@ def _parameters_of(path: Path, key: object, section: object) -> Mapping[str, Any
         raise BringupError(f"{path}: node names must be strings, got {key!r}")
     if not isinstance(section, dict) or PARAMETERS_KEY not in section:
         raise BringupError(f"{path}: {key!r} must hold a {PARAMETERS_KEY} mapping")
+    unknown = sorted(str(name) for name in section if name not in (PARAMETERS_KEY, REMAPPINGS_KEY))
+    if unknown:
+        raise BringupError(
+            f"{path}: {key}: unknown section(s) {', '.join(unknown)} (a node holds "
+            f"{PARAMETERS_KEY} and, optionally, {REMAPPINGS_KEY})"
+        )
     parameters = section[PARAMETERS_KEY] or {}
     if not isinstance(parameters, dict):
         raise BringupError(f"{path}: {key}.{PARAMETERS_KEY} must be a mapping")
     return parameters
+
+
+def _remappings_of(path: Path, key: str, section: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    remappings = section.get(REMAPPINGS_KEY) or {}
+    if not isinstance(remappings, dict):
+        raise BringupError(f"{path}: {key}.{REMAPPINGS_KEY} must map names to new names")
+    pairs = []
+    for source, target in remappings.items():
+        if not all(isinstance(name, str) and ROS_NAME.fullmatch(name) for name in (source, target)):
+            raise BringupError(
+                f"{path}: {key}.{REMAPPINGS_KEY}: {source!r}: {target!r} is not a remapping of "
+                "one topic or service name to another (letters, digits, _ and / only)"
+            )
+        pairs.append((source, target))
+    return tuple(pairs)
 
 
 def on_ports(document: Mapping[str, Any], udp_port: int, tcp_port: int) -> dict[str, Any]:

@@ -31,10 +31,9 @@ from typing import TextIO
 
 from pamiq_ros.bringup.description import (
     RESUME_PARAMETER,
-    RUN_PARAMETER,
-    Bringup,
     LauncherSettings,
-    NodeDescription,
+    LaunchPlan,
+    NodeLaunch,
 )
 from pamiq_ros.bringup.disk_budget import MIB, Budgets, DiskBudget
 from pamiq_ros.bringup.security import security_environment
@@ -46,6 +45,8 @@ from pamiq_ros.core.checkpoint import (
 )
 
 POLL_PERIOD = 0.1
+EXIT_POLL_PERIOD = 0.02
+"""How often a stopping launch looks for exited nodes (each exit is timed to this)."""
 HOUSEKEEPING_PERIOD_S = 10.0
 """How often the disk budgets are enforced."""
 CHECKPOINT_STORE = "checkpoints"
@@ -138,11 +139,55 @@ def describe_exit(code: int) -> str:
         return f"killed by signal {-code}"
 
 
+def death_verdict(
+    settings: LauncherSettings, schedule: RestartSchedule, died: str, now: float, uptime: float
+) -> tuple[float | None, str]:
+    """What to do about a node that died, for both launchers: restart it after a delay, or stop.
+
+    Args:
+        settings: The launcher settings (``restart`` on or off).
+        schedule: The node's restart schedule (asked for the next delay).
+        died: ``agent died (exit code 3) after 12.0 s``: starts the line returned.
+        now: When it died (monotonic seconds).
+        uptime: How long it had run, in seconds.
+
+    Returns:
+        ``(delay, line)``: restart after ``delay`` seconds; or ``(None, reason)``: the launch
+        stops, for that reason.
+    """
+    if not settings.restart:
+        return None, f"{died}; restart is off"
+    delay = schedule.next_delay(now, uptime)
+    if delay is None:
+        return None, (
+            f"{died}; giving up: it was restarted {schedule.max_restarts} times within "
+            f"{schedule.window:g} s"
+        )
+    return delay, f"{died}; restart {schedule.restarts} in {delay:.1f} s"
+
+
+def pin_last_checkpoint(run_dir: Path, name: str, say: Callable[[str], None]) -> None:
+    """Pins the newest checkpoint of a node that died for the first time in this run.
+
+    So a crash loop, writing a checkpoint at each start, cannot prune the last good one away.
+    """
+    store = CheckpointStore(run_dir / name / CHECKPOINT_STORE)
+    keep = latest_to_keep(store)
+    if keep is None:
+        return
+    try:
+        store.pin(keep, f"last checkpoint before {name} first died")
+    except (CheckpointError, OSError) as error:
+        say(f"could not pin {keep}: {error}")
+        return
+    say(f"pinned {keep} (kept whatever keep_checkpoints says)")
+
+
 @dataclass
 class _Child:
     """One node of the launch: its current process and what its restarts need."""
 
-    node: NodeDescription
+    node: NodeLaunch
     schedule: RestartSchedule
     process: subprocess.Popen[bytes]
     started_at: float
@@ -156,73 +201,53 @@ class _Child:
 
 
 def node_command(
-    node: NodeDescription,
-    config_path: str,
-    python: str = sys.executable,
-    parameters: Mapping[str, str] | None = None,
+    node: NodeLaunch, python: str = sys.executable, parameters: Mapping[str, str] | None = None
 ) -> list[str]:
-    """The command that runs ``node`` with its parameters from ``config_path``.
+    """The command that runs ``node``: its module, with its ROS arguments.
 
-    ``parameters`` (such as the run folder) override the file; nodes that do not declare one
-    ignore it.
+    ``parameters`` (such as the run folder) override the parameter file; nodes that do not
+    declare one ignore it.
     """
-    command = [
-        python, "-m", node.module,
-        "--ros-args", "-r", f"__node:={node.name}", "--params-file", config_path,
-    ]  # fmt: skip
-    for name, value in (parameters or {}).items():
-        command += ["-p", f"{name}:={value}"]
-    return command
+    return [python, "-m", node.node.module, *node.ros_arguments(parameters)]
 
 
 class Launcher:
     """Starts, watches, restarts and stops the nodes of one deployment.
 
     Args:
-        bringup: The deployment.
+        plan: This start: the nodes, their namespace and parameter file, the run folder. Every
+            node's first start gets the plan's parameters (run folder, resume); a restarted
+            node gets ``resume_from`` set to the run folder, so nodes with state (agent,
+            trainer) come back from their newest checkpoint of this launch.
         output: Where the nodes' output goes, each line prefixed with ``[node]``.
         python: The interpreter that runs the nodes.
-        parameters: Parameters given to every node on its command line (run folder, resume).
-            A restarted node gets them too, with ``resume_from`` set to the run folder, so
-            nodes with state (agent, trainer) come back from their newest checkpoint of this
-            launch.
     """
 
     def __init__(
-        self,
-        bringup: Bringup,
-        output: TextIO = sys.stdout,
-        python: str = sys.executable,
-        parameters: Mapping[str, str] | None = None,
+        self, plan: LaunchPlan, output: TextIO = sys.stdout, python: str = sys.executable
     ) -> None:
-        self._bringup = bringup
-        self._settings = bringup.launcher
-        self._parameters = dict(parameters or {})
-        self._restart_parameters = dict(self._parameters)
-        if RUN_PARAMETER in self._parameters:
-            self._restart_parameters[RESUME_PARAMETER] = self._parameters[RUN_PARAMETER]
+        self._plan = plan
+        self._bringup = plan.bringup
+        self._settings = plan.bringup.launcher
+        self._parameters = plan.parameters()
+        self._restart_parameters = plan.restart_parameters()
         self._output = output
         self._python = python
         self._write_lock = threading.Lock()
         self._children: list[_Child] = []
         self._stop_requested = threading.Event()
         self._stop_reason = ""
-        run_dir = self._parameters.get(RUN_PARAMETER)
-        self._run_dir = Path(run_dir) if run_dir else None
+        self._run_dir = plan.run_dir
         self._pinned: set[str] = set()
         settings = self._settings
-        self._budget = (
-            DiskBudget(
-                self._run_dir,
-                Budgets(
-                    logs=int(settings.log_budget_mb * MIB),
-                    checkpoints=int(settings.checkpoint_budget_mb * MIB),
-                    tensorboard=int(settings.tensorboard_budget_mb * MIB),
-                ),
-                self.say,
-            )
-            if self._run_dir
-            else None
+        self._budget = DiskBudget(
+            self._run_dir,
+            Budgets(
+                logs=int(settings.log_budget_mb * MIB),
+                checkpoints=int(settings.checkpoint_budget_mb * MIB),
+                tensorboard=int(settings.tensorboard_budget_mb * MIB),
+            ),
+            self.say,
         )
 
     def say(self, line: str, source: str = "launch") -> None:
@@ -254,9 +279,8 @@ class Launcher:
             environment = self._bringup.node_environment()
             # Lines are prefixed with the node's name already; keep severity and message.
             environment.setdefault("RCUTILS_CONSOLE_OUTPUT_FORMAT", "[{severity}] {message}")
-            if self._budget is not None:
-                self._budget.log_dir.mkdir(parents=True, exist_ok=True)
-                environment["ROS_LOG_DIR"] = str(self._budget.log_dir)
+            self._budget.log_dir.mkdir(parents=True, exist_ok=True)
+            environment["ROS_LOG_DIR"] = str(self._budget.log_dir)
             if self._settings.security:
                 environment.update(
                     security_environment(
@@ -270,7 +294,9 @@ class Launcher:
             self.say(f"config {self._bringup.config_path} ({discovery})")
             if self._bringup.uses_loopback_profile(environment):
                 self.say("discovery_range LOCALHOST: every DDS socket binds to 127.0.0.1")
-            for node in self._bringup.nodes:
+            if self._plan.namespace != "/":
+                self.say(f"namespace {self._plan.namespace}")
+            for node in self._plan.nodes:
                 process = self._spawn(node, environment, self._parameters)
                 self._children.append(
                     _Child(
@@ -305,9 +331,9 @@ class Launcher:
         return 0
 
     def _spawn(
-        self, node: NodeDescription, environment: dict[str, str], parameters: Mapping[str, str]
+        self, node: NodeLaunch, environment: dict[str, str], parameters: Mapping[str, str]
     ) -> subprocess.Popen[bytes]:
-        command = node_command(node, str(self._bringup.config_path), self._python, parameters)
+        command = node_command(node, self._python, parameters)
         if self._settings.security:
             environment = {
                 **environment,
@@ -389,8 +415,6 @@ class Launcher:
         return [failure]
 
     def _housekeeping(self) -> None:
-        if self._budget is None:
-            return
         try:
             self._budget.enforce()
         except OSError as error:  # a budget pass must never stop the launch
@@ -399,19 +423,9 @@ class Launcher:
     def _pin_before_first_death(self, child: _Child) -> None:
         """Pins the node's newest checkpoint from before its first death in this launch."""
         name = child.node.name
-        if self._run_dir is None or name in self._pinned:
-            return
-        self._pinned.add(name)
-        store = CheckpointStore(self._run_dir / name / CHECKPOINT_STORE)
-        keep = latest_to_keep(store)
-        if keep is None:
-            return
-        try:
-            store.pin(keep, f"last checkpoint before {name} first died")
-        except (CheckpointError, OSError) as error:
-            self.say(f"could not pin {keep}: {error}")
-            return
-        self.say(f"pinned {keep} (kept whatever keep_checkpoints says)")
+        if name not in self._pinned:
+            self._pinned.add(name)
+            pin_last_checkpoint(self._run_dir, name, self.say)
 
     def _on_death(self, child: _Child, code: int, now: float, how: str | None = None) -> str | None:
         """Schedules the restart of a node that died; returns why the launch must stop instead."""
@@ -420,17 +434,11 @@ class Launcher:
         self._pin_before_first_death(child)
         uptime = now - child.started_at
         died = f"{child.node.name} {how or f'died ({describe_exit(code)})'} after {uptime:.1f} s"
-        if not self._settings.restart:
-            return f"{died}; restart is off"
-        delay = child.schedule.next_delay(now, uptime)
+        delay, line = death_verdict(self._settings, child.schedule, died, now, uptime)
         if delay is None:
-            schedule = child.schedule
-            return (
-                f"{died}; giving up: it was restarted {schedule.max_restarts} times within "
-                f"{schedule.window:g} s"
-            )
+            return line
         child.restart_at = now + delay
-        self.say(f"{died}; restart {child.schedule.restarts} in {delay:.1f} s")
+        self.say(line)
         return None
 
     def _restart(self, child: _Child, environment: dict[str, str]) -> None:
@@ -446,22 +454,38 @@ class Launcher:
         )
 
     def _stop_all(self) -> list[str]:
-        """SIGINT to every group, newest first, then SIGKILL to whatever is left of each group."""
+        """SIGINT to every group, newest first, then SIGKILL to whatever is left of each group.
+
+        Each node's exit is reported with the seconds it took after the SIGINT.
+        """
         running = [child for child in reversed(self._children) if child.process.poll() is None]
+        signalled_at = time.monotonic()
         for child in running:
             _signal_group(child.process, signal.SIGINT)
-        deadline = time.monotonic() + self._settings.shutdown_timeout
+        deadline = signalled_at + self._settings.shutdown_timeout
         failures = []
-        for child in running:
-            try:
-                code = child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        waiting = list(running)
+        while waiting:
+            now = time.monotonic()
+            for child in list(waiting):
+                code = child.process.poll()
+                if code is None:
+                    continue
+                waiting.remove(child)
+                after = now - signalled_at
+                self.say(
+                    f"{child.node.name} exited ({describe_exit(code)}) {after:.1f} s after SIGINT"
+                )
                 if code != 0:
                     failures.append(f"{child.node.name} exited with code {code} on Ctrl-C")
-            except subprocess.TimeoutExpired:
+            if waiting and now >= deadline:
                 timeout = self._settings.shutdown_timeout
-                failures.append(
+                failures += [
                     f"{child.node.name} did not exit within {timeout:g} s and was killed"
-                )
+                    for child in waiting
+                ]
+                break
+            time.sleep(EXIT_POLL_PERIOD)
         for child in self._children:
             # Anything a node started goes with its group, even when the node itself is gone.
             _signal_group(child.process, signal.SIGKILL)

@@ -3,13 +3,12 @@
 import contextlib
 import ctypes
 import os
-import signal
 import sys
-import threading
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import NoReturn, Protocol, TypeVar
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
@@ -20,6 +19,7 @@ from rclpy.signals import SignalHandlerOptions
 
 from pamiq_ros.core.checkpoint import PRIVATE_FOLDER_MODE, PRIVATE_UMASK
 from pamiq_ros.core.settings import SettingsError, SettingValue, build_settings, describe
+from pamiq_ros.nodes._shutdown import STOP, leave_process
 
 T = TypeVar("T")
 
@@ -112,29 +112,30 @@ def as_parameter_overrides(values: dict[str, SettingValue]) -> list[Parameter]:
     return [Parameter(name, value=value) for name, value in values.items()]
 
 
-def run_node(make_node: Callable[[], ClosableNode], args: Sequence[str] | None = None) -> None:
-    """Runs one node until Ctrl-C, SIGTERM or shutdown, then closes it and exits.
+def run_node(make_node: Callable[[], ClosableNode], args: Sequence[str] | None = None) -> NoReturn:
+    """Runs one node until Ctrl-C, SIGTERM or shutdown, then closes it and ends the process.
 
-    The node is closed while its ROS context is still up, so ``close`` can still log and
-    publish (a last status, released inputs). Exits with status 2 and a one-line error when
-    the node's settings are invalid.
+    Every way of stopping ends the same way: ``close()`` (a node with state writes its shutdown
+    checkpoint there) and exit status 0. A signal during start-up lets the node finish building,
+    then closes it; further signals while it closes are only noted (see
+    :mod:`pamiq_ros.nodes._shutdown`). The node is closed while its ROS context is still up, so
+    ``close`` can still log and publish (a last status, released inputs). Exits with status 2
+    and a one-line error when the node's settings are invalid, 1 when building or closing it
+    failed.
 
     Args:
         make_node: Builds the node (after ``rclpy.init``).
         args: Command-line arguments (ROS arguments included); ``sys.argv`` if None.
     """
     os.umask(PRIVATE_UMASK)  # checkpoints, events and logs for this user only
+    STOP.catch()  # a node process has caught them since its first import already
     # rclpy's own handlers would shut the context down before close() runs.
     rclpy.init(
         args=list(args) if args is not None else sys.argv,
         signal_handler_options=SignalHandlerOptions.NO,
     )
-    stop_requested = threading.Event()
-    previous_handlers = {
-        sig: signal.signal(sig, lambda *_: stop_requested.set())
-        for sig in (signal.SIGINT, signal.SIGTERM)
-    }
     node: ClosableNode | None = None
+    executor: SingleThreadedExecutor | None = None
     exit_code = 0
     try:
         node = make_node()
@@ -142,10 +143,10 @@ def run_node(make_node: Callable[[], ClosableNode], args: Sequence[str] | None =
         # processes by up to a second; the nodes keep slow work in threads of their own.
         executor = SingleThreadedExecutor()
         executor.add_node(node)  # type: ignore[arg-type]
-        while not stop_requested.is_set() and rclpy.ok():
+        while not STOP.requested() and rclpy.ok():
             try:
                 executor.spin_once(timeout_sec=SPIN_PERIOD)
-            except (KeyboardInterrupt, ExternalShutdownException):
+            except ExternalShutdownException:
                 raise
             except Exception as error:  # no callback's failure ends the node: log, count, go on
                 reason = CALLBACK_FAILURES.note(error)
@@ -155,14 +156,45 @@ def run_node(make_node: Callable[[], ClosableNode], args: Sequence[str] | None =
     except SettingsError as error:
         print(f"[ERROR] invalid parameters: {error}", file=sys.stderr, flush=True)
         exit_code = 2
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except ExternalShutdownException:
         pass
+    except Exception:  # building the node failed: say why, then leave as quickly as the rest
+        traceback.print_exc()
+        exit_code = 1
     finally:
-        for sig, handler in previous_handlers.items():
-            signal.signal(sig, handler)
-        if node is not None:
+        try:
+            exit_code = _close(node, executor, exit_code)
+        except Exception:  # tearing ROS down failed: say so, and still leave with a status
+            traceback.print_exc()
+            exit_code = exit_code or 1
+    leave_process(exit_code)
+
+
+def _close(
+    node: ClosableNode | None, executor: SingleThreadedExecutor | None, exit_code: int
+) -> int:
+    """Closes the node and the ROS context; returns the exit code (1 if closing failed)."""
+    if node is not None:
+        logger = node.get_logger()  # type: ignore[attr-defined]
+        if STOP.requested():
+            logger.info(f"stopping on {STOP.describe()}")
+        started = time.monotonic()
+        try:
             node.close()
+        except Exception:
+            traceback.print_exc()
+            exit_code = exit_code or 1
+        logger.info(
+            f"closed in {time.monotonic() - started:.2f} s"
+            + (f" (stop signals: {STOP.describe()})" if len(STOP.signals) > 1 else "")
+            + f"; exit code {exit_code}"
+        )
+        with contextlib.suppress(Exception):  # the context may be gone already
             node.destroy_node()
-        rclpy.try_shutdown()
-    if exit_code:
-        sys.exit(exit_code)
+    if executor is not None:
+        executor.shutdown(timeout_sec=1.0)
+    rclpy.try_shutdown()
+    # Tear DDS down now (peers see this participant leave; its shared memory is released):
+    # leave_process skips the garbage collection that would otherwise do it.
+    rclpy.get_default_context().destroy()
+    return exit_code

@@ -28,6 +28,20 @@ def test_finds_each_nodes_control_service_of_the_right_type():
     assert control_service_names(graph, "resume") == []
 
 
+def test_a_namespace_reaches_only_its_own_nodes():
+    graph = [
+        ("/robot1/agent/control/pause", TRIGGER),
+        ("/robot1/arm/trainer/control/pause", TRIGGER),
+        ("/robot10/agent/control/pause", TRIGGER),
+        ("/agent/control/pause", TRIGGER),
+    ]
+    assert control_service_names(graph, "pause", "/robot1") == [
+        "/robot1/agent/control/pause",
+        "/robot1/arm/trainer/control/pause",
+    ]
+    assert len(control_service_names(graph, "pause", "/")) == 4
+
+
 def test_every_control_command_is_on_the_command_line():
     parser = build_parser()
     for command in ("pause", "resume", "save", "status", "shutdown"):
@@ -37,6 +51,9 @@ def test_every_control_command_is_on_the_command_line():
     assert launch.resume == "latest" and launch.runs_dir == "runs"
     assert parser.parse_args(["launch", "sim", "--resume", "runs/x"]).resume == "runs/x"
     assert parser.parse_args(["launch", "sim"]).resume is None
+    assert parser.parse_args(["launch", "sim"]).namespace == "/"
+    assert parser.parse_args(["launch", "sim", "--namespace", "/r1"]).namespace == "/r1"
+    assert parser.parse_args(["status", "--namespace", "/r1"]).namespace == "/r1"
 
 
 @pytest.mark.e2e

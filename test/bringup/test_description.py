@@ -1,18 +1,25 @@
 from pathlib import Path
 
 import pytest
+import rclpy
+import yaml
+from rclpy.context import Context
+from std_msgs.msg import String
 
 from pamiq_ros.bringup.description import (
     FASTDDS_PROFILE_VARIABLE,
     LOOPBACK_PROFILE,
     BringupError,
     load_bringup,
+    normalize_namespace,
+    prepare_launch,
 )
 from pamiq_ros.cli import resolve_config, settings_type_of
 from pamiq_ros.core.settings import build_settings
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
+AGENT = "agent:\n  ros__parameters: {}\n"
 
 
 def test_every_deployment_has_a_config():
@@ -79,6 +86,10 @@ def test_nodes_start_in_file_order(tmp_path: Path):
         ("pamiq_launcher:\n  ros__parameters: {restart: 'yes'}\n", "'restart' must be bool"),
         ("pamiq_launcher:\n  ros__parameters: {restart_window: -1.0}\n", "restart_window"),
         ("pamiq_launcher:\n  ros__parameters: {}\n", "names no node"),
+        (f"{AGENT}  remappings: [camera/image_raw]\n", "agent.remappings must map names"),
+        (f"{AGENT}  remappings: {{camera/image_raw: 'bad name'}}\n", "is not a remapping"),
+        (f"{AGENT}  remappings: {{'': /camera}}\n", "agent.remappings: '': '/camera' is not"),
+        (f"{AGENT}  remapings: {{a: b}}\n", "agent: unknown section.*remapings"),
     ],
 )
 def test_bad_configs_are_refused_with_the_reason(tmp_path: Path, text: str, message: str):
@@ -173,3 +184,112 @@ def test_restart_settings_come_from_the_launcher_section(tmp_path: Path):
     config.write_text("agent:\n  ros__parameters: {}\n")
     defaults = load_bringup(config).launcher
     assert defaults.restart and defaults.restart_delay < defaults.restart_delay_max
+
+
+# --- namespaces, remappings and the launch plan both launchers read ------------------------------
+
+NAMESPACED = """\
+osc_actuator:
+  ros__parameters: {port: 9123, report_period: 2.0}
+agent:
+  ros__parameters: {rate_hz: 5.0}
+  remappings:
+    camera/image_raw: /camera/color/image_raw
+    /tf: /robot1/tf_agent
+"""
+
+
+def test_remappings_are_read_per_node(tmp_path: Path):
+    config = tmp_path / "c.yaml"
+    config.write_text(NAMESPACED)
+    nodes = {node.name: node for node in load_bringup(config).nodes}
+    assert nodes["agent"].remappings == (
+        ("camera/image_raw", "/camera/color/image_raw"),
+        ("/tf", "/robot1/tf_agent"),
+    )
+    assert nodes["osc_actuator"].remappings == ()
+
+
+@pytest.mark.parametrize(
+    ("given", "namespace"),
+    [("", "/"), ("/", "/"), ("robot1", "/robot1"), ("/robot1/", "/robot1"), ("/a/b_2", "/a/b_2")],
+)
+def test_namespaces_are_written_one_way(given: str, namespace: str):
+    assert normalize_namespace(given) == namespace
+
+
+@pytest.mark.parametrize("given", ["/robot 1", "/1robot", "/a//b", "/a-b"])
+def test_a_namespace_that_is_none_is_refused(given: str):
+    with pytest.raises(BringupError, match="namespace"):
+        normalize_namespace(given)
+
+
+def test_a_plan_makes_the_run_folder_with_the_config_and_restarts_resume_from_it(tmp_path: Path):
+    config = tmp_path / "c.yaml"
+    config.write_text(NAMESPACED)
+    plan = prepare_launch(load_bringup(config), tmp_path / "runs", "robot1", "latest")
+    assert plan.run_dir.parent == tmp_path / "runs" and plan.run_dir.name.endswith("-c")
+    assert (plan.run_dir / "config.yaml").read_text() == NAMESPACED
+    assert plan.parameters() == {"run_dir": str(plan.run_dir), "resume_from": "latest"}
+    assert plan.restart_parameters() == {
+        "run_dir": str(plan.run_dir),
+        "resume_from": str(plan.run_dir),
+    }
+    document = yaml.safe_load(plan.parameters_file.read_text())
+    assert document == {
+        "/robot1/osc_actuator": {"ros__parameters": {"port": 9123, "report_period": 2.0}},
+        "/robot1/agent": {"ros__parameters": {"rate_hz": 5.0}},
+    }
+    actuator, agent = plan.nodes
+    assert actuator.ros_arguments({"run_dir": "/r"}) == [
+        "--ros-args", "-r", "__node:=osc_actuator", "-r", "__ns:=/robot1",
+        "--params-file", str(plan.parameters_file),
+        "-r", "/tf:=tf", "-r", "/tf_static:=tf_static", "-p", "run_dir:=/r",
+    ]  # fmt: skip
+    # The config's own /tf remapping wins over the namespace's.
+    assert agent.remappings == (
+        ("camera/image_raw", "/camera/color/image_raw"),
+        ("/tf", "/robot1/tf_agent"),
+        ("/tf_static", "tf_static"),
+    )
+    root = prepare_launch(load_bringup(config), tmp_path / "runs")
+    assert root.nodes[0].ros_arguments()[:4] == [
+        "--ros-args",
+        "-r",
+        "__node:=osc_actuator",
+        "--params-file",
+    ]
+    assert "/osc_actuator" in yaml.safe_load(root.parameters_file.read_text())
+
+
+def test_under_a_namespace_rcl_gives_each_node_its_parameters_and_remappings(
+    tmp_path: Path, domain_id: int
+):
+    """The issue's case: with __ns set by hand, the config's keys missed and a port set in the
+    file was ignored. Checked with rcl's own argument and parameter-file parsing."""
+    config = tmp_path / "c.yaml"
+    config.write_text(NAMESPACED)
+    plan = prepare_launch(load_bringup(config), tmp_path / "runs", "/robot1")
+    nodes = {launch.name: launch for launch in plan.nodes}
+    for name, launch in nodes.items():
+        context = Context()
+        rclpy.init(
+            args=launch.ros_arguments(plan.parameters()), context=context, domain_id=domain_id
+        )
+        try:
+            node = rclpy.create_node(
+                "unnamed", context=context, automatically_declare_parameters_from_overrides=True
+            )
+            assert node.get_fully_qualified_name() == f"/robot1/{name}"
+            assert node.get_parameter("run_dir").value == str(plan.run_dir)
+            if name == "osc_actuator":
+                assert node.get_parameter("port").value == 9123
+            else:
+                assert node.get_parameter("rate_hz").value == 5.0
+                camera = node.create_publisher(String, "camera/image_raw", 1)
+                assert camera.topic_name == "/camera/color/image_raw"
+            tf = node.create_publisher(String, "/tf_static", 1)
+            assert tf.topic_name == "/robot1/tf_static"
+            node.destroy_node()
+        finally:
+            context.try_shutdown()

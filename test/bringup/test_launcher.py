@@ -9,7 +9,10 @@ import os
 import re
 import signal
 import stat
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,10 +25,10 @@ from std_srvs.srv import Trigger
 from pamiq_ros.bringup.description import (
     Bringup,
     LauncherSettings,
+    LaunchPlan,
     NodeDescription,
-    run_parameters,
 )
-from pamiq_ros.bringup.launcher import Launcher, RestartSchedule, describe_exit
+from pamiq_ros.bringup.launcher import Launcher, RestartSchedule, death_verdict, describe_exit
 from pamiq_ros.core.checkpoint import CheckpointStore
 from test.support.configs import config_for_test, launch_command
 from test.support.diagnostics import agent_rates
@@ -114,6 +117,22 @@ def test_the_schedule_follows_the_launcher_settings():
     assert [restarts.next_delay(float(t), 1.0) for t in range(3)] == [0.5, 1.0, None]
 
 
+def test_both_launchers_judge_a_death_the_same_way():
+    """pamiq-ros launch and the ros2 launch files both ask death_verdict."""
+    settings = LauncherSettings(restart_delay=0.5, restart_delay_max=1.0, max_restarts=2)
+    schedule = RestartSchedule.from_settings(settings)
+    assert death_verdict(settings, schedule, "agent died", 10.0, 3.0) == (
+        0.5, "agent died; restart 1 in 0.5 s"
+    )  # fmt: skip
+    assert death_verdict(settings, schedule, "agent died", 11.0, 1.0)[0] == 1.0
+    assert death_verdict(settings, schedule, "agent died", 12.0, 1.0) == (
+        None, "agent died; giving up: it was restarted 2 times within 300 s"
+    )  # fmt: skip
+    off = LauncherSettings(restart=False)
+    verdict = death_verdict(off, RestartSchedule.from_settings(off), "agent died", 1.0, 1.0)
+    assert verdict == (None, "agent died; restart is off")
+
+
 def test_exit_descriptions_name_the_code_or_the_signal():
     assert describe_exit(3) == "exit code 3"
     assert describe_exit(-signal.SIGKILL) == "killed by SIGKILL"
@@ -128,6 +147,7 @@ STAND_IN = """
 import json, os, signal, sys, time
 from pathlib import Path
 
+signal.signal(signal.SIGINT, lambda *_: sys.exit(0))  # before its start is seen: no race
 folder = Path(os.environ["STAND_IN_DIR"])
 name = next(arg for arg in sys.argv if arg.startswith("__node:=")).split(":=", 1)[1]
 starts = folder / f"{name}.starts"
@@ -143,7 +163,6 @@ if action == "kill":
     os.kill(os.getpid(), signal.SIGKILL)
 if action == "exit0":
     sys.exit(0)
-signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
 while True:
     time.sleep(0.02)
 """
@@ -165,7 +184,8 @@ class StandIns:
             (self.folder / f"{name}.plan").write_text(plan)
         nodes = tuple(NodeDescription(name, name, "stand_in_node", {}) for name in plans)
         bringup = Bringup(self.folder / "c.yaml", nodes, LauncherSettings(**settings))
-        return Launcher(bringup, self.output, parameters=run_parameters(self.run_dir))
+        launch_plan = LaunchPlan(bringup, "/", self.run_dir, self.folder / "parameters.yaml")
+        return Launcher(launch_plan, self.output)
 
     def starts(self, name: str) -> list[dict[str, Any]]:
         path = self.folder / f"{name}.starts"
@@ -241,7 +261,7 @@ def test_a_node_that_keeps_dying_stops_the_launch_after_max_restarts(stand_ins: 
     assert "alpha died (exit code 3)" in output
     assert "giving up: it was restarted 2 times within 300 s" in output
     assert len(stand_ins.starts("alpha")) == 3
-    assert "beta exited" not in output, "the others were stopped cleanly"
+    assert re.search(r"beta exited \(exit code 0\) [\d.]+ s after SIGINT", output), output
 
 
 def test_with_restart_off_a_death_stops_the_launch(stand_ins: StandIns):
@@ -425,3 +445,80 @@ def test_a_node_shut_down_by_an_outsider_is_restarted_not_silently_removed(
     # Up again (its handlers installed) before the launch is stopped.
     assert wait_until(lambda: launcher.output().count("[camera_sensor] [INFO] capturing") == 2, 30)
     assert launcher.stop(signal.SIGINT, timeout=30) == 0, launcher.output()
+
+
+TWO_NODE_STACK = """\
+pamiq_launcher:
+  ros__parameters: {{shutdown_timeout: 20.0, stack_shutdown_window: 10.0}}
+osc_actuator:
+  ros__parameters: {{port: {port}, report_period: 1.0}}
+agent:
+  ros__parameters: {{mind: autoencoder, report_period: 1.0}}
+"""
+
+
+def _verb(ros_env: dict[str, str], *arguments: str) -> dict[str, dict[str, Any]]:
+    """Runs ``pamiq-ros VERB ...``; returns each answering node's reply (JSON, or the text)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pamiq_ros.cli", *arguments, "--discovery-timeout", "30"],
+        env=ros_env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result
+    replies = {}
+    for line in result.stdout.splitlines():
+        node, _, message = line.partition(": ok: ")
+        replies[node] = json.loads(message) if message.startswith("{") else {"text": message}
+    return replies
+
+
+@pytest.mark.e2e
+def test_two_namespaced_stacks_in_one_domain_keep_apart(
+    spawn, probe: RosProbe, ros_env, tmp_path, free_udp_port
+):
+    """Each stack's file keys match under its namespace (the port set there is used), each
+    agent's cmd_vel reaches only its own actuator, and each verb only its own namespace."""
+    launchers, ports = {}, {}
+    for robot in ("robot1", "robot2"):
+        ports[robot] = free_udp_port()
+        config = tmp_path / robot / "stack.yaml"
+        config.parent.mkdir()
+        config.write_text(TWO_NODE_STACK.format(port=ports[robot]))
+        launchers[robot] = spawn(
+            robot, launch_command(config, "--namespace", robot, "--duration", "150")
+        )
+    for robot, launcher in launchers.items():
+        launcher.wait_for_output(f"namespace /{robot}", timeout=30)
+
+    both = "agent,osc_actuator"
+    paused = _verb(ros_env, "pause", "--namespace", "/robot1", "--nodes", both)
+    assert set(paused) == {"/robot1/agent", "/robot1/osc_actuator"}, paused
+    status = _verb(ros_env, "status", "--nodes", ",".join(
+        f"/{robot}/{node}" for robot in ports for node in both.split(",")
+    ))  # fmt: skip
+    for robot, port in ports.items():
+        actuator = status[f"/{robot}/osc_actuator"]
+        assert actuator["destination"] == f"127.0.0.1:{port}", actuator  # the file's port
+        assert status[f"/{robot}/agent"]["paused"] is (robot == "robot1"), status
+        assert actuator["paused"] is (robot == "robot1"), status
+        publishers = probe.node.get_publishers_info_by_topic(f"/{robot}/cmd_vel")
+        subscribers = probe.node.get_subscriptions_info_by_topic(f"/{robot}/cmd_vel")
+        assert {(info.node_namespace, info.node_name) for info in publishers} == {
+            (f"/{robot}", "agent")
+        }
+        assert {(info.node_namespace, info.node_name) for info in subscribers} == {
+            (f"/{robot}", "osc_actuator")
+        }
+    assert status["/robot2/osc_actuator"]["actions"] > 0, "robot2's agent drives its actuator"
+    assert not probe.node.get_publishers_info_by_topic("/cmd_vel")
+
+    _verb(ros_env, "shutdown", "--namespace", "/robot1", "--nodes", both)
+    assert launchers["robot1"].popen.wait(timeout=60) == 0, launchers["robot1"].output()
+    assert "stopping: every node shut down" in launchers["robot1"].output()
+    assert launchers["robot2"].is_running(), "a verb for /robot1 reached /robot2"
+    launchers["robot2"].signal_group(signal.SIGINT)  # a terminal's Ctrl-C, twice
+    time.sleep(0.2)
+    launchers["robot2"].signal_group(signal.SIGINT)
+    assert launchers["robot2"].popen.wait(timeout=60) == 0, launchers["robot2"].output()
+    output = launchers["robot2"].output()
+    assert "all 2 nodes stopped cleanly" in output
+    assert re.search(r"agent exited \(exit code 0\) [\d.]+ s after SIGINT", output), output

@@ -18,9 +18,9 @@ from pamiq_ros.bringup.description import (
     Bringup,
     BringupError,
     LauncherSettings,
+    LaunchPlan,
     NodeDescription,
     load_bringup,
-    run_parameters,
 )
 from pamiq_ros.bringup.executables import NODE_EXECUTABLES
 from pamiq_ros.bringup.launcher import Launcher
@@ -161,7 +161,8 @@ def test_the_launcher_runs_each_node_in_its_enclave(tmp_path: Path, monkeypatch)
     settings = LauncherSettings(security=True, security_keystore=str(tmp_path / "keys"))
     bringup = Bringup(tmp_path / "c.yaml", nodes, settings)
     output: Any = type("Sink", (), {"write": lambda self, text: None, "flush": lambda self: 0})()
-    launcher = Launcher(bringup, output, sys.executable, run_parameters(tmp_path / "run"))
+    plan = LaunchPlan(bringup, "/", tmp_path / "run", tmp_path / "parameters.yaml")
+    launcher = Launcher(plan, output, sys.executable)
     assert launcher.run(duration=5.0) == 0
     for node in ("agent", "trainer"):
         environment = json.loads((tmp_path / f"{node}.json").read_text())
