@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from pamiq_ros.bringup import network_profiles
 from pamiq_ros.bringup.description import (
     RESUME_PARAMETER,
     RUN_PARAMETER,
@@ -270,6 +271,10 @@ class Launcher:
             self.say(f"config {self._bringup.config_path} ({discovery})")
             if self._bringup.uses_loopback_profile(environment):
                 self.say("discovery_range LOCALHOST: every DDS socket binds to 127.0.0.1")
+            profile = self._bringup.launcher.network_profile
+            self.say(network_profiles.describe(profile, environment))
+            if warning := network_profiles.shell_profile_warning(os.environ, environment):
+                self.say(warning)
             for node in self._bringup.nodes:
                 process = self._spawn(node, environment, self._parameters)
                 self._children.append(

@@ -1,4 +1,3 @@
-import hashlib
 import os
 import stat
 import subprocess
@@ -7,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from blake3 import blake3
 
 from pamiq_ros.core import weight_store
 from pamiq_ros.core.weight_store import (
@@ -112,7 +112,7 @@ def test_a_reader_of_a_dropped_version_still_reads_what_was_announced(store):
             store.put_state_dict("model", version, large_weights(float(version)))
         assert wait_until(lambda: not path.exists(), 5.0)
         data = reader.read()
-    assert hashlib.sha256(data).hexdigest() == stored.checksum
+    assert "blake3:" + blake3(data).hexdigest() == stored.checksum
 
 
 def test_a_failed_write_leaves_no_file_and_the_previous_version(store, monkeypatch):

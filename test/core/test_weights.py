@@ -1,4 +1,3 @@
-import hashlib
 import json
 import socket
 import struct
@@ -6,6 +5,7 @@ import struct
 import pytest
 import safetensors.torch
 import torch
+from blake3 import blake3
 
 from pamiq_ros.core.weights import (
     NonFiniteWeightsError,
@@ -53,7 +53,7 @@ def split(data: bytes) -> tuple[dict, bytes]:
 
 
 def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    return "blake3:" + blake3(data).hexdigest()
 
 
 def test_round_trip_keeps_names_dtypes_shapes_and_values():

@@ -1,7 +1,6 @@
 """Weight sync over real DDS: a trainer-side and an agent-side context in the test's domain."""
 
 import array
-import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -11,6 +10,7 @@ from typing import Any
 import pytest
 import safetensors.torch
 import torch
+from blake3 import blake3
 from pamiq_ros_interfaces.msg import WeightsAnnouncement
 from pamiq_ros_interfaces.srv import GetWeights
 
@@ -221,7 +221,7 @@ class FakeTrainer:
         message = WeightsAnnouncement(
             model_name=MODEL,
             version=1,
-            checksum=hashlib.sha256(announced).hexdigest(),
+            checksum="blake3:" + blake3(announced).hexdigest(),
             size_bytes=len(announced),
             host_id=self._host_id,
         )
@@ -405,7 +405,7 @@ def test_after_an_unreadable_file_the_agent_fetches_bytes_then_shared_memory_aga
     def serve(request: Any, response: Any) -> Any:
         blob = blobs[request.version]
         response.success, response.version = True, request.version
-        response.checksum, response.size_bytes = hashlib.sha256(blob).hexdigest(), len(blob)
+        response.checksum, response.size_bytes = "blake3:" + blake3(blob).hexdigest(), len(blob)
         if request.host_id == host and not request.bytes_only:
             response.shm_path = str(folder / version_file_name(MODEL, request.version))
         else:
@@ -421,7 +421,7 @@ def test_after_an_unreadable_file_the_agent_fetches_bytes_then_shared_memory_aga
         blob = blobs[version]
         announcer.publish(
             WeightsAnnouncement(
-                model_name=MODEL, version=version, checksum=hashlib.sha256(blob).hexdigest(),
+                model_name=MODEL, version=version, checksum="blake3:" + blake3(blob).hexdigest(),
                 size_bytes=len(blob), host_id=host,
             )
         )  # fmt: skip

@@ -1,0 +1,172 @@
+"""Two "hosts" on this machine: network namespaces joined by a veth pair, with packet loss.
+
+Each host is a network namespace with only ``lo`` and one end of a veth pair (no route out:
+nothing leaves the pair), and every process started in it gets its own host name (a UTS
+namespace) and its own ``/dev/shm`` (a tmpfs in a private mount namespace), so pamiq_ros and
+Fast DDS see two machines: no shared-memory path, no same-host shortcut. Loss is injected with
+nftables (``numgen random mod 100 < N drop`` on each side's way out of its veth end); ``tc
+netem`` is not in every kernel. Needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN), ``ip``
+(iproute2), ``nft`` (nftables) and ``unshare`` (util-linux): :func:`missing_reason` says what is
+missing. Used by the multi-host test and ``pamiq_ros.bench.network``.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+SUBNET = "10.213.{block}.{host}"
+"""Addresses of the pair: a private block no real network here uses."""
+
+_ENTER_HOST = (
+    'hostname "$0" && mount -t tmpfs -o mode=1777,size=512m pamiq_shm /dev/shm && exec "$@"'
+)
+
+
+def missing_reason() -> str:
+    """Why namespaced hosts cannot be made here ("" when they can)."""
+    if os.geteuid() != 0:
+        return "needs root (network namespaces, veth and nftables need CAP_NET_ADMIN)"
+    for tool, package in (("ip", "iproute2"), ("nft", "nftables"), ("unshare", "util-linux")):
+        if shutil.which(tool) is None:
+            return f"needs `{tool}` (Debian package {package}; `make setup` installs it as root)"
+    probe = f"pqprobe{uuid.uuid4().hex[:6]}"
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+    if made.returncode != 0:
+        return f"cannot create a network namespace: {made.stderr.strip()}"
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    return ""
+
+
+def _run(*argv: str) -> str:
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+@dataclass(frozen=True)
+class Host:
+    """One namespaced host: its namespace, host name, veth end and address."""
+
+    namespace: str
+    hostname: str
+    device: str
+    address: str
+
+
+class NamespacedHosts:
+    """Hosts (network namespaces) on one veth-joined link; a context manager that cleans up.
+
+    Two hosts are joined by one veth pair; more hosts (a fleet) join a bridge in a namespace of
+    its own, each by its own veth pair.
+    """
+
+    def __init__(self, count: int = 2, block: int = 0) -> None:
+        """Creates ``count`` hosts ``host0``, ``host1``, ... with addresses 10.213.<block>.1.."""
+        if not 2 <= count <= 8:
+            raise ValueError(f"count must be 2..8, got {count}")
+        tag = uuid.uuid4().hex[:6]
+        self.hosts = [
+            Host(
+                f"pq{tag}h{index}",
+                f"host{index}",
+                f"pq{index}",
+                SUBNET.format(block=block, host=index + 1),
+            )
+            for index in range(count)
+        ]
+        self._bridge = f"pq{tag}br" if count > 2 else ""
+        self._made: list[str] = []
+        try:
+            self._build()
+        except BaseException:
+            self.close()
+            raise
+
+    def _build(self) -> None:
+        for host in self.hosts:
+            _run("ip", "netns", "add", host.namespace)
+            self._made.append(host.namespace)
+            _run("ip", "-n", host.namespace, "link", "set", "lo", "up")
+        if not self._bridge:
+            first, second = self.hosts
+            _run("ip", "link", "add", first.device, "netns", first.namespace, "type", "veth",
+                 "peer", "name", second.device, "netns", second.namespace)  # fmt: skip
+        else:
+            _run("ip", "netns", "add", self._bridge)
+            self._made.append(self._bridge)
+            _run("ip", "-n", self._bridge, "link", "add", "br0", "type", "bridge")
+            _run("ip", "-n", self._bridge, "link", "set", "br0", "up")
+            for index, host in enumerate(self.hosts):
+                port = f"port{index}"
+                _run("ip", "link", "add", host.device, "netns", host.namespace, "type", "veth",
+                     "peer", "name", port, "netns", self._bridge)  # fmt: skip
+                _run("ip", "-n", self._bridge, "link", "set", port, "master", "br0", "up")
+        for host in self.hosts:
+            _run(
+                "ip", "-n", host.namespace, "addr", "add", f"{host.address}/24", "dev", host.device
+            )
+            _run("ip", "-n", host.namespace, "link", "set", host.device, "up", "multicast", "on")
+
+    def set_loss(self, percent: float) -> None:
+        """Drops ``percent`` % of the packets each host sends on the link (0: none)."""
+        for host in self.hosts:
+            subprocess.run(
+                ["ip", "netns", "exec", host.namespace, "nft", "delete", "table", "inet", "pamiq"],
+                capture_output=True,
+            )
+            if percent <= 0:
+                continue
+            rules = (
+                "table inet pamiq {\n chain out {\n  type filter hook output priority 0;\n"
+                f'  oifname "{host.device}" numgen random mod 100 < {round(percent)} drop\n'
+                " }\n}\n"
+            )
+            done = subprocess.run(
+                ["ip", "netns", "exec", host.namespace, "nft", "-f", "-"],
+                input=rules, capture_output=True, text=True,
+            )  # fmt: skip
+            if done.returncode != 0:
+                raise RuntimeError(f"nft in {host.namespace} failed: {done.stderr.strip()}")
+
+    def set_link(self, up: bool) -> None:
+        """Takes every host's veth end down (an outage) or up again."""
+        for host in self.hosts:
+            state = "up" if up else "down"
+            _run("ip", "-n", host.namespace, "link", "set", host.device, state)
+
+    def counters(self, index: int) -> dict[str, int]:
+        """Bytes and packets host ``index`` sent and received on its veth end."""
+        host = self.hosts[index]
+        shown = json.loads(
+            _run("ip", "-n", host.namespace, "-s", "-j", "link", "show", host.device)
+        )
+        stats = shown[0]["stats64"]
+        return {
+            "tx_bytes": stats["tx"]["bytes"], "tx_packets": stats["tx"]["packets"],
+            "rx_bytes": stats["rx"]["bytes"], "rx_packets": stats["rx"]["packets"],
+        }  # fmt: skip
+
+    def command(self, index: int, argv: Sequence[str]) -> list[str]:
+        """``argv`` run on host ``index``: its network, its host name, its own ``/dev/shm``."""
+        host = self.hosts[index]
+        return [
+            "ip", "netns", "exec", host.namespace,
+            "unshare", "--uts", "--mount", "--propagation", "private",
+            "sh", "-c", _ENTER_HOST, host.hostname, *argv,
+        ]  # fmt: skip
+
+    def close(self) -> None:
+        """Deletes the namespaces (their veth ends go with them); idempotent."""
+        while self._made:
+            subprocess.run(["ip", "netns", "del", self._made.pop()], capture_output=True)
+
+    def __enter__(self) -> "NamespacedHosts":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
