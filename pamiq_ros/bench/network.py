@@ -195,44 +195,98 @@ def _percentile(values: Sequence[float], fraction: float) -> float:
 
 def run_case(
     loss: float, agents: int, seconds: float, drain: float, parameters: int, period: float,
-    rate_hz: float, profile: str, out: Path,
+    rate_hz: float, profile: str, out: Path, trainer_delay: float = 0.0,
+    outage: tuple[float, float] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """One case on fresh hosts: host 0 the trainer, hosts 1.. the agents."""
+    """One case on fresh hosts: host 0 the trainer, hosts 1.. the agents.
+
+    Args:
+        loss: Packets dropped on the link (%).
+        agents: Agent hosts.
+        seconds: Seconds each agent sends records.
+        drain: Longest wait after that for the outboxes to empty.
+        parameters: Size of the model whose weights are synced.
+        period: Seconds between two versions.
+        rate_hz: Records per second per agent.
+        profile: Network profile (lan, wifi), or rmw for rmw_fastrtps's own transports.
+        out: Folder for the case's logs and status files.
+        trainer_delay: Seconds the agents send before the trainer starts (records sent before
+            it matched must still arrive).
+        outage: (start, length) in seconds after the first weights reached every agent: every
+            packet is dropped
+            meanwhile (the interfaces stay up, as when a robot leaves the WiFi's range).
+    """
     from pamiq_ros.bringup.network_profiles import network_environment
 
     case_dir = out / f"loss{loss:g}-agents{agents}"
     case_dir.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    env.update(network_environment(profile))
-    env["ROS_DOMAIN_ID"] = env.get("ROS_DOMAIN_ID", "0")
-    env.pop("ROS_STATIC_PEERS", None)
     me = [sys.executable, "-m", "pamiq_ros.bench.network"]
     samples: list[dict[str, Any]] = []
     with NamespacedHosts(agents + 1) as hosts:
+        env = dict(os.environ)
+        env.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
+        env.pop("ROS_STATIC_PEERS", None)
+        env["ROS_DOMAIN_ID"] = env.get("ROS_DOMAIN_ID", "0")
+        if profile == "rmw":  # rmw_fastrtps's own transports, as main ran across hosts before
+            env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "SUBNET"
+        else:  # every host a static peer, beside multicast discovery
+            env.update(network_environment(profile, ";".join(h.address for h in hosts.hosts)))
         hosts.set_loss(loss)
-        children = [GroupProcess(hosts.command(0, [*me, "--role", "trainer", "--params",
-            str(parameters), "--period", str(period), "--status", str(case_dir / "trainer.json")]),
-            env, case_dir / "trainer.log")]  # fmt: skip
+        trainer_command = hosts.command(
+            0,
+            [
+                *me,
+                "--role",
+                "trainer",
+                "--params",
+                str(parameters),
+                "--period",
+                str(period),
+                "--status",
+                str(case_dir / "trainer.json"),
+            ],
+        )
+        children = []  # fmt: skip
         for index in range(1, agents + 1):
             children.append(GroupProcess(hosts.command(index, [*me, "--role", "agent", "--name",
                 f"agent{index}", "--params", str(parameters), "--rate-hz", str(rate_hz),
                 "--seconds", str(seconds), "--status", str(case_dir / f"agent{index}.json")]),
                 env, case_dir / f"agent{index}.log"))  # fmt: skip
         started = time.monotonic()
+        link_up = True
+        synced_at: float | None = None
+        outage_ended_at: float | None = None
         try:
             deadline = started + seconds + drain + 20.0  # + start-up
             while time.monotonic() < deadline:
                 time.sleep(STATUS_PERIOD_S)
+                elapsed = time.monotonic() - started
+                if len(children) == agents and elapsed >= trainer_delay:
+                    children.append(GroupProcess(trainer_command, env, case_dir / "trainer.log"))
+                if outage is not None and synced_at is not None:
+                    since = elapsed - synced_at
+                    down = outage[0] <= since < outage[0] + outage[1]
+                    if down == link_up:  # every packet dropped: out of the WiFi's range
+                        hosts.set_loss(100.0 if down else loss)
+                        link_up = not down
+                        outage_ended_at = None if down else elapsed
                 trainer = _read(case_dir / "trainer.json")
                 statuses = [_read(case_dir / f"agent{i}.json") for i in range(1, agents + 1)]
                 newest = (trainer.get("published") or {}).get("version", 0)
-                samples.append({"t": time.monotonic() - started, "newest": newest,
-                                "agents": [s.get("version", 0) for s in statuses]})  # fmt: skip
-                done = all(s and not s.get("sending") and s.get("experience_unacknowledged") == 0
-                           for s in statuses)  # fmt: skip
+                versions = [status.get("version", 0) for status in statuses]
+                samples.append({"t": elapsed, "newest": newest, "agents": versions})
+                if synced_at is None and all(versions):
+                    synced_at = elapsed
+                settled = outage is None or outage_ended_at is not None
+                done = settled and all(
+                    status and not status.get("sending")
+                    and status.get("experience_unacknowledged") == 0
+                    for status in statuses
+                )  # fmt: skip
                 if done:
                     break
             counters = hosts.counters(0)
+            agent_counters = [hosts.counters(index) for index in range(1, agents + 1)]
         finally:
             for child in children:
                 child.stop(timeout=10.0)
@@ -270,8 +324,9 @@ def run_case(
         "announced_bytes": size,
         "trainer_tx_bytes": counters["tx_bytes"], "trainer_tx_packets": counters["tx_packets"],
         "tx_bytes_per_fetched_version": counters["tx_bytes"] / fetched if fetched else None,
+        "agent_udp_receive_buffer_errors": [c["udp_receive_buffer_errors"] for c in agent_counters],
         "experience_records_per_s": sum(a["received"] for a in per_agent) / seconds,
-        "per_agent": per_agent, "samples": samples,
+        "per_agent": per_agent, "samples": samples, "outage_ended_at": outage_ended_at,
     }  # fmt: skip
 
 
@@ -284,7 +339,7 @@ def plot(cases: Sequence[dict[str, Any]], path: Path) -> None:
 
     labels = [f"{c['loss_percent']:g}% x{c['agents']}" for c in cases]
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    left.boxplot([c["sync_ms"]["values"] or [float("nan")] for c in cases], labels=labels)
+    left.boxplot([c["sync_ms"]["values"] or [float("nan")] for c in cases], tick_labels=labels)
     left.set_ylabel("announcement arrival -> weights ready (ms, agent clock)")
     left.set_yscale("log")
     left.set_title("weight freshness per version")
@@ -311,7 +366,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--params", type=int, default=1_000_000)
     parser.add_argument("--period", type=float, default=1.0, help="seconds between versions")
     parser.add_argument("--rate-hz", type=float, default=10.0)
-    parser.add_argument("--profile", default="wifi", choices=["lan", "wifi"])
+    parser.add_argument("--profile", default="wifi", choices=["lan", "wifi", "rmw"])
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--role", choices=["trainer", "agent"], help=argparse.SUPPRESS)
     parser.add_argument("--name", default="agent1", help=argparse.SUPPRESS)
@@ -348,7 +403,8 @@ def main(args: Sequence[str] | None = None) -> int:
             f"{case['versions_published']} sync p50 {case['sync_ms']['p50']:.0f} ms p95 "
             f"{case['sync_ms']['p95']:.0f} ms, lag p95 {case['version_lag']['p95']} | link "
             f"{(case['tx_bytes_per_fetched_version'] or 0) / max(1, case['announced_bytes']):.2f}x"
-            f" announced | experience {case['experience_records_per_s']:.1f}/s lost {lost}",
+            f" announced, agent UDP buffer overflows {case['agent_udp_receive_buffer_errors']}"
+            f" | experience {case['experience_records_per_s']:.1f}/s lost {lost}",
             flush=True,
         )
     result = {"machine": os.uname().nodename, "when": stamp, "cases": cases,

@@ -113,7 +113,7 @@ class NamespacedHosts:
             _run("ip", "-n", host.namespace, "link", "set", host.device, "up", "multicast", "on")
 
     def set_loss(self, percent: float) -> None:
-        """Drops ``percent`` % of the packets each host sends on the link (0: none)."""
+        """Drops ``percent`` % of the packets each host sends on the link (0: none, 100: all)."""
         for host in self.hosts:
             subprocess.run(
                 ["ip", "netns", "exec", host.namespace, "nft", "delete", "table", "inet", "pamiq"],
@@ -121,10 +121,10 @@ class NamespacedHosts:
             )
             if percent <= 0:
                 continue
+            match = "" if percent >= 100 else f"numgen random mod 100 < {round(percent)} "
             rules = (
                 "table inet pamiq {\n chain out {\n  type filter hook output priority 0;\n"
-                f'  oifname "{host.device}" numgen random mod 100 < {round(percent)} drop\n'
-                " }\n}\n"
+                f'  oifname "{host.device}" {match}drop\n }}\n}}\n'
             )
             done = subprocess.run(
                 ["ip", "netns", "exec", host.namespace, "nft", "-f", "-"],
@@ -133,12 +133,6 @@ class NamespacedHosts:
             if done.returncode != 0:
                 raise RuntimeError(f"nft in {host.namespace} failed: {done.stderr.strip()}")
 
-    def set_link(self, up: bool) -> None:
-        """Takes every host's veth end down (an outage) or up again."""
-        for host in self.hosts:
-            state = "up" if up else "down"
-            _run("ip", "-n", host.namespace, "link", "set", host.device, state)
-
     def counters(self, index: int) -> dict[str, int]:
         """Bytes and packets host ``index`` sent and received on its veth end."""
         host = self.hosts[index]
@@ -146,9 +140,14 @@ class NamespacedHosts:
             _run("ip", "-n", host.namespace, "-s", "-j", "link", "show", host.device)
         )
         stats = shown[0]["stats64"]
+        # UDP datagrams the host's sockets had no room for (a receive buffer overflowed).
+        snmp = _run("ip", "netns", "exec", host.namespace, "cat", "/proc/net/snmp").splitlines()
+        udp = [line.split()[1:] for line in snmp if line.startswith("Udp:")]
+        udp_figures = dict(zip(udp[0], udp[1], strict=False)) if len(udp) == 2 else {}
         return {
             "tx_bytes": stats["tx"]["bytes"], "tx_packets": stats["tx"]["packets"],
             "rx_bytes": stats["rx"]["bytes"], "rx_packets": stats["rx"]["packets"],
+            "udp_receive_buffer_errors": int(udp_figures.get("RcvbufErrors", 0)),
         }  # fmt: skip
 
     def command(self, index: int, argv: Sequence[str]) -> list[str]:

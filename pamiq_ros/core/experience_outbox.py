@@ -12,7 +12,7 @@ records are dropped and counted. No ROS import here: the nodes wire these to top
 
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 Message = TypeVar("Message")
@@ -28,7 +28,7 @@ RESEND_BATCH = 25
 a link that just came back (the nodes call it 4 times a second: 100 records/s)."""
 
 RECEIPT_WINDOW = 1 << 16
-"""Sequences above an agent's contiguous mark the trainer remembers (older gaps are given up)."""
+"""Sequences below an agent's newest the trainer remembers (older ones count as repeats)."""
 
 
 def first_sequence() -> int:
@@ -143,47 +143,44 @@ class AgentReceipts:
     Attributes:
         received: New records (repeats not counted).
         repeats: Records that arrived again (a resend whose first copy did arrive).
-        contiguous: Every sequence up to this one arrived (or was given up).
-        above: Sequences above ``contiguous`` that arrived.
+        newest: The highest sequence that arrived.
+        seen: Sequences that arrived, down to ``newest`` less the window.
         unacknowledged: Arrived since the last acknowledgement was sent.
     """
 
     received: int = 0
     repeats: int = 0
-    contiguous: int = -1
-    above: set[int] | None = None
-    unacknowledged: list[int] | None = None
+    newest: int = -1
+    seen: set[int] = field(default_factory=set)
+    unacknowledged: list[int] = field(default_factory=list)
 
 
 class ExperienceReceipts:
-    """The trainer's side: repeats dropped, acknowledgements gathered per agent; not thread-safe."""
+    """The trainer's side: repeats dropped, acknowledgements gathered per agent; not thread-safe.
+
+    Records arrive in any order (resends of records sent before the trainer matched come after
+    newer ones), so each sequence is remembered, within ``window`` below the newest; an older one
+    is taken for a repeat (the agent's outbox gives up long before).
+    """
 
     def __init__(self, window: int = RECEIPT_WINDOW) -> None:
-        """Creates empty receipts; ``window``: sequences remembered above an agent's mark."""
+        """Creates empty receipts; ``window``: sequences remembered below an agent's newest."""
         self.window = window
         self._agents: dict[str, AgentReceipts] = {}
 
     def receive(self, agent_id: str, sequence: int) -> bool:
         """Notes an arrival (to be acknowledged); returns whether the record is new."""
-        agent = self._agents.get(agent_id)
-        if agent is None:
-            agent = AgentReceipts(contiguous=sequence - 1, above=set(), unacknowledged=[])
-            self._agents[agent_id] = agent
-        assert agent.above is not None and agent.unacknowledged is not None
+        agent = self._agents.setdefault(agent_id, AgentReceipts())
         agent.unacknowledged.append(sequence)
-        if sequence <= agent.contiguous or sequence in agent.above:
+        if sequence in agent.seen or (agent.newest >= 0 and sequence <= agent.newest - self.window):
             agent.repeats += 1
             return False
         agent.received += 1
-        agent.above.add(sequence)
-        while agent.contiguous + 1 in agent.above:
-            agent.contiguous += 1
-            agent.above.discard(agent.contiguous)
-        if len(agent.above) > self.window:  # a gap that will not fill (dropped by the agent)
-            agent.contiguous = min(agent.above) - 1
-            while agent.contiguous + 1 in agent.above:
-                agent.contiguous += 1
-                agent.above.discard(agent.contiguous)
+        agent.seen.add(sequence)
+        agent.newest = max(agent.newest, sequence)
+        if len(agent.seen) > 2 * self.window:  # forget what fell out of the window
+            floor = agent.newest - self.window
+            agent.seen = {seen for seen in agent.seen if seen > floor}
         return True
 
     def take_acknowledgements(self) -> dict[str, list[int]]:

@@ -49,13 +49,14 @@ def test_receipts_drop_repeats_and_acknowledge_everything_per_agent():
     }
 
 
-def test_a_gap_that_never_fills_is_given_up_after_the_window():
+def test_records_resent_after_newer_ones_arrived_are_still_new():
     receipts = ExperienceReceipts(window=3)
-    receipts.receive("/a", 0)
-    for sequence in range(2, 7):  # 1 was dropped by the agent's budget
+    assert receipts.receive("/a", 60)  # sent live once the trainer matched
+    assert receipts.receive("/a", 58) and receipts.receive("/a", 59)  # sent before: resent
+    assert not receipts.receive("/a", 58)
+    for sequence in range(61, 70):
         assert receipts.receive("/a", sequence)
-    assert not receipts.receive("/a", 4)
-    assert receipts.receive("/a", 7)
+    assert not receipts.receive("/a", 60)  # out of the window: taken for a repeat
 
 
 def test_a_restarted_agent_numbers_above_what_it_sent_before():
