@@ -20,7 +20,7 @@ export PYTHONUNBUFFERED := 1
 MSG_SOURCES := $(wildcard msg/msg/*.msg msg/srv/*.srv msg/tf2_msgs/msg/*.msg) msg/CMakeLists.txt \
   msg/package.xml msg/tf2_msgs/CMakeLists.txt msg/wheel_python_targets.cmake
 
-.PHONY: setup run test lint typecheck bench bench-sync bench-curiosity bench-continual \
+.PHONY: setup run test lint typecheck bench bench-sync bench-network bench-curiosity bench-continual \
 	bench-recording clean
 
 setup: $(VENV)/.installed-package
@@ -68,9 +68,15 @@ run: setup
 BENCH_ARGS ?=
 bench: setup
 	$(PY) -m pamiq_ros.bench.suite $(BENCH_ARGS)
+	$(PY) -m pamiq_ros.bench.network  # weights and experience across namespaced hosts (root)
 
 bench-sync: setup
 	$(PY) -m pamiq_ros.bench.weight_sync
+
+# Weights and experience between namespaced hosts at 0/2/10 % loss and with 2 agents (root;
+# about 4 min; skipped with the reason otherwise).
+bench-network: setup
+	$(PY) -m pamiq_ros.bench.network $(BENCH_ARGS)
 
 bench-curiosity: setup
 	$(PY) -m pamiq_ros.bench.curiosity $(BENCH_ARGS)
