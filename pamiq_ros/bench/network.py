@@ -28,7 +28,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,25 @@ def _write_status(path: Path, status: dict[str, Any]) -> None:
     os.replace(temporary, path)
 
 
+def _spin_reporting(
+    node: Any, stop: threading.Event, status_path: Path, status: Callable[[], dict[str, Any]]
+) -> None:
+    """Spins ``node`` until ``stop``, writing ``status()`` to ``status_path`` twice a second."""
+    from rclpy.executors import SingleThreadedExecutor
+
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    next_status = 0.0
+    try:
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=0.05)
+            if time.monotonic() >= next_status:
+                next_status = time.monotonic() + STATUS_PERIOD_S
+                _write_status(status_path, status())
+    finally:
+        executor.shutdown(timeout_sec=1.0)
+
+
 def _ros_start() -> tuple[Any, threading.Event]:
     import rclpy
     from rclpy.signals import SignalHandlerOptions
@@ -62,7 +81,6 @@ def run_trainer(parameters: int, period: float, status_path: Path) -> int:
     """The trainer's side: a version every ``period`` s; counts experience per agent."""
     rclpy, stop = _ros_start()
     from pamiq_ros_interfaces.msg import Experience
-    from rclpy.executors import SingleThreadedExecutor
 
     from pamiq_ros.core.weight_store import SharedWeightStore
     from pamiq_ros.nodes._experience import EXPERIENCE_QOS, EXPERIENCE_TOPIC
@@ -94,19 +112,12 @@ def run_trainer(parameters: int, period: float, status_path: Path) -> int:
 
     thread = threading.Thread(target=publish_loop, daemon=True)
     thread.start()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    next_status = 0.0
     try:
-        while not stop.is_set():
-            executor.spin_once(timeout_sec=0.05)
-            if time.monotonic() >= next_status:
-                next_status = time.monotonic() + STATUS_PERIOD_S
-                _write_status(status_path, {
-                    "published": published[-1] if published else None,
-                    "versions": len(published), "new_records": dict(new_records),
-                    "per_agent": receiver.per_agent(),
-                })  # fmt: skip
+        _spin_reporting(node, stop, status_path, lambda: {
+            "published": published[-1] if published else None,
+            "versions": len(published), "new_records": dict(new_records),
+            "per_agent": receiver.per_agent(),
+        })  # fmt: skip
     finally:
         publisher.close()
         store.close()
@@ -119,7 +130,6 @@ def run_agent(name: str, parameters: int, rate_hz: float, seconds: float, status
     """An agent's side: fetches versions, sends ``seconds`` of records, keeps reporting."""
     rclpy, stop = _ros_start()
     from pamiq_ros_interfaces.msg import Experience
-    from rclpy.executors import SingleThreadedExecutor
 
     from pamiq_ros.core.swappable import SwappableModel
     from pamiq_ros.nodes._experience import EXPERIENCE_QOS, EXPERIENCE_TOPIC
@@ -159,19 +169,12 @@ def run_agent(name: str, parameters: int, rate_hz: float, seconds: float, status
 
     thread = threading.Thread(target=send_loop, daemon=True)
     thread.start()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    next_status = 0.0
     try:
-        while not stop.is_set():
-            executor.spin_once(timeout_sec=0.05)
-            if time.monotonic() >= next_status:
-                next_status = time.monotonic() + STATUS_PERIOD_S
-                _write_status(status_path, {
-                    "agent_id": sender.agent_id, "version": model.version,
-                    "sending": thread.is_alive(), "syncs": syncs, **sender.status(),
-                    **subscriber.status(), "refusals": subscriber.refusals(),
-                })  # fmt: skip
+        _spin_reporting(node, stop, status_path, lambda: {
+            "agent_id": sender.agent_id, "version": model.version,
+            "sending": thread.is_alive(), "syncs": syncs, **sender.status(),
+            **subscriber.status(), "refusals": subscriber.refusals(),
+        })  # fmt: skip
     finally:
         subscriber.close()
         node.destroy_node()
