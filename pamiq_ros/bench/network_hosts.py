@@ -4,10 +4,11 @@ Each host is a network namespace with only ``lo`` and one end of a veth pair (no
 nothing leaves the pair), and every process started in it gets its own host name (a UTS
 namespace) and its own ``/dev/shm`` (a tmpfs in a private mount namespace), so pamiq_ros and
 Fast DDS see two machines: no shared-memory path, no same-host shortcut. Loss is injected with
-nftables (``numgen random mod 100 < N drop`` on each side's way out of its veth end); ``tc
-netem`` is not in every kernel. Needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN), ``ip``
-(iproute2), ``nft`` (nftables) and ``unshare`` (util-linux): :func:`missing_reason` says what is
-missing. Used by the multi-host test and ``pamiq_ros.bench.network``.
+nftables (``numgen random mod 100 < N drop`` on the netdev ingress hook of each veth end, frame
+by frame); ``tc netem`` is not in every kernel. Needs root (or CAP_NET_ADMIN and
+CAP_SYS_ADMIN), ``ip`` (iproute2), ``nft`` (nftables) and ``unshare`` (util-linux):
+:func:`missing_reason` says what is missing. Used by the multi-host test and
+``pamiq_ros.bench.network``.
 """
 
 import json
@@ -113,18 +114,22 @@ class NamespacedHosts:
             _run("ip", "-n", host.namespace, "link", "set", host.device, "up", "multicast", "on")
 
     def set_loss(self, percent: float) -> None:
-        """Drops ``percent`` % of the packets each host sends on the link (0: none, 100: all)."""
+        """Drops ``percent`` % of the frames each host receives on the link (0: none, 100: all).
+
+        The rule sits on the netdev ingress hook, which sees every Ethernet frame before IP
+        reassembly, as a radio loses them (the output hook sees a datagram before it is cut into
+        fragments, and would drop 64 KB at once, 2 % of datagrams rather than of frames).
+        """
         for host in self.hosts:
-            subprocess.run(
-                ["ip", "netns", "exec", host.namespace, "nft", "delete", "table", "inet", "pamiq"],
-                capture_output=True,
-            )
+            table = ["nft", "delete", "table", "netdev", "pamiq"]
+            subprocess.run(["ip", "netns", "exec", host.namespace, *table], capture_output=True)
             if percent <= 0:
                 continue
             match = "" if percent >= 100 else f"numgen random mod 100 < {round(percent)} "
             rules = (
-                "table inet pamiq {\n chain out {\n  type filter hook output priority 0;\n"
-                f'  oifname "{host.device}" {match}drop\n }}\n}}\n'
+                "table netdev pamiq {\n chain in {\n"
+                f'  type filter hook ingress device "{host.device}" priority 0;\n'
+                f"  {match}drop\n }}\n}}\n"
             )
             done = subprocess.run(
                 ["ip", "netns", "exec", host.namespace, "nft", "-f", "-"],
