@@ -186,7 +186,8 @@ class Bringup:
         """Whether nodes run with :data:`LOOPBACK_PROFILE` (see :meth:`discovery_environment`)."""
         rmw = (os.environ if base is None else base).get("RMW_IMPLEMENTATION") or ""
         return (
-            self.launcher.discovery_range == "LOCALHOST"
+            self.launcher.network_profile == "loopback"
+            and self.launcher.discovery_range == "LOCALHOST"
             and not self.launcher.static_peers
             and (not rmw or rmw.startswith("rmw_fastrtps"))
         )

@@ -3,7 +3,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from pamiq_ros.bringup.description import LauncherSettings
+from pamiq_ros.bringup.description import LauncherSettings, load_bringup
 from pamiq_ros.bringup.network_profiles import (
     FASTDDS_PROFILE_VARIABLE,
     WIFI_MESSAGE_BYTES,
@@ -61,3 +61,18 @@ def test_the_config_picks_a_profile_and_refuses_a_contradiction():
         LauncherSettings(network_profile="satellite")
     with pytest.raises(ValueError, match="discovery_range applies"):
         LauncherSettings(network_profile="wifi", discovery_range="SUBNET")
+
+
+def test_a_deployment_on_the_wifi_profile_gets_its_file_not_the_loopback_one(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "pamiq_launcher:\n  ros__parameters:\n    network_profile: wifi\n"
+        "    static_peers: 10.0.0.9\n"
+        "agent:\n  ros__parameters: {}\n"
+    )
+    bringup = load_bringup(config)
+    assert not bringup.uses_loopback_profile({})
+    environment = bringup.node_environment({FASTDDS_PROFILE_VARIABLE: "/left/in/shell.xml"})
+    used = environment[FASTDDS_PROFILE_VARIABLE]
+    assert used != "/left/in/shell.xml" and "10.0.0.9" in Path(used).read_text()
+    assert environment["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "SYSTEM_DEFAULT"
