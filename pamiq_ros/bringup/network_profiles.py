@@ -164,8 +164,31 @@ def shell_profile_warning(shell: Mapping[str, str], used: Mapping[str, str]) -> 
     )
 
 
+def socket_buffer_warning(limits: Path = Path("/proc/sys/net/core")) -> str:
+    """A line when the kernel caps UDP buffers below what lan and wifi ask for ("" if not).
+
+    Capped buffers overflow when a weights chunk arrives as a burst of datagrams, and Fast DDS
+    resends what was dropped: 3x the bytes on a clean link was measured with the default 208 KB.
+    """
+    short = []
+    for name in ("rmem_max", "wmem_max"):
+        try:
+            value = int((limits / name).read_text())
+        except (OSError, ValueError):
+            continue
+        if value < SOCKET_BUFFER_BYTES:
+            short.append(f"net.core.{name}={value}")
+    if not short:
+        return ""
+    return (
+        f"WARNING: {', '.join(short)} caps the {SOCKET_BUFFER_BYTES >> 20} MiB UDP buffers this "
+        "profile asks for; bursts of weights will overflow and be resent (sysctl -w "
+        f"net.core.rmem_max={SOCKET_BUFFER_BYTES} net.core.wmem_max={SOCKET_BUFFER_BYTES})"
+    )
+
+
 def describe(profile: str, environment: Mapping[str, str]) -> str:
-    """One line naming the profile in effect and what the nodes get."""
+    """One line naming the profile in effect and what the nodes get (and a buffer warning)."""
     used = environment.get(FASTDDS_PROFILE_VARIABLE, "")
     details = {
         "loopback": "this machine only" if used else "rmw_fastrtps's own transports",
@@ -174,4 +197,5 @@ def describe(profile: str, environment: Mapping[str, str]) -> str:
         f"heartbeats every {WIFI_HEARTBEAT_MS} ms",
     }[profile]
     file = f", {FASTDDS_PROFILE_VARIABLE}={used}" if used else ""
-    return f"network profile {profile}: {details}{file}"
+    warning = socket_buffer_warning() if profile != "loopback" else ""
+    return f"network profile {profile}: {details}{file}" + (f"\n{warning}" if warning else "")

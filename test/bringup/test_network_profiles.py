@@ -12,6 +12,7 @@ from pamiq_ros.bringup.network_profiles import (
     parse_peers,
     profile_xml,
     shell_profile_warning,
+    socket_buffer_warning,
 )
 
 NS = "{http://www.eprosima.com}"
@@ -76,3 +77,12 @@ def test_a_deployment_on_the_wifi_profile_gets_its_file_not_the_loopback_one(tmp
     used = environment[FASTDDS_PROFILE_VARIABLE]
     assert used != "/left/in/shell.xml" and "10.0.0.9" in Path(used).read_text()
     assert environment["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "SYSTEM_DEFAULT"
+
+
+def test_kernel_caps_below_the_profile_buffers_are_said(tmp_path):
+    (tmp_path / "rmem_max").write_text("212992\n")
+    (tmp_path / "wmem_max").write_text(f"{8 << 20}\n")
+    warning = socket_buffer_warning(tmp_path)
+    assert "net.core.rmem_max=212992" in warning and "wmem_max" not in warning.split("caps")[0]
+    (tmp_path / "rmem_max").write_text(f"{4 << 20}\n")
+    assert socket_buffer_warning(tmp_path) == ""
