@@ -196,6 +196,21 @@ def _percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
+def version_lags(samples: Sequence[dict[str, Any]]) -> list[int]:
+    """Versions each agent was behind the trainer, sampled, from each agent's first weights on.
+
+    Before its first weights, the lag only measures how long the processes took to start.
+    """
+    lags: list[int] = []
+    for index in range(len(samples[0]["agents"]) if samples else 0):
+        started = False
+        for sample in samples:
+            started = started or sample["agents"][index] > 0
+            if started and sample["newest"]:
+                lags.append(max(0, sample["newest"] - sample["agents"][index]))
+    return lags
+
+
 def run_case(
     loss: float, agents: int, seconds: float, drain: float, parameters: int, period: float,
     rate_hz: float, profile: str, out: Path, trainer_delay: float = 0.0,
@@ -297,8 +312,7 @@ def run_case(
     statuses = [_read(case_dir / f"agent{i}.json") for i in range(1, agents + 1)]
     syncs = [sync for status in statuses for sync in status.get("syncs", [])]
     sync_ms = [sync["sync_ms"] for sync in syncs]
-    lags = [newest_minus for s in samples if s["newest"] for newest_minus in
-            (s["newest"] - version for version in s["agents"])]  # fmt: skip
+    lags = version_lags(samples)
     fetched = len(syncs)
     size = syncs[0]["size_bytes"] if syncs else 0
     per_agent = []
