@@ -357,7 +357,7 @@ def plot(cases: Sequence[dict[str, Any]], path: Path) -> None:
     labels = [f"{c['loss_percent']:g}% x{c['agents']}" for c in cases]
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     left.boxplot([c["sync_ms"]["values"] or [float("nan")] for c in cases], tick_labels=labels)
-    left.set_ylabel("announcement arrival -> weights ready (ms, agent clock)")
+    left.set_ylabel("arrival -> ready (ms, agent clock)")
     left.set_yscale("log")
     left.set_title("weight freshness per version")
     sent = [sum(a["sent"] for a in c["per_agent"]) for c in cases]
