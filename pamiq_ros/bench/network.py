@@ -214,7 +214,7 @@ def version_lags(samples: Sequence[dict[str, Any]]) -> list[int]:
 def run_case(
     loss: float, agents: int, seconds: float, drain: float, parameters: int, period: float,
     rate_hz: float, profile: str, out: Path, trainer_delay: float = 0.0,
-    outage: tuple[float, float] | None = None,
+    outage: tuple[float, float] | None = None, recreate: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """One case on fresh hosts: host 0 the trainer, hosts 1.. the agents.
 
@@ -233,6 +233,8 @@ def run_case(
         outage: (start, length) in seconds after the first weights reached every agent: every
             packet is dropped
             meanwhile (the interfaces stay up, as when a robot leaves the WiFi's range).
+        recreate: The outage deletes the interfaces instead, and makes them again with the same
+            names and addresses after it.
     """
     from pamiq_ros.bringup.network_profiles import network_environment
 
@@ -284,8 +286,14 @@ def run_case(
                 if outage is not None and synced_at is not None:
                     since = elapsed - synced_at
                     down = outage[0] <= since < outage[0] + outage[1]
-                    if down == link_up:  # every packet dropped: out of the WiFi's range
-                        hosts.set_loss(100.0 if down else loss)
+                    if down == link_up:
+                        if recreate and down:
+                            hosts.unlink()
+                        elif recreate:
+                            hosts.relink()
+                            hosts.set_loss(loss)
+                        else:  # out of the WiFi's range: every packet dropped
+                            hosts.set_loss(100.0 if down else loss)
                         link_up = not down
                         outage_ended_at = None if down else elapsed
                 trainer = _read(case_dir / "trainer.json")

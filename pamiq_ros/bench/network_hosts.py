@@ -93,15 +93,26 @@ class NamespacedHosts:
             _run("ip", "netns", "add", host.namespace)
             self._made.append(host.namespace)
             _run("ip", "-n", host.namespace, "link", "set", "lo", "up")
+        if self._bridge:
+            _run("ip", "netns", "add", self._bridge)
+            self._made.append(self._bridge)
+            _run("ip", "-n", self._bridge, "link", "add", "br0", "type", "bridge")
+            _run("ip", "-n", self._bridge, "link", "set", "br0", "up")
+        self.relink()
+
+    def unlink(self) -> None:
+        """Deletes every host's veth pair: the interfaces are gone (a USB adapter pulled)."""
+        for host in self.hosts:  # a veth end goes with its peer: the second may be gone
+            subprocess.run(["ip", "-n", host.namespace, "link", "del", host.device],
+                           capture_output=True)  # fmt: skip
+
+    def relink(self) -> None:
+        """Makes the veth pairs (again), with the same names and addresses; loss is off."""
         if not self._bridge:
             first, second = self.hosts
             _run("ip", "link", "add", first.device, "netns", first.namespace, "type", "veth",
                  "peer", "name", second.device, "netns", second.namespace)  # fmt: skip
         else:
-            _run("ip", "netns", "add", self._bridge)
-            self._made.append(self._bridge)
-            _run("ip", "-n", self._bridge, "link", "add", "br0", "type", "bridge")
-            _run("ip", "-n", self._bridge, "link", "set", "br0", "up")
             for index, host in enumerate(self.hosts):
                 port = f"port{index}"
                 _run("ip", "link", "add", host.device, "netns", host.namespace, "type", "veth",
