@@ -38,7 +38,16 @@ def missing_reason() -> str:
     made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
     if made.returncode != 0:
         return f"cannot create a network namespace: {made.stderr.strip()}"
-    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    try:
+        inside = subprocess.run(
+            ["ip", "netns", "exec", probe, "unshare", "--uts", "--mount", "--propagation",
+             "private", "sh", "-c", _ENTER_HOST, "pqprobe", "true"],
+            capture_output=True, text=True,
+        )  # fmt: skip
+    finally:
+        subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    if inside.returncode != 0:
+        return f"cannot give a namespace its own host name and /dev/shm: {inside.stderr.strip()}"
     return ""
 
 
