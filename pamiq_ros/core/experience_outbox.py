@@ -144,6 +144,7 @@ class AgentReceipts:
         received: New records (repeats not counted).
         repeats: Records that arrived again (a resend whose first copy did arrive).
         newest: The highest sequence that arrived.
+        weight_version: The weight version the agent's newest record acted with.
         seen: Sequences that arrived, down to ``newest`` less the window.
         unacknowledged: Arrived since the last acknowledgement was sent.
     """
@@ -151,6 +152,7 @@ class AgentReceipts:
     received: int = 0
     repeats: int = 0
     newest: int = -1
+    weight_version: int = 0
     seen: set[int] = field(default_factory=set)
     unacknowledged: list[int] = field(default_factory=list)
 
@@ -168,8 +170,11 @@ class ExperienceReceipts:
         self.window = window
         self._agents: dict[str, AgentReceipts] = {}
 
-    def receive(self, agent_id: str, sequence: int) -> bool:
-        """Notes an arrival (to be acknowledged); returns whether the record is new."""
+    def receive(self, agent_id: str, sequence: int, weight_version: int = 0) -> bool:
+        """Notes an arrival (to be acknowledged); returns whether the record is new.
+
+        ``weight_version``: what the record acted with (the newest record's is kept).
+        """
         agent = self._agents.setdefault(agent_id, AgentReceipts())
         agent.unacknowledged.append(sequence)
         if sequence in agent.seen or (agent.newest >= 0 and sequence <= agent.newest - self.window):
@@ -177,6 +182,8 @@ class ExperienceReceipts:
             return False
         agent.received += 1
         agent.seen.add(sequence)
+        if sequence > agent.newest:
+            agent.weight_version = weight_version
         agent.newest = max(agent.newest, sequence)
         if len(agent.seen) > 2 * self.window:  # forget what fell out of the window
             floor = agent.newest - self.window
@@ -193,8 +200,12 @@ class ExperienceReceipts:
         return taken
 
     def figures(self) -> dict[str, dict[str, int]]:
-        """Per agent: records received and repeats."""
+        """Per agent: records received, repeats, and the weight version it last acted with."""
         return {
-            agent_id: {"received": agent.received, "repeats": agent.repeats}
+            agent_id: {
+                "received": agent.received,
+                "repeats": agent.repeats,
+                "weight_version": agent.weight_version,
+            }
             for agent_id, agent in self._agents.items()
         }

@@ -114,7 +114,9 @@ class ExperienceReceiver:
         if not message.agent_id:
             return True
         with self._lock:
-            return self._receipts.receive(str(message.agent_id), int(message.sequence))
+            return self._receipts.receive(
+                str(message.agent_id), int(message.sequence), int(message.weight_version)
+            )
 
     def _acknowledge(self) -> None:
         with self._lock:
@@ -123,6 +125,6 @@ class ExperienceReceiver:
             self._publisher.publish(ExperienceAck(agent_id=agent_id, sequences=sequences))
 
     def per_agent(self) -> dict[str, dict[str, int]]:
-        """Per agent: records received and repeats dropped."""
+        """Per agent: records received, repeats dropped, the weight version it acts with."""
         with self._lock:
             return self._receipts.figures()

@@ -43,10 +43,8 @@ def test_receipts_drop_repeats_and_acknowledge_everything_per_agent():
     assert not receipts.receive("/a", 102)
     assert receipts.take_acknowledgements() == {"/a": [100, 102, 100, 101, 102], "/b": [7]}
     assert receipts.take_acknowledgements() == {}
-    assert receipts.figures() == {
-        "/a": {"received": 3, "repeats": 2},
-        "/b": {"received": 1, "repeats": 0},
-    }
+    assert receipts.figures()["/a"] == {"received": 3, "repeats": 2, "weight_version": 0}
+    assert receipts.figures()["/b"]["received"] == 1
 
 
 def test_records_resent_after_newer_ones_arrived_are_still_new():
@@ -62,3 +60,12 @@ def test_records_resent_after_newer_ones_arrived_are_still_new():
 def test_a_restarted_agent_numbers_above_what_it_sent_before():
     before = first_sequence()
     assert first_sequence() >= before and before > 1_600_000_000 * 10**6
+
+
+def test_each_agent_reports_the_weights_its_newest_record_acted_with():
+    receipts = ExperienceReceipts()
+    receipts.receive("/a", 5, weight_version=7)
+    receipts.receive("/a", 4, weight_version=6)  # an older record, resent late
+    receipts.receive("/b", 1, weight_version=2)
+    assert receipts.figures()["/a"]["weight_version"] == 7
+    assert receipts.figures()["/b"]["weight_version"] == 2
