@@ -20,7 +20,7 @@ export PYTHONUNBUFFERED := 1
 MSG_SOURCES := $(wildcard msg/msg/*.msg msg/srv/*.srv msg/tf2_msgs/msg/*.msg) msg/CMakeLists.txt \
   msg/package.xml msg/tf2_msgs/CMakeLists.txt msg/wheel_python_targets.cmake
 
-.PHONY: setup run test lint typecheck bench bench-sync bench-curiosity bench-continual \
+.PHONY: setup run test lint typecheck bench bench-sync bench-network bench-curiosity bench-continual \
 	bench-recording clean
 
 setup: $(VENV)/.installed-package
@@ -47,11 +47,14 @@ $(VENV)/.installed-interfaces: $(VENV)/.installed-requirements $(MSG_SOURCES)
 	  > build/tf2-cmake.log 2>&1 && cmake --build build/tf2_msgs -j2 > build/tf2-build.log 2>&1 \
 	  && cmake --install build/tf2_msgs > build/tf2-install.log 2>&1 \
 	  || { cat build/tf2-*.log; exit 1; }; }
-	@# Outside tools the tests use (liblo's oscdump, ffmpeg): installed when root, else skipped.
-	command -v oscdump > /dev/null && command -v ffmpeg > /dev/null || { [ "$$(id -u)" = 0 ] \
-	  && command -v apt-get > /dev/null && { apt-get install -y -qq liblo-tools ffmpeg > /dev/null \
-	  || { apt-get update -qq && apt-get install -y -qq liblo-tools ffmpeg > /dev/null; }; } \
-	  || echo "[setup] liblo-tools/ffmpeg not installed: the tests that use them will skip"; }
+	@# Outside tools the tests use (liblo's oscdump, ffmpeg; iproute2 and nftables for the
+	@# multi-host test): installed when root, else those tests skip.
+	command -v oscdump > /dev/null && command -v ffmpeg > /dev/null && command -v ip > /dev/null \
+	  && command -v nft > /dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null \
+	  && { apt-get install -y -qq liblo-tools ffmpeg iproute2 nftables > /dev/null \
+	  || { apt-get update -qq && apt-get install -y -qq liblo-tools ffmpeg iproute2 nftables \
+	  > /dev/null; }; } || echo "[setup] liblo-tools/ffmpeg/iproute2/nftables not installed: \
+	  the tests that use them will skip"; }
 	touch $@
 
 $(VENV)/.installed-package: $(VENV)/.installed-interfaces setup.py setup.cfg package.xml
@@ -65,9 +68,15 @@ run: setup
 BENCH_ARGS ?=
 bench: setup
 	$(PY) -m pamiq_ros.bench.suite $(BENCH_ARGS)
+	$(PY) -m pamiq_ros.bench.network  # weights and experience across namespaced hosts (root)
 
 bench-sync: setup
 	$(PY) -m pamiq_ros.bench.weight_sync
+
+# Weights and experience between namespaced hosts at 0/2/10 % loss and with 2 agents (root;
+# about 4 min; skipped with the reason otherwise).
+bench-network: setup
+	$(PY) -m pamiq_ros.bench.network $(BENCH_ARGS)
 
 bench-curiosity: setup
 	$(PY) -m pamiq_ros.bench.curiosity $(BENCH_ARGS)

@@ -11,8 +11,9 @@ for the first time (the agent's receive buffer, the trainer's first shared-memor
 slower than later ones). The latency of a version is
 wall-clock time from the start of ``publish()`` (weights in hand, before encoding) to the
 swap. A table is printed and ``weight_sync.json`` is written with every figure, including
-where the time went (store = NaN/Inf check + file write + sha256, announcement, service call,
-file read or chunk assembly, checksum verification, parsing, loading into the spare copy).
+where the time went (store = NaN/Inf check + file write with the BLAKE3 hashing, announcement,
+service call, file read or chunk assembly with hashing, checksum comparison, parsing, loading
+into the spare copy), and publish to acting (p50, p99: the subscriber swaps at once).
 
 Usage::
 
@@ -280,6 +281,8 @@ def summarise_case(
     measured = [sample for sample in samples if sample["version"] >= warmup]
     warming = [sample["ready_ms"] for sample in samples if sample["version"] < warmup]
     ready = [sample["ready_ms"] for sample in measured]
+    # Publish to acting: the subscriber swaps a version in as soon as it is ready.
+    acting = [sample["swapped_ms"] for sample in measured]
     size_bytes = samples[0]["size_bytes"] if samples else 0
     stages: dict[str, float] = {}
     for key in STAGE_KEYS:
@@ -298,6 +301,9 @@ def summarise_case(
         "ready_p50_ms": _percentile(ready, 0.5),
         "ready_max_ms": max(ready) if ready else math.nan,
         "ready_min_ms": min(ready) if ready else math.nan,
+        "acting_p50_ms": _percentile(acting, 0.5),
+        "acting_p99_ms": _percentile(acting, 0.99),
+        "acting_max_ms": max(acting) if acting else math.nan,
         "warmup_versions": warmup,
         "warmup_ready_ms": warming,
         "warmup_ready_max_ms": max(warming) if warming else math.nan,
@@ -355,7 +361,8 @@ def format_table(cases: Sequence[dict[str, Any]]) -> str:
     """The printed table: one row per size and transport."""
     header = (
         f"{'size':>6} {'params':>11} {'transport':>9} {'MB':>8} {'p50 ms':>8} {'max ms':>8} "
-        f"{'warm-up max':>11}  stages p50 ms (store/announce/request/read/checksum/decode/load)"
+        f"{'act p50':>8} {'act p99':>8} {'warm-up max':>11}  "
+        "stages p50 ms (store/announce/request/read/checksum/decode/load)"
     )
     rows = [header, "-" * len(header)]
     for case in cases:
@@ -375,7 +382,8 @@ def format_table(cases: Sequence[dict[str, Any]]) -> str:
         rows.append(
             f"{case['requested_parameters']:>6.0e} {case['parameters']:>11,} "
             f"{case['transport']:>9} {case['megabytes']:>8.1f} {case['ready_p50_ms']:>8.1f} "
-            f"{case['ready_max_ms']:>8.1f} {case['warmup_ready_max_ms']:>11.1f}  {stage_text}"
+            f"{case['ready_max_ms']:>8.1f} {case['acting_p50_ms']:>8.1f} "
+            f"{case['acting_p99_ms']:>8.1f} {case['warmup_ready_max_ms']:>11.1f}  {stage_text}"
         )
     return "\n".join(rows)
 

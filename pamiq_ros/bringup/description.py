@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from pamiq_ros.bringup.executables import NODE_EXECUTABLES
+from pamiq_ros.bringup.network_profiles import NETWORK_PROFILES, network_environment
 from pamiq_ros.core.checkpoint import PRIVATE_FILE_MODE, PRIVATE_FOLDER_MODE
 from pamiq_ros.core.settings import (
     SettingsError,
@@ -58,6 +59,10 @@ class LauncherSettings:
         "(on Fast DDS through a profile binding every socket to 127.0.0.1); SUBNET or "
         "SYSTEM_DEFAULT (your own FASTDDS_DEFAULT_PROFILES_FILE) reach other hosts.",
     )
+    network_profile: str = setting(
+        "loopback", "DDS set-up: loopback (this machine; see discovery_range), lan (wired hosts) "
+        "or wifi (lossy links: UDP messages fit one frame); see the README's network profiles."
+    )  # fmt: skip
     static_peers: str = setting(
         "", "ROS_STATIC_PEERS: semicolon-separated hosts to reach even with LOCALHOST discovery."
     )
@@ -107,8 +112,14 @@ class LauncherSettings:
 
     def __post_init__(self) -> None:
         require_one_of(
-            self, discovery_range=DISCOVERY_RANGES, security_strategy=("Enforce", "Permissive")
-        )
+            self, discovery_range=DISCOVERY_RANGES, security_strategy=("Enforce", "Permissive"),
+            network_profile=NETWORK_PROFILES,
+        )  # fmt: skip
+        if self.network_profile != "loopback" and self.discovery_range != "LOCALHOST":
+            raise ValueError(
+                f"discovery_range applies to network_profile loopback only; {self.network_profile}"
+                " discovers by multicast plus static_peers (leave discovery_range out)"
+            )
         require_positive(
             self, "shutdown_timeout", "restart_delay", "restart_delay_max",
             "restart_stable_time", "max_restarts", "restart_window", "stack_shutdown_window",
@@ -170,8 +181,11 @@ class Bringup:
         in ``base``, default this process's environment, names another) becomes
         :data:`LOOPBACK_PROFILE` with ``SYSTEM_DEFAULT``: rmw_fastrtps's own ``LOCALHOST``
         binds its UDP receivers to 0.0.0.0, the profile binds every socket to 127.0.0.1.
-        Other RMWs get ``LOCALHOST`` as written.
+        Other RMWs get ``LOCALHOST`` as written. The lan and wifi network profiles get their
+        own Fast DDS XML (``pamiq_ros.bringup.network_profiles``).
         """
+        if self.launcher.network_profile != "loopback":
+            return network_environment(self.launcher.network_profile, self.launcher.static_peers)
         if self.uses_loopback_profile(base):
             return loopback_dds_environment()
         environment = {"ROS_AUTOMATIC_DISCOVERY_RANGE": self.launcher.discovery_range}
@@ -183,7 +197,8 @@ class Bringup:
         """Whether nodes run with :data:`LOOPBACK_PROFILE` (see :meth:`discovery_environment`)."""
         rmw = (os.environ if base is None else base).get("RMW_IMPLEMENTATION") or ""
         return (
-            self.launcher.discovery_range == "LOCALHOST"
+            self.launcher.network_profile == "loopback"
+            and self.launcher.discovery_range == "LOCALHOST"
             and not self.launcher.static_peers
             and (not rmw or rmw.startswith("rmw_fastrtps"))
         )

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from pamiq_ros.bringup import network_profiles
 from pamiq_ros.bringup.description import (
     RESUME_PARAMETER,
     LauncherSettings,
@@ -296,6 +297,10 @@ class Launcher:
                 self.say("discovery_range LOCALHOST: every DDS socket binds to 127.0.0.1")
             if self._plan.namespace != "/":
                 self.say(f"namespace {self._plan.namespace}")
+            profile = self._bringup.launcher.network_profile
+            self.say(network_profiles.describe(profile, environment))
+            if warning := network_profiles.shell_profile_warning(os.environ, environment):
+                self.say(warning)
             for node in self._plan.nodes:
                 process = self._spawn(node, environment, self._parameters)
                 self._children.append(

@@ -8,14 +8,14 @@ never sees a half-written version, and a published file is never changed afterwa
 version is a new file). The newest ``keep_versions`` versions per model are kept.
 
 Speed matters here (the trainer's publish is on the weight-sync latency path): the tensors'
-bytes go to the file while another thread hashes them, and a housekeeping thread deletes
-dropped versions and allocates the next version's file ahead of time, off that path.
+bytes go to the file block by block, each block hashed right after it is written while it is
+still in the cache (one pass over the data), and a housekeeping thread deletes dropped versions
+and allocates the next version's file ahead of time, off that path.
 
 The client side of the chunked path, :class:`ChunkAssembler`, lives here too. No ROS import.
 """
 
 import contextlib
-import hashlib
 import os
 import queue
 import shutil
@@ -30,16 +30,20 @@ from urllib.parse import quote
 
 import torch
 
-from pamiq_ros.core.weights import EncodedWeights, WeightsError, check_version, encode_pieces
+from pamiq_ros.core.weights import (
+    HASH_BLOCK_BYTES,
+    Checksummer,
+    EncodedWeights,
+    WeightsError,
+    check_version,
+    encode_pieces,
+)
 
 SHARED_MEMORY_ROOT = Path("/dev/shm")
 DIRECTORY_PREFIX = "pamiq_ros-"
 FILE_SUFFIX = ".safetensors"
 
 TEMPORARY_SUFFIX = ".tmp"
-
-PARALLEL_HASH_MIN_BYTES = 1 << 20
-"""From this size on, the sha256 runs in a second thread while the file is written."""
 
 PREALLOCATE_MIN_BYTES = 1 << 20
 """From this size on, the file of a model's next version is allocated ahead of time."""
@@ -61,7 +65,7 @@ class StoredWeights:
     Attributes:
         model_name: The model.
         version: The version.
-        checksum: sha256 hex of the file's bytes.
+        checksum: The checksum of the file's bytes (``blake3:<hex>``).
         size_bytes: Length of the file.
         path: The file (absolute).
     """
@@ -79,8 +83,8 @@ class PutTiming:
 
     Attributes:
         encode_s: Building the header, with the NaN/Inf check.
-        write_s: Writing the file (the sha256 runs alongside in another thread).
-        hash_s: The sha256.
+        write_s: Writing the file, hashing included.
+        hash_s: Part of ``write_s``: the hashing of each block after it was written.
         total_s: The whole call.
         preallocated: Whether the file was allocated ahead of time.
     """
@@ -164,11 +168,18 @@ def _write_all(fd: int, piece: memoryview) -> None:
         written += os.write(fd, piece[written:])
 
 
-def _hash_pieces(pieces: Sequence[memoryview]) -> str:
-    hasher = hashlib.sha256()
+def _write_pieces(fd: int, pieces: Sequence[memoryview], checksummer: Checksummer | None) -> float:
+    """Writes the pieces, hashing each block right after writing it; returns the hashing time."""
+    hash_s = 0.0
     for piece in pieces:
-        hasher.update(piece)
-    return hasher.hexdigest()
+        for start in range(0, piece.nbytes, HASH_BLOCK_BYTES):
+            block = piece[start : start + HASH_BLOCK_BYTES]
+            _write_all(fd, block)
+            if checksummer is not None:
+                started = time.perf_counter()
+                checksummer.update(block)
+                hash_s += time.perf_counter() - started
+    return hash_s
 
 
 class SharedWeightStore:
@@ -252,7 +263,7 @@ class SharedWeightStore:
     ) -> StoredWeights:
         """Encodes and stores a state dict in one pass: the fast path of publishing.
 
-        The tensors' bytes go straight to the file while a second thread hashes them, so no
+        The tensors' bytes go straight to the file, hashed block by block as they go, so no
         in-memory copy of the encoded data is made (``get`` reads the bytes back if needed).
 
         Returns:
@@ -308,27 +319,12 @@ class SharedWeightStore:
         """Writes the pieces under a temporary name and renames; hashes them if asked."""
         path = self._file_path(model_name, version)
         total = sum(piece.nbytes for piece in pieces)
-        hashed: list[tuple[str, float]] = []
-
-        def hash_all() -> None:
-            started = time.perf_counter()
-            checksum = _hash_pieces(pieces)
-            hashed.append((checksum, time.perf_counter() - started))
-
-        hasher: threading.Thread | None = None
-        if hash_pieces:
-            if total >= PARALLEL_HASH_MIN_BYTES:
-                # hashlib and os.write both release the GIL: two cores, one pass each.
-                hasher = threading.Thread(target=hash_all, name="weights-hash")
-                hasher.start()
-            else:
-                hash_all()
+        checksummer = Checksummer() if hash_pieces else None
         started = time.perf_counter()
         temporary, fd, preallocated = self._open_temporary(model_name)
         try:
             try:
-                for piece in pieces:
-                    _write_all(fd, piece)
+                hash_s = _write_pieces(fd, pieces, checksummer)
                 os.ftruncate(fd, total)  # a preallocated file may be longer
             finally:
                 os.close(fd)
@@ -337,13 +333,10 @@ class SharedWeightStore:
             with contextlib.suppress(OSError):
                 temporary.unlink()
             raise
-        finally:
-            write_s = time.perf_counter() - started
-            if hasher is not None:
-                hasher.join()
+        write_s = time.perf_counter() - started
         if total >= PREALLOCATE_MIN_BYTES:
             self._chores.put((time.monotonic() + HOUSEKEEPING_DELAY_S, (model_name, total)))
-        checksum, hash_s = hashed[0] if hashed else ("", 0.0)
+        checksum = checksummer.hexdigest() if checksummer is not None else ""
         return _Written(path, total, checksum, write_s, hash_s, preallocated)
 
     def _temporary_path(self, model_name: str) -> Path:
@@ -537,10 +530,12 @@ class SharedWeightStore:
 
 
 class ChunkAssembler:
-    """Collects the chunks of one encoded version, in order, into one buffer.
+    """Collects the chunks of one encoded version, in order, into one buffer, hashing each.
 
     Refuses a chunk out of order (a gap or a repeat), a chunk count that changes, and data
-    longer or shorter than announced.
+    longer or shorter than announced. An assembly is resumable: after a lost answer the client
+    asks again for :attr:`next_index` and goes on where it stopped. Each chunk is hashed as it
+    is added (:attr:`checksum`), so the data is not read a second time to be checked.
     """
 
     def __init__(
@@ -569,6 +564,7 @@ class ChunkAssembler:
         self._view = memoryview(buffer)[:size_bytes]
         self.next_index = 0
         self.received_bytes = 0
+        self._checksummer = Checksummer()
 
     @property
     def complete(self) -> bool:
@@ -599,6 +595,7 @@ class ChunkAssembler:
                 f"announced {self.size_bytes}"
             )
         self._view[self.received_bytes : end] = view
+        self._checksummer.update(self._view[self.received_bytes : end])
         self.received_bytes = end
         self.next_index += 1
         if self.complete and end != self.size_bytes:
@@ -606,6 +603,11 @@ class ChunkAssembler:
                 f"{self._where}: all {self.chunk_count} chunks give {end} bytes, fewer than the "
                 f"announced {self.size_bytes} (truncated)"
             )
+
+    @property
+    def checksum(self) -> str:
+        """The checksum of the chunks added so far (``blake3:<hex>``)."""
+        return self._checksummer.hexdigest()
 
     def data(self) -> memoryview:
         """The assembled bytes (a view of the buffer).

@@ -10,6 +10,17 @@ each version it can use through the ``weights/get`` service (``GetWeights``):
   carries no bytes; the agent reads the file itself;
 - other host, or ``bytes_only``: the response carries the bytes, one chunk per request.
 
+For bad links (WiFi, a robot's computer): only the newest version of a model is fetched (an
+older one is dropped unseen, and a fetch in progress stops between two chunks when a newer
+version is announced); each chunk has its own timeout, which grows with its size
+(``request_timeout_s`` plus the chunk's bytes at ``MIN_TRANSFER_RATE``), and is asked for again
+up to ``CHUNK_ATTEMPTS`` times, so a lost answer costs one chunk's retry, not the version; a
+version whose chunks stay unanswered is tried again later from the chunk where it stopped
+(resumable). :meth:`WeightSubscriber.status` says the path used (``shm`` or ``bytes``), the bytes
+that crossed per version (announced size, and what the answers carried, retries included) and the
+sync time on the agent's own clock (announcement received to weights ready), never the trainer's
+clock minus the agent's.
+
 Fetching, checking (checksum, format, NaN/Inf) and loading into the model's spare copy run in
 the subscriber's own loader thread, never in an executor callback and never in the acting
 thread; the acting thread swaps the prepared weights in between steps
@@ -20,13 +31,13 @@ Trust (see the README's trust model): the subscriber takes announcements only fr
 it follows (``trainer_node``): each announcement's publisher GID, from rclpy's message info,
 must be one of the announce-topic endpoints the ROS graph lists for that node or its sync node.
 Anyone in the DDS domain may still answer ``weights/get`` (a service has no caller-visible
-server identity in rclpy), so an answer is never trusted by itself: the announced sha256, from
-the trainer, binds the bytes; every server's answer to a request is taken and a success wins
-over a refusal; a "no", a mismatch or a refused file is asked again (with backoff) while the
-version is still the newest; a shared-memory path is read only inside a store folder
-(``pamiq_ros-<pid>-*`` under an allowed root, owned by this user, mode 0700, the one the trainer
-used last while it exists), through ``O_NOFOLLOW``, from a regular file of this user no larger
-than the model's expected size. Paths never go into log messages.
+server identity in rclpy), so an answer is never trusted by itself: the announced checksum
+(BLAKE3, cryptographic), from the trainer, binds the bytes; every server's answer to a request
+is taken and a success wins over a refusal; a "no", a mismatch or a refused file is asked
+again (with backoff) while the version is still the newest; a shared-memory path is read only
+inside a store folder (``pamiq_ros-<pid>-*`` under an allowed root, owned by this user, mode
+0700, the one the trainer used last while it exists), through ``O_NOFOLLOW``, from a regular file
+of this user no larger than the model's expected size. Paths never go into log messages.
 
 Both sides put their topic, service and client on a small node of their own
 (``<node>_weight_sync``, same namespace, names resolved through the host node so remappings
@@ -59,6 +70,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from pamiq_ros.core.swappable import SwappableModel
+from pamiq_ros.core.weight_store import DEFAULT_CHUNK_SIZE as DEFAULT_CHUNK_BYTES
 from pamiq_ros.core.weight_store import (
     ChunkAssembler,
     SharedWeightStore,
@@ -68,10 +80,12 @@ from pamiq_ros.core.weight_store import (
     version_file_name,
 )
 from pamiq_ros.core.weights import (
+    HASH_BLOCK_BYTES,
+    Checksummer,
     WeightsError,
+    compare_checksum,
     host_identity,
     parse_weights,
-    verify_checksum,
 )
 
 ANNOUNCE_TOPIC = "weights/announce"
@@ -131,9 +145,23 @@ UNVERIFIED_LIMIT = 16
 
 DEFAULT_TRAINER_NODE = "trainer"
 
-REQUEST_ATTEMPTS = 3
-"""Times a request is sent before the version is given up: a response that does not come within
-the timeout (one was seen lost among large ones on loopback) is asked for again."""
+CHUNK_ATTEMPTS = 4
+"""Times one request (a chunk, or the shared-memory path) is sent before the fetch pauses: an
+answer that does not come within its timeout (lost to the link, or among large ones on loopback)
+is asked for again; after that the version is tried again later, from the chunk it stopped at."""
+
+DEFAULT_REQUEST_TIMEOUT_S = 1.5
+"""Wait for an answer carrying no bytes; a chunk's wait adds its bytes at ``MIN_TRANSFER_RATE``."""
+
+MIN_TRANSFER_RATE = 1_000_000
+"""Bytes per second a chunk is given to arrive before it is asked for again (a slow WiFi link
+moves a few MB/s; loopback 100 MB/s and more)."""
+
+RETRY_AFTER_NO_ANSWER_S = 1.0
+"""Pause before a version whose requests went unanswered is tried again (if still the newest)."""
+
+SYNC_HISTORY = 64
+"""Recent versions whose sync figures :meth:`WeightSubscriber.status` summarises."""
 
 POLL_PERIOD_S = 0.05
 """How often waits in the loader thread check whether the subscriber is closing."""
@@ -223,7 +251,7 @@ class PublishTiming:
         size_bytes: Size of the encoded weights.
         encode_s: Part of ``store_s``: the header and the NaN/Inf check.
         write_s: Part of ``store_s``: writing the file.
-        hash_s: Part of ``store_s``: the sha256 (alongside the write).
+        hash_s: Part of ``store_s``: the hashing (block by block, inside the write).
         preallocated: Whether the file had been allocated ahead of time.
     """
 
@@ -361,8 +389,10 @@ class WeightPublisher:
 class SyncTiming:
     """How long one version took from the trainer's announcement to ready-to-swap.
 
-    The ``announced_to_*`` figures compare the announcement's stamp with this node's clock
-    (both system time on one host). The stage figures are measured in the loader thread.
+    ``received_to_ready_s`` is measured on this process's own clock (monotonic), from the
+    announcement's arrival here; the ``announced_to_*`` figures compare the trainer's stamp with
+    this node's clock, which means something only when both share one clock (one host). The
+    stage figures are measured in the loader thread.
 
     Attributes:
         announced_to_received_s: Announcement stamp to the encoded bytes being in hand.
@@ -372,9 +402,13 @@ class SyncTiming:
         announcement_s: Announcement stamp to its arrival in this node.
         request_s: Time spent in service calls.
         read_s: Reading the shared-memory file, or assembling the chunks.
-        checksum_s: Verifying the sha256.
+        checksum_s: Comparing the checksum (hashed during the read or the chunks).
         decode_s: Parsing the header and checking NaN/Inf.
         load_s: Copying into the model's spare copy.
+        received_to_ready_s: The announcement's arrival here to the weights prepared (own clock).
+        transferred_bytes: Bytes the answers carried for this version (repeats included).
+        chunk_retries: Requests sent again because their answer did not come in time.
+        resumed: Whether the fetch went on from chunks received by an earlier try.
     """
 
     announced_to_received_s: float
@@ -387,6 +421,10 @@ class SyncTiming:
     checksum_s: float = 0.0
     decode_s: float = 0.0
     load_s: float = 0.0
+    received_to_ready_s: float = 0.0
+    transferred_bytes: int = 0
+    chunk_retries: int = 0
+    resumed: bool = False
 
 
 @dataclass(frozen=True)
@@ -400,6 +438,7 @@ class Announcement:
     host_id: str
     published_s: float
     received_s: float
+    arrived_monotonic: float = 0.0
 
     @property
     def where(self) -> str:
@@ -511,6 +550,14 @@ class _Answers:
             return self._refusals[-1] if self._refusals else None
 
 
+class _NoAnswerError(WeightsError):
+    """A request went unanswered ``CHUNK_ATTEMPTS`` times (the link, or the trainer, is away)."""
+
+
+class _SupersededError(Exception):
+    """A newer version of the model was announced while this one was being fetched."""
+
+
 class _RefusedAnswerError(WeightsError):
     """An answer (or the file it names) that fails its checks; anyone may have sent it.
 
@@ -549,7 +596,7 @@ class WeightSubscriber:
         on_error: Callable[[str], None] | None = None,
         announce_topic: str = ANNOUNCE_TOPIC,
         service: str = WEIGHTS_SERVICE,
-        request_timeout_s: float = 5.0,
+        request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
         trainer_node: str = DEFAULT_TRAINER_NODE,
         store_roots: Sequence[Path] | None = None,
         ask_backoff_s: tuple[float, float] = ASK_BACKOFF_S,
@@ -566,8 +613,9 @@ class WeightSubscriber:
                 logged as an error when None.
             announce_topic: Topic of the announcements.
             service: Name of the ``GetWeights`` service.
-            request_timeout_s: Longest wait for one service response (each of
-                ``REQUEST_ATTEMPTS`` tries).
+            request_timeout_s: Wait for a service answer that carries no bytes (each of
+                ``CHUNK_ATTEMPTS`` tries); a chunk is given its bytes at
+                ``MIN_TRANSFER_RATE`` on top.
             trainer_node: The trainer whose announcements are taken (a name in the host's
                 namespace, or fully qualified); its own node and its ``<name>_weight_sync``
                 node may announce.
@@ -588,6 +636,10 @@ class WeightSubscriber:
         self._host_id = host_identity()
         self._shm_retry_at = 0.0  # auto: bytes until then (monotonic), after a failed file read
         self._buffers: dict[str, bytearray] = {}
+        # Model -> ((version, checksum), chunks so far): resumed on the next try of that version.
+        self._partial: dict[str, tuple[tuple[int, str], ChunkAssembler]] = {}
+        self._recent: deque[SyncTiming] = deque(maxlen=SYNC_HISTORY)
+        self._synced = 0
         self._trainer = _qualified(trainer_node, node.get_namespace())
         self._ask_backoff_s = ask_backoff_s
         self._store_roots = tuple(
@@ -709,6 +761,7 @@ class WeightSubscriber:
                 host_id=message.host_id,
                 published_s=_stamp_seconds(message.published),
                 received_s=self._now(),
+                arrived_monotonic=time.monotonic(),
             )
         )
 
@@ -730,6 +783,17 @@ class WeightSubscriber:
                 self._load(announcement, model)
             except _ClosingError:
                 return
+            except _SupersededError:
+                self._count("superseded")
+            except _NoAnswerError as error:
+                self._count("no_answer")
+                self._report(
+                    f"{error}; still acting with version {model.version}, trying again in "
+                    f"{RETRY_AFTER_NO_ANSWER_S:g} s from where it stopped"
+                )
+                with contextlib.suppress(_ClosingError):
+                    self._wait_or_close(RETRY_AFTER_NO_ANSWER_S)
+                self._announcements.offer(announcement)  # kept only if still the newest
             except (WeightsError, OSError) as error:
                 self._report(f"{error}; still acting with version {model.version}")
             except Exception as error:  # a bug must not end the thread: report and go on
@@ -766,12 +830,16 @@ class WeightSubscriber:
         delay, longest = self._ask_backoff_s
         for attempt in range(ASK_ATTEMPTS + 1):
             try:
-                data, transport, stages = self._fetch(announcement)
+                data, transport, stages, actual = self._fetch(announcement)
                 received = self._now()
                 started = time.perf_counter()
                 try:
-                    verify_checksum(
-                        data, announcement.checksum, announcement.model_name, announcement.version
+                    compare_checksum(
+                        actual,
+                        announcement.checksum,
+                        data.nbytes,
+                        announcement.model_name,
+                        announcement.version,
                     )
                 except WeightsError as error:
                     raise _RefusedAnswerError(str(error), "checksum") from None
@@ -779,6 +847,7 @@ class WeightSubscriber:
                     self._trainer_store = self._last_folder
                 break
             except _RefusedAnswerError as error:
+                self._partial.pop(announcement.model_name, None)  # start the next try afresh
                 self._count("refused_answer")
                 self._count(f"answer_{error.kind}")
                 newer = self._announcements.pending_version(announcement.model_name)
@@ -799,6 +868,10 @@ class WeightSubscriber:
         del tensors  # the buffer is reused for the next version
 
         timing = SyncTiming(
+            received_to_ready_s=time.monotonic() - announcement.arrived_monotonic,
+            transferred_bytes=int(stages.get("transferred_bytes", 0)),
+            chunk_retries=int(stages.get("chunk_retries", 0)),
+            resumed=bool(stages.get("resumed", 0)),
             announced_to_received_s=received - announcement.published_s,
             announced_to_ready_s=self._now() - announcement.published_s,
             transport=transport,
@@ -810,18 +883,51 @@ class WeightSubscriber:
             decode_s=parsed - checked,
             load_s=loaded - parsed,
         )
+        with self._counts_lock:
+            self._recent.append(timing)
+            self._synced += 1
         if self._on_ready is not None:
             self._on_ready(announcement.model_name, announcement.version, timing)
 
-    def _fetch(self, announcement: Announcement) -> tuple[memoryview, str, dict[str, float]]:
-        """One ask: the encoded bytes (not yet checked), the transport, and stage times.
+    def status(self) -> dict[str, object]:
+        """Sync figures for the node's status: path, bytes per version, time on this clock.
+
+        ``weights_sync_ms_p50``/``_max`` are announcement arrival to ready over the recent
+        versions, measured on this process's clock; ``weights_bytes_per_version`` is what the
+        answers carried per version (the announced size on the shared-memory path, whose bytes
+        never cross the network) against ``weights_size_bytes``, the announced size.
+        """
+        with self._counts_lock:
+            recent = list(self._recent)
+            synced = self._synced
+            refused = dict(self._refused)
+        if not recent:
+            return {"weights_synced": 0, "weights_path": "none"}
+        last = recent[-1]
+        sync_ms = sorted(timing.received_to_ready_s * 1000.0 for timing in recent)
+        return {
+            "weights_synced": synced,
+            "weights_path": last.transport,
+            "weights_size_bytes": last.size_bytes,
+            "weights_bytes_per_version": round(
+                sum(timing.transferred_bytes for timing in recent) / len(recent)
+            ),
+            "weights_sync_ms_p50": round(sync_ms[len(sync_ms) // 2], 1),
+            "weights_sync_ms_max": round(sync_ms[-1], 1),
+            "weights_chunk_retries": sum(timing.chunk_retries for timing in recent),
+            "weights_superseded": refused.get("superseded", 0),
+            "weights_no_answer": refused.get("no_answer", 0),
+        }
+
+    def _fetch(self, announcement: Announcement) -> tuple[memoryview, str, dict[str, float], str]:
+        """One ask: the encoded bytes (not yet checked), the transport, stage times, checksum.
 
         Raises:
             _RefusedAnswerError: If the answer or the file it names is refused (ask again).
             WeightsError: If no answer came, or the transport cannot work here.
         """
         where = announcement.where
-        stages: dict[str, float] = {"request_s": 0.0}
+        stages: dict[str, float] = {"request_s": 0.0, "transferred_bytes": 0, "chunk_retries": 0}
         use_shm = self._transport == "shm" or (
             self._transport == "auto"
             and announcement.host_id == self._host_id
@@ -832,7 +938,7 @@ class WeightSubscriber:
             response = self._request(announcement, 0, bytes_only=False, stages=stages)
             if response.shm_path:
                 try:
-                    data = self._read_file(announcement, response.shm_path, stages)
+                    data, checksum = self._read_file(announcement, response.shm_path, stages)
                 except OSError as error:
                     if self._transport == "shm":
                         raise _RefusedAnswerError(
@@ -849,7 +955,7 @@ class WeightSubscriber:
                     )
                 else:
                     self._shm_retry_at = 0.0
-                    return data, "shm", stages
+                    return data, "shm", stages, checksum
             elif self._transport == "shm":
                 raise WeightsError(
                     f"{where}: the trainer answered with bytes, not a shared-memory file (it "
@@ -857,7 +963,8 @@ class WeightSubscriber:
                 )
             else:
                 first_chunk = response  # the trainer chose bytes: this is chunk 0
-        return self._fetch_chunks(announcement, first_chunk, stages), "bytes", stages
+        data, checksum = self._fetch_chunks(announcement, first_chunk, stages)
+        return data, "bytes", stages, checksum
 
     def _buffer(self, model_name: str, size: int) -> bytearray:
         """A receive buffer per model, reused: its pages are already mapped after the first use."""
@@ -869,8 +976,8 @@ class WeightSubscriber:
 
     def _read_file(
         self, announcement: Announcement, path: str, stages: dict[str, float]
-    ) -> memoryview:
-        """Reads the version's file into the model's buffer (a private copy, checked after).
+    ) -> tuple[memoryview, str]:
+        """Reads the version's file into the model's buffer (a private copy), hashing as it goes.
 
         Only a file named for this model and version, in a store folder of this user under an
         allowed root (the trainer's own while it exists), opened without following links.
@@ -931,18 +1038,22 @@ class WeightSubscriber:
                 )
             view = memoryview(self._buffer(announcement.model_name, status.st_size))
             view = view[: status.st_size]
+            checksummer = Checksummer()
             position = 0
             while position < status.st_size:
-                count = file.readinto(view[position:])
+                block = view[position : position + HASH_BLOCK_BYTES]
+                count = file.readinto(block)
                 if not count:
                     raise _RefusedAnswerError(
                         f"{where}: the file ended after {position} of {status.st_size} bytes",
                         "size",
                     )
+                checksummer.update(block[:count])  # while the block is still in the cache
                 position += count
         self._last_folder = folder
         stages["read_s"] = time.perf_counter() - started
-        return view
+        stages["transferred_bytes"] += status.st_size
+        return view, checksummer.hexdigest()
 
     def _store_folder(self, announcement: Announcement, path: str) -> Path:
         """The store folder of an answered path, if the path may be read at all.
@@ -975,40 +1086,65 @@ class WeightSubscriber:
 
     def _fetch_chunks(
         self, announcement: Announcement, first: Any, stages: dict[str, float]
-    ) -> memoryview:
-        """Fetches every chunk of the version through the service and assembles them."""
+    ) -> tuple[memoryview, str]:
+        """Fetches the chunks of the version still missing and assembles them, hashing each.
+
+        Goes on from chunks an earlier try received; stops between two chunks if a newer version
+        is announced meanwhile.
+
+        Raises:
+            _SupersededError: If a newer version of the model waits.
+            _NoAnswerError: If a chunk went unanswered ``CHUNK_ATTEMPTS`` times (the chunks so
+                far are kept for the next try).
+            _RefusedAnswerError: If an answer does not fit the announced version.
+        """
         where = announcement.where
-        response = first or self._request(announcement, 0, bytes_only=True, stages=stages)
+        name = announcement.model_name
+        key = (announcement.version, announcement.checksum)
         assemble_started = time.perf_counter()
         request_before = stages["request_s"]
-        most_chunks = max(1, -(-announcement.size_bytes // MIN_CHUNK_BYTES))
-        if not 1 <= response.chunk_count <= most_chunks:
-            raise _RefusedAnswerError(
-                f"{where}: {response.chunk_count} chunks for {announcement.size_bytes} bytes "
-                f"(1..{most_chunks} accepted)",
-                "chunks",
-            )
+        partial = self._partial.get(name)
+        assembler = partial[1] if partial is not None and partial[0] == key else None
+        stages["resumed"] = float(assembler is not None and assembler.next_index > 0)
         try:
-            assembler = ChunkAssembler(
-                announcement.size_bytes,
-                response.chunk_count,
-                self._buffer(announcement.model_name, announcement.size_bytes),
-                where,
-            )
-            while True:
-                assembler.add(response.chunk_index, response.chunk, response.chunk_count)
-                if assembler.complete:
-                    break
-                response = self._request(
-                    announcement, assembler.next_index, bytes_only=True, stages=stages
+            if assembler is None:
+                response = first or self._request(
+                    announcement, 0, bytes_only=True, stages=stages,
+                    expected_bytes=min(announcement.size_bytes, DEFAULT_CHUNK_BYTES),
+                )  # fmt: skip
+                most_chunks = max(1, -(-announcement.size_bytes // MIN_CHUNK_BYTES))
+                if not 1 <= response.chunk_count <= most_chunks:
+                    raise _RefusedAnswerError(
+                        f"{where}: {response.chunk_count} chunks for {announcement.size_bytes} "
+                        f"bytes (1..{most_chunks} accepted)",
+                        "chunks",
+                    )
+                assembler = ChunkAssembler(
+                    announcement.size_bytes,
+                    response.chunk_count,
+                    self._buffer(name, announcement.size_bytes),
+                    where,
                 )
-        except _RefusedAnswerError:
+                self._partial[name] = (key, assembler)
+                assembler.add(response.chunk_index, response.chunk, response.chunk_count)
+            chunk_bytes = -(-announcement.size_bytes // assembler.chunk_count)
+            while not assembler.complete:
+                newer = self._announcements.pending_version(name)
+                if newer is not None and newer > announcement.version:
+                    raise _SupersededError
+                response = self._request(
+                    announcement, assembler.next_index, bytes_only=True, stages=stages,
+                    expected_bytes=chunk_bytes,
+                )  # fmt: skip
+                assembler.add(response.chunk_index, response.chunk, response.chunk_count)
+        except (_RefusedAnswerError, _NoAnswerError, _SupersededError):
             raise
         except WeightsError as error:
             raise _RefusedAnswerError(str(error), "chunks") from None
+        self._partial.pop(name, None)
         waiting = stages["request_s"] - request_before
         stages["read_s"] = time.perf_counter() - assemble_started - waiting
-        return assembler.data()
+        return assembler.data(), assembler.checksum
 
     def _request(
         self,
@@ -1016,8 +1152,16 @@ class WeightSubscriber:
         chunk_index: int,
         bytes_only: bool,
         stages: dict[str, float],
+        expected_bytes: int = 0,
     ) -> Any:
-        """One service call, answered or failed within the timeout; checks the answer matches."""
+        """One request, sent up to ``CHUNK_ATTEMPTS`` times; checks the answer matches.
+
+        Each try waits ``request_timeout_s`` plus ``expected_bytes`` at ``MIN_TRANSFER_RATE``.
+
+        Raises:
+            _NoAnswerError: If no try was answered.
+            _RefusedAnswerError: If the answer does not fit the announcement.
+        """
         where = announcement.where
         started = time.perf_counter()
         request = GetWeights.Request(
@@ -1027,21 +1171,25 @@ class WeightSubscriber:
             bytes_only=bytes_only,
             chunk_index=chunk_index,
         )
-        deadline = time.monotonic() + self._request_timeout_s
+        timeout = self._request_timeout_s + expected_bytes / MIN_TRANSFER_RATE
+        deadline = time.monotonic() + timeout
         while not self._client.service_is_ready():
             self._wait_or_close(POLL_PERIOD_S)
             if time.monotonic() > deadline:
-                raise WeightsError(f"{where}: the weights service is not available")
-        for _ in range(REQUEST_ATTEMPTS):
-            response = self._call(request)
+                raise _NoAnswerError(f"{where}: the weights service is not available")
+        for _ in range(CHUNK_ATTEMPTS):
+            response = self._call(request, timeout)
             if response is not None:
                 break
+            stages["chunk_retries"] += 1
         else:
-            raise WeightsError(
-                f"{where}: no answer from the weights service within "
-                f"{self._request_timeout_s:g} s, {REQUEST_ATTEMPTS} times"
+            stages["request_s"] += time.perf_counter() - started
+            raise _NoAnswerError(
+                f"{where}: chunk {chunk_index} had no answer from the weights service within "
+                f"{timeout:.1f} s, {CHUNK_ATTEMPTS} times"
             )
         stages["request_s"] += time.perf_counter() - started
+        stages["transferred_bytes"] += len(response.chunk)
         if not response.success:
             raise _RefusedAnswerError(
                 f"{where}: the trainer did not serve it: {str(response.message)[:200]}",
@@ -1061,7 +1209,7 @@ class WeightSubscriber:
             )
         return response
 
-    def _call(self, request: Any) -> Any:
+    def _call(self, request: Any, timeout: float) -> Any:
         """Sends one request; the answer, or None if none came within the timeout.
 
         Every server on the name answers, and rclpy would keep only the first answer. Here all
@@ -1074,7 +1222,7 @@ class WeightSubscriber:
             sequence = self._client.handle.send_request(request)
         self._answers[sequence] = answers
         try:
-            deadline = time.monotonic() + self._request_timeout_s
+            deadline = time.monotonic() + timeout
             while True:
                 answer = answers.decided(servers, REFUSAL_GRACE_S, POLL_PERIOD_S)
                 if answer is not None:

@@ -71,6 +71,7 @@ from pamiq_ros.minds.curiosity import POLICIES, PRESET_NAMES, CuriosityMind
 from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import OK, WARN, DiagnosticsReporter
 from pamiq_ros.nodes._experience import EXPERIENCE_QOS, EXPERIENCE_TOPIC
+from pamiq_ros.nodes._experience_link import ExperienceSender
 from pamiq_ros.nodes._problem_log import ProblemLog
 from pamiq_ros.nodes._runtime import (
     declare_settings,
@@ -155,6 +156,10 @@ class AgentSettings:
     linear_speed: float = setting(2.0, "Walking speed (m/s) of move and strafe actions.")
     angular_speed: float = setting(1.5, "Turn rate (rad/s) of turn actions.")
     send_experience: bool = setting(True, "Send each step's experience to the trainer.")
+    experience_outbox_mb: float = setting(
+        64.0, "MiB of experience kept until the trainer acknowledges it (sent again after an "
+        "outage or before the trainer matched); beyond it the oldest is dropped and counted."
+    )  # fmt: skip
     sync_transport: str = setting(
         "auto", "How new weights are fetched: auto (shared memory on the trainer's host, else "
         "bytes), shm, or bytes."
@@ -263,6 +268,9 @@ class AgentNode(Node, Controllable):
         )
         self._vrchat_input = self.create_publisher(VRChatInput, "vrchat_input", 10)
         self._experience = self.create_publisher(Experience, EXPERIENCE_TOPIC, EXPERIENCE_QOS)
+        self._experience_link = ExperienceSender(
+            self, self._experience, int(settings.experience_outbox_mb * (1 << 20))
+        )
         self._diagnostics = DiagnosticsReporter(self)
         if settings.image_message == "compressed":
             self._image_topic = COMPRESSED_IMAGE_TOPIC
@@ -341,9 +349,9 @@ class AgentNode(Node, Controllable):
         return to_rgb(decode_image(ImageFields.of_message(message)), message.encoding)
 
     def _on_weights_ready(self, model: str, version: int, timing: SyncTiming) -> None:
-        """Loader thread: remembers when the version was announced, to time it to first use."""
+        """Loader thread: remembers when the announcement arrived (own clock), to time first use."""
         with self._lock:
-            self._announced_at[model, version] = time.monotonic() - timing.announced_to_ready_s
+            self._announced_at[model, version] = time.monotonic() - timing.received_to_ready_s
 
     # --- the acting thread --------------------------------------------------------------------
 
@@ -467,7 +475,7 @@ class AgentNode(Node, Controllable):
             message = record_to_message(record)
             message.header.stamp = self.get_clock().now().to_msg()
             try:
-                self._experience.publish(message)
+                self._experience_link.send(message)
             except Exception as error:  # the context may be gone during shutdown
                 if not self._closing:
                     self._problems.error(f"experience not sent: {error}")
@@ -584,11 +592,13 @@ class AgentNode(Node, Controllable):
                 **{f"version_{name}": m.version for name, m in self._mind.models.items()},
                 "weight_swaps": self._swaps,
                 "weights_refused": self._sync.refusals(),
+                **self._sync.status(),
                 "sync_latency_p50_ms": latencies[len(latencies) // 2] if latencies else "none",
                 "sync_latency_max_ms": latencies[-1] if latencies else "none",
                 **self._mind.figures(),
                 "experience_sent": self._experience_sent,
                 "experience_dropped": self._experience_dropped,
+                **self._experience_link.status(),
             }
 
     def _report(self) -> None:

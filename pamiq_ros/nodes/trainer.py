@@ -58,6 +58,7 @@ from pamiq_ros.models.ppo import ADVANTAGES, PPOConfig
 from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import OK, WARN, DiagnosticsReporter
 from pamiq_ros.nodes._experience import EXPERIENCE_QOS, EXPERIENCE_TOPIC
+from pamiq_ros.nodes._experience_link import ExperienceReceiver
 from pamiq_ros.nodes._runtime import (
     declare_settings,
     hold_memory_in_bounds,
@@ -274,6 +275,7 @@ class TrainerNode(Node, Controllable):
         self._publisher = WeightPublisher(self, self._weight_store)
         self._metrics = SummaryWriter(log_dir=str(self._run_dir / "trainer" / "tensorboard"))
         self._diagnostics = DiagnosticsReporter(self)
+        self._experience_receiver = ExperienceReceiver(self)  # repeats dropped, arrivals acked
         self.create_subscription(
             Experience,
             EXPERIENCE_TOPIC,
@@ -305,6 +307,8 @@ class TrainerNode(Node, Controllable):
         settings = self.settings
         image_shape = (settings.image_height, settings.image_width, 3)
         try:
+            if not self._experience_receiver.is_new(message):
+                return
             check_message_sizes(_declared_sizes(message), image_shape, ACTION_SIZES)
             record = message_to_record(message)
             check_record(record, image_shape, ACTION_SIZES, scalars=tuple(ACTING_FIGURES))
@@ -487,6 +491,7 @@ class TrainerNode(Node, Controllable):
                 "runs": self._runs,
                 "experience_received": self._received,
                 "experience_rejected": self._rejected,
+                "experience_per_agent": self._experience_receiver.per_agent(),
                 "callback_errors": self._callback_errors,
                 "buffers": self._learner.buffer_sizes(),
                 "published_versions": dict(self._published),

@@ -50,6 +50,8 @@ def test_bench_command_writes_every_figure_and_leaves_no_process(spawn, domain_i
         for key in ("ready_p50_ms", "ready_max_ms", "ready_min_ms", "warmup_ready_max_ms"):
             assert math.isfinite(case[key]) and case[key] > 0.0, key
         assert case["ready_min_ms"] <= case["ready_p50_ms"] <= case["ready_max_ms"]
+        assert case["ready_p50_ms"] <= case["acting_p50_ms"] <= case["acting_p99_ms"]
+        assert case["acting_p99_ms"] <= case["acting_max_ms"]
         assert set(case["stages_p50_ms"]) == set(STAGE_KEYS)
         assert all(math.isfinite(value) for value in case["stages_p50_ms"].values())
         samples = case["samples"]

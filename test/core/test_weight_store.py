@@ -1,4 +1,3 @@
-import hashlib
 import os
 import stat
 import subprocess
@@ -7,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from blake3 import blake3
 
 from pamiq_ros.core import weight_store
 from pamiq_ros.core.weight_store import (
@@ -112,7 +112,7 @@ def test_a_reader_of_a_dropped_version_still_reads_what_was_announced(store):
             store.put_state_dict("model", version, large_weights(float(version)))
         assert wait_until(lambda: not path.exists(), 5.0)
         data = reader.read()
-    assert hashlib.sha256(data).hexdigest() == stored.checksum
+    assert "blake3:" + blake3(data).hexdigest() == stored.checksum
 
 
 def test_a_failed_write_leaves_no_file_and_the_previous_version(store, monkeypatch):
@@ -285,3 +285,13 @@ def test_store_folders_and_version_files_are_named_as_the_subscriber_expects(tmp
     assert version_file_name("a/b c", 7) == "a%2Fb%20c-v7.safetensors"
     for name in ("pamiq_ros-", "pamiq_ros-x-1", "pamiq_ros-12", "other-1-2"):
         assert not is_store_directory_name(name), name
+
+
+def test_the_assembler_hashes_the_chunks_as_they_come():
+    data = bytes(range(256)) * 40
+    assembler = ChunkAssembler(len(data), 3)
+    for index in range(3):
+        assert assembler.next_index == index  # where a retry after a lost answer goes on
+        assembler.add(index, data[index * 4096 : (index + 1) * 4096], 3)
+    assert assembler.checksum == "blake3:" + blake3(data).hexdigest()
+    assert bytes(assembler.data()) == data

@@ -1,4 +1,3 @@
-import hashlib
 import json
 import socket
 import struct
@@ -6,10 +5,13 @@ import struct
 import pytest
 import safetensors.torch
 import torch
+from blake3 import blake3
 
 from pamiq_ros.core.weights import (
     NonFiniteWeightsError,
     WeightsError,
+    checksum_of,
+    compare_checksum,
     decode_weights,
     encode_pieces,
     encode_weights,
@@ -53,7 +55,7 @@ def split(data: bytes) -> tuple[dict, bytes]:
 
 
 def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    return "blake3:" + blake3(data).hexdigest()
 
 
 def test_round_trip_keeps_names_dtypes_shapes_and_values():
@@ -245,3 +247,12 @@ def test_host_identity_is_stable_and_names_the_host():
     assert identity == host_identity()
     assert identity.startswith(socket.gethostname() + "/")
     assert len(identity) > len(socket.gethostname()) + 1
+
+
+def test_a_checksum_of_another_algorithm_is_refused_by_name():
+    data = b"weights"
+    compare_checksum(checksum_of(data), "blake3:" + blake3(data).hexdigest(), 7, "m", 1)
+    with pytest.raises(WeightsError, match="is not blake3:<hex>"):
+        compare_checksum(checksum_of(data), "ab" * 32, 7, "m", 1)
+    with pytest.raises(WeightsError, match="checksum mismatch"):
+        compare_checksum(checksum_of(b"other"), checksum_of(data), 7, "m", 1)

@@ -29,6 +29,7 @@ import numpy as np
 import psutil  # type: ignore[import-untyped]
 import pytest
 import torch
+from blake3 import blake3
 from geometry_msgs.msg import PoseStamped, Twist
 from pamiq_ros_interfaces.msg import Experience, NamedTensor, WeightsAnnouncement
 from pamiq_ros_interfaces.srv import GetWeights
@@ -379,9 +380,8 @@ def test_damaged_weights_are_refused_and_the_acting_weights_stay() -> None:
 
 
 def encode_checksum(data: bytes) -> str:
-    import hashlib
 
-    return hashlib.sha256(data).hexdigest()
+    return "blake3:" + blake3(data).hexdigest()
 
 
 def _model_at(active: dict[str, bytes], pending: int) -> SwappableModel:

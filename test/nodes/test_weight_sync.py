@@ -1,7 +1,6 @@
 """Weight sync over real DDS: a trainer-side and an agent-side context in the test's domain."""
 
 import array
-import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -11,6 +10,7 @@ from typing import Any
 import pytest
 import safetensors.torch
 import torch
+from blake3 import blake3
 from pamiq_ros_interfaces.msg import WeightsAnnouncement
 from pamiq_ros_interfaces.srv import GetWeights
 
@@ -212,6 +212,7 @@ class FakeTrainer:
         self.failure = ""
         self.chunk_size = 4096
         self.first_answer_delay_s = 0.0
+        self.slow_chunk: int | None = None  # its first answer comes first_answer_delay_s late
         self.requests = 0
         self._host_id = host_identity()
         probe.node.create_service(GetWeights, "weights/get", self._serve)
@@ -221,7 +222,7 @@ class FakeTrainer:
         message = WeightsAnnouncement(
             model_name=MODEL,
             version=1,
-            checksum=hashlib.sha256(announced).hexdigest(),
+            checksum="blake3:" + blake3(announced).hexdigest(),
             size_bytes=len(announced),
             host_id=self._host_id,
         )
@@ -231,7 +232,10 @@ class FakeTrainer:
 
     def _serve(self, request: Any, response: Any) -> Any:
         self.requests += 1
-        if self.requests == 1:
+        if self.slow_chunk is None and self.requests == 1:
+            time.sleep(self.first_answer_delay_s)
+        elif request.bytes_only and request.chunk_index == self.slow_chunk:
+            self.slow_chunk = -1  # once
             time.sleep(self.first_answer_delay_s)
         if self.failure:
             response.success = False
@@ -405,7 +409,7 @@ def test_after_an_unreadable_file_the_agent_fetches_bytes_then_shared_memory_aga
     def serve(request: Any, response: Any) -> Any:
         blob = blobs[request.version]
         response.success, response.version = True, request.version
-        response.checksum, response.size_bytes = hashlib.sha256(blob).hexdigest(), len(blob)
+        response.checksum, response.size_bytes = "blake3:" + blake3(blob).hexdigest(), len(blob)
         if request.host_id == host and not request.bytes_only:
             response.shm_path = str(folder / version_file_name(MODEL, request.version))
         else:
@@ -421,7 +425,7 @@ def test_after_an_unreadable_file_the_agent_fetches_bytes_then_shared_memory_aga
         blob = blobs[version]
         announcer.publish(
             WeightsAnnouncement(
-                model_name=MODEL, version=version, checksum=hashlib.sha256(blob).hexdigest(),
+                model_name=MODEL, version=version, checksum="blake3:" + blake3(blob).hexdigest(),
                 size_bytes=len(blob), host_id=host,
             )
         )  # fmt: skip
@@ -445,3 +449,20 @@ def test_a_version_jump_beyond_the_bound_is_refused(publisher, make_agent):
     assert f"a jump to version {jump} (newest so far 1) is implausible" in agent.wait_error()
     assert agent.subscriber.refusals() == {"implausible_announcement": 1}
     assert agent.model.swap_if_ready() == 1
+
+
+def test_a_chunk_lost_midway_costs_one_retry_of_that_chunk(trainer_probe, make_agent, tmp_path):
+    blob = encoded_blob(trained(1))
+    fake = FakeTrainer(trainer_probe, blob, blob, tmp_path)
+    assert len(blob) > 2 * fake.chunk_size
+    fake.slow_chunk, fake.first_answer_delay_s = 1, 1.5
+    agent = make_agent("bytes", request_timeout_s=1.0)
+    timing = agent.wait_ready(1)
+    assert timing.transport == "bytes" and timing.chunk_retries == 1
+    chunks = -(-len(blob) // fake.chunk_size)
+    assert fake.requests == chunks + 1  # every chunk once, the lost one twice
+    assert timing.transferred_bytes == len(blob) == timing.size_bytes
+    status = agent.subscriber.status()
+    assert status["weights_path"] == "bytes" and status["weights_bytes_per_version"] == len(blob)
+    assert status["weights_chunk_retries"] == 1
+    assert 0.0 < timing.received_to_ready_s < TIMEOUT_S
