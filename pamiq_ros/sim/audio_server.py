@@ -143,7 +143,7 @@ class AudioStreamServer:
                 self._closed.wait((block - (due - sent)) / self.sample_rate)
                 continue
             frames = due - sent
-            samples = renderer.render(sent, frames, self._snapshot())
+            samples = renderer.render(sent, frames, self._snapshot(), origin=started)
             write(np.round(samples * 32767.0).astype("<i2").tobytes())
             sent += frames
             with self._lock:

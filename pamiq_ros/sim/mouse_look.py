@@ -10,8 +10,9 @@ shift, exact at the image centre and close elsewhere for the angles allowed
 (``max_pitch_rad``, where the shift reaches the margin).
 
 A use finds the nearest pillar or placed sound source within ``USE_RANGE_M`` and
-``USE_CONE_RAD`` of the view's centre; it reacts for ``USE_REACTION_S``: the centre of the view
-flashes in the thing's colour and a chirp plays where it is (:mod:`pamiq_ros.sim.sound`).
+``USE_CONE_RAD`` of the view's centre (or within ``REACH_M``, whatever the direction); it
+reacts for ``USE_REACTION_S``: the centre of the view flashes in the thing's colour and a chirp
+plays where it is (:mod:`pamiq_ros.sim.sound`).
 """
 
 import math
@@ -27,6 +28,8 @@ USE_RANGE_M = 4.0
 """Farthest a thing can be used from (m)."""
 USE_CONE_RAD = math.radians(20.0)
 """Largest angle between the view's centre and a usable thing."""
+REACH_M = 1.0
+"""A thing this close is used whatever the direction (the avatar stands at it)."""
 USE_REACTION_S = 0.5
 """How long a used thing reacts (s)."""
 PLACED_COLOR: Color = (255, 255, 255)
@@ -72,7 +75,9 @@ def thing_in_front(world: World) -> Usable | None:
         if distance > USE_RANGE_M:
             continue
         bearing = math.remainder(math.atan2(dy, dx) - pose.yaw, 2.0 * math.pi)
-        if abs(bearing) <= USE_CONE_RAD and (best is None or distance < best[0]):
+        if (abs(bearing) <= USE_CONE_RAD or distance <= REACH_M) and (
+            best is None or distance < best[0]
+        ):
             best = (distance, thing)
     return None if best is None else best[1]
 
@@ -152,9 +157,9 @@ class MouseLook:
             centre[...] = (0.4 * centre + 0.6 * colour).astype(np.uint8)
         return frame
 
-    def use_emitter(self, audio_seconds_now: float, world_time: float) -> Emitter | None:
-        """The chirp of the reaction in progress, in the audio clock's seconds, or None."""
+    def use_emitter(self, now: float, world_time: float) -> Emitter | None:
+        """The chirp of the reaction in progress (started on the clock of ``now``), or None."""
         if self.reaction is None:
             return None
-        started = audio_seconds_now - (world_time - self.reaction.started_at)
+        started = now - (world_time - self.reaction.started_at)
         return Emitter("use", self.reaction.thing.position, 1.5, started_at=started)

@@ -107,7 +107,11 @@ PILLAR_TIMBRES: tuple[str, ...] = ("whistle", "engine", "warble", "tick")
 
 @dataclass(frozen=True)
 class Emitter:
-    """A sound source at a position; ``started_at`` (s, audio clock) for a one-shot sound."""
+    """A sound source at a position.
+
+    ``started_at`` marks a one-shot sound: when it started, on the renderer's origin clock
+    (monotonic time for a live stream); None for a continuous one.
+    """
 
     timbre: str
     position: Point
@@ -166,8 +170,13 @@ class SoundRenderer:
         self.master_gain = master_gain
         self._previous: dict[tuple[str, int], tuple[float, float]] = {}
 
-    def render(self, first_frame: int, frames: int, snapshot: SoundSnapshot) -> Samples:
-        """Frames ``first_frame`` .. ``first_frame + frames - 1`` (float32, shape (frames, 2))."""
+    def render(
+        self, first_frame: int, frames: int, snapshot: SoundSnapshot, origin: float = 0.0
+    ) -> Samples:
+        """Frames ``first_frame`` .. ``first_frame + frames - 1`` (float32, shape (frames, 2)).
+
+        ``origin`` is the time (on the clock of the emitters' ``started_at``) of frame 0.
+        """
         times = (first_frame + np.arange(frames, dtype=np.float64)) / self.sample_rate
         ramp = (np.arange(frames, dtype=np.float64) + 1.0) / max(frames, 1)
         mix = np.zeros((frames, 2), dtype=np.float64)
@@ -175,7 +184,7 @@ class SoundRenderer:
         counts: dict[str, int] = {}
         for emitter in snapshot.emitters:
             waveform = TIMBRES[emitter.timbre]
-            local = times if emitter.started_at is None else times - emitter.started_at
+            local = times if emitter.started_at is None else times - (emitter.started_at - origin)
             signal = waveform(local) * emitter.loudness
             left, right = spatial_gains(snapshot.listener, emitter.position)
             # Keyed by timbre and its occurrence, so a moving source keeps its previous gains.
