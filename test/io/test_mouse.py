@@ -114,7 +114,7 @@ def test_the_mouse_is_released_on_deadman_pause_and_close():
 
 
 def test_a_missing_uinput_is_a_clear_error(tmp_path):
-    with pytest.raises(MouseDeviceError, match="does not exist.*modprobe uinput"):
+    with pytest.raises(MouseDeviceError, match=r"does not exist.*modprobe uinput"):
         open_uinput_mouse(path=str(tmp_path / "uinput"))
     unwritable = tmp_path / "uinput_ro"
     unwritable.touch(mode=0o400)
