@@ -14,9 +14,9 @@ import enum
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
+from pamiq_ros.core.actions import MouseAction
 from pamiq_ros.io.osc_output import Deadman
 
 EV_SYN, EV_KEY, EV_REL = 0x00, 0x01, 0x02
@@ -83,23 +83,13 @@ def open_uinput_mouse(
     return device
 
 
-@dataclass(frozen=True)
-class MouseCommand:
-    """Commanded pointer velocity (px/s; x right, y down) and held buttons."""
-
-    velocity_x: float = 0.0
-    velocity_y: float = 0.0
-    left: bool = False
-    right: bool = False
-    middle: bool = False
-
-    def buttons(self) -> dict[MouseButton, bool]:
-        """Each button and whether it is held."""
-        return {
-            MouseButton.LEFT: self.left,
-            MouseButton.RIGHT: self.right,
-            MouseButton.MIDDLE: self.middle,
-        }
+def buttons_of(action: MouseAction) -> dict[MouseButton, bool]:
+    """Each button and whether ``action`` holds it."""
+    return {
+        MouseButton.LEFT: action.left,
+        MouseButton.RIGHT: action.right,
+        MouseButton.MIDDLE: action.middle,
+    }
 
 
 class MouseDriver:
@@ -122,7 +112,7 @@ class MouseDriver:
         self._device = device
         self._time_constant = time_constant
         self._max_speed = max_speed
-        self._target = MouseCommand()
+        self._target = MouseAction()
         self._velocity = (0.0, 0.0)
         self._remainder = (0.0, 0.0)
         self._pressed: dict[MouseButton, bool] = dict.fromkeys(MouseButton, False)
@@ -139,7 +129,7 @@ class MouseDriver:
         """Which buttons are down now."""
         return dict(self._pressed)
 
-    def command(self, command: MouseCommand) -> None:
+    def command(self, command: MouseAction) -> None:
         """Sets the target; buttons change at once, the velocity on the following ticks.
 
         Raises:
@@ -150,14 +140,14 @@ class MouseDriver:
                 f"mouse velocity must be finite, got ({command.velocity_x}, {command.velocity_y})"
             )
         limit = self._max_speed
-        self._target = MouseCommand(
+        self._target = MouseAction(
             max(-limit, min(limit, command.velocity_x)),
             max(-limit, min(limit, command.velocity_y)),
             command.left,
             command.right,
             command.middle,
         )
-        self._write_buttons(self._target.buttons())
+        self._write_buttons(buttons_of(self._target))
 
     def tick(self, dt: float) -> tuple[int, int]:
         """Advances ``dt`` seconds: smooths the velocity and moves the pointer; returns the move."""
@@ -184,10 +174,10 @@ class MouseDriver:
 
     def release(self) -> None:
         """Stops at once (no coasting) and lifts every button that is down."""
-        self._target = MouseCommand()
+        self._target = MouseAction()
         self._velocity = (0.0, 0.0)
         self._remainder = (0.0, 0.0)
-        self._write_buttons(self._target.buttons())
+        self._write_buttons(buttons_of(self._target))
 
     @property
     def is_released(self) -> bool:
@@ -230,7 +220,7 @@ class MouseActuation:
         """Whether commands are ignored (and the mouse released)."""
         return self._paused
 
-    def on_command(self, command: MouseCommand, now: float) -> None:
+    def on_command(self, command: MouseAction, now: float) -> None:
         """A new command (ignored while paused).
 
         Raises:

@@ -18,11 +18,11 @@ from pamiq_ros_interfaces.msg import MouseInput
 from rclpy.node import Node
 from typing_extensions import override
 
+from pamiq_ros.core.actions import MouseAction
 from pamiq_ros.core.settings import SettingsError, require_positive, setting
 from pamiq_ros.io.mouse import (
     DEFAULT_UINPUT_PATH,
     MouseActuation,
-    MouseCommand,
     MouseDeviceError,
     MouseDriver,
     open_uinput_mouse,
@@ -125,7 +125,7 @@ class MouseActuatorNode(Node, Controllable):
         self.get_logger().info("virtual mouse released and removed")
 
     def _on_mouse(self, message: MouseInput) -> None:
-        command = MouseCommand(
+        command = MouseAction(
             message.velocity_x, message.velocity_y, message.left, message.right, message.middle
         )
         try:

@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from pamiq_ros.core.actions import MouseAction
 from pamiq_ros.io.mouse import (
     EV_KEY,
     EV_REL,
@@ -11,7 +12,6 @@ from pamiq_ros.io.mouse import (
     REL_Y,
     MouseActuation,
     MouseButton,
-    MouseCommand,
     MouseDeviceError,
     MouseDriver,
     open_uinput_mouse,
@@ -46,7 +46,7 @@ class RecordingDevice:
 def test_velocity_eases_in_with_a_first_order_lag_and_fractions_carry_over():
     device = RecordingDevice()
     driver = MouseDriver(device, time_constant=0.1)
-    driver.command(MouseCommand(velocity_x=100.0, velocity_y=-50.0))
+    driver.command(MouseAction(velocity_x=100.0, velocity_y=-50.0))
     driver.tick(0.1)
     assert driver.velocity[0] == pytest.approx(100.0 * (1 - 1 / 2.718281828), rel=1e-6)
     for _ in range(99):
@@ -59,7 +59,7 @@ def test_velocity_eases_in_with_a_first_order_lag_and_fractions_carry_over():
     # 10 px/s at 100 Hz is 0.1 px per tick: whole pixels still come, one every 10 ticks.
     slow = RecordingDevice()
     creeping = MouseDriver(slow, time_constant=0.0)
-    creeping.command(MouseCommand(velocity_x=10.0))
+    creeping.command(MouseAction(velocity_x=10.0))
     for _ in range(100):
         creeping.tick(0.01)
     assert slow.moved(REL_X) in (9, 10)
@@ -68,17 +68,17 @@ def test_velocity_eases_in_with_a_first_order_lag_and_fractions_carry_over():
 def test_buttons_are_written_on_change_only_and_bad_input_is_refused():
     device = RecordingDevice()
     driver = MouseDriver(device, max_speed=500.0)
-    driver.command(MouseCommand(left=True))
-    driver.command(MouseCommand(left=True))
-    driver.command(MouseCommand(right=True))
+    driver.command(MouseAction(left=True))
+    driver.command(MouseAction(left=True))
+    driver.command(MouseAction(right=True))
     assert device.buttons() == [
         (MouseButton.LEFT, 1),
         (MouseButton.LEFT, 0),
         (MouseButton.RIGHT, 1),
     ]
     with pytest.raises(ValueError, match="finite"):
-        driver.command(MouseCommand(velocity_x=float("nan")))
-    driver.command(MouseCommand(velocity_x=1e9))  # clamped to max_speed
+        driver.command(MouseAction(velocity_x=float("nan")))
+    driver.command(MouseAction(velocity_x=1e9))  # clamped to max_speed
     driver.tick(1.0)
     assert 0 < device.moved(REL_X) <= 500
 
@@ -87,7 +87,7 @@ def test_the_mouse_is_released_on_deadman_pause_and_close():
     device = RecordingDevice()
     actuation = MouseActuation(MouseDriver(device, time_constant=0.0), Deadman(0.5))
     actuation.tick(0.0)
-    actuation.on_command(MouseCommand(velocity_x=200.0, left=True, middle=True), now=0.0)
+    actuation.on_command(MouseAction(velocity_x=200.0, left=True, middle=True), now=0.0)
     actuation.tick(0.1)
     assert device.moved(REL_X) == 20 and not actuation.driver.is_released
     # Deadman: silence for 0.5 s stops the pointer and lifts both buttons, once.
@@ -98,14 +98,14 @@ def test_the_mouse_is_released_on_deadman_pause_and_close():
     assert not actuation.tick(0.7) and device.moved(REL_X) == moved
     assert actuation.deadman_releases == 1
     # Pause: released at once; commands are ignored until resume.
-    actuation.on_command(MouseCommand(velocity_x=200.0, right=True), now=1.0)
+    actuation.on_command(MouseAction(velocity_x=200.0, right=True), now=1.0)
     actuation.pause()
     assert actuation.driver.is_released
-    actuation.on_command(MouseCommand(velocity_x=200.0, right=True), now=1.1)
+    actuation.on_command(MouseAction(velocity_x=200.0, right=True), now=1.1)
     actuation.tick(1.2)
     assert actuation.driver.is_released and device.moved(REL_X) == moved
     actuation.resume()
-    actuation.on_command(MouseCommand(right=True), now=1.3)
+    actuation.on_command(MouseAction(right=True), now=1.3)
     assert actuation.driver.pressed[MouseButton.RIGHT]
     # Close: released, then the device removed.
     actuation.close()
