@@ -47,7 +47,7 @@ from pamiq_ros.core.precision import autocast
 from pamiq_ros.core.swappable import SwappableModel
 from pamiq_ros.core.trainers import Trainer
 from pamiq_ros.minds.base import ActingMind, ActingStep
-from pamiq_ros.models import forward_dynamics, jepa, ppo, temporal
+from pamiq_ros.models import audio_jepa, forward_dynamics, jepa, ppo, temporal
 from pamiq_ros.models.curiosity import RollingImagination
 
 PRESET_NAMES = ("tiny", "small", "base")
@@ -87,6 +87,10 @@ class CuriosityDimensions:
         temporal: The temporal encoder's sizes.
         forward_dynamics: The forward model's sizes (its ``horizon`` is the reward's K).
         policy: The policy's sizes (``state_dim`` = the temporal encoder's ``hidden_dim``).
+        modalities: ``image`` (default, light) or ``image+audio``: the audio JEPA's pooled
+            tokens are fused after the image's (:func:`temporal.fuse_observations`), and the
+            temporal encoder and forward model are sized for the fused observation.
+        audio: The audio encoder's sizes (the same-named preset).
     """
 
     preset: str
@@ -94,9 +98,14 @@ class CuriosityDimensions:
     temporal: temporal.TemporalConfig
     forward_dynamics: forward_dynamics.ForwardDynamicsConfig
     policy: ppo.PolicyValueConfig
+    modalities: str = "image"
+    audio: audio_jepa.AudioJepaConfig = field(default_factory=audio_jepa.AudioJepaConfig)
+
+    def __post_init__(self) -> None:
+        temporal.modality_dims(self.modalities, 1, 1)  # refuses an unknown modalities value
 
     @classmethod
-    def of(cls, preset: str) -> "CuriosityDimensions":
+    def of(cls, preset: str, modalities: str = "image") -> "CuriosityDimensions":
         """The dimensions of a preset.
 
         Raises:
@@ -111,12 +120,16 @@ class CuriosityDimensions:
             temporal=world,
             forward_dynamics=forward_dynamics.PRESETS[preset],
             policy=replace(ppo.PRESETS[preset], state_dim=world.hidden_dim),
+            modalities=modalities,
+            audio=audio_jepa.PRESETS[preset],
         )
 
     @property
     def obs_dim(self) -> int:
-        """Size of one encoded observation (pooled tokens x token width)."""
-        return self.jepa.pool_size**2 * self.jepa.dim
+        """Size of one encoded observation (pooled tokens x token width, fused over modalities)."""
+        image = self.jepa.pool_size**2 * self.jepa.dim
+        audio = self.audio.pool_tokens * self.audio.dim
+        return sum(temporal.modality_dims(self.modalities, image, audio))
 
     @property
     def horizon(self) -> int:
