@@ -3,14 +3,18 @@ import pytest
 from pamiq_ros.core.actions import (
     ACTION_DIMENSIONS,
     ACTION_SIZES,
+    ACTION_SPACES,
     RUN_SPEED_FACTOR,
+    VRCHAT_ACTION_SIZES,
     ActionChoice,
     ActionMapper,
     Motion,
+    MouseAction,
     Move,
     Strafe,
     Toggle,
     Turn,
+    VRChatActionMapper,
     VRChatButtons,
 )
 
@@ -85,13 +89,6 @@ def test_speeds_must_be_positive():
 
 
 def test_the_vrchat_space_has_pamiq_vrchats_nine_heads_and_maps_to_body_and_mouse():
-    from pamiq_ros.core.actions import (
-        ACTION_SPACES,
-        VRCHAT_ACTION_SIZES,
-        MouseAction,
-        VRChatActionMapper,
-    )
-
     assert VRCHAT_ACTION_SIZES == (3, 3, 2, 2, 3, 3, 2, 2, 2)
     assert len(ACTION_SPACES["vrchat"]) == 9 and len(ACTION_SPACES["motion"]) == 5
     mapper = VRChatActionMapper(mouse_speed=100.0)
@@ -100,8 +97,6 @@ def test_the_vrchat_space_has_pamiq_vrchats_nine_heads_and_maps_to_body_and_mous
     assert mouse == MouseAction(velocity_x=100.0, velocity_y=-100.0, left=True, middle=True)
     idle_body, idle_mouse = mapper.to_actions([0] * 9)
     assert idle_mouse == MouseAction() and idle_body.motion.forward_mps == 0.0
-    import pytest
-
     with pytest.raises(ValueError, match="9 indices"):
         mapper.to_actions([0] * 5)
     with pytest.raises(ValueError, match="look_y=3"):
