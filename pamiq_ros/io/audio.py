@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import override
 
 from pamiq_ros.io.capture import CaptureState, ReopenBackoff, Reporter
 
@@ -273,125 +274,142 @@ class PyAvAudioSource:
         self._container = self._stream = self._resampler = self._packets = None
 
 
-class SoundcardAudioSource:
-    """A PulseAudio/PipeWire source through ``soundcard``.
-
-    ``pulse:`` alone is the default output's monitor: what the machine plays, which is how
-    VRChat's sound is captured on Linux.
+class _DeviceAudioSource:
+    """What both device sources share: blocks of ``block_frames``, read errors as a loss.
 
     Args:
-        spec: A ``pulse:`` spec.
-        audio_format: Rate and channels asked of the sound server (it resamples).
+        spec: The device's spec.
+        audio_format: Rate and channels asked of the device (or sound server, which resamples).
         block_frames: Frames per read.
     """
+
+    kind_name = "audio device"
 
     def __init__(self, spec: AudioSourceSpec, audio_format: AudioFormat, block_frames: int) -> None:
         self.spec = spec
         self.finished = False
         self._format = audio_format
         self._block_frames = block_frames
-        self._recorder: Any = None
+        self._handle: Any = None
 
     def open(self) -> None:
         """Opens the source; raises :class:`AudioSourceError` naming it if it cannot."""
-        try:
-            import soundcard  # type: ignore[import-untyped]  # connects to the server
-        except Exception as error:  # no library, no libpulse, or no server to connect to
-            raise AudioSourceError(
-                "cannot use PulseAudio/PipeWire for "
-                f"{self.spec.location or 'the default monitor'!r}: {type(error).__name__}: {error}"
-            ) from error
-        try:
-            name = self.spec.location or soundcard.default_speaker().name
-            microphone = soundcard.get_microphone(name, include_loopback=True)
-            self._recorder = microphone.recorder(
-                samplerate=self._format.sample_rate,
-                channels=self._format.channels,
-                blocksize=self._block_frames,
-            )
-            self._recorder.__enter__()
-        except Exception as error:
-            self._recorder = None
-            raise AudioSourceError(
-                f"PulseAudio/PipeWire source {self.spec.location or '(default monitor)'!r} cannot "
-                f"be opened: {error} (list them with `pactl list short sources`)"
-            ) from error
+        self._handle = self._open_device()
 
     def read(self) -> Samples | None:
-        """The next block of frames, or None at the end of a file."""
-        if self._recorder is None:
-            raise AudioSourceError(f"pulse source {self.spec.location!r} is not open")
+        """The next block of frames.
+
+        Raises:
+            AudioSourceError: If the device is not open or is lost.
+        """
+        if self._handle is None:
+            raise AudioSourceError(f"{self.kind_name} {self.spec.location!r} is not open")
         try:
-            block = self._recorder.record(numframes=self._block_frames)
+            block = self._read_block(self._handle)
         except Exception as error:
-            raise AudioSourceError(f"pulse source {self.spec.location!r} lost: {error}") from error
+            raise AudioSourceError(
+                f"{self.kind_name} {self.spec.location!r} lost: {error}"
+            ) from error
         return np.asarray(block, dtype=np.float32).reshape(-1, self._format.channels)
 
     def close(self) -> None:
         """Releases the source."""
-        if self._recorder is not None:
+        if self._handle is not None:
             with contextlib.suppress(Exception):
-                self._recorder.__exit__(None, None, None)
-        self._recorder = None
+                self._release(self._handle)
+        self._handle = None
+
+    def _open_device(self) -> Any:
+        raise NotImplementedError
+
+    def _read_block(self, handle: Any) -> Any:
+        raise NotImplementedError
+
+    def _release(self, handle: Any) -> None:
+        raise NotImplementedError
 
 
-class SounddeviceAudioSource:
-    """An ALSA capture device through ``sounddevice`` (PortAudio).
+class SoundcardAudioSource(_DeviceAudioSource):
+    """A PulseAudio/PipeWire source through ``soundcard``.
 
-    Args:
-        spec: An ``alsa:`` spec.
-        audio_format: Rate and channels asked of the device.
-        block_frames: Frames per read.
+    ``pulse:`` alone is the default output's monitor: what the machine plays, which is how
+    VRChat's sound is captured on Linux.
     """
 
-    def __init__(self, spec: AudioSourceSpec, audio_format: AudioFormat, block_frames: int) -> None:
-        self.spec = spec
-        self.finished = False
-        self._format = audio_format
-        self._block_frames = block_frames
-        self._stream: Any = None
+    kind_name = "PulseAudio/PipeWire source"
 
-    def open(self) -> None:
-        """Opens the source; raises :class:`AudioSourceError` naming it if it cannot."""
+    @override
+    def _open_device(self) -> Any:
+        name = self.spec.location or "(the default output's monitor)"
+        try:
+            import soundcard  # type: ignore[import-untyped]  # connects to the server
+        except Exception as error:  # no library, no libpulse, or no server to connect to
+            raise AudioSourceError(
+                f"cannot use {self.kind_name} {name!r}: {type(error).__name__}: {error}"
+            ) from error
+        try:
+            device = self.spec.location or soundcard.default_speaker().name
+            microphone = soundcard.get_microphone(device, include_loopback=True)
+            recorder = microphone.recorder(
+                samplerate=self._format.sample_rate,
+                channels=self._format.channels,
+                blocksize=self._block_frames,
+            )
+            recorder.__enter__()
+        except Exception as error:
+            raise AudioSourceError(
+                f"{self.kind_name} {name!r} cannot be opened: {error} "
+                "(list them with `pactl list short sources`)"
+            ) from error
+        return recorder
+
+    @override
+    def _read_block(self, handle: Any) -> Any:
+        return handle.record(numframes=self._block_frames)
+
+    @override
+    def _release(self, handle: Any) -> None:
+        handle.__exit__(None, None, None)
+
+
+class SounddeviceAudioSource(_DeviceAudioSource):
+    """An ALSA capture device through ``sounddevice`` (PortAudio)."""
+
+    kind_name = "ALSA device"
+
+    @override
+    def _open_device(self) -> Any:
         try:
             import sounddevice  # type: ignore[import-untyped]  # loads PortAudio
         except Exception as error:
             raise AudioSourceError(
-                f"cannot use ALSA device {self.spec.location!r}: {type(error).__name__}: {error} "
-                "(sounddevice needs PortAudio: apt-get install libportaudio2)"
+                f"cannot use {self.kind_name} {self.spec.location!r}: {type(error).__name__}: "
+                f"{error} (sounddevice needs PortAudio: apt-get install libportaudio2)"
             ) from error
         try:
-            self._stream = sounddevice.InputStream(
+            stream = sounddevice.InputStream(
                 device=self.spec.location,
                 samplerate=self._format.sample_rate,
                 channels=self._format.channels,
                 dtype="float32",
                 blocksize=self._block_frames,
             )
-            self._stream.start()
+            stream.start()
         except Exception as error:
-            self._stream = None
             raise AudioSourceError(
-                f"ALSA device {self.spec.location!r} cannot be opened: {error} "
+                f"{self.kind_name} {self.spec.location!r} cannot be opened: {error} "
                 "(list capture devices with `arecord -L`)"
             ) from error
+        return stream
 
-    def read(self) -> Samples | None:
-        """The next block of frames, or None at the end of a file."""
-        if self._stream is None:
-            raise AudioSourceError(f"ALSA device {self.spec.location!r} is not open")
-        try:
-            block, _overflowed = self._stream.read(self._block_frames)
-        except Exception as error:
-            raise AudioSourceError(f"ALSA device {self.spec.location!r} lost: {error}") from error
-        return np.asarray(block, dtype=np.float32).reshape(-1, self._format.channels)
+    @override
+    def _read_block(self, handle: Any) -> Any:
+        block, _overflowed = handle.read(self._block_frames)
+        return block
 
-    def close(self) -> None:
-        """Releases the source."""
-        if self._stream is not None:
-            with contextlib.suppress(Exception):
-                self._stream.close()
-        self._stream = None
+    @override
+    def _release(self, handle: Any) -> None:
+        handle.close()
 
 
 def open_audio_source(

@@ -17,6 +17,7 @@ pools the patch features over time into ``pool_tokens`` tokens. No ROS import he
 
 import copy
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -26,7 +27,7 @@ from torch.nn import functional
 from typing_extensions import override
 
 from pamiq_ros.core.precision import autocast
-from pamiq_ros.models.jepa import _gather_tokens, _transformer
+from pamiq_ros.models.jepa import JepaConfig, JepaPredictor, _gather_tokens, _transformer
 
 MODEL_NAME = "audio_jepa"
 """The name the audio JEPA's weights are trained, announced and acted with under."""
@@ -164,35 +165,6 @@ class AudioTransformer(nn.Module):
         return self.norm(self.blocks(tokens))
 
 
-class AudioPredictor(nn.Module):
-    """Predicts target features at masked positions from the context tokens."""
-
-    def __init__(self, config: AudioJepaConfig) -> None:
-        """Creates the predictor with fresh weights."""
-        super().__init__()
-        self.embed = nn.Linear(config.dim, config.predictor_dim)
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, config.predictor_dim))
-        self.pos_embed = nn.Parameter(torch.zeros(1, config.num_patches, config.predictor_dim))
-        nn.init.trunc_normal_(self.mask_token, std=0.02)
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        self.blocks = _transformer(
-            config.predictor_dim, config.predictor_depth, config.predictor_heads, config.mlp_ratio
-        )
-        self.norm = nn.LayerNorm(config.predictor_dim)
-        self.project = nn.Linear(config.predictor_dim, config.dim)
-
-    @override
-    def forward(
-        self, context: torch.Tensor, context_indices: torch.Tensor, target_indices: torch.Tensor
-    ) -> torch.Tensor:
-        """``(N, Kc, dim)`` context at ``(N, Kc)`` -> ``(N, Kt, dim)`` predictions at targets."""
-        position = self.pos_embed.expand(context.shape[0], -1, -1)
-        tokens = self.embed(context) + _gather_tokens(position, context_indices)
-        masked = self.mask_token + _gather_tokens(position, target_indices)
-        out = self.blocks(torch.cat([tokens, masked], dim=1))
-        return self.project(self.norm(out[:, tokens.shape[1] :]))
-
-
 @dataclass(frozen=True)
 class AudioMasks:
     """Patch indices of one batch: the context ``(N, Kc)`` and the targets ``(N, Kt)``."""
@@ -236,7 +208,9 @@ class AudioJepaEncoder(nn.Module):
         self.context_encoder = AudioTransformer(self.config)
         self.target_encoder = copy.deepcopy(self.context_encoder)
         self.target_encoder.requires_grad_(False)
-        self.predictor = AudioPredictor(self.config)
+        # The image JEPA's predictor: it reads only the widths, depths and number of patches,
+        # which an AudioJepaConfig names alike.
+        self.predictor = JepaPredictor(cast(JepaConfig, self.config))
 
     @property
     def obs_dim(self) -> int:

@@ -216,13 +216,8 @@ class AudioSensorNode(Node, Controllable):
         )
 
     def _log_capture_event(self, level: ReportLevel, message: str) -> None:
-        logger = self.get_logger()
-        if level == "error":
-            logger.error(message)
-        elif level == "warning":
-            logger.warning(message)
-        else:
-            logger.info(message)
+        log = {"error": self.get_logger().error, "warning": self.get_logger().warning}
+        log.get(level, self.get_logger().info)(message)
 
 
 def main(args: Sequence[str] | None = None) -> None:
