@@ -628,3 +628,57 @@ class AudioCapture:
             self._on_chunk(AudioChunk(chunk.copy(), first_frame, captured_at, opens))
             if self._stop.is_set():
                 return
+
+
+class AudioWindow:
+    """The newest ``window_frames`` of a stream of chunks: what a listener hears "now".
+
+    Chunks must match ``audio_format`` (rate, channels); one that does not is refused with
+    the reason, and the window keeps what it had. A gap in ``first_frame`` (a lost chunk, a
+    reopened source) is counted; the window simply moves on. Before enough sound has come, the
+    older part of the window is silence.
+
+    Args:
+        audio_format: Rate and channels the chunks must have.
+        window_frames: Frames in the window (16000: 1 s at 16 kHz, as pamiq-vrchat's agent).
+    """
+
+    def __init__(self, audio_format: AudioFormat, window_frames: int) -> None:
+        if window_frames <= 0:
+            raise ValueError(f"window_frames must be positive, got {window_frames}")
+        self.audio_format = audio_format
+        self._samples = np.zeros((window_frames, audio_format.channels), dtype=np.float32)
+        self._next_frame: int | None = None
+        self.chunks = 0
+        self.gaps = 0
+        self.newest_stamp: float | None = None
+        """Capture time (the chunks' clock) of the newest frame taken in."""
+
+    def add(
+        self, data: bytes, sample_format: str, sample_rate: int, channels: int,
+        first_frame: int, stamp: float,
+    ) -> None:  # fmt: skip
+        """Takes in a chunk (the fields of an ``AudioChunk`` message).
+
+        Raises:
+            ValueError: If its rate or channels differ from the window's, or its bytes are not
+                whole frames of ``sample_format``.
+        """
+        expected = (self.audio_format.sample_rate, self.audio_format.channels)
+        if (sample_rate, channels) != expected:
+            raise ValueError(
+                f"a chunk of {sample_rate} Hz x {channels} channels does not fit a window of "
+                f"{expected[0]} Hz x {expected[1]} channels"
+            )
+        samples = decode_samples(data, sample_format, channels)
+        if self._next_frame is not None and first_frame != self._next_frame:
+            self.gaps += 1
+        self._next_frame = first_frame + len(samples)
+        keep = min(len(samples), len(self._samples))
+        self._samples = np.concatenate([self._samples[keep:], samples[len(samples) - keep :]])
+        self.chunks += 1
+        self.newest_stamp = stamp + len(samples) / sample_rate
+
+    def latest(self) -> Samples:
+        """A copy of the window, oldest frame first: ``(window_frames, channels)``."""
+        return self._samples.copy()

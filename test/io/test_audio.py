@@ -16,6 +16,7 @@ from pamiq_ros.io.audio import (
     AudioSourceError,
     AudioSourceKind,
     AudioSourceSpec,
+    AudioWindow,
     PyAvAudioSource,
     SoundcardAudioSource,
     SounddeviceAudioSource,
@@ -198,3 +199,27 @@ def test_a_file_is_paced_at_its_real_rate_with_stamps_a_chunk_apart(tmp_path):
     stamps = np.array([chunk.captured_at for chunk in chunks])
     np.testing.assert_allclose(np.diff(stamps), 0.05, atol=1e-6)
     assert [chunk.first_frame for chunk in chunks] == [800 * i for i in range(len(chunks))]
+
+
+def test_the_window_keeps_the_newest_second_refuses_misfits_and_counts_gaps():
+    window = AudioWindow(AudioFormat(16000, 2), window_frames=4)
+    assert not window.latest().any()  # silence before anything came
+
+    def chunk(values: list[float], first: int) -> None:
+        samples = np.array([[v, -v] for v in values], dtype=np.float32)
+        window.add(encode_samples(samples, "F32LE"), "F32LE", 16000, 2, first, stamp=10.0)
+
+    chunk([0.1, 0.2, 0.3], first=0)
+    np.testing.assert_allclose(window.latest()[:, 0], [0.0, 0.1, 0.2, 0.3])
+    chunk([0.4, 0.5], first=3)
+    np.testing.assert_allclose(window.latest()[:, 0], [0.2, 0.3, 0.4, 0.5])
+    np.testing.assert_allclose(window.latest()[:, 1], [-0.2, -0.3, -0.4, -0.5])
+    assert window.gaps == 0 and window.newest_stamp == pytest.approx(10.0 + 2 / 16000)
+    chunk([0.6, 0.7, 0.8, 0.9, 1.0], first=9)  # frames 5..8 lost; longer than the window
+    np.testing.assert_allclose(window.latest()[:, 0], [0.7, 0.8, 0.9, 1.0])
+    assert window.gaps == 1 and window.chunks == 3
+    with pytest.raises(ValueError, match="44100 Hz"):
+        window.add(b"\x00" * 8, "F32LE", 44100, 2, 14, 0.0)
+    with pytest.raises(ValueError, match="whole frames"):
+        window.add(b"\x00" * 3, "S16LE", 16000, 2, 14, 0.0)
+    np.testing.assert_allclose(window.latest()[:, 0], [0.7, 0.8, 0.9, 1.0])  # nothing lost
