@@ -16,6 +16,7 @@ pools the patch features over time into ``pool_tokens`` tokens. No ROS import he
 """
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import cast
 
@@ -26,11 +27,16 @@ from torch import nn
 from torch.nn import functional
 from typing_extensions import override
 
+from pamiq_ros.core.buffers import DataBuffer
 from pamiq_ros.core.precision import autocast
+from pamiq_ros.core.trainers import TorchTrainer
 from pamiq_ros.models.jepa import JepaConfig, JepaPredictor, _gather_tokens, _transformer
 
 MODEL_NAME = "audio_jepa"
 """The name the audio JEPA's weights are trained, announced and acted with under."""
+
+AUDIO_KEY = "audio"
+"""Buffer key (and record tensor) of a window: float32 ``(window_samples, channels)``."""
 
 KERNELS = (10, 3, 3, 3, 3, 2, 2)
 STRIDES = (5, 2, 2, 2, 2, 2, 2)
@@ -308,5 +314,65 @@ def train_step(
     loss.backward()
     optimizer.step()
     model.update_target(momentum)
-    model.eval()
     return float(loss.detach())
+
+
+class AudioJepaTrainer(TorchTrainer[AudioJepaEncoder]):
+    """Trains an :class:`AudioJepaEncoder` on random batches of stored windows.
+
+    Each run takes ``steps_per_run`` AdamW steps, each followed by the EMA update of the target
+    encoder with a fixed ``momentum`` (as the image JEPA's trainer: perception never freezes).
+    Metric: ``"<name>/loss"``, the mean loss of the run's steps.
+    """
+
+    def __init__(
+        self,
+        buffer_name: str,
+        batch_size: int = 16,
+        steps_per_run: int = 1,
+        learning_rate: float = 5e-4,
+        momentum: float = 0.996,
+        min_buffer_size: int = 32,
+        min_new_samples: int = 8,
+        seed: int = 0,
+        model_name: str = MODEL_NAME,
+    ) -> None:
+        """Creates the trainer.
+
+        Raises:
+            ValueError: If a number is out of range.
+        """
+        super().__init__(
+            model_name, buffer_name, min_buffer_size, min_new_samples,
+            model_name=model_name, model_type=AudioJepaEncoder, seed=seed,
+        )  # fmt: skip
+        if batch_size < 1 or steps_per_run < 1 or not learning_rate > 0:
+            raise ValueError(
+                "batch_size and steps_per_run must be at least 1 and learning_rate positive, "
+                f"got {batch_size}, {steps_per_run}, {learning_rate}"
+            )
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1) (1 freezes perception), got {momentum}")
+        self.batch_size = batch_size
+        self.steps_per_run = steps_per_run
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+
+    @override
+    def train(
+        self, models: Mapping[str, nn.Module], buffers: Mapping[str, DataBuffer]
+    ) -> tuple[dict[str, float], tuple[str, ...]]:
+        model, optimizer = self._ready()
+        windows = buffers[self.buffer_name].get_data()[AUDIO_KEY]
+        device = model.target_encoder.pos_embed.device
+        losses = []
+        for _ in range(self.steps_per_run):
+            indices = torch.randint(len(windows), (self.batch_size,), generator=self._generator)
+            batch = windows_to_tensor(np.asarray(windows)[indices.numpy()], device)
+            losses.append(train_step(model, optimizer, batch, self._generator, self.momentum))
+        return {f"{self.name}/loss": float(np.mean(losses))}, (self.model_name,)
+
+    @override
+    def make_optimizer(self, model: AudioJepaEncoder) -> torch.optim.Optimizer:
+        trained = [p for p in model.parameters() if p.requires_grad]
+        return torch.optim.AdamW(trained, lr=self.learning_rate, weight_decay=0.04)
