@@ -122,7 +122,7 @@ NODE_GRAPH: dict[str, NodeGraph] = {
     "agent": NodeGraph(
         NodeInterfaces(
             publishes=("cmd_vel", "vrchat_input", "experience"),
-            subscribes=("camera/image_raw", "camera/image_raw/compressed"),
+            subscribes=("camera/image_raw", "camera/image_raw/compressed", "audio/chunk"),
         ),
         {"_weight_sync": NodeInterfaces(subscribes=("weights/announce",), calls=("weights/get",))},
     ),
