@@ -16,7 +16,7 @@ from test.io.test_audio import dominant_hz, ffmpeg_two_tone_wav
 
 pytestmark = pytest.mark.e2e
 
-DRIFT_SECONDS = 12.0
+DRIFT_SECONDS = 9.0
 
 
 def stamp_s(message: AudioChunk) -> float:
