@@ -14,6 +14,8 @@ NODE_EXECUTABLES: dict[str, str] = {
     "safety": "pamiq_ros.nodes.safety",
     "trainer": "pamiq_ros.nodes.trainer",
     "recorder": "pamiq_ros.nodes.recorder",
+    "audio_sensor": "pamiq_ros.nodes.audio_sensor",
+    "mouse_actuator": "pamiq_ros.nodes.mouse_actuator",
 }
 """Executable name -> module whose ``main(args)`` runs the node."""
 

@@ -104,7 +104,7 @@ NODE_GRAPH: dict[str, NodeGraph] = {
     "sim_world": NodeGraph(
         NodeInterfaces(
             publishes=("world/pose", "world/camera_info", "/tf", "/tf_static"),
-            subscribes=("cmd_vel", "cmd_vel_safe"),  # cmd_vel_safe behind the safety relay
+            subscribes=("cmd_vel", "cmd_vel_safe", "mouse"),  # cmd_vel_safe behind the relay
         )
     ),
     "gym_world": NodeGraph(
@@ -117,10 +117,12 @@ NODE_GRAPH: dict[str, NodeGraph] = {
         NodeInterfaces(publishes=("camera/image_raw", "camera/camera_info"))
     ),
     "osc_actuator": NodeGraph(NodeInterfaces(subscribes=("cmd_vel", "vrchat_input"))),
+    "audio_sensor": NodeGraph(NodeInterfaces(publishes=("audio/chunk",))),
+    "mouse_actuator": NodeGraph(NodeInterfaces(subscribes=("mouse",))),
     "agent": NodeGraph(
         NodeInterfaces(
             publishes=("cmd_vel", "vrchat_input", "experience"),
-            subscribes=("camera/image_raw", "camera/image_raw/compressed"),
+            subscribes=("camera/image_raw", "camera/image_raw/compressed", "audio/chunk"),
         ),
         {"_weight_sync": NodeInterfaces(subscribes=("weights/announce",), calls=("weights/get",))},
     ),

@@ -219,3 +219,98 @@ def _signed(option: int, positive: int, negative: int) -> float:
     if option == negative:
         return -1.0
     return 0.0
+
+
+# --- VRChat's 9 heads: movement over OSC, looking and clicking with the mouse ------------------
+
+
+class Look(IntEnum):
+    """Options of ``look_x`` (none, right, left) and ``look_y`` (none, down, up).
+
+    Pointer motion in screen axes (x right, y down).
+    """
+
+    NONE = 0
+    POSITIVE = 1
+    NEGATIVE = 2
+
+
+VRCHAT_ACTION_DIMENSIONS: Final[tuple[ActionDimension, ...]] = (
+    ActionDimension("move", tuple(option.name.lower() for option in Move)),
+    ActionDimension("strafe", tuple(option.name.lower() for option in Strafe)),
+    ActionDimension("jump", tuple(option.name.lower() for option in Toggle)),
+    ActionDimension("run", tuple(option.name.lower() for option in Toggle)),
+    ActionDimension("look_x", ("none", "right", "left")),
+    ActionDimension("look_y", ("none", "down", "up")),
+    ActionDimension("left_button", tuple(option.name.lower() for option in Toggle)),
+    ActionDimension("right_button", tuple(option.name.lower() for option in Toggle)),
+    ActionDimension("middle_button", tuple(option.name.lower() for option in Toggle)),
+)
+"""pamiq-vrchat's action space: 4 OSC heads (move, strafe, jump, run) and 5 mouse heads (x and
+y velocity, left, right and middle buttons). Turning is the mouse's x here, as in VRChat's
+desktop mode, so the motion space's ``turn`` head is absent."""
+
+VRCHAT_ACTION_SIZES: Final[tuple[int, ...]] = tuple(d.size for d in VRCHAT_ACTION_DIMENSIONS)
+"""``(3, 3, 2, 2, 3, 3, 2, 2, 2)``."""
+
+ACTION_SPACES: Final[dict[str, tuple[ActionDimension, ...]]] = {
+    "motion": ACTION_DIMENSIONS,
+    "vrchat": VRCHAT_ACTION_DIMENSIONS,
+}
+"""By name: ``motion`` (5 heads: walks and turns; robots and light configurations) and
+``vrchat`` (9 heads, with the mouse)."""
+
+
+@dataclass(frozen=True)
+class MouseAction:
+    """A mouse command: pointer velocity (px/s; x right, y down) and held buttons."""
+
+    velocity_x: float = 0.0
+    velocity_y: float = 0.0
+    left: bool = False
+    right: bool = False
+    middle: bool = False
+
+
+@dataclass(frozen=True)
+class VRChatActionMapper:
+    """Turns a 9-head choice into the OSC part (an :class:`Action`) and a :class:`MouseAction`.
+
+    Attributes:
+        motion: Speeds of the OSC part.
+        mouse_speed: Pointer speed (px/s) of a look option (pamiq-vrchat uses 100).
+    """
+
+    motion: ActionMapper = ActionMapper()
+    mouse_speed: float = 300.0
+
+    def __post_init__(self) -> None:
+        if not self.mouse_speed > 0:
+            raise ValueError(f"mouse_speed must be positive, got {self.mouse_speed}")
+
+    def to_actions(self, indices: Sequence[int]) -> tuple[Action, MouseAction]:
+        """The body's action and the mouse's, in ``VRCHAT_ACTION_DIMENSIONS`` order.
+
+        Raises:
+            ValueError: If the number of indices is wrong or one is out of range.
+        """
+        if len(indices) != len(VRCHAT_ACTION_DIMENSIONS):
+            raise ValueError(
+                f"a VRChat action needs {len(VRCHAT_ACTION_DIMENSIONS)} indices "
+                f"({', '.join(d.name for d in VRCHAT_ACTION_DIMENSIONS)}), got {len(indices)}"
+            )
+        for index, dimension in zip(indices, VRCHAT_ACTION_DIMENSIONS, strict=True):
+            if not 0 <= int(index) < dimension.size:
+                raise ValueError(
+                    f"action {dimension.name}={index} is out of range 0..{dimension.size - 1}"
+                )
+        move, strafe, jump, run, look_x, look_y, left, right, middle = (int(i) for i in indices)
+        body = self.motion.to_action(ActionChoice(move, strafe, Turn.NONE, jump, run))
+        mouse = MouseAction(
+            velocity_x=_signed(look_x, Look.POSITIVE, Look.NEGATIVE) * self.mouse_speed,
+            velocity_y=_signed(look_y, Look.POSITIVE, Look.NEGATIVE) * self.mouse_speed,
+            left=left == Toggle.YES,
+            right=right == Toggle.YES,
+            middle=middle == Toggle.YES,
+        )
+        return body, mouse

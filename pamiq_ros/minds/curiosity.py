@@ -27,7 +27,7 @@ are versioned and synced on their own. Sizes come from one preset name shared by
 
 import math
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, TypeVar
@@ -47,7 +47,7 @@ from pamiq_ros.core.precision import autocast
 from pamiq_ros.core.swappable import SwappableModel
 from pamiq_ros.core.trainers import Trainer
 from pamiq_ros.minds.base import ActingMind, ActingStep
-from pamiq_ros.models import forward_dynamics, jepa, ppo, temporal
+from pamiq_ros.models import audio_jepa, forward_dynamics, jepa, ppo, temporal
 from pamiq_ros.models.curiosity import RollingImagination
 
 PRESET_NAMES = ("tiny", "small", "base")
@@ -58,6 +58,14 @@ JEPA, TEMPORAL, FORWARD_DYNAMICS, POLICY = (
     jepa.MODEL_NAME, temporal.MODEL_NAME, forward_dynamics.MODEL_NAME, ppo.MODEL_NAME,
 )  # fmt: skip
 MODEL_NAMES = (JEPA, TEMPORAL, FORWARD_DYNAMICS, POLICY)
+AUDIO_JEPA = audio_jepa.MODEL_NAME
+"""The fifth model, with ``modalities`` "image+audio"."""
+AUDIO_BUFFER = "audio_windows"
+AUDIO_BUFFER_SIZE = 256
+"""Windows the trainer keeps for the audio JEPA (1 s of 16 kHz stereo is 128 KB each)."""
+Hearing = Callable[[], npt.NDArray[np.float32]]
+"""Returns the newest audio window, ``(window_samples, channels)`` float32 (an ``AudioWindow``'s
+``latest``)."""
 
 FRAMES_BUFFER, TEMPORAL_BUFFER, FORWARD_DYNAMICS_BUFFER, POLICY_BUFFER = (
     "frames", "temporal", "forward_dynamics", "policy_steps",
@@ -87,6 +95,10 @@ class CuriosityDimensions:
         temporal: The temporal encoder's sizes.
         forward_dynamics: The forward model's sizes (its ``horizon`` is the reward's K).
         policy: The policy's sizes (``state_dim`` = the temporal encoder's ``hidden_dim``).
+        modalities: ``image`` (default, light) or ``image+audio``: the audio JEPA's pooled
+            tokens are fused after the image's (:func:`temporal.fuse_observations`), and the
+            temporal encoder and forward model are sized for the fused observation.
+        audio: The audio encoder's sizes (the same-named preset).
     """
 
     preset: str
@@ -94,9 +106,23 @@ class CuriosityDimensions:
     temporal: temporal.TemporalConfig
     forward_dynamics: forward_dynamics.ForwardDynamicsConfig
     policy: ppo.PolicyValueConfig
+    modalities: str = "image"
+    audio: audio_jepa.AudioJepaConfig = field(default_factory=audio_jepa.AudioJepaConfig)
+
+    def __post_init__(self) -> None:
+        temporal.modality_dims(self.modalities, 1, 1)  # refuses an unknown modalities value
+
+    @property
+    def hears(self) -> bool:
+        """Whether the observation includes the audio tokens."""
+        return self.modalities != "image"
+
+    def model_names(self) -> tuple[str, ...]:
+        """The models of these dimensions: the four, and the audio JEPA when it hears."""
+        return (*MODEL_NAMES, AUDIO_JEPA) if self.hears else MODEL_NAMES
 
     @classmethod
-    def of(cls, preset: str) -> "CuriosityDimensions":
+    def of(cls, preset: str, modalities: str = "image") -> "CuriosityDimensions":
         """The dimensions of a preset.
 
         Raises:
@@ -111,12 +137,16 @@ class CuriosityDimensions:
             temporal=world,
             forward_dynamics=forward_dynamics.PRESETS[preset],
             policy=replace(ppo.PRESETS[preset], state_dim=world.hidden_dim),
+            modalities=modalities,
+            audio=audio_jepa.PRESETS[preset],
         )
 
     @property
     def obs_dim(self) -> int:
-        """Size of one encoded observation (pooled tokens x token width)."""
-        return self.jepa.pool_size**2 * self.jepa.dim
+        """Size of one encoded observation (pooled tokens x token width, fused over modalities)."""
+        image = self.jepa.pool_size**2 * self.jepa.dim
+        audio = self.audio.pool_tokens * self.audio.dim
+        return sum(temporal.modality_dims(self.modalities, image, audio))
 
     @property
     def horizon(self) -> int:
@@ -134,7 +164,13 @@ class CuriosityDimensions:
             "value": (),
             "reward": (),
             "done": (),
+            **({audio_jepa.AUDIO_KEY: self.audio_window_shape} if self.hears else {}),
         }
+
+    @property
+    def audio_window_shape(self) -> tuple[int, int]:
+        """``(window_samples, channels)`` of the audio window the mind hears."""
+        return (self.audio.window_samples, self.audio.channels)
 
     def build(self, name: str, seed: int = 0, device: torch.device | str = "cpu") -> nn.Module:
         """Model ``name`` with the initial weights of ``seed`` (the trainer's version 0).
@@ -147,6 +183,8 @@ class CuriosityDimensions:
         """
         if name == JEPA:
             return jepa.build_jepa(self.jepa, seed, device)
+        if name == AUDIO_JEPA and self.hears:
+            return audio_jepa.build_audio_jepa(self.audio, seed + 4).to(device)
         offsets = {TEMPORAL: 1, FORWARD_DYNAMICS: 2, POLICY: 3}
         if name not in offsets:
             raise KeyError(f"no curiosity model {name!r}; models are {list(MODEL_NAMES)}")
@@ -233,6 +271,8 @@ class CuriosityMind(ActingMind):
         policy: str = "ppo",
         device: torch.device | str = "cpu",
         dtype: torch.dtype | None = None,
+        modalities: str = "image",
+        hearing: Hearing | None = None,
     ) -> None:
         """Builds the acting copies of the four models (version 0 of ``seed``).
 
@@ -242,19 +282,25 @@ class CuriosityMind(ActingMind):
             policy: "ppo" (act with the trained policy) or "random" (see :data:`POLICIES`).
             device: Where the models run.
             dtype: Compute dtype (bfloat16 runs under autocast); None: float32.
+            modalities: "image", or "image+audio" (then the audio JEPA is a fifth model).
+            hearing: With "image+audio": returns the newest audio window at each step.
 
         Raises:
-            ValueError: If the preset or policy is unknown.
+            ValueError: If the preset, policy or modalities is unknown, or it hears without
+                ``hearing``.
         """
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {list(POLICIES)}, got {policy!r}")
-        self.dimensions = dims = CuriosityDimensions.of(preset)
+        self.dimensions = dims = CuriosityDimensions.of(preset, modalities)
+        if dims.hears and hearing is None:
+            raise ValueError(f"modalities {modalities!r} needs a hearing function")
+        self._hearing = hearing
         self._device = torch.device(device)
         self._dtype = dtype
         super().__init__(
             {
                 name: SwappableModel(name, partial(dims.build, name, seed, self._device))
-                for name in MODEL_NAMES
+                for name in dims.model_names()
             },
             POLICY,
         )
@@ -284,6 +330,11 @@ class CuriosityMind(ActingMind):
         policy = self._current(POLICY, ppo.PolicyValueNet)
         with torch.inference_mode(), autocast(self._device, self._dtype):
             obs = encoder.encode(observation[None], self._dtype).flatten(1).float()
+            window = self._hearing() if self._hearing is not None else None
+            if window is not None:
+                hearing = self._current(AUDIO_JEPA, audio_jepa.AudioJepaEncoder)
+                heard = hearing.encode(window, self._dtype)
+                obs = temporal.fuse_observations([obs, heard])
             reward = self._imagination.observe(obs[0])
             records = self._complete(0.0 if reward is None else reward, done=False)
             temporal_before = self._temporal_hidden
@@ -313,6 +364,7 @@ class CuriosityMind(ActingMind):
                 "policy_hidden": _array(policy_before[:, 0]),
                 "log_prob": _array(log_prob[0]),
                 "value": np.array(value_now, dtype=np.float32),
+                **({audio_jepa.AUDIO_KEY: window} if window is not None else {}),
             },
         )
         return ActingStep(ActionChoice.from_indices(indices.tolist()), records)
@@ -474,6 +526,7 @@ def build_curiosity_learner(
     device: torch.device | str = "cpu",
     dtype: torch.dtype | None = None,
     training: CuriosityTraining | None = None,
+    modalities: str = "image",
 ) -> Learner:
     """The trainer's learner: the four models, a buffer and a trainer each, and the route.
 
@@ -483,7 +536,7 @@ def build_curiosity_learner(
     Raises:
         ValueError: If the preset is unknown or a training number is out of range.
     """
-    dims = CuriosityDimensions.of(preset)
+    dims = CuriosityDimensions.of(preset, modalities)
     options = training or CuriosityTraining()
     forward_needs = options.held_out_steps + max(options.min_buffer_size, 2 * dims.horizon + 1)
     if forward_needs > options.buffer_size:
@@ -492,7 +545,7 @@ def build_curiosity_learner(
             f"plus the steps it trains on ({forward_needs - options.held_out_steps}) exceed "
             f"buffer_size ({options.buffer_size})"
         )
-    models = {name: dims.build(name, seed, device).train() for name in MODEL_NAMES}
+    models = {name: dims.build(name, seed, device).train() for name in dims.model_names()}
     buffers = {
         FRAMES_BUFFER: RandomReplacementBuffer(
             [jepa.FRAME_KEY],
@@ -538,6 +591,18 @@ def build_curiosity_learner(
             min_new_samples=options.ppo_min_new_samples, seed=seed + 3, autocast_dtype=dtype,
         ),
     ]  # fmt: skip
+    if dims.hears:  # its buffer is small: a window is 128 KB
+        buffers[AUDIO_BUFFER] = RandomReplacementBuffer(
+            [audio_jepa.AUDIO_KEY], AUDIO_BUFFER_SIZE, seed=seed + 4
+        )
+        trainers.append(
+            audio_jepa.AudioJepaTrainer(  # a window costs about 4 frames' compute: 1/4 batch
+                AUDIO_BUFFER, batch_size=max(2, options.batch_size // 4),
+                min_buffer_size=options.min_buffer_size, steps_per_run=options.steps_per_run,
+                learning_rate=options.jepa_learning_rate, momentum=options.jepa_ema_momentum,
+                min_new_samples=options.min_new_samples, seed=seed + 4,
+            )
+        )  # fmt: skip
     shapes = dims.record_shapes()
     image_size = dims.jepa.image_size
     reward_key = "reward" if options.normalize_rewards else RAW_REWARD
@@ -547,7 +612,13 @@ def build_curiosity_learner(
         scalars = {key: tensors[key].reshape(()) for key in ("log_prob", "value")}
         # A done step's reward is 0 either way (no reward crosses a gap).
         reward = tensors.get(reward_key, tensors["reward"]).reshape(())
+        heard = (
+            {AUDIO_BUFFER: {audio_jepa.AUDIO_KEY: tensors[audio_jepa.AUDIO_KEY]}}
+            if dims.hears
+            else {}
+        )
         return {
+            **heard,
             FRAMES_BUFFER: {jepa.FRAME_KEY: jepa.square_frame(record.observation, image_size)},
             TEMPORAL_BUFFER: {
                 temporal.OBS_KEY: tensors["obs"],

@@ -1,9 +1,11 @@
 """The temporal encoder: a GRU over encoded frames whose state is the agent's world state.
 
 Each step's observation is the image encoder's tokens ``(n_tokens, token_dim)`` flattened to
-``obs_dim = n_tokens * token_dim``. The encoder folds the observations into a hidden state
-``h`` (the *world state* the policy and the forward dynamics read) and is trained to predict
-the next step's observation from it, so ``h`` has to carry what the past says about the future.
+``obs_dim = n_tokens * token_dim``; with ``modalities`` "image+audio" the audio encoder's tokens
+follow them (:func:`fuse_observations`), and ``obs_dim`` is the sum. The encoder folds the
+observations into a hidden state ``h`` (the *world state* the policy and the forward dynamics
+read) and is trained to predict the next step's observation from it, so ``h`` has to carry
+what the past says about the future.
 
 Acting uses :meth:`TemporalEncoder.step` once per step. Training (:class:`TemporalTrainer`)
 replays stored sequences, and starts each one from the hidden state the agent actually held
@@ -23,7 +25,8 @@ Samples must be added once per step, in order; the buffer's neighbours are then 
 steps. (Episode boundaries are not marked: the world is one long stream.) No ROS import here.
 """
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +82,47 @@ PRESETS: dict[str, TemporalConfig] = {
 - ``"small"``: 2.0 M at obs_dim 1024 (4 tokens x 256).
 - ``"base"`` (GPU): 11.5 M at obs_dim 2048 (4 tokens x 512).
 """
+
+
+MODALITIES = ("image", "image+audio")
+"""What the world state is built from: the image tokens alone (the default, light), or the image
+and the audio tokens fused by :func:`fuse_observations`."""
+
+
+def modality_dims(modalities: str, image_dim: int, audio_dim: int) -> tuple[int, ...]:
+    """Sizes of the flattened parts of an observation of ``modalities``, in fusion order.
+
+    Raises:
+        ValueError: If ``modalities`` is not one of :data:`MODALITIES`.
+    """
+    if modalities not in MODALITIES:
+        raise ValueError(f"modalities must be one of {list(MODALITIES)}, got {modalities!r}")
+    return (image_dim,) if modalities == "image" else (image_dim, audio_dim)
+
+
+def fuse_observations(parts: Sequence[torch.Tensor]) -> torch.Tensor:
+    """One flat observation from each modality's tokens: ``(N, T_m, D_m)`` or ``(N, T_m * D_m)``.
+
+    The first part (the image) is kept as it is, so an image-only observation is exactly what it
+    was before fusion existed. Every further part is scaled by ``sqrt(size_0 / size_m)``: the
+    encoders end in a layer norm, so their features have similar per-element scales, and the
+    scale then gives each modality about the same share of a squared distance over the whole
+    observation. That is what keeps the curiosity reward (the forward model's squared error
+    over the observation) meaning "surprise about the world" rather than "surprise about
+    whichever modality has more numbers".
+
+    Raises:
+        ValueError: If there are no parts or their batch sizes differ.
+    """
+    if not parts:
+        raise ValueError("fuse_observations needs at least one part")
+    flat = [part.flatten(1) for part in parts]
+    batch = flat[0].shape[0]
+    if any(part.shape[0] != batch for part in flat):
+        raise ValueError(f"parts have different batch sizes: {[p.shape[0] for p in flat]}")
+    reference = flat[0].shape[1]
+    scaled = [flat[0]] + [part * math.sqrt(reference / part.shape[1]) for part in flat[1:]]
+    return torch.cat(scaled, dim=1)
 
 
 def parameter_count(obs_dim: int, config: TemporalConfig) -> int:

@@ -67,11 +67,19 @@ from pamiq_ros.io.image_codec import (
 from pamiq_ros.minds import MIND_NAMES
 from pamiq_ros.minds.autoencoder import AutoencoderMind
 from pamiq_ros.minds.base import ActingMind
-from pamiq_ros.minds.curiosity import POLICIES, PRESET_NAMES, CuriosityMind
+from pamiq_ros.minds.curiosity import (
+    POLICIES,
+    PRESET_NAMES,
+    CuriosityDimensions,
+    CuriosityMind,
+    Hearing,
+)
+from pamiq_ros.models.temporal import MODALITIES
 from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import OK, WARN, DiagnosticsReporter
 from pamiq_ros.nodes._experience import EXPERIENCE_QOS, EXPERIENCE_TOPIC
 from pamiq_ros.nodes._experience_link import ExperienceSender
+from pamiq_ros.nodes._hearing import Ears
 from pamiq_ros.nodes._problem_log import ProblemLog
 from pamiq_ros.nodes._runtime import (
     declare_settings,
@@ -150,6 +158,10 @@ class AgentSettings:
         "tiny", "curiosity mind only: model sizes, tiny (2-core CPU), small or base (GPU); "
         "must match the trainer's."
     )  # fmt: skip
+    modalities: str = setting(
+        "image", "curiosity mind only: image, or image+audio (hears audio/chunk, 16 kHz stereo); "
+        "must match the trainer's."
+    )  # fmt: skip
     device: str = setting("cpu", "Torch device of the acting models: cpu or cuda[:N].")
     precision: str = setting("float32", "Compute precision: float32 or bfloat16 (autocast).")
     seed: int = setting(0, "Seed of the initial weights and of the action draws.")
@@ -194,7 +206,7 @@ class AgentSettings:
                 f"{self.spin_before_step_ms}"
             )
         require_one_of(
-            self, mind=MIND_NAMES, policy=POLICIES, preset=PRESET_NAMES,
+            self, mind=MIND_NAMES, policy=POLICIES, preset=PRESET_NAMES, modalities=MODALITIES,
             precision=tuple(PRECISIONS), sync_transport=("auto", "shm", "bytes"),
             image_message=("raw", "compressed"), resize_mode=RESIZE_MODES,
         )  # fmt: skip
@@ -229,7 +241,9 @@ class AgentNode(Node, Controllable):
         # The step thread wakes on time, then waits for the GIL; the default 5 ms switch interval
         # lets a busy thread (frame decoding, weight loading, sending) hold it that long.
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-        self._mind = build_mind(settings)
+        hears = settings.mind == "curiosity" and settings.modalities != "image"
+        ears = Ears(self, CuriosityDimensions.of(settings.preset).audio) if hears else None
+        self._mind = build_mind(settings, ears.latest if ears is not None else None)
         self._mapper = ActionMapper(settings.linear_speed, settings.angular_speed)
         self._problems = ProblemLog(self.get_logger(), ERROR_LOG_PERIOD_S)
         self._lock = threading.Lock()
@@ -668,7 +682,7 @@ _STOP = Action(Motion(0.0, 0.0, 0.0), VRChatButtons(jump=False, run=False))
 """The command of a step without observation, of a pause and of a shutdown."""
 
 
-def build_mind(settings: AgentSettings) -> ActingMind:
+def build_mind(settings: AgentSettings, hearing: Hearing | None = None) -> ActingMind:
     """The mind the settings name, on their device and precision.
 
     Raises:
@@ -677,7 +691,9 @@ def build_mind(settings: AgentSettings) -> ActingMind:
     device, dtype = resolve_device(settings.device, settings.precision)
     if settings.mind == "autoencoder":
         return AutoencoderMind(settings.seed)
-    return CuriosityMind(settings.preset, settings.seed, settings.policy, device, dtype)
+    return CuriosityMind(
+        settings.preset, settings.seed, settings.policy, device, dtype, settings.modalities, hearing
+    )
 
 
 def describe_mind(settings: AgentSettings) -> str:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from geometry_msgs.msg import PoseStamped, TransformStamped, Twist
+from pamiq_ros_interfaces.msg import MouseInput
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -43,10 +44,13 @@ from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import OK, WARN, DiagnosticsReporter
 from pamiq_ros.nodes._runtime import declare_settings, run_node
 from pamiq_ros.sim.answer_latency import AnswerLatency
+from pamiq_ros.sim.audio_server import AudioStreamServer
 from pamiq_ros.sim.experiences import EXPERIENCES, experience_layout
+from pamiq_ros.sim.mouse_look import MouseLook
 from pamiq_ros.sim.osc_input import InputState
 from pamiq_ros.sim.osc_server import OscInputServer, OscRejection, RejectionLogThrottle
 from pamiq_ros.sim.renderer import Renderer
+from pamiq_ros.sim.sound import SoundSnapshot, world_emitters
 from pamiq_ros.sim.video_server import MjpegStreamServer
 from pamiq_ros.sim.world import EYE_HEIGHT, MotionCommand, Pose, World
 
@@ -105,6 +109,22 @@ class SimWorldSettings:
     report_period: float = setting(
         5.0, "Seconds between progress lines in the log and /diagnostics updates."
     )
+    audio_enabled: bool = setting(
+        False, "Serve the world's positional stereo sound as a live WAV stream over HTTP."
+    )
+    audio_host: str = setting("127.0.0.1", "Address the audio stream server binds to.")
+    audio_port: int = setting(8081, "TCP port of the audio stream (/audio.wav); 0 picks one.")
+    audio_sample_rate: int = setting(44100, "Sample rate of the audio stream (Hz).")
+    mouse_enabled: bool = setting(
+        False, "Mouse look from pamiq_ros_interfaces/MouseInput on the mouse topic: x turns, y "
+        "tilts the view (rendered taller and cropped), a left click uses the thing in front."
+    )  # fmt: skip
+    mouse_timeout: float = setting(
+        0.5, "Seconds after the last mouse message when it is stale (no motion, buttons up)."
+    )
+    mouse_radians_per_pixel: float = setting(
+        0.002, "Mouse sensitivity: view rotation (rad) per pixel of pointer motion."
+    )
     stamp_frames: bool = setting(
         False,
         "Latency benchmark: write each frame's send time into a strip at its top and time the "
@@ -114,9 +134,9 @@ class SimWorldSettings:
     def __post_init__(self) -> None:
         require_positive(
             self, "cmd_vel_timeout", "fps", "walk_speed", "turn_speed", "pose_rate_hz",
-            "report_period",
+            "report_period", "mouse_timeout", "mouse_radians_per_pixel", "audio_sample_rate",
         )  # fmt: skip
-        require_in_range(self, 0, 65535, "osc_port", "video_port")
+        require_in_range(self, 0, 65535, "osc_port", "video_port", "audio_port")
         require_in_range(self, 8, _MAX_FRAME_SIDE, "frame_width", "frame_height")
         require_in_range(self, 1, 100, "jpeg_quality")
         require_one_of(self, experience=EXPERIENCES)
@@ -144,7 +164,20 @@ class SimWorldNode(Node, Controllable):
         settings = self.settings
         layout = experience_layout(settings.experience, settings.seed)
         self._world = World(settings.seed, settings.walk_speed, settings.turn_speed, layout)
-        self._renderer = Renderer(self._world.layout, settings.frame_width, settings.frame_height)
+        self._mouse_look = (
+            MouseLook(
+                settings.frame_height,
+                (settings.frame_width / 2.0) / math.tan(math.radians(RENDER_FOV_DEG) / 2.0),
+                settings.frame_height // 2,
+                settings.mouse_radians_per_pixel,
+            )
+            if settings.mouse_enabled
+            else None
+        )
+        self._mouse: tuple[MouseInput, float] | None = None
+        self._sound = SoundSnapshot(self._world.pose, world_emitters(self._world))
+        self._audio: AudioStreamServer | None = None
+        self._renderer = Renderer(self._world.layout, settings.frame_width, self._render_height())
         self._experience = settings.experience
         self._next_renderer: Renderer | None = None
         self._input = InputState()
@@ -176,6 +209,8 @@ class SimWorldNode(Node, Controllable):
         )
         if settings.cmd_vel_enabled:
             self.create_subscription(Twist, settings.cmd_vel_topic, self._on_cmd_vel, 10)
+        if settings.mouse_enabled:
+            self.create_subscription(MouseInput, "mouse", self._on_mouse, 10)
         self._diagnostics = DiagnosticsReporter(self)
         self._report_time = time.monotonic()
         self._report_frames = 0
@@ -211,6 +246,9 @@ class SimWorldNode(Node, Controllable):
             "frames": frames,
             "osc_accepted": self._osc.accepted if self._osc is not None else 0,
             "osc_rejected": self._osc.rejected if self._osc is not None else 0,
+            "pitch": self._mouse_look.pitch if self._mouse_look is not None else 0.0,
+            "uses": self._mouse_look.uses if self._mouse_look is not None else 0,
+            "audio_clients": self._audio.clients if self._audio is not None else 0,
         }
 
     def close(self) -> None:
@@ -258,12 +296,27 @@ class SimWorldNode(Node, Controllable):
                     f"cannot serve video on http://{settings.video_host}:{settings.video_port} "
                     f"(video_host/video_port): {error}"
                 ) from error
+            if settings.audio_enabled:
+                try:
+                    self._audio = AudioStreamServer(
+                        self._sound_now,
+                        settings.audio_sample_rate,
+                        settings.audio_host,
+                        settings.audio_port,
+                    )
+                except OSError as error:
+                    raise SettingsError(
+                        f"cannot serve audio on http://{settings.audio_host}:"
+                        f"{settings.audio_port} (audio_host/audio_port): {error}"
+                    ) from error
         except SettingsError:
             self._close_servers()
             raise
         if self._osc is not None:
             self._osc.start()
         self._video.start()
+        if self._audio is not None:
+            self._audio.start()
 
     def _osc_taps(self) -> dict[str, Callable[[Sequence[object]], None]]:
         answers = self._answers
@@ -276,10 +329,43 @@ class SimWorldNode(Node, Controllable):
             self._osc.close()
         if self._video is not None:
             self._video.close()
+        if self._audio is not None:
+            self._audio.close()
+
+    def _render_height(self) -> int:
+        """Rows rendered: the frame, plus mouse look's margins for pitch."""
+        look = self._mouse_look
+        return look.render_height if look is not None else self.settings.frame_height
+
+    def _sound_now(self) -> SoundSnapshot:
+        """What the avatar hears now (called by the audio stream's threads)."""
+        with self._lock:
+            return self._sound
+
+    def _mouse_now(self) -> MouseInput:
+        """The newest mouse message, or a released mouse once it is stale."""
+        with self._lock:
+            timed = self._mouse
+        if timed is None or time.monotonic() - timed[1] > self.settings.mouse_timeout:
+            return MouseInput()
+        return timed[0]
+
+    def _on_mouse(self, message: MouseInput) -> None:
+        if not (math.isfinite(message.velocity_x) and math.isfinite(message.velocity_y)):
+            self.get_logger().warning(
+                "ignored a mouse message with non-finite velocity", throttle_duration_sec=2.0
+            )
+            return
+        with self._lock:
+            self._mouse = (message, time.monotonic())
 
     def _log_startup(self) -> None:
         settings = self.settings
         logger = self.get_logger()
+        if self._audio is not None:
+            logger.info(f"audio stream at {self._audio.url} ({settings.audio_sample_rate} Hz)")
+        if self._mouse_look is not None:
+            logger.info(f"mouse look from {self.resolve_topic_name('mouse')}")
         if self._osc is not None:
             logger.info(f"OSC input on {self._osc.url}")
         else:
@@ -329,9 +415,25 @@ class SimWorldNode(Node, Controllable):
         if renderer is not None:  # same walls and pillars: only the look changes
             self._world.layout = renderer.layout
             self._renderer = renderer
+        look = self._mouse_look
+        mouse = self._mouse_now() if look is not None else None
         if not self._paused.is_set():
-            self._world.step(dt, self._command())
+            command = self._command()
+            if look is not None and mouse is not None:
+                yaw_rate = command.yaw_rate + look.yaw_rate(mouse.velocity_x)
+                command = MotionCommand(command.forward, command.left, yaw_rate, command.jump)
+            self._world.step(dt, command)
+            if look is not None and mouse is not None:
+                look.step(dt, mouse.velocity_y, mouse.left, self._world)
         frame = self._renderer.render(self._world)
+        if look is not None:
+            frame = look.crop(frame)
+        if self._audio is not None:
+            emitters = world_emitters(self._world)
+            use = look.use_emitter(time.monotonic(), self._world.time) if look else None
+            sound = SoundSnapshot(self._world.pose, emitters + ((use,) if use else ()))
+            with self._lock:
+                self._sound = sound
         if self._answers is not None:
             sent = time.time()  # just before JPEG encoding: the frame leaves the world
             self._answers.frame_sent(write_stamp(frame, sent), sent)
@@ -389,7 +491,7 @@ class SimWorldNode(Node, Controllable):
                     f"got {parameter.value!r}",
                 )
             layout = experience_layout(str(parameter.value), self.settings.seed)
-            renderer = Renderer(layout, self.settings.frame_width, self.settings.frame_height)
+            renderer = Renderer(layout, self.settings.frame_width, self._render_height())
             with self._lock:
                 self._next_renderer = renderer
                 self._experience = str(parameter.value)

@@ -55,6 +55,7 @@ from pamiq_ros.minds.curiosity import (
 from pamiq_ros.models.autoencoder import build_autoencoder_learner
 from pamiq_ros.models.jepa import check_ema_momentum
 from pamiq_ros.models.ppo import ADVANTAGES, PPOConfig
+from pamiq_ros.models.temporal import MODALITIES
 from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import OK, WARN, DiagnosticsReporter
 from pamiq_ros.nodes._experience import EXPERIENCE_QOS, EXPERIENCE_TOPIC
@@ -106,6 +107,10 @@ class TrainerSettings:
     preset: str = setting(
         "tiny", "curiosity mind: model sizes, tiny (2-core CPU), small or base (GPU)."
     )
+    modalities: str = setting(
+        "image", "curiosity mind: image, or image+audio (also trains the audio JEPA on the "
+        "windows the agent heard); must match the agent's."
+    )  # fmt: skip
     device: str = setting("cpu", "Torch device to train on: cpu or cuda[:N].")
     precision: str = setting("float32", "Compute precision: float32 or bfloat16 (autocast).")
     image_width: int = setting(160, "Width (pixels) of the observations experience must carry.")
@@ -200,6 +205,7 @@ class TrainerSettings:
         )  # fmt: skip
         require_one_of(
             self, mind=MIND_NAMES, preset=PRESET_NAMES, precision=tuple(PRECISIONS),
+            modalities=MODALITIES,
             ppo_advantage=ADVANTAGES,
         )  # fmt: skip
         self.ppo_config()  # PPOConfig checks its own ranges
@@ -643,7 +649,9 @@ def build_learner(settings: TrainerSettings) -> Learner:
         ppo_config=settings.ppo_config(),
         ppo_min_new_samples=settings.ppo_min_new_samples,
     )
-    return build_curiosity_learner(settings.preset, settings.seed, device, dtype, training)
+    return build_curiosity_learner(
+        settings.preset, settings.seed, device, dtype, training, settings.modalities
+    )
 
 
 def main(args: Sequence[str] | None = None) -> None:

@@ -3,14 +3,18 @@ import pytest
 from pamiq_ros.core.actions import (
     ACTION_DIMENSIONS,
     ACTION_SIZES,
+    ACTION_SPACES,
     RUN_SPEED_FACTOR,
+    VRCHAT_ACTION_SIZES,
     ActionChoice,
     ActionMapper,
     Motion,
+    MouseAction,
     Move,
     Strafe,
     Toggle,
     Turn,
+    VRChatActionMapper,
     VRChatButtons,
 )
 
@@ -82,3 +86,18 @@ def test_speeds_must_be_positive():
         ActionMapper(linear_speed=0.0)
     with pytest.raises(ValueError, match="angular_speed"):
         ActionMapper(angular_speed=-1.0)
+
+
+def test_the_vrchat_space_has_pamiq_vrchats_nine_heads_and_maps_to_body_and_mouse():
+    assert VRCHAT_ACTION_SIZES == (3, 3, 2, 2, 3, 3, 2, 2, 2)
+    assert len(ACTION_SPACES["vrchat"]) == 9 and len(ACTION_SPACES["motion"]) == 5
+    mapper = VRChatActionMapper(mouse_speed=100.0)
+    body, mouse = mapper.to_actions([1, 0, 0, 1, 1, 2, 1, 0, 1])
+    assert body.motion.forward_mps == 4.0 and body.motion.ccw_radps == 0.0 and body.buttons.run
+    assert mouse == MouseAction(velocity_x=100.0, velocity_y=-100.0, left=True, middle=True)
+    idle_body, idle_mouse = mapper.to_actions([0] * 9)
+    assert idle_mouse == MouseAction() and idle_body.motion.forward_mps == 0.0
+    with pytest.raises(ValueError, match="9 indices"):
+        mapper.to_actions([0] * 5)
+    with pytest.raises(ValueError, match="look_y=3"):
+        mapper.to_actions([0, 0, 0, 0, 0, 3, 0, 0, 0])
