@@ -77,7 +77,7 @@ class NodeInterfaces:
 
 
 EVERY_NODE = NodeInterfaces(
-    publishes=("/rosout", "/parameter_events", "/diagnostics"),
+    publishes=("/rosout", "/parameter_events", "/diagnostics", "heartbeat"),
     serves=(*PARAMETER_SERVICES, "~/get_type_description", *CONTROL_SERVICES),
 )
 """What rclpy and the project's helpers (diagnostics, control services) add to every node."""
@@ -120,7 +120,7 @@ NODE_GRAPH: dict[str, NodeGraph] = {
     "agent": NodeGraph(
         NodeInterfaces(
             publishes=("cmd_vel", "vrchat_input", "experience"),
-            subscribes=("camera/image_raw", "camera/image_raw/compressed"),
+            subscribes=("camera/image_raw", "camera/image_raw/compressed", "heartbeat"),
         ),
         {"_weight_sync": NodeInterfaces(subscribes=("weights/announce",), calls=("weights/get",))},
     ),
@@ -131,7 +131,7 @@ NODE_GRAPH: dict[str, NodeGraph] = {
         NodeInterfaces(subscribes=tuple(DEFAULT_TOPICS.split(",")))
     ),
     "trainer": NodeGraph(
-        NodeInterfaces(subscribes=("experience",)),
+        NodeInterfaces(subscribes=("experience", "heartbeat")),
         {"_weight_sync": NodeInterfaces(publishes=("weights/announce",), serves=("weights/get",))},
     ),
 }

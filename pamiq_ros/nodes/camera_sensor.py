@@ -89,7 +89,10 @@ class CameraSensorSettings:
     horizontal_fov_deg: float = setting(
         90.0, "Without camera_info_file: the native image's horizontal field of view (degrees)."
     )
-    rate_hz: float = setting(20.0, "Publish rate (Hz); a video file is also played at this rate.")
+    rate_hz: float = setting(
+        20.0, "Publish rate (Hz); a video file is also played at this rate (the file's pace is "
+        "set at start-up).", low=0.1, high=1000.0, runtime=True,
+    )  # fmt: skip
     encoding: str = setting("rgb8", "Output encoding: 'rgb8', 'bgr8' or 'mono8'.")
     frame_id: str = setting(
         "camera", "frame_id in the header of each published image and camera_info (the optical "
@@ -103,8 +106,9 @@ class CameraSensorSettings:
         5.0, "Longest delay between reopen attempts (s); the delay doubles up to it."
     )
     report_period: float = setting(
-        5.0, "Seconds between progress lines in the log and /diagnostics updates."
-    )
+        5.0, "Seconds between progress lines in the log and /diagnostics updates.", low=0.05,
+        high=3600.0, runtime=True,
+    )  # fmt: skip
     stamp_from_frame: bool = setting(
         False,
         "Latency benchmark: stamp each image with the send time sim_world (stamp_frames) wrote "
@@ -136,7 +140,7 @@ class CameraSensorNode(Node, Controllable):
 
     def __init__(self, **node_options: Any) -> None:
         super().__init__("camera_sensor", **node_options)
-        self.settings = declare_settings(self, CameraSensorSettings)
+        self.settings = declare_settings(self, CameraSensorSettings, self._apply_settings)
         settings = self.settings
         # OpenCV's own warnings on a failed open are vague ("can't be used to capture by name");
         # the capture module logs the source and the likely reason instead.
@@ -185,9 +189,19 @@ class CameraSensorNode(Node, Controllable):
             f"{settings.camera_info_file or f'a {settings.horizontal_fov_deg:g} deg pinhole'}"
         )
         self._capture.start()
-        self.create_timer(1.0 / settings.rate_hz, self._publish_newest)
-        self.create_timer(settings.report_period, self._report)
+        self._publish_timer = self.create_timer(1.0 / settings.rate_hz, self._publish_newest)
+        self._report_timer = self.create_timer(settings.report_period, self._report)
         ControlServices(self, self)
+
+    def _apply_settings(self, new: CameraSensorSettings, changed: frozenset[str]) -> None:
+        """Puts run-time parameter changes to use (a parameter callback)."""
+        self.settings = new  # the token bucket reads rate_hz from here
+        if "rate_hz" in changed:
+            self.destroy_timer(self._publish_timer)
+            self._publish_timer = self.create_timer(1.0 / new.rate_hz, self._publish_newest)
+        if "report_period" in changed:
+            self.destroy_timer(self._report_timer)
+            self._report_timer = self.create_timer(new.report_period, self._report)
 
     @override
     def pause(self) -> str:

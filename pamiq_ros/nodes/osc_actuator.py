@@ -57,29 +57,43 @@ class OscActuatorSettings:
     """Parameters of the osc_actuator node."""
 
     host: str = setting("127.0.0.1", "Host that receives the OSC input (VRChat's machine).")
-    port: int = setting(9000, "UDP port that receives the OSC input (VRChat listens on 9000).")
+    port: int = setting(
+        9000, "UDP port that receives the OSC input (VRChat listens on 9000).", low=1, high=65535
+    )
     deadman_timeout: float = setting(
         0.5, "Per topic: seconds without cmd_vel after which the axes are centred, and without "
-        "vrchat_input after which the buttons are released."
+        "vrchat_input after which the buttons are released.",
+        low=0.001, high=3600.0, runtime=True,
     )  # fmt: skip
     release_hold: float = setting(
         0.05, "Least seconds between a button's release and its next press (about one VRChat "
-        "frame), so that VRChat sees the release; 0: press at once."
+        "frame), so that VRChat sees the release; 0: press at once.",
+        low=0.0, high=10.0,
     )  # fmt: skip
     axis_time_constant: float = setting(
         0.0, "Time constant (s) of the first-order lag easing axes toward each command (PAMIQ's "
-        "smooth actuator uses 0.2); 0: axes jump to each command."
+        "smooth actuator uses 0.2); 0: axes jump to each command.",
+        low=0.0, high=60.0,
     )  # fmt: skip
     smoothing_period: float = setting(
-        0.05, "Seconds between two smoothing steps (sends) while axes ease."
+        0.05, "Seconds between two smoothing steps (sends) while axes ease.", low=0.001, high=10.0
     )
     linear_speed_at_full_axis: float = setting(
-        2.0, "Speed (m/s) that an axis value of 1.0 walks at; cmd_vel is divided by it."
+        2.0,
+        "Speed (m/s) that an axis value of 1.0 walks at; cmd_vel is divided by it.",
+        low=0.001,
+        high=100.0,
     )
     angular_speed_at_full_axis: float = setting(
-        1.5, "Turn rate (rad/s) that a LookHorizontal of 1.0 turns at; angular.z is divided by it."
+        1.5,
+        "Turn rate (rad/s) that a LookHorizontal of 1.0 turns at; angular.z is divided by it.",
+        low=0.001,
+        high=100.0,
     )
-    report_period: float = setting(5.0, "Seconds between progress reports (log and /diagnostics).")
+    report_period: float = setting(
+        5.0, "Seconds between progress reports (log and /diagnostics).", low=0.05, high=3600.0,
+        runtime=True,
+    )  # fmt: skip
     tag_answers: bool = setting(
         False,
         "Latency benchmark: after each vrchat_input's inputs, send OSC /pamiq/answers with its "
@@ -104,7 +118,7 @@ class OscActuatorNode(Node, Controllable):
 
     def __init__(self, **node_options: Any) -> None:
         super().__init__("osc_actuator", **node_options)
-        self.settings = declare_settings(self, OscActuatorSettings)
+        self.settings = declare_settings(self, OscActuatorSettings, self._apply_settings)
         settings = self.settings
         self._mapper = VRChatOscMapper(
             settings.linear_speed_at_full_axis, settings.angular_speed_at_full_axis
@@ -141,7 +155,7 @@ class OscActuatorNode(Node, Controllable):
         if self._smoother is not None:
             self._last_smoothing = time.monotonic()
             self.create_timer(settings.smoothing_period, self._smooth)
-        self.create_timer(settings.report_period, self._report)
+        self._report_timer = self.create_timer(settings.report_period, self._report)
         ControlServices(self, self)
         self.get_logger().info(
             f"sending VRChat OSC to {self._sender.destination}; deadman "
@@ -317,6 +331,17 @@ class OscActuatorNode(Node, Controllable):
         self._diagnostics.publish(level, summary, figures)
         with self._lock:
             self._last_error = ""
+
+    def _apply_settings(self, new: OscActuatorSettings, changed: frozenset[str]) -> None:
+        """Puts run-time parameter changes to use (a parameter callback)."""
+        if "deadman_timeout" in changed:
+            with self._lock:
+                for deadman in self._deadmen.values():
+                    deadman.timeout_s = new.deadman_timeout
+        if "report_period" in changed:
+            self.destroy_timer(self._report_timer)
+            self._report_timer = self.create_timer(new.report_period, self._report)
+        self.settings = new
 
     @override
     def pause(self) -> str:

@@ -22,9 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from geometry_msgs.msg import PoseStamped, TransformStamped, Twist
-from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import CameraInfo
 from tf2_msgs.msg import TFMessage
@@ -91,7 +89,8 @@ class SimWorldSettings:
     seed: int = setting(0, "Seed of the world: where the moving pillars start.")
     experience: str = setting(
         "A", "The world's look (pamiq_ros.sim.experiences): A, B or C; setting it at run time "
-        "(ros2 param set, the SetParameters service) switches the look at the next frame."
+        "(ros2 param set, the SetParameters service) switches the look at the next frame.",
+        runtime=True,
     )  # fmt: skip
     pose_rate_hz: float = setting(
         20.0, "Rate (Hz) at which world/pose, /tf and world/camera_info are published."
@@ -140,7 +139,7 @@ class SimWorldNode(Node, Controllable):
 
     def __init__(self, **node_options: Any) -> None:
         super().__init__("sim_world", **node_options)
-        self.settings = declare_settings(self, SimWorldSettings)
+        self.settings = declare_settings(self, SimWorldSettings, self._apply_settings)
         settings = self.settings
         layout = experience_layout(settings.experience, settings.seed)
         self._world = World(settings.seed, settings.walk_speed, settings.turn_speed, layout)
@@ -185,7 +184,6 @@ class SimWorldNode(Node, Controllable):
         self._loop_thread.start()
         self.create_timer(1.0 / settings.pose_rate_hz, self._publish_pose)
         self.create_timer(settings.report_period, self._report)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
         ControlServices(self, self)
 
     @override
@@ -378,23 +376,17 @@ class SimWorldNode(Node, Controllable):
             self._cmd_vel = _TimedCommand(command, time.monotonic())
             self._cmd_vel_received += 1
 
-    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
-        for parameter in parameters:
-            if parameter.name != "experience":
-                continue
-            if parameter.value not in EXPERIENCES:
-                return SetParametersResult(
-                    successful=False,
-                    reason=f"experience must be one of {', '.join(EXPERIENCES)}, "
-                    f"got {parameter.value!r}",
-                )
-            layout = experience_layout(str(parameter.value), self.settings.seed)
-            renderer = Renderer(layout, self.settings.frame_width, self.settings.frame_height)
+    def _apply_settings(self, new: SimWorldSettings, changed: frozenset[str]) -> None:
+        """A run-time change of ``experience`` (already checked) switches the look."""
+        if "experience" in changed:
+            renderer = Renderer(
+                experience_layout(new.experience, new.seed), new.frame_width, new.frame_height
+            )
             with self._lock:
                 self._next_renderer = renderer
-                self._experience = str(parameter.value)
-            self.get_logger().info(f"experience switched to {parameter.value}")
-        return SetParametersResult(successful=True)
+                self._experience = new.experience
+            self.get_logger().info(f"experience switched to {new.experience}")
+        self.settings = new
 
     def _publish_pose(self) -> None:
         with self._lock:
