@@ -26,6 +26,7 @@ import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from pamiq_ros.nodes._lifecycle import LIFECYCLE_SERVICES
 from pamiq_ros.nodes.recorder import DEFAULT_TOPICS
 
 POLICY_VERSION = "0.2.0"
@@ -82,6 +83,9 @@ EVERY_NODE = NodeInterfaces(
 )
 """What rclpy and the project's helpers (diagnostics, control services) add to every node."""
 
+MANAGED_NODE = NodeInterfaces(publishes=("~/transition_event",), serves=LIFECYCLE_SERVICES)
+"""What rclpy's lifecycle adds to a managed node (agent, trainer, camera, actuator)."""
+
 SYNC_NODE = NodeInterfaces(publishes=("/parameter_events",), serves=("~/get_type_description",))
 """What rclpy adds to the weight-sync side nodes (no rosout, no parameter services; the type
 description service is there, as a running stack's graph showed)."""
@@ -114,14 +118,16 @@ NODE_GRAPH: dict[str, NodeGraph] = {
         )
     ),
     "camera_sensor": NodeGraph(
-        NodeInterfaces(publishes=("camera/image_raw", "camera/camera_info"))
+        NodeInterfaces(publishes=("camera/image_raw", "camera/camera_info")).merged(MANAGED_NODE)
     ),
-    "osc_actuator": NodeGraph(NodeInterfaces(subscribes=("cmd_vel", "vrchat_input"))),
+    "osc_actuator": NodeGraph(
+        NodeInterfaces(subscribes=("cmd_vel", "vrchat_input")).merged(MANAGED_NODE)
+    ),
     "agent": NodeGraph(
         NodeInterfaces(
             publishes=("cmd_vel", "vrchat_input", "experience"),
             subscribes=("camera/image_raw", "camera/image_raw/compressed", "heartbeat"),
-        ),
+        ).merged(MANAGED_NODE),
         {"_weight_sync": NodeInterfaces(subscribes=("weights/announce",), calls=("weights/get",))},
     ),
     "safety": NodeGraph(
@@ -131,7 +137,7 @@ NODE_GRAPH: dict[str, NodeGraph] = {
         NodeInterfaces(subscribes=tuple(DEFAULT_TOPICS.split(",")))
     ),
     "trainer": NodeGraph(
-        NodeInterfaces(subscribes=("experience", "heartbeat")),
+        NodeInterfaces(subscribes=("experience", "heartbeat")).merged(MANAGED_NODE),
         {"_weight_sync": NodeInterfaces(publishes=("weights/announce",), serves=("weights/get",))},
     ),
 }

@@ -95,6 +95,11 @@ class TrainingLoop:
         self._thread.start()
 
     @property
+    def running(self) -> bool:
+        """Whether the training thread is alive (started and not stopped)."""
+        return self._thread.is_alive()
+
+    @property
     def paused(self) -> bool:
         """Whether runs are paused."""
         return self._paused.is_set()

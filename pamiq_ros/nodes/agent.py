@@ -40,7 +40,6 @@ import torch
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Twist, TwistStamped
 from pamiq_ros_interfaces.msg import Experience, VRChatInput
-from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 from typing_extensions import override
@@ -79,6 +78,7 @@ from pamiq_ros.minds.registry import ACTING_MINDS, MindOptions, build_acting_min
 from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import DiagnosticsReporter, PeerWatch
 from pamiq_ros.nodes._experience import EXPERIENCE_QOS, EXPERIENCE_TOPIC
+from pamiq_ros.nodes._lifecycle import AUTOSTART_DESCRIPTION, ManagedNode
 from pamiq_ros.nodes._problem_log import ProblemLog
 from pamiq_ros.nodes._runtime import (
     declare_settings,
@@ -232,6 +232,8 @@ class AgentSettings:
         low=0.1, high=3600.0, runtime=True,
     )  # fmt: skip
 
+    autostart: bool = setting(True, AUTOSTART_DESCRIPTION)
+
     def __post_init__(self) -> None:
         if self.peer_error_after < self.peer_warn_after:
             raise ValueError(
@@ -254,7 +256,7 @@ class AgentSettings:
         )  # fmt: skip
 
 
-class AgentNode(Node, Controllable):
+class AgentNode(ManagedNode, Controllable):
     """Wires an :class:`ActingLoop` to ROS: camera in, actions and experience out."""
 
     def __init__(self, **node_options: Any) -> None:
@@ -278,24 +280,10 @@ class AgentNode(Node, Controllable):
         self._sync_latencies_ms: list[float] = []
         self._swaps = 0
 
-        self._acting = ActingLoop(
-            build_mind(settings),
-            ActionMapper(settings.linear_speed, settings.angular_speed),
-            LoopTiming(
-                settings.rate_hz, settings.max_frame_age, settings.spin_before_step_ms / 1000.0
-            ),
-            publish=self._publish,
-            hand_off=self._hand_off,
-            on_error=self._on_step_error,
-            on_swap=self._note_swap,
-            log_gap=self._log_info,
-            state_wait_s=STATE_WAIT_S,
-        )
-        self._mind = self._acting.mind
+        self._acting: ActingLoop | None = None
+        self._sync: WeightSubscriber | None = None
         self._run_dir = prepare_run_dir(settings.run_dir, "agent")
         self._store = CheckpointStore(self._run_dir / STORE_SUBDIR, keep_last=3)
-        if settings.resume_from:
-            self._restore(settings.resume_from)
 
         self._cmd_vel = self.create_publisher(
             TwistStamped if settings.cmd_vel_stamped else Twist, "cmd_vel", 10
@@ -313,14 +301,6 @@ class AgentNode(Node, Controllable):
             self.create_subscription(
                 Image, RAW_IMAGE_TOPIC, self._on_image, qos_profile_sensor_data
             )
-        self._sync = WeightSubscriber(
-            self,
-            self._mind.models,
-            transport=settings.sync_transport,
-            on_ready=self._on_weights_ready,
-            on_error=self._problems.error,
-            trainer_node=settings.trainer_node,
-        )
         ControlServices(self, self)
         self._report_timer = self.create_timer(settings.report_period, self._report)
         self._trainer_watch = PeerWatch(
@@ -336,14 +316,82 @@ class AgentNode(Node, Controllable):
             target=self._send_experience, name="experience", daemon=True
         )
         self._sender.start()
-        self._acting.start()
-        self.get_logger().info(
-            f"stepping at {settings.rate_hz} Hz on frames from {self._image_topic} fitted to "
-            f"{settings.image_width}x{settings.image_height} ({settings.resize_mode}; older than "
-            f"{settings.max_frame_age} s: a gap) ({describe_mind(settings)}, "
-            f"seed {settings.seed}; models {', '.join(self._mind.models)}, weights via "
-            f"{settings.sync_transport})"
+        self.bring_up(settings.autostart)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    @override
+    def configure(self) -> None:
+        """Builds the mind (restoring ``resume_from``) and the weight subscriber."""
+        settings = self.settings
+        acting = ActingLoop(
+            build_mind(settings),
+            ActionMapper(settings.linear_speed, settings.angular_speed),
+            LoopTiming(
+                settings.rate_hz, settings.max_frame_age, settings.spin_before_step_ms / 1000.0
+            ),
+            publish=self._publish,
+            hand_off=self._hand_off,
+            on_error=self._on_step_error,
+            on_swap=self._note_swap,
+            log_gap=self._log_info,
+            state_wait_s=STATE_WAIT_S,
         )
+        if settings.resume_from:
+            self._restore(acting, settings.resume_from)
+        self._sync = WeightSubscriber(
+            self,
+            acting.mind.models,
+            transport=settings.sync_transport,
+            on_ready=self._on_weights_ready,
+            on_error=self._problems.error,
+            trainer_node=settings.trainer_node,
+        )
+        self._acting = acting
+        self.get_logger().info(
+            f"configured: {describe_mind(settings)}, seed {settings.seed}; models "
+            f"{', '.join(acting.mind.models)}, weights via {settings.sync_transport}"
+        )
+
+    @override
+    def activate(self) -> None:
+        """Starts stepping (or resumes it after a deactivate)."""
+        acting = self._configured()
+        if acting.running:
+            acting.resume()
+        else:
+            acting.start()
+        settings = self.settings
+        self.get_logger().info(
+            f"stepping at {acting.rate_hz} Hz on frames from {self._image_topic} fitted to "
+            f"{settings.image_width}x{settings.image_height} ({settings.resize_mode}; older than "
+            f"{settings.max_frame_age} s: a gap)"
+        )
+
+    @override
+    def deactivate(self) -> None:
+        """Pauses acting; the stop command goes out first."""
+        self._configured().pause()
+
+    @override
+    def cleanup(self) -> None:
+        """Stops the step thread and the weight subscriber, saves the state, drops the mind."""
+        acting = self._configured()
+        acting.close()
+        if self._sync is not None:
+            self._sync.close()
+        self.get_logger().info(self._save_state("cleanup"))
+        self._acting, self._sync = None, None
+
+    def _configured(self) -> ActingLoop:
+        """The acting loop.
+
+        Raises:
+            RuntimeError: If the node is not configured (lifecycle).
+        """
+        if self._acting is None:
+            raise RuntimeError("the agent is not configured (ros2 lifecycle set agent configure)")
+        return self._acting
 
     def _log_info(self, message: str) -> None:
         self.get_logger().info(message)
@@ -352,13 +400,14 @@ class AgentNode(Node, Controllable):
         """Puts run-time parameter changes to use (a parameter callback; ValueError refuses)."""
         if changed & {"peer_warn_after", "peer_error_after"}:
             self._trainer_watch.set_limits(new.peer_warn_after, new.peer_error_after)
-        if changed & {"rate_hz", "spin_before_step_ms"}:
-            self._acting.set_rate(new.rate_hz, new.spin_before_step_ms / 1000.0)
+        acting = self._acting  # unconfigured: the next configure builds from the settings
+        if acting is not None and changed & {"rate_hz", "spin_before_step_ms"}:
+            acting.set_rate(new.rate_hz, new.spin_before_step_ms / 1000.0)
             self._recent_rate.reset()
-        if changed & {"linear_speed", "angular_speed"}:
-            self._acting.set_speeds(new.linear_speed, new.angular_speed)
-        if "max_frame_age" in changed:
-            self._acting.set_max_frame_age(new.max_frame_age)
+        if acting is not None and changed & {"linear_speed", "angular_speed"}:
+            acting.set_speeds(new.linear_speed, new.angular_speed)
+        if acting is not None and "max_frame_age" in changed:
+            acting.set_max_frame_age(new.max_frame_age)
         if "report_period" in changed:
             self.destroy_timer(self._report_timer)
             self._report_timer = self.create_timer(new.report_period, self._report)
@@ -377,6 +426,9 @@ class AgentNode(Node, Controllable):
 
     def _on_image(self, message: Image | CompressedImage) -> None:
         """Decodes and fits a frame here, in the executor's thread, never on the acting one."""
+        acting = self._acting
+        if acting is None:
+            return  # unconfigured: nothing acts on frames
         try:
             rgb = self._decode(message)
             pixels = fit_image(
@@ -384,7 +436,7 @@ class AgentNode(Node, Controllable):
                 self.settings.resize_mode,
             )  # fmt: skip
         except (ImageFormatError, cv2.error) as error:
-            self._acting.reject()
+            acting.reject()
             self._problems.error(f"{self._image_topic} frame refused: {error}")
             return
         stamp = message.header.stamp
@@ -393,7 +445,7 @@ class AgentNode(Node, Controllable):
         else:
             now_ns = self.get_clock().now().nanoseconds
             age = max(0.0, (now_ns - (stamp.sec * 1_000_000_000 + stamp.nanosec)) / 1e9)
-        self._acting.offer(pixels, (stamp.sec, stamp.nanosec), age, (rgb.shape[1], rgb.shape[0]))
+        acting.offer(pixels, (stamp.sec, stamp.nanosec), age, (rgb.shape[1], rgb.shape[0]))
 
     def _decode(self, message: Image | CompressedImage) -> Observation:
         """The message's pixels as RGB, of the camera's size."""
@@ -474,12 +526,13 @@ class AgentNode(Node, Controllable):
                 self._experience_sent += 1
 
     def _save_state(self, reason: str) -> str:
+        acting = self._configured()
         with self._save_lock:
-            mind_state = self._acting.mind_state()
+            mind_state = acting.mind_state()
             state = {
-                "step": self._acting.step_index,
+                "step": acting.step_index,
                 "mind": self.settings.mind,
-                "versions": {name: m.version for name, m in self._mind.models.items()},
+                "versions": {name: m.version for name, m in acting.mind.models.items()},
                 "mind_state": mind_state,
             }
 
@@ -490,12 +543,14 @@ class AgentNode(Node, Controllable):
         return f"agent state at step {state['step']} saved to {path}"
 
     def _save_periodically(self) -> None:
+        if self._acting is None:
+            return  # unconfigured: no state
         try:
             self._save_state("periodic")
         except OSError as error:
             self._problems.error(f"saving the agent state failed: {error}")
 
-    def _restore(self, reference: str) -> None:
+    def _restore(self, acting: ActingLoop, reference: str) -> None:
         """Restores the agent's state from a checkpoint (``resume_from``), before acting."""
         logger = self.get_logger()
 
@@ -508,29 +563,29 @@ class AgentNode(Node, Controllable):
                         f"saved by the {state['mind']!r} mind, this agent runs "
                         f"{self.settings.mind!r}"
                     )
-                self._mind.load_state_dict(state["mind_state"])
+                acting.mind.load_state_dict(state["mind_state"])
             except (OSError, ValueError, KeyError, TypeError) as error:
                 raise ValueError(f"{directory / STATE_FILE}: {error}") from error
-            self._acting.step_index = step
+            acting.step_index = step
 
         used = restore(reference, self._run_dir.parent, STORE_SUBDIR, read, logger.error)
         if used is None:
             logger.error("agent starts with a fresh state")
         else:
-            logger.info(
-                f"restored agent state from {used}: continuing at step {self._acting.step_index}"
-            )
+            logger.info(f"restored agent state from {used}: continuing at step {acting.step_index}")
 
     # --- control ------------------------------------------------------------------------------
 
     @override
     def pause(self) -> str:
-        self._acting.pause()
+        self._configured().pause()
         return "acting paused (stop command sent)"
 
     @override
     def resume(self) -> str:
-        self._acting.resume()
+        if not self.active:
+            raise RuntimeError("the agent is not active (ros2 lifecycle set agent activate)")
+        self._configured().resume()
         return "acting resumed"
 
     @override
@@ -539,8 +594,12 @@ class AgentNode(Node, Controllable):
 
     @override
     def status(self) -> Mapping[str, object]:
-        stats = self._acting.statistics()
-        figures = self._acting.figures()
+        acting, sync = self._acting, self._sync
+        if acting is None or sync is None:
+            return {"lifecycle": "unconfigured", "trainer_silent_s": self._trainer_watch.silent_s()}
+        stats = acting.statistics()
+        figures = acting.figures()
+        mind = acting.mind
         with self._lock:
             latencies = sorted(self._sync_latencies_ms)
             return {
@@ -548,7 +607,7 @@ class AgentNode(Node, Controllable):
                 "step": figures.pop("step"),
                 "steps": stats.steps,
                 "rate_hz": stats.rate_hz,
-                "target_rate_hz": self._acting.rate_hz,
+                "target_rate_hz": acting.rate_hz,
                 "missed_deadlines": stats.missed_deadlines,
                 "interval_error_p50_ms": stats.interval_error_p50_ms,
                 "interval_error_p99_ms": stats.interval_error_p99_ms,
@@ -558,13 +617,14 @@ class AgentNode(Node, Controllable):
                 "step_errors": stats.errors,
                 **figures,
                 "mind": self.settings.mind,
-                "weight_version": self._mind.version,
-                **{f"version_{name}": m.version for name, m in self._mind.models.items()},
+                "lifecycle": "active" if self.active else "inactive",
+                "weight_version": mind.version,
+                **{f"version_{name}": m.version for name, m in mind.models.items()},
                 "weight_swaps": self._swaps,
-                "weights_refused": self._sync.refusals(),
+                "weights_refused": sync.refusals(),
                 "sync_latency_p50_ms": latencies[len(latencies) // 2] if latencies else "none",
                 "sync_latency_max_ms": latencies[-1] if latencies else "none",
-                **self._mind.figures(),
+                **mind.figures(),
                 "experience_sent": self._experience_sent,
                 "experience_dropped": self._experience_dropped,
                 "experience_send_errors": self._send_errors,
@@ -572,9 +632,13 @@ class AgentNode(Node, Controllable):
             }
 
     def _report(self) -> None:
+        acting = self._acting
+        if acting is None:
+            return
         status = self.status()
         rejected = status["frames_rejected"]
-        stats = self._acting.statistics()
+        stats = acting.statistics()
+        mind = acting.mind
         if status["last_frame_width"]:
             age = float(status["last_frame_age_s"])  # type: ignore[arg-type]
             last = (
@@ -587,9 +651,9 @@ class AgentNode(Node, Controllable):
             f"p50={stats.interval_error_p50_ms:.1f} ms p99={stats.interval_error_p99_ms:.1f} ms "
             f"max={stats.interval_error_max_ms:.1f} ms missed={stats.missed_deadlines} | "
             f"frames received={status['frames_received']} rejected={rejected} {last} | "
-            + " ".join(f"{name} v{m.version}" for name, m in self._mind.models.items())
+            + " ".join(f"{name} v{m.version}" for name, m in mind.models.items())
             + " | "
-            + " ".join(f"{name}={value:.4f}" for name, value in self._mind.figures().items())
+            + " ".join(f"{name}={value:.4f}" for name, value in mind.figures().items())
             + f" | sync p50={_ms(status['sync_latency_p50_ms'])} | experience sent="
             f"{status['experience_sent']} dropped={status['experience_dropped']} | "
             f"action={status['action']}" + (" | PAUSED" if status["paused"] else "")
@@ -600,13 +664,18 @@ class AgentNode(Node, Controllable):
         status = dict(self.status())
         now = time.monotonic()
         report = Problems()
+        if self._acting is None:
+            report.add(WARN, "unconfigured (lifecycle): not acting")
+            self._trainer_watch.check(report)
+            self._diagnostics.publish(report.level, report.summary(""), status)
+            return
         measured = self._recent_rate.add(now, int(status["steps"]))  # type: ignore[call-overload]
         new = {
             name: counter.since_last(int(status[name]))  # type: ignore[call-overload]
             for name, counter in self._new_counts.items()
         }
         if status["paused"]:
-            report.add(WARN, "paused")
+            report.add(WARN, "paused" if self.active else "inactive (lifecycle): not acting")
         else:
             check_rate(report, measured, self._acting.rate_hz, "stepping")
             if new["missed_deadlines"]:
@@ -627,20 +696,27 @@ class AgentNode(Node, Controllable):
     def close(self) -> None:
         """Stops acting, sends what is queued, saves the agent state; nothing is published after."""
         self._closing = True
-        self._acting.close()
+        acting = self._acting
+        if acting is None:  # unconfigured (or cleaned up): nothing acts, nothing to save
+            self._outbox.put(None, timeout=5.0)
+            self._sender.join(timeout=5.0)
+            self.get_logger().info("closed (unconfigured)")
+            return
+        acting.close()
         self.get_logger().info("closing: stop command sent")
         try:
             self._cmd_vel.wait_for_all_acked(rclpy.duration.Duration(seconds=STOP_ACKED_WAIT_S))
         except Exception as error:  # best effort: the context may be going
             self.get_logger().warning(f"stop command not acknowledged: {error}")
-        self._sync.close()
+        if self._sync is not None:
+            self._sync.close()
         self._outbox.put(None, timeout=5.0)
         self._sender.join(timeout=5.0)
         try:
             self.get_logger().info(self._save_state("shutdown"))
         except Exception as error:
             self.get_logger().error(f"saving the agent state on shutdown failed: {error}")
-        stats = self._acting.statistics()
+        stats = acting.statistics()
         self.get_logger().info(
             f"closed after {stats.steps} steps ({stats.missed_deadlines} missed deadlines)"
         )

@@ -26,7 +26,6 @@ from typing import Any
 
 import cv2
 from rclpy.duration import Duration
-from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 from typing_extensions import override
@@ -49,6 +48,7 @@ from pamiq_ros.io.frame_stamp import UNIT_NS, read_stamp, unwrap_units
 from pamiq_ros.io.image_codec import RESIZE_MODES, encode_image
 from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import ERROR, OK, WARN, DiagnosticsReporter
+from pamiq_ros.nodes._lifecycle import AUTOSTART_DESCRIPTION, ManagedNode
 from pamiq_ros.nodes._runtime import declare_settings, run_node
 
 IMAGE_TOPIC = "camera/image_raw"
@@ -115,6 +115,8 @@ class CameraSensorSettings:
         "into its pixels; a frame without one keeps its capture stamp and is counted.",
     )
 
+    autostart: bool = setting(True, AUTOSTART_DESCRIPTION)
+
     def __post_init__(self) -> None:
         parse_source(self.source)
         FrameFormat(self.width, self.height, self.encoding, self.resize_mode)
@@ -135,7 +137,7 @@ class CameraSensorSettings:
             )
 
 
-class CameraSensorNode(Node, Controllable):
+class CameraSensorNode(ManagedNode, Controllable):
     """Publishes the newest captured frame on ``camera/image_raw`` at ``rate_hz``."""
 
     def __init__(self, **node_options: Any) -> None:
@@ -146,24 +148,10 @@ class CameraSensorNode(Node, Controllable):
         # the capture module logs the source and the likely reason instead.
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
         self._spec = parse_source(settings.source)
-        source = open_frame_source(
-            self._spec,
-            FrameFormat(settings.width, settings.height, settings.encoding, settings.resize_mode),
-            loop=settings.loop,
-            reader=settings.stream_reader,
-        )
         self._calibration: Intrinsics | None = None
-        if settings.camera_info_file:
-            self._calibration, _ = load_calibration(settings.camera_info_file)
         self._intrinsics: dict[tuple[int, int, int, int], Intrinsics] = {}
         self._ages = FrameAges()
-        self._capture = LatestFrameCapture(
-            source,
-            ReopenBackoff(settings.reopen_initial_delay, settings.reopen_max_delay),
-            self._log_capture_event,
-            file_period=1.0 / settings.rate_hz,
-            on_frame=self._on_live_frame if self._spec.is_live else None,
-        )
+        self._capture: LatestFrameCapture | None = None
         self._publish_lock = threading.Lock()
         # A token bucket caps the rate at rate_hz on average while letting a frame that comes
         # a little early (a jittery source at about rate_hz) out at once.
@@ -182,16 +170,55 @@ class CameraSensorNode(Node, Controllable):
         self._report_published = 0
         self._report_captured = 0
         self._report_time = time.monotonic()
+        self._publish_timer = self.create_timer(1.0 / settings.rate_hz, self._publish_newest)
+        self._report_timer = self.create_timer(settings.report_period, self._report)
+        ControlServices(self, self)
+        self.bring_up(settings.autostart)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    @override
+    def configure(self) -> None:
+        """Loads the calibration and opens the source (the capture thread opens and reads it)."""
+        settings = self.settings
+        calibration = None
+        if settings.camera_info_file:
+            calibration, _ = load_calibration(settings.camera_info_file)
+        source = open_frame_source(
+            self._spec,
+            FrameFormat(settings.width, settings.height, settings.encoding, settings.resize_mode),
+            loop=settings.loop,
+            reader=settings.stream_reader,
+        )
+        capture = LatestFrameCapture(
+            source,
+            ReopenBackoff(settings.reopen_initial_delay, settings.reopen_max_delay),
+            self._log_capture_event,
+            file_period=1.0 / settings.rate_hz,
+            on_frame=self._on_live_frame if self._spec.is_live else None,
+        )
+        self._calibration, self._intrinsics = calibration, {}
         self.get_logger().info(
             f"capturing from {self._spec.kind.value} {settings.source!r}: publishing "
             f"{IMAGE_TOPIC} as {settings.encoding} {self._size_text()} at {settings.rate_hz} Hz "
             f"({type(source).__name__}); {CAMERA_INFO_TOPIC} from "
             f"{settings.camera_info_file or f'a {settings.horizontal_fov_deg:g} deg pinhole'}"
         )
-        self._capture.start()
-        self._publish_timer = self.create_timer(1.0 / settings.rate_hz, self._publish_newest)
-        self._report_timer = self.create_timer(settings.report_period, self._report)
-        ControlServices(self, self)
+        capture.start()
+        self._capture = capture
+
+    @override
+    def activate(self) -> None:
+        """Publishes frames from now on (active is checked on each frame)."""
+
+    @override
+    def deactivate(self) -> None:
+        """Stops publishing; the capture goes on, so activating again gives a fresh frame."""
+
+    @override
+    def cleanup(self) -> None:
+        """Stops the capture thread, which releases the source."""
+        self._stop_capture()
 
     def _apply_settings(self, new: CameraSensorSettings, changed: frozenset[str]) -> None:
         """Puts run-time parameter changes to use (a parameter callback)."""
@@ -215,8 +242,11 @@ class CameraSensorNode(Node, Controllable):
 
     @override
     def status(self) -> Mapping[str, object]:
+        if self._capture is None:
+            return {"lifecycle": "unconfigured", "source": self.settings.source}
         stats = self._capture.stats()
         return {
+            "lifecycle": "active" if self.active else "inactive",
             "paused": self._paused,
             "source": self.settings.source,
             "state": stats.state.value,
@@ -229,7 +259,11 @@ class CameraSensorNode(Node, Controllable):
 
     def close(self) -> None:
         """Stops the capture thread, which releases the source."""
-        if not self._capture.stop(timeout=3.0):
+        self._stop_capture()
+
+    def _stop_capture(self) -> None:
+        capture, self._capture = self._capture, None
+        if capture is not None and not capture.stop(timeout=3.0):
             self.get_logger().warning(
                 "the capture thread is still inside a blocking read; leaving it to end on its own"
             )
@@ -246,8 +280,11 @@ class CameraSensorNode(Node, Controllable):
 
     def _publish_newest(self) -> None:
         with self._publish_lock:
-            frame = self._capture.latest()
-            if self._paused or frame is None or frame.sequence == self._last_sequence:
+            capture = self._capture
+            if capture is None or self._paused or not self.active:
+                return
+            frame = capture.latest()
+            if frame is None or frame.sequence == self._last_sequence:
                 return
             now = time.monotonic()
             refill = (now - self._tokens_at) * self.settings.rate_hz
@@ -319,6 +356,8 @@ class CameraSensorNode(Node, Controllable):
         message.header.stamp.sec, message.header.stamp.nanosec = sec, nanosec
 
     def _report(self) -> None:
+        if self._capture is None:
+            return
         stats = self._capture.stats()
         now = time.monotonic()
         elapsed = max(now - self._report_time, 1e-9)

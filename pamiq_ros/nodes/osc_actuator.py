@@ -26,7 +26,6 @@ from typing import Any
 
 from geometry_msgs.msg import Twist
 from pamiq_ros_interfaces.msg import VRChatInput
-from rclpy.node import Node
 from typing_extensions import override
 
 from pamiq_ros.core.actions import Motion, VRChatButtons
@@ -43,6 +42,7 @@ from pamiq_ros.io.osc_output import (
 )
 from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import ERROR, OK, WARN, DiagnosticsReporter
+from pamiq_ros.nodes._lifecycle import AUTOSTART_DESCRIPTION, ManagedNode
 from pamiq_ros.nodes._runtime import declare_settings, run_node
 
 DEADMAN_CHECK_PERIOD_S = 0.05
@@ -100,6 +100,8 @@ class OscActuatorSettings:
         "header stamp in ns (sim_world with stamp_frames times it).",
     )
 
+    autostart: bool = setting(True, AUTOSTART_DESCRIPTION)
+
     def __post_init__(self) -> None:
         if not self.host:
             raise ValueError("host must not be empty")
@@ -113,7 +115,7 @@ class OscActuatorSettings:
             AxisSmoother(self.axis_time_constant)
 
 
-class OscActuatorNode(Node, Controllable):
+class OscActuatorNode(ManagedNode, Controllable):
     """Sends the agent's actions to VRChat as OSC input, with a deadman release."""
 
     def __init__(self, **node_options: Any) -> None:
@@ -146,9 +148,6 @@ class OscActuatorNode(Node, Controllable):
         self._last_error = ""
         self._diagnostics = DiagnosticsReporter(self, hardware_id=self._sender.destination)
 
-        # Whatever a previous actuator left pressed is released before the first action.
-        with self._lock:
-            self._release_all()
         self.create_subscription(Twist, "cmd_vel", self._on_cmd_vel, 10)
         self.create_subscription(VRChatInput, "vrchat_input", self._on_vrchat_input, 10)
         self.create_timer(DEADMAN_CHECK_PERIOD_S, self._check_deadman)
@@ -157,12 +156,41 @@ class OscActuatorNode(Node, Controllable):
             self.create_timer(settings.smoothing_period, self._smooth)
         self._report_timer = self.create_timer(settings.report_period, self._report)
         ControlServices(self, self)
+        self.bring_up(settings.autostart)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    @override
+    def configure(self) -> None:
+        """Opens the OSC socket and releases whatever a previous actuator left pressed."""
+        settings = self.settings
+        with self._lock:
+            self._closed = False
+            self._release_all()
         self.get_logger().info(
             f"sending VRChat OSC to {self._sender.destination}; deadman "
             f"{settings.deadman_timeout} s per topic; release hold {settings.release_hold} s; "
             f"axis smoothing {settings.axis_time_constant or 'off'}; axis 1.0 = "
             f"{settings.linear_speed_at_full_axis} m/s, {settings.angular_speed_at_full_axis} rad/s"
         )
+
+    @override
+    def activate(self) -> None:
+        """Sends actions from now on (active is checked on each action)."""
+
+    @override
+    def deactivate(self) -> None:
+        """Releases every input; actions are ignored until activated again."""
+        with self._lock:
+            self._release_all()
+
+    @override
+    def cleanup(self) -> None:
+        """Releases every input and closes the socket."""
+        with self._lock:
+            self._release_all()
+            self._closed = True
+            self._sender.close()
 
     def _on_cmd_vel(self, message: Twist) -> None:
         motion = Motion(message.linear.x, message.linear.y, message.angular.z)
@@ -187,7 +215,7 @@ class OscActuatorNode(Node, Controllable):
 
     def _act(self, topic: str, inputs: list[OscInput]) -> None:
         with self._lock:
-            if self._closed or self._paused:
+            if self._closed or self._paused or not self.active:
                 return
             now = time.monotonic()
             deadman = self._deadmen[topic]
@@ -246,7 +274,7 @@ class OscActuatorNode(Node, Controllable):
         with self._lock:
             now = time.monotonic()
             dt, self._last_smoothing = now - self._last_smoothing, now
-            if self._closed or self._paused:
+            if self._closed or self._paused or not self.active:
                 return
             self._send(self._smoother.step(dt))
 
@@ -360,6 +388,7 @@ class OscActuatorNode(Node, Controllable):
     def status(self) -> Mapping[str, object]:
         with self._lock:
             return {
+                "lifecycle": "active" if self.active else "inactive",
                 "paused": self._paused,
                 "actions": self._actions,
                 "osc_sent": self._sender.sent,

@@ -23,7 +23,6 @@ import numpy as np
 import torch
 from pamiq_ros_interfaces.msg import Experience
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from torch.utils.tensorboard import SummaryWriter
 from typing_extensions import override
@@ -74,6 +73,7 @@ from pamiq_ros.models.temporal import MODEL_NAME as TEMPORAL_MODEL
 from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import DiagnosticsReporter, PeerWatch
 from pamiq_ros.nodes._experience import EXPERIENCE_QOS, EXPERIENCE_TOPIC
+from pamiq_ros.nodes._lifecycle import AUTOSTART_DESCRIPTION, ManagedNode
 from pamiq_ros.nodes._runtime import (
     declare_settings,
     hold_memory_in_bounds,
@@ -111,6 +111,12 @@ REWARD_PERCENTILES = (5, 50, 95)
 """Percentiles of the recent raw rewards reported (``reward/p05`` ...)."""
 
 
+_CURIOSITY = CuriosityTraining()
+_PPO = PPOConfig()
+"""The curiosity mind's and PPO's own defaults: the trainer's parameters take theirs from
+these, so each default has one home."""
+
+
 @dataclass(frozen=True)
 class TrainerSettings:
     """Parameters of the trainer node."""
@@ -138,83 +144,112 @@ class TrainerSettings:
         120, "Height (pixels) of the observations experience must carry.", low=8, high=4096
     )
     buffer_size: int = setting(
-        2000, "Steps each replay buffer holds (frames; the world models' sequences).", low=1
+        _CURIOSITY.buffer_size,
+        "Steps each replay buffer holds (frames; the world models' sequences).",
+        low=1,
     )
     batch_size: int = setting(
-        32, "Frames (autoencoder, JEPA) or steps (forward model) per step.", low=1
+        _CURIOSITY.batch_size,
+        "Frames (autoencoder, JEPA) or steps (forward model) per step.",
+        low=1,
     )
     steps_per_run: int = setting(
-        2, "Gradient steps per trainer run (one published version); PPO has its own epochs.", low=1
+        _CURIOSITY.steps_per_run,
+        "Gradient steps per trainer run (one published version); PPO has its own epochs.",
+        low=1,
     )
     learning_rate: float = setting(
         1e-3, "autoencoder mind: Adam learning rate.", low=1e-9, high=10.0, runtime=True
     )
     min_buffer_size: int = setting(
-        64, "Samples a buffer must hold before its model trains (the forward model's: "
+        _CURIOSITY.min_buffer_size,
+        "Samples a buffer must hold before its model trains (the forward model's: "
         "besides its held_out_steps).",
         low=1,
     )  # fmt: skip
-    min_new_samples: int = setting(8, "New samples needed since a model's last run.", low=1)
+    min_new_samples: int = setting(
+        _CURIOSITY.min_new_samples, "New samples needed since a model's last run.", low=1
+    )
     jepa_learning_rate: float = setting(
-        5e-4, "curiosity mind: AdamW learning rate of JEPA.", low=1e-9, high=10.0, runtime=True
+        _CURIOSITY.jepa_learning_rate,
+        "curiosity mind: AdamW learning rate of JEPA.",
+        low=1e-9,
+        high=10.0,
+        runtime=True,
     )
     world_learning_rate: float = setting(
-        3e-4,
+        _CURIOSITY.world_learning_rate,
         "curiosity mind: Adam learning rate of the temporal encoder.",
         low=1e-9,
         high=10.0,
         runtime=True,
     )
     forward_learning_rate: float = setting(
-        3e-4,
+        _CURIOSITY.forward_learning_rate,
         "curiosity mind: Adam learning rate of the forward model.",
         low=1e-9,
         high=10.0,
         runtime=True,
     )
     forward_steps_per_run: int = setting(
-        8, "curiosity mind: gradient steps per forward-model run (cheap ones; the reward is "
+        _CURIOSITY.forward_steps_per_run,
+        "curiosity mind: gradient steps per forward-model run (cheap ones; the reward is "
         "only as good as the forward model).",
         low=1,
     )  # fmt: skip
     frame_survival_steps: int = setting(
-        432_000, "curiosity mind: agent steps a frame survives on average in the JEPA frames "
+        _CURIOSITY.frame_survival_steps,
+        "curiosity mind: agent steps a frame survives on average in the JEPA frames "
         "buffer once full (random replacement, p = buffer_size / this); 432000 = 12 h at "
         "10 Hz, as PAMIQ; buffer_size replaces on every frame."
     )  # fmt: skip
     jepa_ema_momentum: float = setting(
-        0.996, "curiosity mind: fixed EMA momentum of the JEPA target encoder, in [0, 1) "
+        _CURIOSITY.jepa_ema_momentum,
+        "curiosity mind: fixed EMA momentum of the JEPA target encoder, in [0, 1) "
         "(1 would freeze the perception of a never-ending learner).",
         low=0.0, high=1.0,
     )  # fmt: skip
     held_out_steps: int = setting(
-        200, "curiosity mind: newest forward-model steps kept out of training, to measure "
+        _CURIOSITY.held_out_steps,
+        "curiosity mind: newest forward-model steps kept out of training, to measure "
         "its error against copying on steps it has not learned from.",
         low=1,
     )  # fmt: skip
     normalize_rewards: bool = setting(
-        True, "curiosity mind: PPO learns from rewards centred and scaled by their running "
+        _CURIOSITY.normalize_rewards,
+        "curiosity mind: PPO learns from rewards centred and scaled by their running "
         "moments; false: the raw rewards, as PAMIQ."
     )  # fmt: skip
-    sequence_length: int = setting(16, "curiosity mind: steps per temporal-encoder window.", low=1)
+    sequence_length: int = setting(
+        _CURIOSITY.sequence_length, "curiosity mind: steps per temporal-encoder window.", low=1
+    )
     policy_buffer_size: int = setting(
-        256, "curiosity mind: steps PPO's buffer keeps (recent behaviour only).", low=1
+        _CURIOSITY.policy_buffer_size,
+        "curiosity mind: steps PPO's buffer keeps (recent behaviour only).",
+        low=1,
     )
     ppo_learning_rate: float = setting(
-        3e-4, "PPO: Adam learning rate.", low=1e-9, high=10.0, runtime=True
+        _PPO.lr, "PPO: Adam learning rate.", low=1e-9, high=10.0, runtime=True
     )
-    ppo_gamma: float = setting(0.99, "PPO: discount of future rewards.", low=0.0, high=1.0)
-    ppo_gae_lambda: float = setting(0.95, "PPO: GAE lambda.", low=0.0, high=1.0)
-    ppo_clip: float = setting(0.2, "PPO: clip range of the probability ratio.")
-    ppo_value_coef: float = setting(0.5, "PPO: weight of the value loss.")
-    ppo_entropy_coef: float = setting(0.01, "PPO: weight of the entropy bonus.")
-    ppo_epochs: int = setting(4, "PPO: passes over each run's sequences.", low=1)
-    ppo_sequence_length: int = setting(16, "PPO: steps per sequence (truncated BPTT).", low=1)
-    ppo_sequences_per_run: int = setting(16, "PPO: sequences drawn per run.", low=1)
-    ppo_minibatch: int = setting(8, "PPO: sequences per optimizer step.", low=1)
-    ppo_min_new_samples: int = setting(64, "PPO: new steps needed between runs.", low=1)
+    ppo_gamma: float = setting(_PPO.gamma, "PPO: discount of future rewards.", low=0.0, high=1.0)
+    ppo_gae_lambda: float = setting(_PPO.lam, "PPO: GAE lambda.", low=0.0, high=1.0)
+    ppo_clip: float = setting(_PPO.clip, "PPO: clip range of the probability ratio.")
+    ppo_value_coef: float = setting(_PPO.value_coef, "PPO: weight of the value loss.")
+    ppo_entropy_coef: float = setting(_PPO.entropy_coef, "PPO: weight of the entropy bonus.")
+    ppo_epochs: int = setting(_PPO.epochs, "PPO: passes over each run's sequences.", low=1)
+    ppo_sequence_length: int = setting(
+        _PPO.sequence_length, "PPO: steps per sequence (truncated BPTT).", low=1
+    )
+    ppo_sequences_per_run: int = setting(
+        _PPO.sequences_per_run, "PPO: sequences drawn per run.", low=1
+    )
+    ppo_minibatch: int = setting(_PPO.minibatch, "PPO: sequences per optimizer step.", low=1)
+    ppo_min_new_samples: int = setting(
+        _CURIOSITY.ppo_min_new_samples, "PPO: new steps needed between runs.", low=1
+    )
     ppo_advantage: str = setting(
-        "gae", "PPO: advantage estimate, gae (discounted, bootstrapped) or one_step (PAMIQ's: "
+        _PPO.advantage,
+        "PPO: advantage estimate, gae (discounted, bootstrapped) or one_step (PAMIQ's: "
         "reward minus value)."
     )  # fmt: skip
     health_period_runs: int = setting(
@@ -271,6 +306,8 @@ class TrainerSettings:
         "status ERROR.", low=0.1, high=3600.0, runtime=True,
     )  # fmt: skip
 
+    autostart: bool = setting(True, AUTOSTART_DESCRIPTION)
+
     def __post_init__(self) -> None:
         if self.peer_error_after < self.peer_warn_after:
             raise ValueError(
@@ -313,7 +350,7 @@ class TrainerSettings:
         )  # fmt: skip
 
 
-class TrainerNode(Node, Controllable):
+class TrainerNode(ManagedNode, Controllable):
     """Wires a :class:`TrainingLoop` to ROS: experience in, weights, metrics and status out."""
 
     def __init__(self, **node_options: Any) -> None:
@@ -324,7 +361,7 @@ class TrainerNode(Node, Controllable):
         # Threads started from here on (training, weight sync) inherit the niceness.
         os.nice(settings.niceness)
         self._run_dir = prepare_run_dir(settings.run_dir, "trainer")
-        self._learner = build_learner(settings)
+        self._training: TrainingLoop | None = None
         self._store = CheckpointStore(
             self._run_dir / STORE_SUBDIR, keep_last=settings.keep_checkpoints
         )
@@ -353,9 +390,6 @@ class TrainerNode(Node, Controllable):
         self._health: dict[str, float] = {}
         self._health_errors: dict[str, str] = {}
 
-        if settings.resume_from:
-            self._restore(settings.resume_from)
-
         self._weight_store = SharedWeightStore()
         self._publisher = WeightPublisher(self, self._weight_store)
         self._metrics = SummaryWriter(log_dir=str(self._run_dir / "trainer" / "tensorboard"))
@@ -380,8 +414,19 @@ class TrainerNode(Node, Controllable):
             settings.diagnostics_period, self._publish_diagnostics
         )
 
+        self.bring_up(settings.autostart)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    @override
+    def configure(self) -> None:
+        """Builds the learner (models, buffers, trainers), restoring ``resume_from``."""
+        settings = self.settings
+        learner = build_learner(settings)
+        if settings.resume_from:
+            self._restore(learner, settings.resume_from)
         self._training = TrainingLoop(
-            self._learner,
+            learner,
             TrainingPace(
                 settings.checkpoint_period, settings.min_run_interval,
                 settings.health_period_runs,
@@ -393,16 +438,54 @@ class TrainerNode(Node, Controllable):
             on_problem=self._log_problem,
             torch_threads=settings.torch_threads,
         )  # fmt: skip
-        self._training.start()
         self.get_logger().info(
-            f"training {', '.join(self._learner.models)} from {EXPERIENCE_TOPIC} "
-            f"(run folder {self._run_dir}); weights on weights/announce + weights/get"
+            f"configured: {', '.join(learner.models)}, run folder {self._run_dir}"
         )
+
+    @override
+    def activate(self) -> None:
+        """Publishes the weights and trains (or resumes training after a deactivate)."""
+        training = self._configured()
+        if training.running:
+            training.resume()
+            return
+        training.start()
+        self.get_logger().info(
+            f"training {', '.join(training.learner.models)} from {EXPERIENCE_TOPIC}; weights "
+            "on weights/announce + weights/get"
+        )
+
+    @override
+    def deactivate(self) -> None:
+        """Pauses training (experience is still taken into the buffers)."""
+        self._configured().pause()
+
+    @override
+    def cleanup(self) -> None:
+        """Stops the training thread, writes a checkpoint and drops the learner."""
+        training = self._configured()
+        training.stop()
+        training.checkpoint("cleanup")
+        self._training = None
+
+    def _configured(self) -> TrainingLoop:
+        """The training loop.
+
+        Raises:
+            RuntimeError: If the node is not configured (lifecycle).
+        """
+        if self._training is None:
+            raise RuntimeError(
+                "the trainer is not configured (ros2 lifecycle set trainer configure)"
+            )
+        return self._training
 
     def _apply_settings(self, new: TrainerSettings, changed: frozenset[str]) -> None:
         """Puts run-time parameter changes to use (a parameter callback; ValueError refuses)."""
+        training = self._training  # unconfigured: the next configure builds from the settings
+        trainers = training.learner.trainers if training is not None else ()
         for name in changed & set(LEARNING_RATE_OF):
-            for trainer in self._learner.trainers:
+            for trainer in trainers:
                 if (
                     isinstance(trainer, TorchTrainer)
                     and trainer.model_name == LEARNING_RATE_OF[name]
@@ -416,10 +499,11 @@ class TrainerNode(Node, Controllable):
             self._diagnostics_timer = self.create_timer(
                 new.diagnostics_period, self._publish_diagnostics
             )
-        pace = self._training.pace
-        pace.checkpoint_period = new.checkpoint_period
-        pace.min_run_interval = new.min_run_interval
-        pace.health_period_runs = new.health_period_runs
+        if training is not None:
+            pace = training.pace
+            pace.checkpoint_period = new.checkpoint_period
+            pace.min_run_interval = new.min_run_interval
+            pace.health_period_runs = new.health_period_runs
         if "report_period" in changed:
             self.destroy_timer(self._report_timer)
             self._report_timer = self.create_timer(new.report_period, self._report)
@@ -435,12 +519,15 @@ class TrainerNode(Node, Controllable):
         """Checks sizes before anything is copied, then the record; nothing here may raise."""
         settings = self.settings
         image_shape = (settings.image_height, settings.image_width, 3)
+        training = self._training
+        if training is None:
+            return  # unconfigured: no buffers to fill
         try:
             check_message_sizes(_declared_sizes(message), image_shape, ACTION_SIZES)
             record = message_to_record(message)
             check_record(record, image_shape, ACTION_SIZES, scalars=tuple(ACTING_FIGURES))
-            self._learner.add(record)
-            self._count_accepted(record)
+            training.learner.add(record)
+            self._count_accepted(record, training.published)
         except (ExperienceError, ValueError, KeyError) as error:
             with self._lock:
                 self._rejected += 1
@@ -454,7 +541,7 @@ class TrainerNode(Node, Controllable):
                 throttle_duration_sec=2.0,
             )
 
-    def _count_accepted(self, record: ExperienceRecord) -> None:
+    def _count_accepted(self, record: ExperienceRecord, versions: Mapping[str, int]) -> None:
         with self._lock:
             self._received += 1
             self._experience_silence.heard(time.monotonic())
@@ -464,7 +551,7 @@ class TrainerNode(Node, Controllable):
                     sums[1] += 1
             if RAW_REWARD in record.tensors:
                 self._recent_rewards.append(float(record.tensors[RAW_REWARD]))
-            published = self._training.published.get(record.model_name)
+            published = versions.get(record.model_name)
             if published is not None:
                 # Policy lag: how many versions behind the trainer's newest the step acted.
                 self._lag_sum += max(0, published - record.weight_version)
@@ -510,56 +597,60 @@ class TrainerNode(Node, Controllable):
 
     def _checkpoint(self, reason: str) -> Path:
         started = time.perf_counter()
-        path = self._store.save(self._learner.save_state, label=reason)
+        path = self._store.save(self._configured().learner.save_state, label=reason)
         self.get_logger().info(
             f"checkpoint {path} ({reason}, {(time.perf_counter() - started) * 1000:.0f} ms)"
         )
         return path
 
-    def _restore(self, reference: str) -> None:
+    def _restore(self, learner: Learner, reference: str) -> None:
         """Restores everything from a checkpoint (``resume_from``), before training starts."""
         logger = self.get_logger()
         used = restore(
-            reference, self._run_dir.parent, STORE_SUBDIR, self._learner.load_state, logger.error
+            reference, self._run_dir.parent, STORE_SUBDIR, learner.load_state, logger.error
         )
         if used is None:
             logger.error("starting fresh")
             return
         logger.info(
-            f"restored from {used}: versions {self._learner.versions}, "
-            f"buffers {self._learner.buffer_sizes()}"
+            f"restored from {used}: versions {learner.versions}, buffers {learner.buffer_sizes()}"
         )
 
     # --- control -----------------------------------------------------------------------------
 
     @override
     def pause(self) -> str:
-        self._training.pause()
+        self._configured().pause()
         return "training paused"
 
     @override
     def resume(self) -> str:
-        self._training.resume()
+        if not self.active:
+            raise RuntimeError("the trainer is not active (ros2 lifecycle set trainer activate)")
+        self._configured().resume()
         return "training resumed"
 
     @override
     def save(self) -> str:
         try:
-            return f"checkpoint {self._training.checkpoint('requested', SAVE_WAIT_S)}"
+            return f"checkpoint {self._configured().checkpoint('requested', SAVE_WAIT_S)}"
         except MailboxTimeoutError:
             return f"checkpoint still being written after {SAVE_WAIT_S:g} s"
 
     @override
     def status(self) -> Mapping[str, object]:
         training = self._training
+        if training is None:
+            return {"lifecycle": "unconfigured", "agent_silent_s": self._agent_watch.silent_s()}
         with self._lock:
             return {
+                "lifecycle": "active" if self.active else "inactive",
                 "paused": training.paused,
                 "runs": training.runs,
                 "experience_received": self._received,
                 "experience_rejected": self._rejected,
                 "callback_errors": self._callback_errors,
-                "buffers": self._learner.buffer_sizes(),
+                "buffers": training.learner.buffer_sizes(),
                 "published_versions": dict(training.published),
                 "refused_versions": training.refused_versions,
                 "checkpoints_written": training.checkpoints_written,
@@ -577,10 +668,13 @@ class TrainerNode(Node, Controllable):
     def _report(self) -> None:
         now = time.monotonic()
         status = dict(self.status())
-        buffers = self._learner.buffer_sizes()
-        runs = self._training.runs
-        paused = self._training.paused
-        published = dict(self._training.published)
+        training = self._training
+        if training is None:
+            return
+        buffers = training.learner.buffer_sizes()
+        runs = training.runs
+        paused = training.paused
+        published = dict(training.published)
         with self._lock:
             runs_per_s = (runs - self._report_runs) / max(now - self._report_time, 1e-9)
             self._report_runs, self._report_time = runs, now
@@ -619,8 +713,13 @@ class TrainerNode(Node, Controllable):
         """The status on /diagnostics, its level from what was measured since the last one."""
         status = dict(self.status())
         report = Problems()
+        if self._training is None:
+            report.add(WARN, "unconfigured (lifecycle): not training")
+            self._agent_watch.check(report)
+            self._diagnostics.publish(report.level, report.summary(""), status)
+            return
         if status["paused"]:
-            report.add(WARN, "paused")
+            report.add(WARN, "paused" if self.active else "inactive (lifecycle): not training")
         else:
             if not status["runs"]:
                 report.add(WARN, "no trainer run yet (waiting for experience)")
@@ -638,11 +737,13 @@ class TrainerNode(Node, Controllable):
 
     def close(self) -> None:
         """Stops training, writes a last checkpoint and removes the shared-memory weights."""
-        self._training.stop()
-        try:
-            self._training.checkpoint("shutdown")
-        except Exception as error:
-            self.get_logger().error(f"checkpoint on shutdown failed: {error}")
+        training = self._training
+        if training is not None:
+            training.stop()
+            try:
+                training.checkpoint("shutdown")
+            except Exception as error:
+                self.get_logger().error(f"checkpoint on shutdown failed: {error}")
         self._metrics.close()
         self._publisher.close()
         self._weight_store.close()
