@@ -7,6 +7,9 @@ problems it sees (:class:`Problems`); the worst level and all reasons make its s
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
+
+from pamiq_ros.core.settings import setting
 
 OK = 0
 WARN = 1
@@ -20,6 +23,35 @@ PEER_WARN_AFTER_S = 1.5
 
 PEER_ERROR_AFTER_S = 5.0
 """Default silence of a peer that is an error."""
+
+
+def diagnostics_period_setting() -> Any:
+    """The ``diagnostics_period`` setting of a node (a settings dataclass field)."""
+    return setting(
+        DIAGNOSTICS_PERIOD_S, "Seconds between two /diagnostics statuses.", low=0.05, high=60.0,
+        runtime=True,
+    )  # fmt: skip
+
+
+def peer_silence_setting(default: float, peer: str, level: str) -> Any:
+    """A ``peer_warn_after``/``peer_error_after`` setting: silence of ``peer`` that is ``level``."""
+    return setting(
+        default, f"Seconds without {peer} that make the status {level}.", low=0.1, high=3600.0,
+        runtime=True,
+    )  # fmt: skip
+
+
+def check_peer_limits(warn_after_s: float, error_after_s: float) -> None:
+    """Refuses an error silence below the warning one.
+
+    Raises:
+        ValueError: Naming both settings.
+    """
+    if error_after_s < warn_after_s:
+        raise ValueError(
+            f"peer_error_after ({error_after_s}) must not be below peer_warn_after ({warn_after_s})"
+        )
+
 
 RATE_TOLERANCE = 0.9
 """A measured rate under this fraction of its target is a warning."""

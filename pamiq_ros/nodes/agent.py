@@ -48,14 +48,16 @@ from pamiq_ros.core.actions import Action, ActionMapper
 from pamiq_ros.core.checkpoint import CheckpointStore, restore
 from pamiq_ros.core.experience import ExperienceRecord
 from pamiq_ros.core.health import (
-    DIAGNOSTICS_PERIOD_S,
     PEER_ERROR_AFTER_S,
     PEER_WARN_AFTER_S,
     WARN,
     NewCount,
     Problems,
     RecentRate,
+    check_peer_limits,
     check_rate,
+    diagnostics_period_setting,
+    peer_silence_setting,
 )
 from pamiq_ros.core.policy import Observation
 from pamiq_ros.core.precision import PRECISIONS, resolve_device
@@ -219,27 +221,17 @@ class AgentSettings:
         high=3600.0,
         runtime=True,
     )
-    diagnostics_period: float = setting(
-        DIAGNOSTICS_PERIOD_S, "Seconds between two /diagnostics statuses.", low=0.05, high=60.0,
-        runtime=True,
-    )  # fmt: skip
-    peer_warn_after: float = setting(
-        PEER_WARN_AFTER_S, "Seconds without the trainer's heartbeat that make the status WARN.",
-        low=0.1, high=3600.0, runtime=True,
-    )  # fmt: skip
-    peer_error_after: float = setting(
-        PEER_ERROR_AFTER_S, "Seconds without the trainer's heartbeat that make the status ERROR.",
-        low=0.1, high=3600.0, runtime=True,
-    )  # fmt: skip
-
+    diagnostics_period: float = diagnostics_period_setting()
+    peer_warn_after: float = peer_silence_setting(
+        PEER_WARN_AFTER_S, "the trainer's heartbeat", "WARN"
+    )
+    peer_error_after: float = peer_silence_setting(
+        PEER_ERROR_AFTER_S, "the trainer's heartbeat", "ERROR"
+    )
     autostart: bool = setting(True, AUTOSTART_DESCRIPTION)
 
     def __post_init__(self) -> None:
-        if self.peer_error_after < self.peer_warn_after:
-            raise ValueError(
-                f"peer_error_after ({self.peer_error_after}) must not be below peer_warn_after "
-                f"({self.peer_warn_after})"
-            )
+        check_peer_limits(self.peer_warn_after, self.peer_error_after)
         require_positive(
             self, "rate_hz", "linear_speed", "angular_speed", "report_period", "image_width",
             "image_height", "torch_threads", "checkpoint_period", "max_frame_age",

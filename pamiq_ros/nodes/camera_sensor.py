@@ -31,6 +31,15 @@ from sensor_msgs.msg import CameraInfo, Image
 from typing_extensions import override
 
 from pamiq_ros.core.frame_age import FrameAges
+from pamiq_ros.core.health import (
+    ERROR,
+    WARN,
+    NewCount,
+    Problems,
+    RecentRate,
+    check_rate,
+    diagnostics_period_setting,
+)
 from pamiq_ros.core.settings import require_positive, setting
 from pamiq_ros.io.camera_info import Intrinsics, fill_camera_info, load_calibration
 from pamiq_ros.io.capture import (
@@ -47,7 +56,7 @@ from pamiq_ros.io.capture import (
 from pamiq_ros.io.frame_stamp import UNIT_NS, read_stamp, unwrap_units
 from pamiq_ros.io.image_codec import RESIZE_MODES, encode_image
 from pamiq_ros.nodes._control import Controllable, ControlServices
-from pamiq_ros.nodes._diagnostics import ERROR, OK, WARN, DiagnosticsReporter
+from pamiq_ros.nodes._diagnostics import DiagnosticsReporter
 from pamiq_ros.nodes._lifecycle import AUTOSTART_DESCRIPTION, ManagedNode
 from pamiq_ros.nodes._runtime import declare_settings, run_node
 
@@ -106,7 +115,7 @@ class CameraSensorSettings:
         5.0, "Longest delay between reopen attempts (s); the delay doubles up to it."
     )
     report_period: float = setting(
-        5.0, "Seconds between progress lines in the log and /diagnostics updates.", low=0.05,
+        5.0, "Seconds between progress lines in the log.", low=0.05,
         high=3600.0, runtime=True,
     )  # fmt: skip
     stamp_from_frame: bool = setting(
@@ -115,6 +124,7 @@ class CameraSensorSettings:
         "into its pixels; a frame without one keeps its capture stamp and is counted.",
     )
 
+    diagnostics_period: float = diagnostics_period_setting()
     autostart: bool = setting(True, AUTOSTART_DESCRIPTION)
 
     def __post_init__(self) -> None:
@@ -168,10 +178,14 @@ class CameraSensorNode(ManagedNode, Controllable):
         self._paused = False
         self._last_sequence = 0
         self._report_published = 0
-        self._report_captured = 0
         self._report_time = time.monotonic()
         self._publish_timer = self.create_timer(1.0 / settings.rate_hz, self._publish_newest)
         self._report_timer = self.create_timer(settings.report_period, self._report)
+        self._recent_fps = RecentRate()
+        self._new_captured = NewCount()
+        self._diagnostics_timer = self.create_timer(
+            settings.diagnostics_period, self._publish_diagnostics
+        )
         ControlServices(self, self)
         self.bring_up(settings.autostart)
 
@@ -229,6 +243,13 @@ class CameraSensorNode(ManagedNode, Controllable):
         if "report_period" in changed:
             self.destroy_timer(self._report_timer)
             self._report_timer = self.create_timer(new.report_period, self._report)
+        if "diagnostics_period" in changed:
+            self.destroy_timer(self._diagnostics_timer)
+            self._diagnostics_timer = self.create_timer(
+                new.diagnostics_period, self._publish_diagnostics
+            )
+        if "rate_hz" in changed:
+            self._recent_fps.reset()
 
     @override
     def pause(self) -> str:
@@ -362,29 +383,44 @@ class CameraSensorNode(ManagedNode, Controllable):
         now = time.monotonic()
         elapsed = max(now - self._report_time, 1e-9)
         fps = (self._published - self._report_published) / elapsed
-        new_frames = stats.frames_captured - self._report_captured
         self._report_time = now
         self._report_published = self._published
-        self._report_captured = stats.frames_captured
         self.get_logger().info(
             f"frames captured={stats.frames_captured} published={self._published} "
             f"({fps:.1f} fps) | source={self.settings.source} {stats.state.value} "
             f"| reopens={stats.reopens}"
         )
-        level, message = OK, "streaming"
+
+    def _publish_diagnostics(self) -> None:
+        """The status on /diagnostics: the capture's state, new frames and the publish rate."""
+        capture = self._capture
+        if capture is None:
+            self._diagnostics.publish(
+                WARN, "unconfigured (lifecycle): no source open", {"source": self.settings.source}
+            )
+            return
+        stats = capture.stats()
+        now = time.monotonic()
+        fps = self._recent_fps.add(now, self._published)
+        new_frames = self._new_captured.since_last(stats.frames_captured)
+        problems = Problems()
         if stats.state is CaptureState.CONNECTING:
-            level, message = ERROR, stats.last_error or "opening the video source"
+            problems.add(ERROR, stats.last_error or "opening the video source")
         elif stats.state is CaptureState.REOPENING:
-            level, message = WARN, f"video source lost; reopening (attempt {stats.attempts + 1})"
+            problems.add(WARN, f"video source lost; reopening (attempt {stats.attempts + 1})")
         elif stats.state is CaptureState.FINISHED:
-            level, message = WARN, "video file finished (loop is false)"
+            problems.add(WARN, "video file finished (loop is false)")
         elif stats.state is CaptureState.STOPPED:
-            level, message = WARN, "capture stopped"
+            problems.add(WARN, "capture stopped")
         elif new_frames == 0:
-            level, message = WARN, f"no new frames for {elapsed:.1f} s"
+            problems.add(WARN, "no new frames since the last status")
+        elif self._paused or not self.active:
+            problems.add(WARN, "paused" if self.active else "inactive (lifecycle): not publishing")
+        else:
+            check_rate(problems, fps, self.settings.rate_hz, "publishing")
         self._diagnostics.publish(
-            level,
-            message,
+            problems.level,
+            problems.summary("streaming"),
             {
                 "source": self.settings.source,
                 "state": stats.state.value,

@@ -29,6 +29,7 @@ from pamiq_ros_interfaces.msg import VRChatInput
 from typing_extensions import override
 
 from pamiq_ros.core.actions import Motion, VRChatButtons
+from pamiq_ros.core.health import diagnostics_period_setting
 from pamiq_ros.core.settings import require_in_range, require_positive, setting
 from pamiq_ros.io.frame_stamp import ANSWERS_ADDRESS
 from pamiq_ros.io.osc_output import (
@@ -91,7 +92,7 @@ class OscActuatorSettings:
         high=100.0,
     )
     report_period: float = setting(
-        5.0, "Seconds between progress reports (log and /diagnostics).", low=0.05, high=3600.0,
+        5.0, "Seconds between progress lines in the log.", low=0.05, high=3600.0,
         runtime=True,
     )  # fmt: skip
     tag_answers: bool = setting(
@@ -100,6 +101,7 @@ class OscActuatorSettings:
         "header stamp in ns (sim_world with stamp_frames times it).",
     )
 
+    diagnostics_period: float = diagnostics_period_setting()
     autostart: bool = setting(True, AUTOSTART_DESCRIPTION)
 
     def __post_init__(self) -> None:
@@ -155,6 +157,9 @@ class OscActuatorNode(ManagedNode, Controllable):
             self._last_smoothing = time.monotonic()
             self.create_timer(settings.smoothing_period, self._smooth)
         self._report_timer = self.create_timer(settings.report_period, self._report)
+        self._diagnostics_timer = self.create_timer(
+            settings.diagnostics_period, self._publish_diagnostics
+        )
         ControlServices(self, self)
         self.bring_up(settings.autostart)
 
@@ -323,11 +328,12 @@ class OscActuatorNode(ManagedNode, Controllable):
                 throttle_duration_sec=ERROR_LOG_PERIOD_S,
             )
 
-    def _report(self) -> None:
+    def _figures(self) -> dict[str, object]:
+        """The actuator's figures (taken under the lock)."""
         with self._lock:
             now = time.monotonic()
-            silence = min(_silence(deadman, now) for deadman in self._deadmen.values())
-            figures: dict[str, object] = {
+            return {
+                "lifecycle": "active" if self.active else "inactive",
                 "actions": self._actions,
                 "actions_refused": self._rejected,
                 "osc_sent": self._sender.sent,
@@ -337,18 +343,29 @@ class OscActuatorNode(ManagedNode, Controllable):
                 "buttons_released": self._deadmen["vrchat_input"].released,
                 "cmd_vel_age_s": _silence(self._deadmen["cmd_vel"], now),
                 "vrchat_input_age_s": _silence(self._deadmen["vrchat_input"], now),
-                "last_action_age_s": silence,
+                "last_action_age_s": min(_silence(d, now) for d in self._deadmen.values()),
                 "destination": self._sender.destination,
             }
-            last_error = self._last_error
+
+    def _report(self) -> None:
+        figures = self._figures()
+        silence = float(figures["last_action_age_s"])  # type: ignore[arg-type]
         last = "no action yet" if math.isinf(silence) else f"last action {silence:.1f} s ago"
         errors = f" | send errors={figures['send_errors']}" if figures["send_errors"] else ""
         self.get_logger().info(
             f"actions={figures['actions']} osc sent={figures['osc_sent']} | "
             f"deadman releases={figures['deadman_releases']} | {last}{errors}"
         )
+
+    def _publish_diagnostics(self) -> None:
+        """The status on /diagnostics: a send error since the last one is an ERROR."""
+        figures = self._figures()
+        with self._lock:
+            last_error, self._last_error = self._last_error, ""
         if last_error:
             level, summary = ERROR, f"send failing: {last_error}"
+        elif not self.active:
+            level, summary = WARN, "inactive (lifecycle): actions are ignored"
         elif figures["axes_released"] and figures["buttons_released"]:
             level, summary = WARN, "no actions: inputs released"
         elif figures["axes_released"] or figures["buttons_released"]:
@@ -357,8 +374,6 @@ class OscActuatorNode(ManagedNode, Controllable):
         else:
             level, summary = OK, "sending actions"
         self._diagnostics.publish(level, summary, figures)
-        with self._lock:
-            self._last_error = ""
 
     def _apply_settings(self, new: OscActuatorSettings, changed: frozenset[str]) -> None:
         """Puts run-time parameter changes to use (a parameter callback)."""
@@ -369,6 +384,11 @@ class OscActuatorNode(ManagedNode, Controllable):
         if "report_period" in changed:
             self.destroy_timer(self._report_timer)
             self._report_timer = self.create_timer(new.report_period, self._report)
+        if "diagnostics_period" in changed:
+            self.destroy_timer(self._diagnostics_timer)
+            self._diagnostics_timer = self.create_timer(
+                new.diagnostics_period, self._publish_diagnostics
+            )
         self.settings = new
 
     @override

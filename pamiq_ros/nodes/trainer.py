@@ -38,13 +38,15 @@ from pamiq_ros.core.experience import (
     check_record,
 )
 from pamiq_ros.core.health import (
-    DIAGNOSTICS_PERIOD_S,
     PEER_ERROR_AFTER_S,
     PEER_WARN_AFTER_S,
     WARN,
     NewCount,
     Problems,
     Silence,
+    check_peer_limits,
+    diagnostics_period_setting,
+    peer_silence_setting,
 )
 from pamiq_ros.core.learner import HealthReport, Learner
 from pamiq_ros.core.mailbox import MailboxTimeoutError
@@ -289,31 +291,21 @@ class TrainerSettings:
         high=3600.0,
         runtime=True,
     )
-    diagnostics_period: float = setting(
-        DIAGNOSTICS_PERIOD_S, "Seconds between two /diagnostics statuses.", low=0.05, high=60.0,
-        runtime=True,
-    )  # fmt: skip
+    diagnostics_period: float = diagnostics_period_setting()
     agent_node: str = setting(
         "agent", "The agent whose heartbeat and experience are watched (its node name, relative "
         "to this namespace, or fully qualified)."
     )  # fmt: skip
-    peer_warn_after: float = setting(
-        PEER_WARN_AFTER_S, "Seconds without the agent's heartbeat or experience that make the "
-        "status WARN.", low=0.1, high=3600.0, runtime=True,
-    )  # fmt: skip
-    peer_error_after: float = setting(
-        PEER_ERROR_AFTER_S, "Seconds without the agent's heartbeat or experience that make the "
-        "status ERROR.", low=0.1, high=3600.0, runtime=True,
-    )  # fmt: skip
-
+    peer_warn_after: float = peer_silence_setting(
+        PEER_WARN_AFTER_S, "the agent's heartbeat or experience", "WARN"
+    )
+    peer_error_after: float = peer_silence_setting(
+        PEER_ERROR_AFTER_S, "the agent's heartbeat or experience", "ERROR"
+    )
     autostart: bool = setting(True, AUTOSTART_DESCRIPTION)
 
     def __post_init__(self) -> None:
-        if self.peer_error_after < self.peer_warn_after:
-            raise ValueError(
-                f"peer_error_after ({self.peer_error_after}) must not be below peer_warn_after "
-                f"({self.peer_warn_after})"
-            )
+        check_peer_limits(self.peer_warn_after, self.peer_error_after)
         require_positive(
             self, "image_width", "image_height", "buffer_size", "batch_size", "steps_per_run",
             "learning_rate", "min_buffer_size", "min_new_samples", "torch_threads",

@@ -7,7 +7,6 @@ stops it (a zero cmd_vel, then silence) and activate makes it act again.
 """
 
 import time
-from typing import Any
 
 import pytest
 from geometry_msgs.msg import Twist
@@ -18,27 +17,22 @@ from pamiq_ros.io.vrchat_osc import AXIS_ADDRESSES
 from test.nodes.test_osc_actuator import listener, released_at, twist
 from test.support.processes import wait_until
 from test.support.ros_probe import RosProbe
+from test.support.services import call_service
 
 __all__ = ["listener"]  # the fixture, used by name
 
 pytestmark = pytest.mark.e2e
 
 
-def call(probe: RosProbe, service_type: Any, name: str, request: Any) -> Any:
-    client: Any = probe.node.create_client(service_type, name)
-    assert client.wait_for_service(timeout_sec=30.0), f"{name} not offered"
-    future = client.call_async(request)
-    assert wait_until(future.done, 30.0), f"{name} did not answer"
-    return future.result()
-
-
 def state_of(probe: RosProbe, node: str) -> str:
-    return str(call(probe, GetState, f"/{node}/get_state", GetState.Request()).current_state.label)
+    return str(
+        call_service(probe, GetState, f"/{node}/get_state", GetState.Request()).current_state.label
+    )
 
 
 def change(probe: RosProbe, node: str, transition: int) -> bool:
     request = ChangeState.Request(transition=Transition(id=transition))
-    return bool(call(probe, ChangeState, f"/{node}/change_state", request).success)
+    return bool(call_service(probe, ChangeState, f"/{node}/change_state", request).success)
 
 
 def test_the_actuator_follows_its_lifecycle_and_releases_on_deactivate(spawn_node, probe, listener):

@@ -4,6 +4,7 @@ Wrong types, out-of-range values and start-up-only settings are refused with a r
 run-time change the node can apply is applied, and reading it back returns the value in use.
 """
 
+import json
 import time
 from typing import Any
 
@@ -12,8 +13,8 @@ from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import GetParameters, SetParameters
 from std_srvs.srv import Trigger
 
-from test.support.processes import wait_until
 from test.support.ros_probe import RosProbe
+from test.support.services import call_service
 
 pytestmark = pytest.mark.e2e
 
@@ -28,22 +29,14 @@ def value_of(python_value: object) -> ParameterValue:
     return ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=str(python_value))
 
 
-def call(probe: RosProbe, service_type: Any, name: str, request: Any) -> Any:
-    client: Any = probe.node.create_client(service_type, name)
-    assert client.wait_for_service(timeout_sec=30.0), f"{name} not offered"
-    future = client.call_async(request)
-    assert wait_until(future.done, 30.0), f"{name} did not answer"
-    return future.result()
-
-
 def set_parameter(probe: RosProbe, node: str, name: str, value: object) -> tuple[bool, str]:
     request = SetParameters.Request(parameters=[Parameter(name=name, value=value_of(value))])
-    result = call(probe, SetParameters, f"/{node}/set_parameters", request).results[0]
+    result = call_service(probe, SetParameters, f"/{node}/set_parameters", request).results[0]
     return bool(result.successful), str(result.reason)
 
 
 def get_parameter(probe: RosProbe, node: str, name: str) -> object:
-    value = call(
+    value = call_service(
         probe, GetParameters, f"/{node}/get_parameters", GetParameters.Request(names=[name])
     ).values[0]
     return {
@@ -55,9 +48,7 @@ def get_parameter(probe: RosProbe, node: str, name: str) -> object:
 
 
 def agent_status(probe: RosProbe) -> dict[str, Any]:
-    import json
-
-    response = call(probe, Trigger, "/agent/control/status", Trigger.Request())
+    response = call_service(probe, Trigger, "/agent/control/status", Trigger.Request())
     return dict(json.loads(response.message))
 
 
