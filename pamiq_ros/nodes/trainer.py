@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -786,22 +786,29 @@ def _shown(metric: str) -> bool:
 
 
 def build_learner(settings: TrainerSettings) -> Learner:
-    """The learner of the mind the settings name.
+    """The learner of the mind the settings name (:data:`LEARNERS`).
 
     Raises:
         ValueError: If the device is not usable or a number is out of range.
     """
+    return LEARNERS[settings.mind](settings)
+
+
+def _autoencoder_learner(settings: TrainerSettings) -> Learner:
+    resolve_device(settings.device, settings.precision)  # the autoencoder trains on the CPU
+    return build_autoencoder_learner(
+        buffer_size=settings.buffer_size,
+        batch_size=settings.batch_size,
+        steps_per_run=settings.steps_per_run,
+        learning_rate=settings.learning_rate,
+        min_buffer_size=settings.min_buffer_size,
+        min_new_samples=settings.min_new_samples,
+        seed=settings.seed,
+    )
+
+
+def _curiosity_learner(settings: TrainerSettings) -> Learner:
     device, dtype = resolve_device(settings.device, settings.precision)
-    if settings.mind == "autoencoder":
-        return build_autoencoder_learner(
-            buffer_size=settings.buffer_size,
-            batch_size=settings.batch_size,
-            steps_per_run=settings.steps_per_run,
-            learning_rate=settings.learning_rate,
-            min_buffer_size=settings.min_buffer_size,
-            min_new_samples=settings.min_new_samples,
-            seed=settings.seed,
-        )
     training = CuriosityTraining(
         buffer_size=settings.buffer_size,
         policy_buffer_size=settings.policy_buffer_size,
@@ -822,6 +829,14 @@ def build_learner(settings: TrainerSettings) -> Learner:
         ppo_min_new_samples=settings.ppo_min_new_samples,
     )
     return build_curiosity_learner(settings.preset, settings.seed, device, dtype, training)
+
+
+LEARNERS: dict[str, Callable[[TrainerSettings], Learner]] = {
+    "curiosity": _curiosity_learner,
+    "autoencoder": _autoencoder_learner,
+}
+"""The trainer's side of each mind, by name (the agent's side: ``pamiq_ros.minds.registry``)."""
+assert tuple(LEARNERS) == MIND_NAMES, "every mind name has its learner"
 
 
 def main(args: Sequence[str] | None = None) -> None:

@@ -2,7 +2,7 @@
 
 The agent hears the trainer's heartbeat (every 0.5 s) and publishes its status every second;
 with the trainer gone without a last word, the agent's level must leave OK within 3 s, naming
-the silent trainer, and become ERROR after ``peer_error_after``.
+the silent trainer, and become ERROR after ``peer_error_after`` (2.5 s here; 5 s by default).
 """
 
 import signal
@@ -32,7 +32,8 @@ def agent_statuses(received, since: float) -> list[tuple[float, DiagnosticStatus
 def test_a_killed_trainer_turns_the_agent_warn_within_3_s_then_error(spawn_node, probe):
     light = {"mind": "autoencoder", "image_width": 64, "image_height": 48}
     trainer = spawn_node("trainer", {**light, "niceness": 0})
-    spawn_node("agent", {**light, "rate_hz": 5.0, "send_experience": False})
+    agent = {**light, "rate_hz": 5.0, "send_experience": False, "peer_error_after": 2.5}
+    spawn_node("agent", agent)
     camera = probe.publisher(Image, "camera/image_raw")
     fields = encode_image(np.full((48, 64, 3), 80, dtype=np.uint8))
 
@@ -67,4 +68,5 @@ def test_a_killed_trainer_turns_the_agent_warn_within_3_s_then_error(spawn_node,
     assert wait_until(lambda: level_at_least(DiagnosticStatus.ERROR) is not None, 10.0)
     errored = level_at_least(DiagnosticStatus.ERROR)
     assert errored is not None
-    assert errored - killed <= 7.0, f"ERROR {errored - killed:.2f} s after the kill"
+    print(f"agent WARN {warned - killed:.2f} s, ERROR {errored - killed:.2f} s after the kill")
+    assert errored - killed <= 4.5, f"ERROR {errored - killed:.2f} s after the kill"

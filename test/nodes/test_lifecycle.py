@@ -77,7 +77,7 @@ def test_the_actuator_follows_its_lifecycle_and_releases_on_deactivate(spawn_nod
 
 
 def test_the_agent_is_active_at_start_and_deactivate_stops_it(spawn_node, probe):
-    spawn_node("agent", {"mind": "autoencoder", "send_experience": False})
+    spawn_node("agent", {"mind": "autoencoder", "send_experience": False, "rate_hz": 5.0})
     cmd_vel = probe.subscribe(Twist, "cmd_vel", 10)
     cmd_vel.wait_for(1, timeout=30.0)
     assert state_of(probe, "agent") == "active"
@@ -88,7 +88,7 @@ def test_the_agent_is_active_at_start_and_deactivate_stops_it(spawn_node, probe)
     count = len(cmd_vel)
     last = cmd_vel.messages[-1]
     assert (last.linear.x, last.linear.y, last.angular.z) == (0.0, 0.0, 0.0)
-    time.sleep(1.0)
+    time.sleep(0.6)  # three steps at 5 Hz
     assert len(cmd_vel) == count, "an inactive agent published commands"
 
     assert change(probe, "agent", Transition.TRANSITION_ACTIVATE)
