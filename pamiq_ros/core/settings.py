@@ -113,15 +113,15 @@ def build_settings(settings_type: type[T], values: dict[str, SettingValue]) -> T
                 f"got {type(value).__name__} {value!r}"
             )
         checked[name] = value
-    for name, spec in specs(settings_type).items():
-        if name in checked and not _in_range(checked[name], spec):
-            raise SettingsError(
-                f"parameter {name!r} must be in {_range_text(spec)}, got {checked[name]!r}"
-            )
     try:
-        return settings_type(**checked)
+        settings = settings_type(**checked)
     except (TypeError, ValueError) as error:
         raise SettingsError(str(error)) from error
+    for name, spec in specs(settings_type).items():
+        value = getattr(settings, name)
+        if not _in_range(value, spec):
+            raise SettingsError(f"{name} must be in {range_text(spec)}, got {value!r}")
+    return settings
 
 
 def _in_range(value: SettingValue, spec: SettingSpec) -> bool:
@@ -130,7 +130,8 @@ def _in_range(value: SettingValue, spec: SettingSpec) -> bool:
     return (spec.low is None or value >= spec.low) and (spec.high is None or value <= spec.high)
 
 
-def _range_text(spec: SettingSpec) -> str:
+def range_text(spec: SettingSpec) -> str:
+    """The declared range as ``low..high`` (``-inf``/``inf`` for a missing bound)."""
     low = "-inf" if spec.low is None else _number(spec.low)
     high = "inf" if spec.high is None else _number(spec.high)
     return f"{low}..{high}"
@@ -187,7 +188,7 @@ def markdown_table(settings_type: type) -> str:
         bounded = spec.low is not None or spec.high is not None
         rows.append(
             f"| `{name}` | {type(spec.default).__name__} | `{spec.default!r}` | "
-            f"{_range_text(spec) if bounded else ''} | {'yes' if spec.runtime else 'no'} | "
+            f"{range_text(spec) if bounded else ''} | {'yes' if spec.runtime else 'no'} | "
             f"{spec.description.replace('|', '/')} |"
         )
     return "\n".join(rows)

@@ -32,6 +32,7 @@ from pamiq_ros.core.settings import (
     SettingSpec,
     SettingValue,
     build_settings,
+    range_text,
     specs,
 )
 
@@ -104,7 +105,12 @@ def declare_settings(
             node._parameter_overrides[name] = Parameter(name, value=float(override.value))
         try:
             value: SettingValue | None = node.declare_parameter(name, default, descriptor).value
-        except (InvalidParameterTypeException, InvalidParameterValueException) as error:
+        except InvalidParameterValueException as error:  # out of the declared range
+            given = node._parameter_overrides.get(name)
+            raise SettingsError(
+                f"{name} must be in {range_text(spec)}, got {given.value if given else '?'!r}"
+            ) from error
+        except InvalidParameterTypeException as error:
             raise SettingsError(f"parameter {name!r}: {error}") from error
         if value is None:
             raise SettingsError(f"parameter {name!r} is unset")

@@ -46,7 +46,9 @@ class SafetySettings:
         "Jazzy), not Twist."
     )  # fmt: skip
     output_frame_id: str = setting("base_link", "frame_id of a TwistStamped output.")
-    rate_hz: float = setting(20.0, "Output rate (Hz), zeros included; also one per command.")
+    rate_hz: float = setting(
+        20.0, "Output rate (Hz), zeros included; also one per command.", low=0.1, high=1000.0
+    )
     input_timeout: float = setting(
         0.3, "Seconds after the last command when it is stale and the output goes to zero."
     )

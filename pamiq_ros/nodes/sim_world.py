@@ -30,7 +30,6 @@ from typing_extensions import override
 
 from pamiq_ros.core.settings import (
     SettingsError,
-    require_in_range,
     require_one_of,
     require_positive,
     setting,
@@ -65,7 +64,9 @@ class SimWorldSettings:
 
     osc_enabled: bool = setting(True, "Whether to listen for VRChat OSC input on UDP.")
     osc_host: str = setting("127.0.0.1", "Address the OSC input socket binds to.")
-    osc_port: int = setting(9000, "UDP port for OSC input (VRChat's is 9000); 0 picks one.")
+    osc_port: int = setting(
+        9000, "UDP port for OSC input (VRChat's is 9000); 0 picks one.", low=0, high=65535
+    )
     cmd_vel_enabled: bool = setting(
         False, "Robot face: also drive the avatar from geometry_msgs/Twist on cmd_vel."
     )
@@ -76,12 +77,16 @@ class SimWorldSettings:
         "cmd_vel", "Robot face: the Twist topic it drives from (cmd_vel_safe behind the relay)."
     )
     video_host: str = setting("127.0.0.1", "Address the MJPEG video server binds to.")
-    video_port: int = setting(8080, "TCP port of the MJPEG video server; 0 picks one.")
+    video_port: int = setting(
+        8080, "TCP port of the MJPEG video server; 0 picks one.", low=0, high=65535
+    )
     video_path: str = setting("/stream.mjpg", "URL path of the MJPEG stream.")
-    frame_width: int = setting(160, "Rendered frame width (px).")
-    frame_height: int = setting(120, "Rendered frame height (px).")
-    fps: float = setting(20.0, "Simulation, render and stream rate (frames per second).")
-    jpeg_quality: int = setting(90, "JPEG quality of streamed frames, 1 to 100.")
+    frame_width: int = setting(160, "Rendered frame width (px).", low=8, high=_MAX_FRAME_SIDE)
+    frame_height: int = setting(120, "Rendered frame height (px).", low=8, high=_MAX_FRAME_SIDE)
+    fps: float = setting(
+        20.0, "Simulation, render and stream rate (frames per second).", low=0.1, high=1000.0
+    )
+    jpeg_quality: int = setting(90, "JPEG quality of streamed frames.", low=1, high=100)
     walk_speed: float = setting(
         2.0, "Walking speed (m/s) at input 1.0; Run doubles it, the fastest cmd_vel allowed."
     )
@@ -115,9 +120,6 @@ class SimWorldSettings:
             self, "cmd_vel_timeout", "fps", "walk_speed", "turn_speed", "pose_rate_hz",
             "report_period",
         )  # fmt: skip
-        require_in_range(self, 0, 65535, "osc_port", "video_port")
-        require_in_range(self, 8, _MAX_FRAME_SIDE, "frame_width", "frame_height")
-        require_in_range(self, 1, 100, "jpeg_quality")
         require_one_of(self, experience=EXPERIENCES)
         if not self.video_path.startswith("/"):
             raise ValueError(f"video_path must start with '/', got {self.video_path!r}")
