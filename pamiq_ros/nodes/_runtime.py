@@ -25,6 +25,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
+from rclpy.timer import Timer
 
 from pamiq_ros.core.checkpoint import PRIVATE_FOLDER_MODE, PRIVATE_UMASK
 from pamiq_ros.core.settings import (
@@ -142,6 +143,12 @@ def declare_settings(
 
         node.add_on_set_parameters_callback(on_set)
     return settings
+
+
+def replace_timer(node: Node, timer: Timer, period_s: float, callback: Callable[[], None]) -> Timer:
+    """A new timer of ``period_s`` in place of ``timer`` (a period changed at run time)."""
+    node.destroy_timer(timer)
+    return node.create_timer(period_s, callback)
 
 
 _PARAMETER_TYPES = {

@@ -86,6 +86,7 @@ from pamiq_ros.nodes._runtime import (
     declare_settings,
     hold_memory_in_bounds,
     prepare_run_dir,
+    replace_timer,
     run_node,
 )
 from pamiq_ros.nodes._weight_sync import SyncTiming, WeightSubscriber
@@ -401,12 +402,12 @@ class AgentNode(ManagedNode, Controllable):
         if acting is not None and "max_frame_age" in changed:
             acting.set_max_frame_age(new.max_frame_age)
         if "report_period" in changed:
-            self.destroy_timer(self._report_timer)
-            self._report_timer = self.create_timer(new.report_period, self._report)
+            self._report_timer = replace_timer(
+                self, self._report_timer, new.report_period, self._report
+            )
         if "diagnostics_period" in changed:
-            self.destroy_timer(self._diagnostics_timer)
-            self._diagnostics_timer = self.create_timer(
-                new.diagnostics_period, self._publish_diagnostics
+            self._diagnostics_timer = replace_timer(
+                self, self._diagnostics_timer, new.diagnostics_period, self._publish_diagnostics
             )
         self.settings = new
         self.get_logger().info(

@@ -58,7 +58,7 @@ from pamiq_ros.io.image_codec import RESIZE_MODES, encode_image
 from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import DiagnosticsReporter
 from pamiq_ros.nodes._lifecycle import AUTOSTART_DESCRIPTION, ManagedNode
-from pamiq_ros.nodes._runtime import declare_settings, run_node
+from pamiq_ros.nodes._runtime import declare_settings, replace_timer, run_node
 
 IMAGE_TOPIC = "camera/image_raw"
 CAMERA_INFO_TOPIC = "camera/camera_info"
@@ -238,15 +238,16 @@ class CameraSensorNode(ManagedNode, Controllable):
         """Puts run-time parameter changes to use (a parameter callback)."""
         self.settings = new  # the token bucket reads rate_hz from here
         if "rate_hz" in changed:
-            self.destroy_timer(self._publish_timer)
-            self._publish_timer = self.create_timer(1.0 / new.rate_hz, self._publish_newest)
+            self._publish_timer = replace_timer(
+                self, self._publish_timer, 1.0 / new.rate_hz, self._publish_newest
+            )
         if "report_period" in changed:
-            self.destroy_timer(self._report_timer)
-            self._report_timer = self.create_timer(new.report_period, self._report)
+            self._report_timer = replace_timer(
+                self, self._report_timer, new.report_period, self._report
+            )
         if "diagnostics_period" in changed:
-            self.destroy_timer(self._diagnostics_timer)
-            self._diagnostics_timer = self.create_timer(
-                new.diagnostics_period, self._publish_diagnostics
+            self._diagnostics_timer = replace_timer(
+                self, self._diagnostics_timer, new.diagnostics_period, self._publish_diagnostics
             )
         if "rate_hz" in changed:
             self._recent_fps.reset()

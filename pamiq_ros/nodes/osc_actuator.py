@@ -44,7 +44,7 @@ from pamiq_ros.io.osc_output import (
 from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import ERROR, OK, WARN, DiagnosticsReporter
 from pamiq_ros.nodes._lifecycle import AUTOSTART_DESCRIPTION, ManagedNode
-from pamiq_ros.nodes._runtime import declare_settings, run_node
+from pamiq_ros.nodes._runtime import declare_settings, replace_timer, run_node
 
 DEADMAN_CHECK_PERIOD_S = 0.05
 """How often the deadman is checked; a release comes at most this long after the timeout."""
@@ -382,12 +382,12 @@ class OscActuatorNode(ManagedNode, Controllable):
                 for deadman in self._deadmen.values():
                     deadman.timeout_s = new.deadman_timeout
         if "report_period" in changed:
-            self.destroy_timer(self._report_timer)
-            self._report_timer = self.create_timer(new.report_period, self._report)
+            self._report_timer = replace_timer(
+                self, self._report_timer, new.report_period, self._report
+            )
         if "diagnostics_period" in changed:
-            self.destroy_timer(self._diagnostics_timer)
-            self._diagnostics_timer = self.create_timer(
-                new.diagnostics_period, self._publish_diagnostics
+            self._diagnostics_timer = replace_timer(
+                self, self._diagnostics_timer, new.diagnostics_period, self._publish_diagnostics
             )
         self.settings = new
 

@@ -80,6 +80,7 @@ from pamiq_ros.nodes._runtime import (
     declare_settings,
     hold_memory_in_bounds,
     prepare_run_dir,
+    replace_timer,
     run_node,
 )
 from pamiq_ros.nodes._weight_sync import WeightPublisher
@@ -487,9 +488,8 @@ class TrainerNode(ManagedNode, Controllable):
             self._agent_watch.set_limits(new.peer_warn_after, new.peer_error_after)
             self._experience_silence.set_limits(new.peer_warn_after, new.peer_error_after)
         if "diagnostics_period" in changed:
-            self.destroy_timer(self._diagnostics_timer)
-            self._diagnostics_timer = self.create_timer(
-                new.diagnostics_period, self._publish_diagnostics
+            self._diagnostics_timer = replace_timer(
+                self, self._diagnostics_timer, new.diagnostics_period, self._publish_diagnostics
             )
         if training is not None:
             pace = training.pace
@@ -497,8 +497,9 @@ class TrainerNode(ManagedNode, Controllable):
             pace.min_run_interval = new.min_run_interval
             pace.health_period_runs = new.health_period_runs
         if "report_period" in changed:
-            self.destroy_timer(self._report_timer)
-            self._report_timer = self.create_timer(new.report_period, self._report)
+            self._report_timer = replace_timer(
+                self, self._report_timer, new.report_period, self._report
+            )
         self.settings = new
         self.get_logger().info(
             "parameters changed: "
