@@ -26,6 +26,7 @@ import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from pamiq_ros.nodes._lifecycle import LIFECYCLE_SERVICES
 from pamiq_ros.nodes.recorder import DEFAULT_TOPICS
 
 POLICY_VERSION = "0.2.0"
@@ -77,10 +78,13 @@ class NodeInterfaces:
 
 
 EVERY_NODE = NodeInterfaces(
-    publishes=("/rosout", "/parameter_events", "/diagnostics"),
+    publishes=("/rosout", "/parameter_events", "/diagnostics", "heartbeat"),
     serves=(*PARAMETER_SERVICES, "~/get_type_description", *CONTROL_SERVICES),
 )
 """What rclpy and the project's helpers (diagnostics, control services) add to every node."""
+
+MANAGED_NODE = NodeInterfaces(publishes=("~/transition_event",), serves=LIFECYCLE_SERVICES)
+"""What rclpy's lifecycle adds to a managed node (agent, trainer, camera, actuator)."""
 
 SYNC_NODE = NodeInterfaces(publishes=("/parameter_events",), serves=("~/get_type_description",))
 """What rclpy adds to the weight-sync side nodes (no rosout, no parameter services; the type
@@ -114,16 +118,24 @@ NODE_GRAPH: dict[str, NodeGraph] = {
         )
     ),
     "camera_sensor": NodeGraph(
-        NodeInterfaces(publishes=("camera/image_raw", "camera/camera_info"))
+        NodeInterfaces(publishes=("camera/image_raw", "camera/camera_info")).merged(MANAGED_NODE)
     ),
-    "osc_actuator": NodeGraph(NodeInterfaces(subscribes=("cmd_vel", "vrchat_input"))),
+    "osc_actuator": NodeGraph(
+        NodeInterfaces(subscribes=("cmd_vel", "vrchat_input")).merged(MANAGED_NODE)
+    ),
     "audio_sensor": NodeGraph(NodeInterfaces(publishes=("audio/chunk",))),
     "mouse_actuator": NodeGraph(NodeInterfaces(subscribes=("mouse",))),
     "agent": NodeGraph(
         NodeInterfaces(
             publishes=("cmd_vel", "vrchat_input", "experience"),
-            subscribes=("camera/image_raw", "camera/image_raw/compressed", "audio/chunk"),
-        ),
+            subscribes=(
+                "camera/image_raw",
+                "camera/image_raw/compressed",
+                "audio/chunk",
+                "heartbeat",
+                "experience/ack",
+            ),
+        ).merged(MANAGED_NODE),
         {"_weight_sync": NodeInterfaces(subscribes=("weights/announce",), calls=("weights/get",))},
     ),
     "safety": NodeGraph(
@@ -133,7 +145,9 @@ NODE_GRAPH: dict[str, NodeGraph] = {
         NodeInterfaces(subscribes=tuple(DEFAULT_TOPICS.split(",")))
     ),
     "trainer": NodeGraph(
-        NodeInterfaces(subscribes=("experience",)),
+        NodeInterfaces(
+            subscribes=("experience", "heartbeat"), publishes=("experience/ack",)
+        ).merged(MANAGED_NODE),
         {"_weight_sync": NodeInterfaces(publishes=("weights/announce",), serves=("weights/get",))},
     ),
 }

@@ -365,7 +365,7 @@ def load_first_usable(
     return None
 
 
-def checkpoints_to_resume(reference: str, runs_root: Path, store_subdir: str) -> list[Path]:
+def checkpoints_to_restore(reference: str, runs_root: Path, store_subdir: str) -> list[Path]:
     """The complete checkpoints a resume tries, best first (see :func:`load_first_usable`).
 
     Args:
@@ -388,7 +388,7 @@ def checkpoints_to_resume(reference: str, runs_root: Path, store_subdir: str) ->
         return sorted(found, key=lambda path: (_created_unix(path), str(path)), reverse=True)
     path = Path(reference)
     if not path.exists():
-        raise CheckpointError(f"nothing to resume from at {reference!r}: no such folder")
+        raise CheckpointError(f"nothing to restore from at {reference!r}: no such folder")
     if (path / MANIFEST).is_file():
         older = [
             other for other in CheckpointStore(path.parent).checkpoints() if other.name < path.name
@@ -411,7 +411,7 @@ def _created_unix(path: Path) -> float:
     return path.stat().st_mtime
 
 
-def resume(
+def restore(
     reference: str,
     runs_root: Path,
     store_subdir: str,
@@ -424,16 +424,16 @@ def resume(
     the reason, so a node can log it and start fresh.
 
     Args:
-        reference: As for :func:`checkpoints_to_resume`.
+        reference: As for :func:`checkpoints_to_restore`.
         runs_root: The folder holding run folders.
         store_subdir: Where a run folder keeps this node's checkpoint store.
         read: Loads one checkpoint; any exception means it is not usable.
         report: Receives a one-line message for each problem.
     """
     try:
-        candidates = checkpoints_to_resume(reference, runs_root, store_subdir)
+        candidates = checkpoints_to_restore(reference, runs_root, store_subdir)
     except CheckpointError as error:
-        report(f"cannot resume from {reference!r}: {error}")
+        report(f"cannot restore from {reference!r}: {error}")
         return None
     used = load_first_usable(
         candidates,

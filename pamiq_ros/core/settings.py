@@ -21,17 +21,61 @@ class SettingsError(ValueError):
     """A parameter value that the node cannot work with; the message names the parameter."""
 
 
-def setting(default: SettingValue, description: str) -> Any:
-    """Declares one setting: a dataclass field with a default and a description.
+@dataclasses.dataclass(frozen=True)
+class SettingSpec:
+    """What a node declares for one setting besides its name.
+
+    Attributes:
+        default: The value used when no parameter overrides it; its type is the parameter's.
+        description: What it means, with its unit.
+        low: Least allowed value of a number (inclusive), None: no bound declared.
+        high: Greatest allowed value of a number (inclusive), None: no bound declared.
+        runtime: Whether the node applies a change while running; otherwise it is read-only
+            (set at start-up only).
+    """
+
+    default: SettingValue
+    description: str
+    low: float | None = None
+    high: float | None = None
+    runtime: bool = False
+
+
+def setting(
+    default: SettingValue,
+    description: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    runtime: bool = False,
+) -> Any:
+    """Declares one setting: a dataclass field with a default, a description and its limits.
 
     Args:
         default: The value used when no parameter overrides it; its type is the parameter's.
         description: What the parameter means, with its unit, shown by ``pamiq-ros params``.
+        low: Least allowed value of a number (inclusive; a ROS parameter range).
+        high: Greatest allowed value of a number (inclusive).
+        runtime: Whether the node applies changes while running (else read-only).
 
     Returns:
         A dataclass field.
     """
-    return dataclasses.field(default=default, metadata={"description": description})
+    if (low is not None or high is not None) and (
+        isinstance(default, bool) or not isinstance(default, int | float)
+    ):
+        raise TypeError(f"a range needs a numeric default, got {default!r}")
+    spec = SettingSpec(default, description, low, high, runtime)
+    return dataclasses.field(default=default, metadata={"description": description, "spec": spec})
+
+
+def specs(settings_type: type) -> dict[str, SettingSpec]:
+    """The declared spec of every field of a settings dataclass, by name."""
+    found = {}
+    for name, default, description in describe(settings_type):
+        field = next(f for f in dataclasses.fields(settings_type) if f.name == name)
+        found[name] = field.metadata.get("spec") or SettingSpec(default, description)
+    return found
 
 
 def describe(settings_type: type) -> list[tuple[str, SettingValue, str]]:
@@ -70,9 +114,32 @@ def build_settings(settings_type: type[T], values: dict[str, SettingValue]) -> T
             )
         checked[name] = value
     try:
-        return settings_type(**checked)
+        settings = settings_type(**checked)
     except (TypeError, ValueError) as error:
         raise SettingsError(str(error)) from error
+    for name, spec in specs(settings_type).items():
+        value = getattr(settings, name)
+        if not _in_range(value, spec):
+            raise SettingsError(f"{name} must be in {range_text(spec)}, got {value!r}")
+    return settings
+
+
+def _in_range(value: SettingValue, spec: SettingSpec) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return True
+    return (spec.low is None or value >= spec.low) and (spec.high is None or value <= spec.high)
+
+
+def range_text(spec: SettingSpec) -> str:
+    """The declared range as ``low..high`` (``-inf``/``inf`` for a missing bound)."""
+    low = "-inf" if spec.low is None else _number(spec.low)
+    high = "inf" if spec.high is None else _number(spec.high)
+    return f"{low}..{high}"
+
+
+def _number(value: float) -> str:
+    """A bound as written in a declaration: 2147483647, not 2.14748e+09; 1e-09 stays."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def require_positive(settings: object, *names: str) -> None:
@@ -109,3 +176,19 @@ def require_one_of(settings: object, **allowed: Sequence[str]) -> None:
         value = getattr(settings, name)
         if value not in choices:
             raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+def markdown_table(settings_type: type) -> str:
+    """A Markdown table of a settings dataclass: name, type, default, range, run-time, meaning."""
+    rows = [
+        "| Parameter | Type | Default | Range | Run-time | Description |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, spec in specs(settings_type).items():
+        bounded = spec.low is not None or spec.high is not None
+        rows.append(
+            f"| `{name}` | {type(spec.default).__name__} | `{spec.default!r}` | "
+            f"{range_text(spec) if bounded else ''} | {'yes' if spec.runtime else 'no'} | "
+            f"{spec.description.replace('|', '/')} |"
+        )
+    return "\n".join(rows)

@@ -239,6 +239,22 @@ class TorchTrainer(Trainer, Generic[ModelT]):
         self._generator = torch.Generator().manual_seed(seed)
         self._model: ModelT | None = None
         self._optimizer: torch.optim.Optimizer | None = None
+        self._learning_rate: float | None = None  # set at run time; None: the optimizer's own
+
+    def set_learning_rate(self, learning_rate: float) -> None:
+        """Changes the optimizer's learning rate from the next gradient step on.
+
+        The rate is kept when the optimizer is made afresh (after a rollback).
+        """
+        if not learning_rate > 0:
+            raise ValueError(f"learning rate must be positive, got {learning_rate}")
+        self._learning_rate = learning_rate
+        self._apply_learning_rate()
+
+    def _apply_learning_rate(self) -> None:
+        if self._learning_rate is not None and self._optimizer is not None:
+            for group in self._optimizer.param_groups:
+                group["lr"] = self._learning_rate
 
     @abstractmethod
     def make_optimizer(self, model: ModelT) -> torch.optim.Optimizer:
@@ -258,11 +274,13 @@ class TorchTrainer(Trainer, Generic[ModelT]):
         self.check_model(model)
         self._model = model
         self._optimizer = self.make_optimizer(model)
+        self._apply_learning_rate()
 
     @override
     def on_weights_restored(self, model_name: str) -> None:
         if model_name == self.model_name and self._model is not None:
             self._optimizer = self.make_optimizer(self._model)
+            self._apply_learning_rate()
 
     @override
     def extra_state_dict(self) -> dict[str, Any]:

@@ -505,7 +505,7 @@ class CuriosityTraining:
     batch_size: int = 32
     sequence_batch_size: int = 16
     sequence_length: int = 16
-    steps_per_run: int = 1
+    steps_per_run: int = 2
     jepa_learning_rate: float = 5e-4
     jepa_ema_momentum: float = jepa.DEFAULT_EMA_MOMENTUM
     jepa_reference_frames: int = 64

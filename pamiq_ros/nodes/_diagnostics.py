@@ -1,11 +1,24 @@
-"""Health and progress of a node on ``/diagnostics`` (diagnostic_msgs), readable by rqt and CLI."""
+"""Health and progress of a node on ``/diagnostics`` (diagnostic_msgs), readable by rqt and CLI.
 
+Every node with a reporter also beats on ``heartbeat`` (``std_msgs/Header``, ``frame_id`` the
+node's full name) every :data:`HEARTBEAT_PERIOD_S`; a :class:`PeerWatch` listens for one peer's
+beats, so a peer that died (even by SIGKILL, with no last word) is noticed within seconds.
+"""
+
+import time
 from collections.abc import Mapping
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from std_msgs.msg import Header
+
+from pamiq_ros.core.health import Problems, Silence
 
 DIAGNOSTICS_TOPIC = "/diagnostics"
+HEARTBEAT_TOPIC = "heartbeat"
+HEARTBEAT_PERIOD_S = 0.5
+HEARTBEAT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
 
 OK = DiagnosticStatus.OK
 WARN = DiagnosticStatus.WARN
@@ -19,17 +32,26 @@ class DiagnosticsReporter:
         self._node = node
         self._hardware_id = hardware_id
         self._publisher = node.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
+        self._heartbeat = node.create_publisher(Header, HEARTBEAT_TOPIC, HEARTBEAT_QOS)
+        self._name = node.get_fully_qualified_name()
+        node.create_timer(HEARTBEAT_PERIOD_S, self._beat)
 
-    def publish(self, level: bytes, message: str, values: Mapping[str, object]) -> None:
+    def _beat(self) -> None:
+        beat = Header(frame_id=self._name)
+        beat.stamp = self._node.get_clock().now().to_msg()
+        self._heartbeat.publish(beat)
+
+    def publish(self, level: bytes | int, message: str, values: Mapping[str, object]) -> None:
         """Publishes the node's status.
 
         Args:
-            level: ``OK``, ``WARN`` or ``ERROR``.
+            level: ``OK``, ``WARN`` or ``ERROR`` (or their numbers, as in
+                :mod:`pamiq_ros.core.health`).
             message: A one-line summary.
             values: Figures to show, each converted with ``str`` (floats to 3 decimals).
         """
         status = DiagnosticStatus(
-            level=level,
+            level=bytes([level]) if isinstance(level, int) else level,
             name=self._node.get_fully_qualified_name(),
             message=message,
             hardware_id=self._hardware_id,
@@ -44,3 +66,44 @@ def _format(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.3f}"
     return str(value)
+
+
+def resolve_node_name(node: Node, name: str) -> str:
+    """A node name relative to ``node``'s namespace made absolute (an absolute one stays)."""
+    if name.startswith("/"):
+        return name
+    return f"{node.get_namespace().rstrip('/')}/{name}"
+
+
+class PeerWatch:
+    """Listens to one peer's heartbeat and says how long it has been silent."""
+
+    def __init__(self, node: Node, peer: str, warn_after_s: float, error_after_s: float) -> None:
+        """Subscribes to the heartbeats of ``peer`` (a node name, relative or absolute).
+
+        Raises:
+            ValueError: If the limits are not positive or out of order.
+        """
+        self.peer = resolve_node_name(node, peer)
+        self._silence = Silence(time.monotonic(), warn_after_s, error_after_s)
+        node.create_subscription(Header, HEARTBEAT_TOPIC, self._on_beat, HEARTBEAT_QOS)
+
+    def _on_beat(self, beat: Header) -> None:
+        if beat.frame_id == self.peer:
+            self._silence.heard(time.monotonic())
+
+    def set_limits(self, warn_after_s: float, error_after_s: float) -> None:
+        """Changes the silences that are a warning and an error.
+
+        Raises:
+            ValueError: If the limits are not positive or out of order.
+        """
+        self._silence.set_limits(warn_after_s, error_after_s)
+
+    def silent_s(self) -> float:
+        """Seconds since the peer's last beat (since the watch began if never heard)."""
+        return self._silence.seconds(time.monotonic())
+
+    def check(self, report: Problems) -> None:
+        """Adds a warning or an error when the peer has been silent too long."""
+        self._silence.check(report, time.monotonic(), f"{self.peer} (heartbeat)")

@@ -2,6 +2,7 @@
 
 import contextlib
 import ctypes
+import dataclasses
 import os
 import sys
 import time
@@ -11,14 +12,29 @@ from pathlib import Path
 from typing import NoReturn, Protocol, TypeVar
 
 import rclpy
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    ParameterType,
+    SetParametersResult,
+)
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
+from rclpy.timer import Timer
 
 from pamiq_ros.core.checkpoint import PRIVATE_FOLDER_MODE, PRIVATE_UMASK
-from pamiq_ros.core.settings import SettingsError, SettingValue, build_settings, describe
+from pamiq_ros.core.settings import (
+    SettingsError,
+    SettingSpec,
+    SettingValue,
+    build_settings,
+    range_text,
+    specs,
+)
 from pamiq_ros.nodes._shutdown import STOP, leave_process
 
 T = TypeVar("T")
@@ -59,20 +75,116 @@ class ClosableNode(Protocol):
         """Tears the node down (rclpy)."""
 
 
-def declare_settings(node: Node, settings_type: type[T]) -> T:
-    """Declares every field of a settings dataclass as a parameter and returns the values.
+def declare_settings(
+    node: Node,
+    settings_type: type[T],
+    apply: Callable[[T, frozenset[str]], None] | None = None,
+) -> T:
+    """Declares every field of a settings dataclass as a typed parameter; returns the values.
+
+    Each parameter has the type of its default (no dynamic typing), its declared range and,
+    unless the setting is marked ``runtime``, ``read_only``. With ``apply``, a parameter
+    callback takes run-time changes of the ``runtime`` settings: the whole settings are built
+    and checked with the new values, then ``apply(new_settings, changed_names)`` puts them to
+    use (raising ``ValueError`` to refuse); a refusal is answered with its reason and the old
+    value stays, so reading a parameter back returns the value in use.
 
     Raises:
         SettingsError: If a given parameter has the wrong type or an invalid value.
     """
     values: dict[str, SettingValue] = {}
-    for name, default, description in describe(settings_type):
-        descriptor = ParameterDescriptor(description=description, dynamic_typing=True)
-        value: SettingValue | None = node.declare_parameter(name, default, descriptor).value
+    declared = specs(settings_type)
+    for name, spec in declared.items():
+        descriptor = _descriptor(spec, read_only=apply is None or not spec.runtime)
+        default = spec.default
+        override = node._parameter_overrides.get(name)
+        if (
+            isinstance(default, float)
+            and override is not None
+            and override.type_ == Parameter.Type.INTEGER
+        ):  # ``rate_hz: 10`` in YAML means 10.0
+            node._parameter_overrides[name] = Parameter(name, value=float(override.value))
+        try:
+            value: SettingValue | None = node.declare_parameter(name, default, descriptor).value
+        except InvalidParameterValueException as error:  # out of the declared range
+            given = node._parameter_overrides.get(name)
+            raise SettingsError(
+                f"{name} must be in {range_text(spec)}, got {given.value if given else '?'!r}"
+            ) from error
+        except InvalidParameterTypeException as error:
+            raise SettingsError(f"parameter {name!r}: {error}") from error
         if value is None:
             raise SettingsError(f"parameter {name!r} is unset")
         values[name] = value
-    return build_settings(settings_type, values)
+    settings = build_settings(settings_type, values)
+    if apply is not None:
+        holder = [settings]
+
+        def on_set(parameters: list[Parameter]) -> SetParametersResult:
+            changes = {p.name: p.value for p in parameters if p.name in declared}
+            if not changes:
+                return SetParametersResult(successful=True)
+            fixed = sorted(name for name in changes if not declared[name].runtime)
+            if fixed:
+                return SetParametersResult(
+                    successful=False, reason=f"{', '.join(fixed)}: set at start-up only"
+                )
+            try:
+                current = holder[0]
+                candidate = build_settings(
+                    settings_type,
+                    {**dataclasses.asdict(current), **changes},  # type: ignore[call-overload]
+                )
+                apply(candidate, frozenset(changes))
+            except (SettingsError, ValueError) as error:
+                return SetParametersResult(successful=False, reason=str(error))
+            holder[0] = candidate
+            return SetParametersResult(successful=True)
+
+        node.add_on_set_parameters_callback(on_set)
+    return settings
+
+
+def replace_timer(node: Node, timer: Timer, period_s: float, callback: Callable[[], None]) -> Timer:
+    """A new timer of ``period_s`` in place of ``timer`` (a period changed at run time)."""
+    node.destroy_timer(timer)
+    return node.create_timer(period_s, callback)
+
+
+_PARAMETER_TYPES = {
+    bool: ParameterType.PARAMETER_BOOL,
+    int: ParameterType.PARAMETER_INTEGER,
+    float: ParameterType.PARAMETER_DOUBLE,
+    str: ParameterType.PARAMETER_STRING,
+}
+
+
+def _descriptor(spec: SettingSpec, read_only: bool) -> ParameterDescriptor:
+    """The ROS descriptor of a setting: fixed type, range where declared, read-only or not."""
+    descriptor = ParameterDescriptor(
+        description=spec.description,
+        type=_PARAMETER_TYPES[type(spec.default)],
+        read_only=read_only,
+        dynamic_typing=False,
+    )
+    if spec.low is not None or spec.high is not None:
+        if isinstance(spec.default, float):
+            descriptor.floating_point_range = [
+                FloatingPointRange(
+                    from_value=-sys.float_info.max if spec.low is None else float(spec.low),
+                    to_value=sys.float_info.max if spec.high is None else float(spec.high),
+                    step=0.0,
+                )
+            ]
+        else:
+            descriptor.integer_range = [
+                IntegerRange(
+                    from_value=-(2**63) if spec.low is None else int(spec.low),
+                    to_value=2**63 - 1 if spec.high is None else int(spec.high),
+                    step=1,
+                )
+            ]
+    return descriptor
 
 
 def prepare_run_dir(configured: str, node_name: str) -> Path:

@@ -24,7 +24,6 @@ nothing slow ever runs on the acting thread.
 """
 
 import json
-import math
 import queue
 import sys
 import threading
@@ -41,19 +40,28 @@ import torch
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Twist, TwistStamped
 from pamiq_ros_interfaces.msg import Experience, VRChatInput
-from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 from typing_extensions import override
 
-from pamiq_ros.core.actions import Action, ActionMapper, Motion, VRChatButtons
-from pamiq_ros.core.checkpoint import CheckpointStore, resume
+from pamiq_ros.core.actions import Action, ActionMapper
+from pamiq_ros.core.checkpoint import CheckpointStore, restore
 from pamiq_ros.core.experience import ExperienceRecord
-from pamiq_ros.core.frame_age import FrameAges
+from pamiq_ros.core.health import (
+    PEER_ERROR_AFTER_S,
+    PEER_WARN_AFTER_S,
+    WARN,
+    NewCount,
+    Problems,
+    RecentRate,
+    check_peer_limits,
+    check_rate,
+    diagnostics_period_setting,
+    peer_silence_setting,
+)
 from pamiq_ros.core.policy import Observation
 from pamiq_ros.core.precision import PRECISIONS, resolve_device
 from pamiq_ros.core.settings import require_one_of, require_positive, setting
-from pamiq_ros.core.step_loop import StepLoop
 from pamiq_ros.io.experience_codec import record_to_message
 from pamiq_ros.io.image_codec import (
     RESIZE_MODES,
@@ -65,26 +73,23 @@ from pamiq_ros.io.image_codec import (
     to_rgb,
 )
 from pamiq_ros.minds import MIND_NAMES
-from pamiq_ros.minds.autoencoder import AutoencoderMind
+from pamiq_ros.minds.acting_loop import UNSTAMPED, ActingLoop, LoopTiming
 from pamiq_ros.minds.base import ActingMind
-from pamiq_ros.minds.curiosity import (
-    POLICIES,
-    PRESET_NAMES,
-    CuriosityDimensions,
-    CuriosityMind,
-    Hearing,
-)
+from pamiq_ros.minds.curiosity import POLICIES, PRESET_NAMES, CuriosityDimensions, Hearing
+from pamiq_ros.minds.registry import ACTING_MINDS, MindOptions, build_acting_mind
 from pamiq_ros.models.temporal import MODALITIES
 from pamiq_ros.nodes._control import Controllable, ControlServices
-from pamiq_ros.nodes._diagnostics import OK, WARN, DiagnosticsReporter
+from pamiq_ros.nodes._diagnostics import DiagnosticsReporter, PeerWatch
 from pamiq_ros.nodes._experience import EXPERIENCE_QOS, EXPERIENCE_TOPIC
 from pamiq_ros.nodes._experience_link import ExperienceSender
 from pamiq_ros.nodes._hearing import Ears
+from pamiq_ros.nodes._lifecycle import AUTOSTART_DESCRIPTION, ManagedNode
 from pamiq_ros.nodes._problem_log import ProblemLog
 from pamiq_ros.nodes._runtime import (
     declare_settings,
     hold_memory_in_bounds,
     prepare_run_dir,
+    replace_timer,
     run_node,
 )
 from pamiq_ros.nodes._weight_sync import SyncTiming, WeightSubscriber
@@ -112,6 +117,14 @@ RAW_IMAGE_TOPIC = "camera/image_raw"
 COMPRESSED_IMAGE_TOPIC = "camera/image_raw/compressed"
 """image_transport's names: the compressed stream of ``camera/image_raw``."""
 
+NEW_COUNT_PROBLEMS = {
+    "missed_deadlines": "step deadline(s) missed",
+    "frames_rejected": "camera frame(s) refused",
+    "experience_dropped": "experience record(s) dropped (sender behind)",
+    "experience_send_errors": "experience send error(s)",
+}
+"""Counters whose growth since the last status is a warning, and what they count."""
+
 STOP_ACKED_WAIT_S = 0.5
 """On shutdown, longest wait for the final stop command to be acknowledged by subscribers."""
 
@@ -121,13 +134,23 @@ class AgentSettings:
     """Parameters of the agent node."""
 
     rate_hz: float = setting(
-        10.0, "Steps per second (Hz); the loop keeps it when frames are late or absent."
+        10.0,
+        "Steps per second (Hz); the loop keeps it when frames are late or absent.",
+        low=0.1,
+        high=1000.0,
+        runtime=True,
     )
     image_width: int = setting(
-        160, "Width (pixels) of the mind's input; frames of any size are fitted to it."
+        160,
+        "Width (pixels) of the mind's input; frames of any size are fitted to it.",
+        low=8,
+        high=4096,
     )
     image_height: int = setting(
-        120, "Height (pixels) of the mind's input; frames of any size are fitted to it."
+        120,
+        "Height (pixels) of the mind's input; frames of any size are fitted to it.",
+        low=8,
+        high=4096,
     )
     image_message: str = setting(
         "raw", "Camera message type: raw (sensor_msgs/Image on camera/image_raw) or compressed "
@@ -139,7 +162,8 @@ class AgentSettings:
     )  # fmt: skip
     max_frame_age: float = setting(
         0.5, "Seconds (by the image stamp) after which a frame is no observation: the step is "
-        "a gap (the mind sees None, its episode ends, motion stops); so is the same frame again."
+        "a gap (the mind sees None, its episode ends, motion stops); so is the same frame again.",
+        low=0.001, high=3600.0, runtime=True,
     )  # fmt: skip
     cmd_vel_stamped: bool = setting(
         False, "Publish geometry_msgs/TwistStamped on cmd_vel (ros2_control's diff drive "
@@ -164,9 +188,15 @@ class AgentSettings:
     )  # fmt: skip
     device: str = setting("cpu", "Torch device of the acting models: cpu or cuda[:N].")
     precision: str = setting("float32", "Compute precision: float32 or bfloat16 (autocast).")
-    seed: int = setting(0, "Seed of the initial weights and of the action draws.")
-    linear_speed: float = setting(2.0, "Walking speed (m/s) of move and strafe actions.")
-    angular_speed: float = setting(1.5, "Turn rate (rad/s) of turn actions.")
+    seed: int = setting(
+        0, "Seed of the initial weights and of the action draws.", low=0, high=2**31 - 1
+    )
+    linear_speed: float = setting(
+        2.0, "Walking speed (m/s) of move and strafe actions.", low=0.001, high=100.0, runtime=True
+    )
+    angular_speed: float = setting(
+        1.5, "Turn rate (rad/s) of turn actions.", low=0.001, high=100.0, runtime=True
+    )
     send_experience: bool = setting(True, "Send each step's experience to the trainer.")
     experience_outbox_mb: float = setting(
         64.0, "MiB of experience kept until the trainer acknowledges it (sent again after an "
@@ -180,10 +210,11 @@ class AgentSettings:
         "trainer", "The trainer whose weights are taken (its node name, relative to this "
         "namespace, or fully qualified); announcements from any other node are refused."
     )  # fmt: skip
-    torch_threads: int = setting(1, "CPU threads for the acting model.")
+    torch_threads: int = setting(1, "CPU threads for the acting model.", low=1, high=256)
     spin_before_step_ms: float = setting(
         2.0, "The step thread wakes this long before each step and waits busy, so it is running "
-        "when the step is due (waking from sleep on a loaded machine takes ms); 0: plain sleep."
+        "when the step is due (waking from sleep on a loaded machine takes ms); 0: plain sleep.",
+        low=0.0, high=1000.0, runtime=True,
     )  # fmt: skip
     run_dir: str = setting(
         "", "This start's run folder (set by pamiq-ros launch) for the agent's checkpoints; "
@@ -192,10 +223,27 @@ class AgentSettings:
     resume_from: str = setting(
         "", "'latest', a run folder or a checkpoint to restore the agent's state from."
     )
-    checkpoint_period: float = setting(60.0, "Seconds between periodic saves of the agent state.")
-    report_period: float = setting(5.0, "Seconds between progress reports (log and /diagnostics).")
+    checkpoint_period: float = setting(
+        60.0, "Seconds between periodic saves of the agent state.", low=1.0, high=86400.0
+    )
+    report_period: float = setting(
+        5.0,
+        "Seconds between progress lines in the log.",
+        low=0.05,
+        high=3600.0,
+        runtime=True,
+    )
+    diagnostics_period: float = diagnostics_period_setting()
+    peer_warn_after: float = peer_silence_setting(
+        PEER_WARN_AFTER_S, "the trainer's heartbeat", "WARN"
+    )
+    peer_error_after: float = peer_silence_setting(
+        PEER_ERROR_AFTER_S, "the trainer's heartbeat", "ERROR"
+    )
+    autostart: bool = setting(True, AUTOSTART_DESCRIPTION)
 
     def __post_init__(self) -> None:
+        check_peer_limits(self.peer_warn_after, self.peer_error_after)
         require_positive(
             self, "rate_hz", "linear_speed", "angular_speed", "report_period", "image_width",
             "image_height", "torch_threads", "checkpoint_period", "max_frame_age",
@@ -212,30 +260,12 @@ class AgentSettings:
         )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class _Frame:
-    pixels: Observation
-    received: float  # monotonic seconds
-    stamp: Time  # the camera's capture stamp
-    age_at_receipt: float  # seconds from the stamp to receipt (0 for an unstamped frame)
-    sequence: int  # counts received frames
-    source_size: tuple[int, int]  # width, height as the camera sent it
-
-    @property
-    def stamp_key(self) -> tuple[int, int]:
-        return self.stamp.sec, self.stamp.nanosec
-
-    def age(self, now: float) -> float:
-        """Seconds since capture, at monotonic time ``now``."""
-        return self.age_at_receipt + (now - self.received)
-
-
-class AgentNode(Node, Controllable):
-    """Runs the policy at a fixed rate on the newest camera frame and publishes its actions."""
+class AgentNode(ManagedNode, Controllable):
+    """Wires an :class:`ActingLoop` to ROS: camera in, actions and experience out."""
 
     def __init__(self, **node_options: Any) -> None:
         super().__init__("agent", **node_options)
-        self.settings = declare_settings(self, AgentSettings)
+        self.settings = declare_settings(self, AgentSettings, self._apply_settings)
         settings = self.settings
         torch.set_num_threads(settings.torch_threads)
         # The step thread wakes on time, then waits for the GIL; the default 5 ms switch interval
@@ -243,39 +273,24 @@ class AgentNode(Node, Controllable):
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         hears = settings.mind == "curiosity" and settings.modalities != "image"
         ears = Ears(self, CuriosityDimensions.of(settings.preset).audio) if hears else None
-        self._mind = build_mind(settings, ears.latest if ears is not None else None)
-        self._mapper = ActionMapper(settings.linear_speed, settings.angular_speed)
+        self._hearing: Hearing | None = ears.latest if ears is not None else None
         self._problems = ProblemLog(self.get_logger(), ERROR_LOG_PERIOD_S)
         self._lock = threading.Lock()
-        self._frame: _Frame | None = None
-        self._frames_received = 0
-        self._frames_rejected = 0
-        self._used_frame: tuple[int, tuple[int, int]] | None = None  # sequence, stamp
-        self._gap_steps = 0
-        self._in_gap = False
-        self._ages_at_receipt = FrameAges()
-        self._ages_at_step = FrameAges()
-        self._unstamped_frames = 0
-        self._rejected_at_last_report = 0
-        self._last_action_label = "none"
         self._closing = False
-        self._paused = False
-        self._step_index = 0
         self._experience_sent = 0
         self._experience_dropped = 0
-        self._interrupted = False
+        self._send_errors = 0
+        self._recent_rate = RecentRate()
+        self._new_counts = {name: NewCount() for name in NEW_COUNT_PROBLEMS}
         self._save_lock = threading.Lock()
-        self._state_wanted = threading.Event()
-        self._state_ready = threading.Event()
-        self._state_snapshot: dict[str, Any] = {}
         self._announced_at: dict[tuple[str, int], float] = {}
         self._sync_latencies_ms: list[float] = []
         self._swaps = 0
 
+        self._acting: ActingLoop | None = None
+        self._sync: WeightSubscriber | None = None
         self._run_dir = prepare_run_dir(settings.run_dir, "agent")
         self._store = CheckpointStore(self._run_dir / STORE_SUBDIR, keep_last=3)
-        if settings.resume_from:
-            self._resume(settings.resume_from)
 
         self._cmd_vel = self.create_publisher(
             TwistStamped if settings.cmd_vel_stamped else Twist, "cmd_vel", 10
@@ -296,16 +311,14 @@ class AgentNode(Node, Controllable):
             self.create_subscription(
                 Image, RAW_IMAGE_TOPIC, self._on_image, qos_profile_sensor_data
             )
-        self._sync = WeightSubscriber(
-            self,
-            self._mind.models,
-            transport=settings.sync_transport,
-            on_ready=self._on_weights_ready,
-            on_error=self._problems.error,
-            trainer_node=settings.trainer_node,
-        )
         ControlServices(self, self)
-        self.create_timer(settings.report_period, self._report)
+        self._report_timer = self.create_timer(settings.report_period, self._report)
+        self._trainer_watch = PeerWatch(
+            self, settings.trainer_node, settings.peer_warn_after, settings.peer_error_after
+        )
+        self._diagnostics_timer = self.create_timer(
+            settings.diagnostics_period, self._publish_diagnostics
+        )
         self.create_timer(settings.checkpoint_period, self._save_periodically)
 
         self._outbox: queue.Queue[ExperienceRecord | None] = queue.Queue(EXPERIENCE_QUEUE_SIZE)
@@ -313,23 +326,119 @@ class AgentNode(Node, Controllable):
             target=self._send_experience, name="experience", daemon=True
         )
         self._sender.start()
-        self._loop = StepLoop(
-            settings.rate_hz, self._step, on_error=self._on_step_error, name="agent-step",
-            spin_s=settings.spin_before_step_ms / 1000.0,
-        )  # fmt: skip
-        self._loop.start()
+        self.bring_up(settings.autostart)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    @override
+    def configure(self) -> None:
+        """Builds the mind (restoring ``resume_from``) and the weight subscriber."""
+        settings = self.settings
+        acting = ActingLoop(
+            build_mind(settings, self._hearing),
+            ActionMapper(settings.linear_speed, settings.angular_speed),
+            LoopTiming(
+                settings.rate_hz, settings.max_frame_age, settings.spin_before_step_ms / 1000.0
+            ),
+            publish=self._publish,
+            hand_off=self._hand_off,
+            on_error=self._on_step_error,
+            on_swap=self._note_swap,
+            log_gap=self._log_info,
+            state_wait_s=STATE_WAIT_S,
+        )
+        if settings.resume_from:
+            self._restore(acting, settings.resume_from)
+        self._sync = WeightSubscriber(
+            self,
+            acting.mind.models,
+            transport=settings.sync_transport,
+            on_ready=self._on_weights_ready,
+            on_error=self._problems.error,
+            trainer_node=settings.trainer_node,
+        )
+        self._acting = acting
         self.get_logger().info(
-            f"stepping at {settings.rate_hz} Hz on frames from {self._image_topic} fitted to "
+            f"configured: {describe_mind(settings)}, seed {settings.seed}; models "
+            f"{', '.join(acting.mind.models)}, weights via {settings.sync_transport}"
+        )
+
+    @override
+    def activate(self) -> None:
+        """Starts stepping (or resumes it after a deactivate)."""
+        acting = self._configured()
+        if acting.running:
+            acting.resume()
+        else:
+            acting.start()
+        settings = self.settings
+        self.get_logger().info(
+            f"stepping at {acting.rate_hz} Hz on frames from {self._image_topic} fitted to "
             f"{settings.image_width}x{settings.image_height} ({settings.resize_mode}; older than "
-            f"{settings.max_frame_age} s: a gap) ({describe_mind(settings)}, "
-            f"seed {settings.seed}; models {', '.join(self._mind.models)}, weights via "
-            f"{settings.sync_transport})"
+            f"{settings.max_frame_age} s: a gap)"
+        )
+
+    @override
+    def deactivate(self) -> None:
+        """Pauses acting; the stop command goes out first."""
+        self._configured().pause()
+
+    @override
+    def cleanup(self) -> None:
+        """Stops the step thread and the weight subscriber, saves the state, drops the mind."""
+        acting = self._configured()
+        acting.close()
+        if self._sync is not None:
+            self._sync.close()
+        self.get_logger().info(self._save_state("cleanup"))
+        self._acting, self._sync = None, None
+
+    def _configured(self) -> ActingLoop:
+        """The acting loop.
+
+        Raises:
+            RuntimeError: If the node is not configured (lifecycle).
+        """
+        if self._acting is None:
+            raise RuntimeError("the agent is not configured (ros2 lifecycle set agent configure)")
+        return self._acting
+
+    def _log_info(self, message: str) -> None:
+        self.get_logger().info(message)
+
+    def _apply_settings(self, new: AgentSettings, changed: frozenset[str]) -> None:
+        """Puts run-time parameter changes to use (a parameter callback; ValueError refuses)."""
+        if changed & {"peer_warn_after", "peer_error_after"}:
+            self._trainer_watch.set_limits(new.peer_warn_after, new.peer_error_after)
+        acting = self._acting  # unconfigured: the next configure builds from the settings
+        if acting is not None and changed & {"rate_hz", "spin_before_step_ms"}:
+            acting.set_rate(new.rate_hz, new.spin_before_step_ms / 1000.0)
+            self._recent_rate.reset()
+        if acting is not None and changed & {"linear_speed", "angular_speed"}:
+            acting.set_speeds(new.linear_speed, new.angular_speed)
+        if acting is not None and "max_frame_age" in changed:
+            acting.set_max_frame_age(new.max_frame_age)
+        if "report_period" in changed:
+            self._report_timer = replace_timer(
+                self, self._report_timer, new.report_period, self._report
+            )
+        if "diagnostics_period" in changed:
+            self._diagnostics_timer = replace_timer(
+                self, self._diagnostics_timer, new.diagnostics_period, self._publish_diagnostics
+            )
+        self.settings = new
+        self.get_logger().info(
+            "parameters changed: "
+            + ", ".join(f"{name}={getattr(new, name)}" for name in sorted(changed))
         )
 
     # --- input --------------------------------------------------------------------------------
 
     def _on_image(self, message: Image | CompressedImage) -> None:
         """Decodes and fits a frame here, in the executor's thread, never on the acting one."""
+        acting = self._acting
+        if acting is None:
+            return  # unconfigured: nothing acts on frames
         try:
             rgb = self._decode(message)
             pixels = fit_image(
@@ -337,24 +446,16 @@ class AgentNode(Node, Controllable):
                 self.settings.resize_mode,
             )  # fmt: skip
         except (ImageFormatError, cv2.error) as error:
-            with self._lock:
-                self._frames_rejected += 1
+            acting.reject()
             self._problems.error(f"{self._image_topic} frame refused: {error}")
             return
         stamp = message.header.stamp
         if stamp.sec == 0 and stamp.nanosec == 0:
             age = 0.0  # an unstamped camera: its age counts from receipt
-            self._unstamped_frames += 1
         else:
             now_ns = self.get_clock().now().nanoseconds
             age = max(0.0, (now_ns - (stamp.sec * 1_000_000_000 + stamp.nanosec)) / 1e9)
-        with self._lock:
-            self._frames_received += 1
-            self._frame = _Frame(
-                pixels, time.monotonic(), stamp, age, self._frames_received,
-                (rgb.shape[1], rgb.shape[0]),
-            )  # fmt: skip
-        self._ages_at_receipt.add(age)
+        acting.offer(pixels, (stamp.sec, stamp.nanosec), age, (rgb.shape[1], rgb.shape[0]))
 
     def _decode(self, message: Image | CompressedImage) -> Observation:
         """The message's pixels as RGB, of the camera's size."""
@@ -367,67 +468,6 @@ class AgentNode(Node, Controllable):
         with self._lock:
             self._announced_at[model, version] = time.monotonic() - timing.received_to_ready_s
 
-    # --- the acting thread --------------------------------------------------------------------
-
-    def _step(self) -> None:
-        """One step, in the loop's thread: swap in ready weights, act, publish, hand off."""
-        for model, version in self._mind.swap_ready_weights():
-            self._note_swap(model, version)
-        if self._state_wanted.is_set():
-            self._state_snapshot = self._mind.state_dict()
-            self._state_wanted.clear()
-            self._state_ready.set()
-        with self._lock:
-            paused = self._paused or self._closing
-            if not paused:
-                frame = self._new_observation(time.monotonic())
-                self._step_index += 1
-                step = self._step_index
-        if paused:
-            if not self._interrupted:
-                self._interrupted = True
-                self._hand_off(self._mind.interrupt())
-            return
-        self._interrupted = False
-        result = self._mind.act(step, frame.pixels if frame is not None else None)
-        # A gap commands a stop whatever the mind chose: nothing moves blind.
-        action = self._mapper.to_action(result.choice) if frame is not None else _STOP
-        with self._lock:
-            if self._closing or self._paused:
-                return  # the stop sent by pause()/close() stays the last command
-            self._last_action_label = result.choice.label() if frame is not None else "gap: stop"
-            self._publish(action, frame.stamp if frame is not None else None)
-        self._hand_off(result.records)
-
-    def _new_observation(self, now: float) -> "_Frame | None":
-        """Under the lock: the newest frame if it is a new observation, else None (a gap)."""
-        frame = self._frame
-        fresh = (
-            frame is not None
-            and frame.age(now) <= self.settings.max_frame_age
-            and (self._used_frame is None or (
-                frame.sequence != self._used_frame[0]
-                and (frame.stamp_key == (0, 0) or frame.stamp_key != self._used_frame[1])
-            ))
-        )  # fmt: skip
-        if frame is not None and fresh:
-            self._used_frame = (frame.sequence, frame.stamp_key)
-            self._ages_at_step.add(frame.age(now))
-            if self._in_gap:
-                self._in_gap = False
-                self.get_logger().info("fresh frames again: acting on them")
-            return frame
-        self._gap_steps += 1
-        if not self._in_gap:
-            self._in_gap = True
-            why = "no frame yet" if frame is None else (
-                f"newest frame is {frame.age(now):.2f} s old (max_frame_age "
-                f"{self.settings.max_frame_age} s)" if frame.age(now) > self.settings.max_frame_age
-                else "no new frame since the last step"
-            )  # fmt: skip
-            self.get_logger().warning(f"no new observation ({why}): gap steps stand still")
-        return None
-
     def _note_swap(self, model: str, version: int) -> None:
         now = time.monotonic()
         with self._lock:
@@ -437,7 +477,9 @@ class AgentNode(Node, Controllable):
                 self._sync_latencies_ms.append((now - announced) * 1000)
                 del self._sync_latencies_ms[:-100]
 
-    def _publish(self, action: Action, observed: Time | None) -> None:
+    # --- output (called by the acting loop) ---------------------------------------------------
+
+    def _publish(self, action: Action, observed: tuple[int, int] | None) -> None:
         """Publishes the action; ``vrchat_input`` is stamped with the frame it answers."""
         twist = Twist()
         twist.linear.x = action.motion.forward_mps
@@ -445,7 +487,11 @@ class AgentNode(Node, Controllable):
         twist.angular.z = action.motion.ccw_radps
         now = self.get_clock().now().to_msg()
         buttons = VRChatInput(jump=action.buttons.jump, run=action.buttons.run)
-        buttons.header.stamp = observed or now
+        buttons.header.stamp = (
+            Time(sec=observed[0], nanosec=observed[1])
+            if observed is not None and observed != UNSTAMPED
+            else now
+        )
         if self.settings.cmd_vel_stamped:
             stamped = TwistStamped(twist=twist)
             stamped.header.stamp, stamped.header.frame_id = now, self.settings.base_frame_id
@@ -453,13 +499,6 @@ class AgentNode(Node, Controllable):
         else:
             self._cmd_vel.publish(twist)
         self._vrchat_input.publish(buttons)
-
-    def _publish_stop(self) -> None:
-        """A zero cmd_vel and released buttons; a failure (context gone) is only logged."""
-        try:
-            self._publish(_STOP, None)
-        except Exception as error:
-            self.get_logger().error(f"could not publish the stop command: {error}")
 
     def _hand_off(self, records: Sequence[ExperienceRecord]) -> None:
         if not self.settings.send_experience:
@@ -474,9 +513,6 @@ class AgentNode(Node, Controllable):
     def _on_step_error(self, error: Exception) -> None:
         if self._closing or not rclpy.ok(context=self.context):
             return  # shutting down: the publishers are gone, nothing to report
-        with self._lock:
-            if not self._closing:
-                self._publish_stop()
         self._problems.error(f"step failed: {type(error).__name__}: {error} (motion stopped)")
 
     # --- off the acting thread ----------------------------------------------------------------
@@ -492,31 +528,23 @@ class AgentNode(Node, Controllable):
                 self._experience_link.send(message)
             except Exception as error:  # the context may be gone during shutdown
                 if not self._closing:
+                    with self._lock:
+                        self._send_errors += 1
                     self._problems.error(f"experience not sent: {error}")
                 continue
             with self._lock:
                 self._experience_sent += 1
 
-    def _mind_state(self) -> dict[str, Any]:
-        """The mind's state, taken on the acting thread between two steps while it runs."""
-        if not self._loop.running:
-            return self._mind.state_dict()
-        self._state_ready.clear()
-        self._state_wanted.set()
-        if not self._state_ready.wait(STATE_WAIT_S):
-            raise OSError(f"the acting thread did not hand over its state in {STATE_WAIT_S} s")
-        return self._state_snapshot
-
     def _save_state(self, reason: str) -> str:
+        acting = self._configured()
         with self._save_lock:
-            mind_state = self._mind_state()
-            with self._lock:
-                state = {
-                    "step": self._step_index,
-                    "mind": self.settings.mind,
-                    "versions": {name: m.version for name, m in self._mind.models.items()},
-                    "mind_state": mind_state,
-                }
+            mind_state = acting.mind_state()
+            state = {
+                "step": acting.step_index,
+                "mind": self.settings.mind,
+                "versions": {name: m.version for name, m in acting.mind.models.items()},
+                "mind_state": mind_state,
+            }
 
         def write(directory: Path) -> None:
             (directory / STATE_FILE).write_text(json.dumps(state))
@@ -525,12 +553,15 @@ class AgentNode(Node, Controllable):
         return f"agent state at step {state['step']} saved to {path}"
 
     def _save_periodically(self) -> None:
+        if self._acting is None:
+            return  # unconfigured: no state
         try:
             self._save_state("periodic")
         except OSError as error:
             self._problems.error(f"saving the agent state failed: {error}")
 
-    def _resume(self, reference: str) -> None:
+    def _restore(self, acting: ActingLoop, reference: str) -> None:
+        """Restores the agent's state from a checkpoint (``resume_from``), before acting."""
         logger = self.get_logger()
 
         def read(directory: Path) -> None:
@@ -542,30 +573,29 @@ class AgentNode(Node, Controllable):
                         f"saved by the {state['mind']!r} mind, this agent runs "
                         f"{self.settings.mind!r}"
                     )
-                self._mind.load_state_dict(state["mind_state"])
+                acting.mind.load_state_dict(state["mind_state"])
             except (OSError, ValueError, KeyError, TypeError) as error:
                 raise ValueError(f"{directory / STATE_FILE}: {error}") from error
-            self._step_index = step
+            acting.step_index = step
 
-        used = resume(reference, self._run_dir.parent, STORE_SUBDIR, read, logger.error)
+        used = restore(reference, self._run_dir.parent, STORE_SUBDIR, read, logger.error)
         if used is None:
             logger.error("agent starts with a fresh state")
         else:
-            logger.info(f"resumed agent state from {used}: continuing at step {self._step_index}")
+            logger.info(f"restored agent state from {used}: continuing at step {acting.step_index}")
 
     # --- control ------------------------------------------------------------------------------
 
     @override
     def pause(self) -> str:
-        with self._lock:
-            self._paused = True
-            self._publish_stop()  # under the lock: no step's action can follow it
+        self._configured().pause()
         return "acting paused (stop command sent)"
 
     @override
     def resume(self) -> str:
-        with self._lock:
-            self._paused = False
+        if not self.active:
+            raise RuntimeError("the agent is not active (ros2 lifecycle set agent activate)")
+        self._configured().resume()
         return "acting resumed"
 
     @override
@@ -574,16 +604,20 @@ class AgentNode(Node, Controllable):
 
     @override
     def status(self) -> Mapping[str, object]:
-        stats = self._loop.statistics()
+        acting, sync = self._acting, self._sync
+        if acting is None or sync is None:
+            return {"lifecycle": "unconfigured", "trainer_silent_s": self._trainer_watch.silent_s()}
+        stats = acting.statistics()
+        figures = acting.figures()
+        mind = acting.mind
         with self._lock:
             latencies = sorted(self._sync_latencies_ms)
-            frame = self._frame
             return {
-                "paused": self._paused,
-                "step": self._step_index,
+                "paused": figures.pop("paused"),
+                "step": figures.pop("step"),
                 "steps": stats.steps,
                 "rate_hz": stats.rate_hz,
-                "target_rate_hz": self.settings.rate_hz,
+                "target_rate_hz": acting.rate_hz,
                 "missed_deadlines": stats.missed_deadlines,
                 "interval_error_p50_ms": stats.interval_error_p50_ms,
                 "interval_error_p99_ms": stats.interval_error_p99_ms,
@@ -591,95 +625,126 @@ class AgentNode(Node, Controllable):
                 "step_compute_mean_ms": stats.compute_mean_ms,
                 "step_compute_max_ms": stats.compute_max_ms,
                 "step_errors": stats.errors,
-                "frames_received": self._frames_received,
-                "frames_rejected": self._frames_rejected,
-                "last_frame_width": frame.source_size[0] if frame else 0,
-                "last_frame_height": frame.source_size[1] if frame else 0,
-                "last_frame_age_s": frame.age(time.monotonic()) if frame else "none",
-                **self._ages_at_receipt.figures("frame_age_at_receipt"),
-                **self._ages_at_step.figures("frame_age_at_step"),
-                "gap_steps": self._gap_steps,
-                "unstamped_frames": self._unstamped_frames,
-                "action": self._last_action_label,
+                **figures,
                 "mind": self.settings.mind,
-                "weight_version": self._mind.version,
-                **{f"version_{name}": m.version for name, m in self._mind.models.items()},
+                "lifecycle": "active" if self.active else "inactive",
+                "weight_version": mind.version,
+                **{f"version_{name}": m.version for name, m in mind.models.items()},
                 "weight_swaps": self._swaps,
-                "weights_refused": self._sync.refusals(),
-                **self._sync.status(),
+                "weights_refused": sync.refusals(),
+                **sync.status(),
                 "sync_latency_p50_ms": latencies[len(latencies) // 2] if latencies else "none",
                 "sync_latency_max_ms": latencies[-1] if latencies else "none",
-                **self._mind.figures(),
+                **mind.figures(),
                 "experience_sent": self._experience_sent,
                 "experience_dropped": self._experience_dropped,
                 **self._experience_link.status(),
+                "experience_send_errors": self._send_errors,
+                "trainer_silent_s": self._trainer_watch.silent_s(),
             }
 
     def _report(self) -> None:
+        acting = self._acting
+        if acting is None:
+            return
         status = self.status()
-        with self._lock:
-            rejected = self._frames_rejected
-            newly_rejected = rejected - self._rejected_at_last_report
-            self._rejected_at_last_report = rejected
-        stats = self._loop.statistics()
+        rejected = status["frames_rejected"]
+        stats = acting.statistics()
+        mind = acting.mind
         if status["last_frame_width"]:
             age = float(status["last_frame_age_s"])  # type: ignore[arg-type]
             last = (
                 f"last={status['last_frame_width']}x{status['last_frame_height']} age={age:.2f} s"
             )
         else:
-            age, last = math.inf, "last=none"
+            last = "last=none"
         self.get_logger().info(
             f"steps={stats.steps} ({stats.rate_hz:.1f} Hz) | interval error "
             f"p50={stats.interval_error_p50_ms:.1f} ms p99={stats.interval_error_p99_ms:.1f} ms "
             f"max={stats.interval_error_max_ms:.1f} ms missed={stats.missed_deadlines} | "
             f"frames received={status['frames_received']} rejected={rejected} {last} | "
-            + " ".join(f"{name} v{m.version}" for name, m in self._mind.models.items())
+            + " ".join(f"{name} v{m.version}" for name, m in mind.models.items())
             + " | "
-            + " ".join(f"{name}={value:.4f}" for name, value in self._mind.figures().items())
+            + " ".join(f"{name}={value:.4f}" for name, value in mind.figures().items())
             + f" | sync p50={_ms(status['sync_latency_p50_ms'])} | experience sent="
             f"{status['experience_sent']} dropped={status['experience_dropped']} | "
             f"action={status['action']}" + (" | PAUSED" if status["paused"] else "")
         )
+
+    def _publish_diagnostics(self) -> None:
+        """The status on /diagnostics, its level from what was measured since the last one."""
+        status = dict(self.status())
+        now = time.monotonic()
+        report = Problems()
+        if self._acting is None:
+            report.add(WARN, "unconfigured (lifecycle): not acting")
+            self._trainer_watch.check(report)
+            self._diagnostics.publish(report.level, report.summary(""), status)
+            return
+        measured = self._recent_rate.add(now, int(status["steps"]))  # type: ignore[call-overload]
+        new = {
+            name: counter.since_last(int(status[name]))  # type: ignore[call-overload]
+            for name, counter in self._new_counts.items()
+        }
         if status["paused"]:
-            level, summary = WARN, "paused"
-        elif not status["last_frame_width"]:
-            level, summary = WARN, "no camera frame yet: acting without observation"
-        elif age > STALE_FRAME_AGE_S:
-            level, summary = WARN, f"newest camera frame is {age:.1f} s old"
-        elif newly_rejected:
-            level, summary = WARN, f"{newly_rejected} camera frame(s) refused since last report"
+            report.add(WARN, "paused" if self.active else "inactive (lifecycle): not acting")
         else:
-            level, summary = OK, f"stepping at {stats.rate_hz:.1f} Hz"
-        self._diagnostics.publish(level, summary, status)
+            check_rate(report, measured, self._acting.rate_hz, "stepping")
+            if new["missed_deadlines"]:
+                report.add(WARN, f"{new['missed_deadlines']} step deadline(s) missed")
+            if not status["last_frame_width"]:
+                report.add(WARN, "no camera frame yet: acting without observation")
+            elif float(status["last_frame_age_s"]) > STALE_FRAME_AGE_S:  # type: ignore[arg-type]
+                report.add(WARN, f"newest camera frame is {status['last_frame_age_s']:.1f} s old")
+        self._trainer_watch.check(report)
+        for name, what in NEW_COUNT_PROBLEMS.items():
+            if name != "missed_deadlines" and new[name]:
+                report.add(WARN, f"{new[name]} {what} since the last status")
+        status["recent_rate_hz"] = measured
+        self._diagnostics.publish(
+            report.level, report.summary(f"stepping at {measured:.1f} Hz"), status
+        )
 
     def close(self) -> None:
         """Stops acting, sends what is queued, saves the agent state; nothing is published after."""
-        with self._lock:
-            self._closing = True
-            self._publish_stop()
+        self._closing = True
+        acting = self._acting
+        if acting is None:  # unconfigured (or cleaned up): nothing acts, nothing to save
+            self._outbox.put(None, timeout=5.0)
+            self._sender.join(timeout=5.0)
+            self.get_logger().info("closed (unconfigured)")
+            return
+        acting.close()
         self.get_logger().info("closing: stop command sent")
-        self._loop.stop()
-        self._publish_stop()  # again, once no step can be in flight
         try:
             self._cmd_vel.wait_for_all_acked(rclpy.duration.Duration(seconds=STOP_ACKED_WAIT_S))
         except Exception as error:  # best effort: the context may be going
             self.get_logger().warning(f"stop command not acknowledged: {error}")
-        self._sync.close()
+        if self._sync is not None:
+            self._sync.close()
         self._outbox.put(None, timeout=5.0)
         self._sender.join(timeout=5.0)
         try:
             self.get_logger().info(self._save_state("shutdown"))
         except Exception as error:
             self.get_logger().error(f"saving the agent state on shutdown failed: {error}")
-        stats = self._loop.statistics()
+        stats = acting.statistics()
         self.get_logger().info(
             f"closed after {stats.steps} steps ({stats.missed_deadlines} missed deadlines)"
         )
 
 
-_STOP = Action(Motion(0.0, 0.0, 0.0), VRChatButtons(jump=False, run=False))
-"""The command of a step without observation, of a pause and of a shutdown."""
+def _mind_options(settings: AgentSettings, hearing: Hearing | None = None) -> MindOptions:
+    device, dtype = resolve_device(settings.device, settings.precision)
+    return MindOptions(
+        settings.seed,
+        settings.preset,
+        settings.policy,
+        device,
+        dtype,
+        modalities=settings.modalities,
+        hearing=hearing,
+    )
 
 
 def build_mind(settings: AgentSettings, hearing: Hearing | None = None) -> ActingMind:
@@ -688,22 +753,12 @@ def build_mind(settings: AgentSettings, hearing: Hearing | None = None) -> Actin
     Raises:
         ValueError: If the device is not usable (e.g. cuda asked for on a machine without).
     """
-    device, dtype = resolve_device(settings.device, settings.precision)
-    if settings.mind == "autoencoder":
-        return AutoencoderMind(settings.seed)
-    return CuriosityMind(
-        settings.preset, settings.seed, settings.policy, device, dtype, settings.modalities, hearing
-    )
+    return build_acting_mind(settings.mind, _mind_options(settings, hearing))
 
 
 def describe_mind(settings: AgentSettings) -> str:
     """A few words on the mind, for the start-up log line."""
-    if settings.mind == "autoencoder":
-        return "autoencoder mind: random policy"
-    return (
-        f"curiosity mind: preset {settings.preset}, {settings.policy} policy, "
-        f"{settings.device} {settings.precision}"
-    )
+    return ACTING_MINDS[settings.mind].describe(_mind_options(settings))
 
 
 def _ms(value: object) -> str:

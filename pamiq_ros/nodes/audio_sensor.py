@@ -51,12 +51,14 @@ class AudioSensorSettings:
         "Audio source: pulse:NAME (a PulseAudio/PipeWire source or output monitor; pulse: alone "
         "is the default output's monitor), alsa:DEVICE, a stream URL or a file path.",
     )
-    sample_rate: int = setting(16000, "Published sample rate (Hz); the source is resampled.")
-    channels: int = setting(2, "Published channels: 1 (mono) or 2 (stereo).")
+    sample_rate: int = setting(
+        16000, "Published sample rate (Hz); the source is resampled.", low=8000, high=192000
+    )
+    channels: int = setting(2, "Published channels: 1 (mono) or 2 (stereo).", low=1, high=2)
     sample_format: str = setting(
         "S16LE", f"Published sample encoding: {' or '.join(SAMPLE_FORMATS)}."
     )
-    chunk_ms: float = setting(100.0, "Length of each published chunk (ms).")
+    chunk_ms: float = setting(100.0, "Length of each published chunk (ms).", low=1.0, high=1000.0)
     frame_id: str = setting("audio", "frame_id in each chunk's header.")
     loop: bool = setting(True, "Whether a file starts over at its end.")
     reopen_initial_delay: float = setting(

@@ -26,12 +26,20 @@ from typing import Any
 
 import cv2
 from rclpy.duration import Duration
-from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 from typing_extensions import override
 
 from pamiq_ros.core.frame_age import FrameAges
+from pamiq_ros.core.health import (
+    ERROR,
+    WARN,
+    NewCount,
+    Problems,
+    RecentRate,
+    check_rate,
+    diagnostics_period_setting,
+)
 from pamiq_ros.core.settings import require_positive, setting
 from pamiq_ros.io.camera_info import Intrinsics, fill_camera_info, load_calibration
 from pamiq_ros.io.capture import (
@@ -48,8 +56,9 @@ from pamiq_ros.io.capture import (
 from pamiq_ros.io.frame_stamp import UNIT_NS, read_stamp, unwrap_units
 from pamiq_ros.io.image_codec import RESIZE_MODES, encode_image
 from pamiq_ros.nodes._control import Controllable, ControlServices
-from pamiq_ros.nodes._diagnostics import ERROR, OK, WARN, DiagnosticsReporter
-from pamiq_ros.nodes._runtime import declare_settings, run_node
+from pamiq_ros.nodes._diagnostics import DiagnosticsReporter
+from pamiq_ros.nodes._lifecycle import AUTOSTART_DESCRIPTION, ManagedNode
+from pamiq_ros.nodes._runtime import declare_settings, replace_timer, run_node
 
 IMAGE_TOPIC = "camera/image_raw"
 CAMERA_INFO_TOPIC = "camera/camera_info"
@@ -89,7 +98,10 @@ class CameraSensorSettings:
     horizontal_fov_deg: float = setting(
         90.0, "Without camera_info_file: the native image's horizontal field of view (degrees)."
     )
-    rate_hz: float = setting(20.0, "Publish rate (Hz); a video file is also played at this rate.")
+    rate_hz: float = setting(
+        20.0, "Publish rate (Hz); a video file is also played at this rate (the file's pace is "
+        "set at start-up).", low=0.1, high=1000.0, runtime=True,
+    )  # fmt: skip
     encoding: str = setting("rgb8", "Output encoding: 'rgb8', 'bgr8' or 'mono8'.")
     frame_id: str = setting(
         "camera", "frame_id in the header of each published image and camera_info (the optical "
@@ -103,13 +115,17 @@ class CameraSensorSettings:
         5.0, "Longest delay between reopen attempts (s); the delay doubles up to it."
     )
     report_period: float = setting(
-        5.0, "Seconds between progress lines in the log and /diagnostics updates."
-    )
+        5.0, "Seconds between progress lines in the log.", low=0.05,
+        high=3600.0, runtime=True,
+    )  # fmt: skip
     stamp_from_frame: bool = setting(
         False,
         "Latency benchmark: stamp each image with the send time sim_world (stamp_frames) wrote "
         "into its pixels; a frame without one keeps its capture stamp and is counted.",
     )
+
+    diagnostics_period: float = diagnostics_period_setting()
+    autostart: bool = setting(True, AUTOSTART_DESCRIPTION)
 
     def __post_init__(self) -> None:
         parse_source(self.source)
@@ -131,35 +147,21 @@ class CameraSensorSettings:
             )
 
 
-class CameraSensorNode(Node, Controllable):
+class CameraSensorNode(ManagedNode, Controllable):
     """Publishes the newest captured frame on ``camera/image_raw`` at ``rate_hz``."""
 
     def __init__(self, **node_options: Any) -> None:
         super().__init__("camera_sensor", **node_options)
-        self.settings = declare_settings(self, CameraSensorSettings)
+        self.settings = declare_settings(self, CameraSensorSettings, self._apply_settings)
         settings = self.settings
         # OpenCV's own warnings on a failed open are vague ("can't be used to capture by name");
         # the capture module logs the source and the likely reason instead.
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
         self._spec = parse_source(settings.source)
-        source = open_frame_source(
-            self._spec,
-            FrameFormat(settings.width, settings.height, settings.encoding, settings.resize_mode),
-            loop=settings.loop,
-            reader=settings.stream_reader,
-        )
         self._calibration: Intrinsics | None = None
-        if settings.camera_info_file:
-            self._calibration, _ = load_calibration(settings.camera_info_file)
         self._intrinsics: dict[tuple[int, int, int, int], Intrinsics] = {}
         self._ages = FrameAges()
-        self._capture = LatestFrameCapture(
-            source,
-            ReopenBackoff(settings.reopen_initial_delay, settings.reopen_max_delay),
-            self._log_capture_event,
-            file_period=1.0 / settings.rate_hz,
-            on_frame=self._on_live_frame if self._spec.is_live else None,
-        )
+        self._capture: LatestFrameCapture | None = None
         self._publish_lock = threading.Lock()
         # A token bucket caps the rate at rate_hz on average while letting a frame that comes
         # a little early (a jittery source at about rate_hz) out at once.
@@ -176,18 +178,79 @@ class CameraSensorNode(Node, Controllable):
         self._paused = False
         self._last_sequence = 0
         self._report_published = 0
-        self._report_captured = 0
         self._report_time = time.monotonic()
+        self._publish_timer = self.create_timer(1.0 / settings.rate_hz, self._publish_newest)
+        self._report_timer = self.create_timer(settings.report_period, self._report)
+        self._recent_fps = RecentRate()
+        self._new_captured = NewCount()
+        self._diagnostics_timer = self.create_timer(
+            settings.diagnostics_period, self._publish_diagnostics
+        )
+        ControlServices(self, self)
+        self.bring_up(settings.autostart)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    @override
+    def configure(self) -> None:
+        """Loads the calibration and opens the source (the capture thread opens and reads it)."""
+        settings = self.settings
+        calibration = None
+        if settings.camera_info_file:
+            calibration, _ = load_calibration(settings.camera_info_file)
+        source = open_frame_source(
+            self._spec,
+            FrameFormat(settings.width, settings.height, settings.encoding, settings.resize_mode),
+            loop=settings.loop,
+            reader=settings.stream_reader,
+        )
+        capture = LatestFrameCapture(
+            source,
+            ReopenBackoff(settings.reopen_initial_delay, settings.reopen_max_delay),
+            self._log_capture_event,
+            file_period=1.0 / settings.rate_hz,
+            on_frame=self._on_live_frame if self._spec.is_live else None,
+        )
+        self._calibration, self._intrinsics = calibration, {}
         self.get_logger().info(
             f"capturing from {self._spec.kind.value} {settings.source!r}: publishing "
             f"{IMAGE_TOPIC} as {settings.encoding} {self._size_text()} at {settings.rate_hz} Hz "
             f"({type(source).__name__}); {CAMERA_INFO_TOPIC} from "
             f"{settings.camera_info_file or f'a {settings.horizontal_fov_deg:g} deg pinhole'}"
         )
-        self._capture.start()
-        self.create_timer(1.0 / settings.rate_hz, self._publish_newest)
-        self.create_timer(settings.report_period, self._report)
-        ControlServices(self, self)
+        capture.start()
+        self._capture = capture
+
+    @override
+    def activate(self) -> None:
+        """Publishes frames from now on (active is checked on each frame)."""
+
+    @override
+    def deactivate(self) -> None:
+        """Stops publishing; the capture goes on, so activating again gives a fresh frame."""
+
+    @override
+    def cleanup(self) -> None:
+        """Stops the capture thread, which releases the source."""
+        self._stop_capture()
+
+    def _apply_settings(self, new: CameraSensorSettings, changed: frozenset[str]) -> None:
+        """Puts run-time parameter changes to use (a parameter callback)."""
+        self.settings = new  # the token bucket reads rate_hz from here
+        if "rate_hz" in changed:
+            self._publish_timer = replace_timer(
+                self, self._publish_timer, 1.0 / new.rate_hz, self._publish_newest
+            )
+        if "report_period" in changed:
+            self._report_timer = replace_timer(
+                self, self._report_timer, new.report_period, self._report
+            )
+        if "diagnostics_period" in changed:
+            self._diagnostics_timer = replace_timer(
+                self, self._diagnostics_timer, new.diagnostics_period, self._publish_diagnostics
+            )
+        if "rate_hz" in changed:
+            self._recent_fps.reset()
 
     @override
     def pause(self) -> str:
@@ -201,8 +264,11 @@ class CameraSensorNode(Node, Controllable):
 
     @override
     def status(self) -> Mapping[str, object]:
+        if self._capture is None:
+            return {"lifecycle": "unconfigured", "source": self.settings.source}
         stats = self._capture.stats()
         return {
+            "lifecycle": "active" if self.active else "inactive",
             "paused": self._paused,
             "source": self.settings.source,
             "state": stats.state.value,
@@ -215,7 +281,11 @@ class CameraSensorNode(Node, Controllable):
 
     def close(self) -> None:
         """Stops the capture thread, which releases the source."""
-        if not self._capture.stop(timeout=3.0):
+        self._stop_capture()
+
+    def _stop_capture(self) -> None:
+        capture, self._capture = self._capture, None
+        if capture is not None and not capture.stop(timeout=3.0):
             self.get_logger().warning(
                 "the capture thread is still inside a blocking read; leaving it to end on its own"
             )
@@ -232,8 +302,11 @@ class CameraSensorNode(Node, Controllable):
 
     def _publish_newest(self) -> None:
         with self._publish_lock:
-            frame = self._capture.latest()
-            if self._paused or frame is None or frame.sequence == self._last_sequence:
+            capture = self._capture
+            if capture is None or self._paused or not self.active:
+                return
+            frame = capture.latest()
+            if frame is None or frame.sequence == self._last_sequence:
                 return
             now = time.monotonic()
             refill = (now - self._tokens_at) * self.settings.rate_hz
@@ -305,33 +378,50 @@ class CameraSensorNode(Node, Controllable):
         message.header.stamp.sec, message.header.stamp.nanosec = sec, nanosec
 
     def _report(self) -> None:
+        if self._capture is None:
+            return
         stats = self._capture.stats()
         now = time.monotonic()
         elapsed = max(now - self._report_time, 1e-9)
         fps = (self._published - self._report_published) / elapsed
-        new_frames = stats.frames_captured - self._report_captured
         self._report_time = now
         self._report_published = self._published
-        self._report_captured = stats.frames_captured
         self.get_logger().info(
             f"frames captured={stats.frames_captured} published={self._published} "
             f"({fps:.1f} fps) | source={self.settings.source} {stats.state.value} "
             f"| reopens={stats.reopens}"
         )
-        level, message = OK, "streaming"
+
+    def _publish_diagnostics(self) -> None:
+        """The status on /diagnostics: the capture's state, new frames and the publish rate."""
+        capture = self._capture
+        if capture is None:
+            self._diagnostics.publish(
+                WARN, "unconfigured (lifecycle): no source open", {"source": self.settings.source}
+            )
+            return
+        stats = capture.stats()
+        now = time.monotonic()
+        fps = self._recent_fps.add(now, self._published)
+        new_frames = self._new_captured.since_last(stats.frames_captured)
+        problems = Problems()
         if stats.state is CaptureState.CONNECTING:
-            level, message = ERROR, stats.last_error or "opening the video source"
+            problems.add(ERROR, stats.last_error or "opening the video source")
         elif stats.state is CaptureState.REOPENING:
-            level, message = WARN, f"video source lost; reopening (attempt {stats.attempts + 1})"
+            problems.add(WARN, f"video source lost; reopening (attempt {stats.attempts + 1})")
         elif stats.state is CaptureState.FINISHED:
-            level, message = WARN, "video file finished (loop is false)"
+            problems.add(WARN, "video file finished (loop is false)")
         elif stats.state is CaptureState.STOPPED:
-            level, message = WARN, "capture stopped"
+            problems.add(WARN, "capture stopped")
         elif new_frames == 0:
-            level, message = WARN, f"no new frames for {elapsed:.1f} s"
+            problems.add(WARN, "no new frames since the last status")
+        elif self._paused or not self.active:
+            problems.add(WARN, "paused" if self.active else "inactive (lifecycle): not publishing")
+        else:
+            check_rate(problems, fps, self.settings.rate_hz, "publishing")
         self._diagnostics.publish(
-            level,
-            message,
+            problems.level,
+            problems.summary("streaming"),
             {
                 "source": self.settings.source,
                 "state": stats.state.value,

@@ -44,7 +44,6 @@ from typing_extensions import override
 from pamiq_ros.core.actions import Action, Motion, VRChatButtons
 from pamiq_ros.core.settings import (
     SettingsError,
-    require_in_range,
     require_one_of,
     require_positive,
     setting,
@@ -142,7 +141,7 @@ class GymWorldSettings:
     mode: str = setting(
         "realtime", "realtime: rate_hz steps per second; lockstep: one step per cmd_vel received."
     )
-    rate_hz: float = setting(10.0, "Steps per second in realtime mode.")
+    rate_hz: float = setting(10.0, "Steps per second in realtime mode.", low=0.1, high=1000.0)
     cmd_vel_timeout: float = setting(
         0.5, "Seconds after which the last cmd_vel is stale (realtime: no motion)."
     )
@@ -151,10 +150,14 @@ class GymWorldSettings:
         "image", "image: sensor_msgs/Image on camera/image_raw; mjpeg: a stream for camera_sensor."
     )
     video_host: str = setting("127.0.0.1", "mjpeg: address the video server binds to.")
-    video_port: int = setting(8080, "mjpeg: TCP port of the video server; 0 picks one.")
+    video_port: int = setting(
+        8080, "mjpeg: TCP port of the video server; 0 picks one.", low=0, high=65535
+    )
     video_path: str = setting("/stream.mjpg", "mjpeg: URL path of the stream.")
-    video_fps: float = setting(20.0, "mjpeg: rate at which each client is sent frames.")
-    jpeg_quality: int = setting(90, "mjpeg: JPEG quality of streamed frames, 1 to 100.")
+    video_fps: float = setting(
+        20.0, "mjpeg: rate at which each client is sent frames.", low=0.1, high=1000.0
+    )
+    jpeg_quality: int = setting(90, "mjpeg: JPEG quality of streamed frames.", low=1, high=100)
     report_period: float = setting(
         5.0, "Seconds between progress lines in the log and /diagnostics updates."
     )
@@ -165,8 +168,6 @@ class GymWorldSettings:
             self, mode=MODES, frame_output=FRAME_OUTPUTS, frame_source=FRAME_SOURCES,
             ground_truth=GROUND_TRUTHS,
         )  # fmt: skip
-        require_in_range(self, 0, 65535, "video_port")
-        require_in_range(self, 1, 100, "jpeg_quality")
         if not self.video_path.startswith("/"):
             raise ValueError(f"video_path must start with '/', got {self.video_path!r}")
 

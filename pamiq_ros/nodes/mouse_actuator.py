@@ -43,11 +43,13 @@ class MouseActuatorSettings:
     device_name: str = setting(
         "pamiq_ros virtual mouse", "Name of the virtual mouse (in `libinput list-devices`)."
     )
-    rate_hz: float = setting(60.0, "Pointer moves per second.")
+    rate_hz: float = setting(60.0, "Pointer moves per second.", low=1.0, high=1000.0)
     time_constant: float = setting(
         0.1, "Seconds for the velocity to cover 63 % of a change (first-order lag); 0: at once."
     )
-    max_speed: float = setting(2000.0, "Largest pointer speed per axis (px/s); more is clamped.")
+    max_speed: float = setting(
+        2000.0, "Largest pointer speed per axis (px/s); more is clamped.", low=1.0, high=100000.0
+    )
     deadman_timeout: float = setting(
         0.5, "Seconds without a mouse message after which the pointer stops and buttons lift."
     )

@@ -26,10 +26,10 @@ from typing import Any
 
 from geometry_msgs.msg import Twist
 from pamiq_ros_interfaces.msg import VRChatInput
-from rclpy.node import Node
 from typing_extensions import override
 
 from pamiq_ros.core.actions import Motion, VRChatButtons
+from pamiq_ros.core.health import diagnostics_period_setting
 from pamiq_ros.core.settings import require_in_range, require_positive, setting
 from pamiq_ros.io.frame_stamp import ANSWERS_ADDRESS
 from pamiq_ros.io.osc_output import (
@@ -43,7 +43,8 @@ from pamiq_ros.io.osc_output import (
 )
 from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import ERROR, OK, WARN, DiagnosticsReporter
-from pamiq_ros.nodes._runtime import declare_settings, run_node
+from pamiq_ros.nodes._lifecycle import AUTOSTART_DESCRIPTION, ManagedNode
+from pamiq_ros.nodes._runtime import declare_settings, replace_timer, run_node
 
 DEADMAN_CHECK_PERIOD_S = 0.05
 """How often the deadman is checked; a release comes at most this long after the timeout."""
@@ -57,34 +58,51 @@ class OscActuatorSettings:
     """Parameters of the osc_actuator node."""
 
     host: str = setting("127.0.0.1", "Host that receives the OSC input (VRChat's machine).")
-    port: int = setting(9000, "UDP port that receives the OSC input (VRChat listens on 9000).")
+    port: int = setting(
+        9000, "UDP port that receives the OSC input (VRChat listens on 9000).", low=1, high=65535
+    )
     deadman_timeout: float = setting(
         0.5, "Per topic: seconds without cmd_vel after which the axes are centred, and without "
-        "vrchat_input after which the buttons are released."
+        "vrchat_input after which the buttons are released.",
+        low=0.001, high=3600.0, runtime=True,
     )  # fmt: skip
     release_hold: float = setting(
         0.05, "Least seconds between a button's release and its next press (about one VRChat "
-        "frame), so that VRChat sees the release; 0: press at once."
+        "frame), so that VRChat sees the release; 0: press at once.",
+        low=0.0, high=10.0,
     )  # fmt: skip
     axis_time_constant: float = setting(
         0.0, "Time constant (s) of the first-order lag easing axes toward each command (PAMIQ's "
-        "smooth actuator uses 0.2); 0: axes jump to each command."
+        "smooth actuator uses 0.2); 0: axes jump to each command.",
+        low=0.0, high=60.0,
     )  # fmt: skip
     smoothing_period: float = setting(
-        0.05, "Seconds between two smoothing steps (sends) while axes ease."
+        0.05, "Seconds between two smoothing steps (sends) while axes ease.", low=0.001, high=10.0
     )
     linear_speed_at_full_axis: float = setting(
-        2.0, "Speed (m/s) that an axis value of 1.0 walks at; cmd_vel is divided by it."
+        2.0,
+        "Speed (m/s) that an axis value of 1.0 walks at; cmd_vel is divided by it.",
+        low=0.001,
+        high=100.0,
     )
     angular_speed_at_full_axis: float = setting(
-        1.5, "Turn rate (rad/s) that a LookHorizontal of 1.0 turns at; angular.z is divided by it."
+        1.5,
+        "Turn rate (rad/s) that a LookHorizontal of 1.0 turns at; angular.z is divided by it.",
+        low=0.001,
+        high=100.0,
     )
-    report_period: float = setting(5.0, "Seconds between progress reports (log and /diagnostics).")
+    report_period: float = setting(
+        5.0, "Seconds between progress lines in the log.", low=0.05, high=3600.0,
+        runtime=True,
+    )  # fmt: skip
     tag_answers: bool = setting(
         False,
         "Latency benchmark: after each vrchat_input's inputs, send OSC /pamiq/answers with its "
         "header stamp in ns (sim_world with stamp_frames times it).",
     )
+
+    diagnostics_period: float = diagnostics_period_setting()
+    autostart: bool = setting(True, AUTOSTART_DESCRIPTION)
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -99,12 +117,12 @@ class OscActuatorSettings:
             AxisSmoother(self.axis_time_constant)
 
 
-class OscActuatorNode(Node, Controllable):
+class OscActuatorNode(ManagedNode, Controllable):
     """Sends the agent's actions to VRChat as OSC input, with a deadman release."""
 
     def __init__(self, **node_options: Any) -> None:
         super().__init__("osc_actuator", **node_options)
-        self.settings = declare_settings(self, OscActuatorSettings)
+        self.settings = declare_settings(self, OscActuatorSettings, self._apply_settings)
         settings = self.settings
         self._mapper = VRChatOscMapper(
             settings.linear_speed_at_full_axis, settings.angular_speed_at_full_axis
@@ -132,23 +150,52 @@ class OscActuatorNode(Node, Controllable):
         self._last_error = ""
         self._diagnostics = DiagnosticsReporter(self, hardware_id=self._sender.destination)
 
-        # Whatever a previous actuator left pressed is released before the first action.
-        with self._lock:
-            self._release_all()
         self.create_subscription(Twist, "cmd_vel", self._on_cmd_vel, 10)
         self.create_subscription(VRChatInput, "vrchat_input", self._on_vrchat_input, 10)
         self.create_timer(DEADMAN_CHECK_PERIOD_S, self._check_deadman)
         if self._smoother is not None:
             self._last_smoothing = time.monotonic()
             self.create_timer(settings.smoothing_period, self._smooth)
-        self.create_timer(settings.report_period, self._report)
+        self._report_timer = self.create_timer(settings.report_period, self._report)
+        self._diagnostics_timer = self.create_timer(
+            settings.diagnostics_period, self._publish_diagnostics
+        )
         ControlServices(self, self)
+        self.bring_up(settings.autostart)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    @override
+    def configure(self) -> None:
+        """Opens the OSC socket and releases whatever a previous actuator left pressed."""
+        settings = self.settings
+        with self._lock:
+            self._closed = False
+            self._release_all()
         self.get_logger().info(
             f"sending VRChat OSC to {self._sender.destination}; deadman "
             f"{settings.deadman_timeout} s per topic; release hold {settings.release_hold} s; "
             f"axis smoothing {settings.axis_time_constant or 'off'}; axis 1.0 = "
             f"{settings.linear_speed_at_full_axis} m/s, {settings.angular_speed_at_full_axis} rad/s"
         )
+
+    @override
+    def activate(self) -> None:
+        """Sends actions from now on (active is checked on each action)."""
+
+    @override
+    def deactivate(self) -> None:
+        """Releases every input; actions are ignored until activated again."""
+        with self._lock:
+            self._release_all()
+
+    @override
+    def cleanup(self) -> None:
+        """Releases every input and closes the socket."""
+        with self._lock:
+            self._release_all()
+            self._closed = True
+            self._sender.close()
 
     def _on_cmd_vel(self, message: Twist) -> None:
         motion = Motion(message.linear.x, message.linear.y, message.angular.z)
@@ -173,7 +220,7 @@ class OscActuatorNode(Node, Controllable):
 
     def _act(self, topic: str, inputs: list[OscInput]) -> None:
         with self._lock:
-            if self._closed or self._paused:
+            if self._closed or self._paused or not self.active:
                 return
             now = time.monotonic()
             deadman = self._deadmen[topic]
@@ -232,7 +279,7 @@ class OscActuatorNode(Node, Controllable):
         with self._lock:
             now = time.monotonic()
             dt, self._last_smoothing = now - self._last_smoothing, now
-            if self._closed or self._paused:
+            if self._closed or self._paused or not self.active:
                 return
             self._send(self._smoother.step(dt))
 
@@ -281,11 +328,12 @@ class OscActuatorNode(Node, Controllable):
                 throttle_duration_sec=ERROR_LOG_PERIOD_S,
             )
 
-    def _report(self) -> None:
+    def _figures(self) -> dict[str, object]:
+        """The actuator's figures (taken under the lock)."""
         with self._lock:
             now = time.monotonic()
-            silence = min(_silence(deadman, now) for deadman in self._deadmen.values())
-            figures: dict[str, object] = {
+            return {
+                "lifecycle": "active" if self.active else "inactive",
                 "actions": self._actions,
                 "actions_refused": self._rejected,
                 "osc_sent": self._sender.sent,
@@ -295,18 +343,29 @@ class OscActuatorNode(Node, Controllable):
                 "buttons_released": self._deadmen["vrchat_input"].released,
                 "cmd_vel_age_s": _silence(self._deadmen["cmd_vel"], now),
                 "vrchat_input_age_s": _silence(self._deadmen["vrchat_input"], now),
-                "last_action_age_s": silence,
+                "last_action_age_s": min(_silence(d, now) for d in self._deadmen.values()),
                 "destination": self._sender.destination,
             }
-            last_error = self._last_error
+
+    def _report(self) -> None:
+        figures = self._figures()
+        silence = float(figures["last_action_age_s"])  # type: ignore[arg-type]
         last = "no action yet" if math.isinf(silence) else f"last action {silence:.1f} s ago"
         errors = f" | send errors={figures['send_errors']}" if figures["send_errors"] else ""
         self.get_logger().info(
             f"actions={figures['actions']} osc sent={figures['osc_sent']} | "
             f"deadman releases={figures['deadman_releases']} | {last}{errors}"
         )
+
+    def _publish_diagnostics(self) -> None:
+        """The status on /diagnostics: a send error since the last one is an ERROR."""
+        figures = self._figures()
+        with self._lock:
+            last_error, self._last_error = self._last_error, ""
         if last_error:
             level, summary = ERROR, f"send failing: {last_error}"
+        elif not self.active:
+            level, summary = WARN, "inactive (lifecycle): actions are ignored"
         elif figures["axes_released"] and figures["buttons_released"]:
             level, summary = WARN, "no actions: inputs released"
         elif figures["axes_released"] or figures["buttons_released"]:
@@ -315,8 +374,22 @@ class OscActuatorNode(Node, Controllable):
         else:
             level, summary = OK, "sending actions"
         self._diagnostics.publish(level, summary, figures)
-        with self._lock:
-            self._last_error = ""
+
+    def _apply_settings(self, new: OscActuatorSettings, changed: frozenset[str]) -> None:
+        """Puts run-time parameter changes to use (a parameter callback)."""
+        if "deadman_timeout" in changed:
+            with self._lock:
+                for deadman in self._deadmen.values():
+                    deadman.timeout_s = new.deadman_timeout
+        if "report_period" in changed:
+            self._report_timer = replace_timer(
+                self, self._report_timer, new.report_period, self._report
+            )
+        if "diagnostics_period" in changed:
+            self._diagnostics_timer = replace_timer(
+                self, self._diagnostics_timer, new.diagnostics_period, self._publish_diagnostics
+            )
+        self.settings = new
 
     @override
     def pause(self) -> str:
@@ -335,6 +408,7 @@ class OscActuatorNode(Node, Controllable):
     def status(self) -> Mapping[str, object]:
         with self._lock:
             return {
+                "lifecycle": "active" if self.active else "inactive",
                 "paused": self._paused,
                 "actions": self._actions,
                 "osc_sent": self._sender.sent,

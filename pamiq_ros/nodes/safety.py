@@ -23,6 +23,7 @@ from std_msgs.msg import Bool
 from typing_extensions import override
 
 from pamiq_ros.core.actions import Motion
+from pamiq_ros.core.health import diagnostics_period_setting
 from pamiq_ros.core.safety import SafetyGate, SafetyLimits
 from pamiq_ros.core.settings import require_positive, setting
 from pamiq_ros.nodes._control import Controllable, ControlServices
@@ -46,7 +47,9 @@ class SafetySettings:
         "Jazzy), not Twist."
     )  # fmt: skip
     output_frame_id: str = setting("base_link", "frame_id of a TwistStamped output.")
-    rate_hz: float = setting(20.0, "Output rate (Hz), zeros included; also one per command.")
+    rate_hz: float = setting(
+        20.0, "Output rate (Hz), zeros included; also one per command.", low=0.1, high=1000.0
+    )
     input_timeout: float = setting(
         0.3, "Seconds after the last command when it is stale and the output goes to zero."
     )
@@ -62,7 +65,8 @@ class SafetySettings:
     estop_timeout: float = setting(
         0.0, "Seconds of silence on the e-stop topic after which it engages; 0: silence is fine."
     )
-    report_period: float = setting(5.0, "Seconds between progress reports (log and /diagnostics).")
+    report_period: float = setting(5.0, "Seconds between progress lines in the log.")
+    diagnostics_period: float = diagnostics_period_setting()
 
     def __post_init__(self) -> None:
         require_positive(self, "rate_hz", "report_period")
@@ -107,6 +111,7 @@ class SafetyNode(Node, Controllable):
         self._diagnostics = DiagnosticsReporter(self)
         self.create_timer(1.0 / settings.rate_hz, self._on_timer)
         self.create_timer(settings.report_period, self._report)
+        self.create_timer(settings.diagnostics_period, self._publish_diagnostics)
         ControlServices(self, self)
         self.get_logger().info(
             f"relaying {self.resolve_topic_name(settings.input_topic)} -> "
@@ -221,6 +226,11 @@ class SafetyNode(Node, Controllable):
             f"limited={status['limited_ticks']} output=({status['output_linear_x']:.2f}, "
             f"{status['output_linear_y']:.2f}, {status['output_angular_z']:.2f})"
         )
+
+    def _publish_diagnostics(self) -> None:
+        """The status on /diagnostics: an engaged e-stop is an ERROR, a zero output a WARN."""
+        status = self.status()
+        state = status["state"]
         if state == "estop":
             level, summary = ERROR, "e-stop engaged: output zero"
         elif state in ("timeout", "no_input", "paused"):

@@ -23,9 +23,7 @@ from typing import Any
 
 from geometry_msgs.msg import PoseStamped, TransformStamped, Twist
 from pamiq_ros_interfaces.msg import MouseInput
-from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import CameraInfo
 from tf2_msgs.msg import TFMessage
@@ -33,7 +31,6 @@ from typing_extensions import override
 
 from pamiq_ros.core.settings import (
     SettingsError,
-    require_in_range,
     require_one_of,
     require_positive,
     setting,
@@ -71,7 +68,9 @@ class SimWorldSettings:
 
     osc_enabled: bool = setting(True, "Whether to listen for VRChat OSC input on UDP.")
     osc_host: str = setting("127.0.0.1", "Address the OSC input socket binds to.")
-    osc_port: int = setting(9000, "UDP port for OSC input (VRChat's is 9000); 0 picks one.")
+    osc_port: int = setting(
+        9000, "UDP port for OSC input (VRChat's is 9000); 0 picks one.", low=0, high=65535
+    )
     cmd_vel_enabled: bool = setting(
         False, "Robot face: also drive the avatar from geometry_msgs/Twist on cmd_vel."
     )
@@ -82,12 +81,16 @@ class SimWorldSettings:
         "cmd_vel", "Robot face: the Twist topic it drives from (cmd_vel_safe behind the relay)."
     )
     video_host: str = setting("127.0.0.1", "Address the MJPEG video server binds to.")
-    video_port: int = setting(8080, "TCP port of the MJPEG video server; 0 picks one.")
+    video_port: int = setting(
+        8080, "TCP port of the MJPEG video server; 0 picks one.", low=0, high=65535
+    )
     video_path: str = setting("/stream.mjpg", "URL path of the MJPEG stream.")
-    frame_width: int = setting(160, "Rendered frame width (px).")
-    frame_height: int = setting(120, "Rendered frame height (px).")
-    fps: float = setting(20.0, "Simulation, render and stream rate (frames per second).")
-    jpeg_quality: int = setting(90, "JPEG quality of streamed frames, 1 to 100.")
+    frame_width: int = setting(160, "Rendered frame width (px).", low=8, high=_MAX_FRAME_SIDE)
+    frame_height: int = setting(120, "Rendered frame height (px).", low=8, high=_MAX_FRAME_SIDE)
+    fps: float = setting(
+        20.0, "Simulation, render and stream rate (frames per second).", low=0.1, high=1000.0
+    )
+    jpeg_quality: int = setting(90, "JPEG quality of streamed frames.", low=1, high=100)
     walk_speed: float = setting(
         2.0, "Walking speed (m/s) at input 1.0; Run doubles it, the fastest cmd_vel allowed."
     )
@@ -95,7 +98,8 @@ class SimWorldSettings:
     seed: int = setting(0, "Seed of the world: where the moving pillars start.")
     experience: str = setting(
         "A", "The world's look (pamiq_ros.sim.experiences): A, B or C; setting it at run time "
-        "(ros2 param set, the SetParameters service) switches the look at the next frame."
+        "(ros2 param set, the SetParameters service) switches the look at the next frame.",
+        runtime=True,
     )  # fmt: skip
     pose_rate_hz: float = setting(
         20.0, "Rate (Hz) at which world/pose, /tf and world/camera_info are published."
@@ -113,8 +117,12 @@ class SimWorldSettings:
         False, "Serve the world's positional stereo sound as a live WAV stream over HTTP."
     )
     audio_host: str = setting("127.0.0.1", "Address the audio stream server binds to.")
-    audio_port: int = setting(8081, "TCP port of the audio stream (/audio.wav); 0 picks one.")
-    audio_sample_rate: int = setting(44100, "Sample rate of the audio stream (Hz).")
+    audio_port: int = setting(
+        8081, "TCP port of the audio stream (/audio.wav); 0 picks one.", low=0, high=65535
+    )
+    audio_sample_rate: int = setting(
+        44100, "Sample rate of the audio stream (Hz).", low=8000, high=192000
+    )
     mouse_enabled: bool = setting(
         False, "Mouse look from pamiq_ros_interfaces/MouseInput on the mouse topic: x turns, y "
         "tilts the view (rendered taller and cropped), a left click uses the thing in front."
@@ -136,9 +144,6 @@ class SimWorldSettings:
             self, "cmd_vel_timeout", "fps", "walk_speed", "turn_speed", "pose_rate_hz",
             "report_period", "mouse_timeout", "mouse_radians_per_pixel", "audio_sample_rate",
         )  # fmt: skip
-        require_in_range(self, 0, 65535, "osc_port", "video_port", "audio_port")
-        require_in_range(self, 8, _MAX_FRAME_SIDE, "frame_width", "frame_height")
-        require_in_range(self, 1, 100, "jpeg_quality")
         require_one_of(self, experience=EXPERIENCES)
         if not self.video_path.startswith("/"):
             raise ValueError(f"video_path must start with '/', got {self.video_path!r}")
@@ -160,7 +165,7 @@ class SimWorldNode(Node, Controllable):
 
     def __init__(self, **node_options: Any) -> None:
         super().__init__("sim_world", **node_options)
-        self.settings = declare_settings(self, SimWorldSettings)
+        self.settings = declare_settings(self, SimWorldSettings, self._apply_settings)
         settings = self.settings
         layout = experience_layout(settings.experience, settings.seed)
         self._world = World(settings.seed, settings.walk_speed, settings.turn_speed, layout)
@@ -220,7 +225,6 @@ class SimWorldNode(Node, Controllable):
         self._loop_thread.start()
         self.create_timer(1.0 / settings.pose_rate_hz, self._publish_pose)
         self.create_timer(settings.report_period, self._report)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
         ControlServices(self, self)
 
     @override
@@ -480,23 +484,17 @@ class SimWorldNode(Node, Controllable):
             self._cmd_vel = _TimedCommand(command, time.monotonic())
             self._cmd_vel_received += 1
 
-    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
-        for parameter in parameters:
-            if parameter.name != "experience":
-                continue
-            if parameter.value not in EXPERIENCES:
-                return SetParametersResult(
-                    successful=False,
-                    reason=f"experience must be one of {', '.join(EXPERIENCES)}, "
-                    f"got {parameter.value!r}",
-                )
-            layout = experience_layout(str(parameter.value), self.settings.seed)
-            renderer = Renderer(layout, self.settings.frame_width, self._render_height())
+    def _apply_settings(self, new: SimWorldSettings, changed: frozenset[str]) -> None:
+        """A run-time change of ``experience`` (already checked) switches the look."""
+        if "experience" in changed:
+            renderer = Renderer(
+                experience_layout(new.experience, new.seed), new.frame_width, self._render_height()
+            )
             with self._lock:
                 self._next_renderer = renderer
-                self._experience = str(parameter.value)
-            self.get_logger().info(f"experience switched to {parameter.value}")
-        return SetParametersResult(successful=True)
+                self._experience = new.experience
+            self.get_logger().info(f"experience switched to {new.experience}")
+        self.settings = new
 
     def _publish_pose(self) -> None:
         with self._lock:

@@ -10,7 +10,7 @@ from rclpy.serialization import serialize_message
 
 from pamiq_ros.bringup.pretrain import pretrain
 from pamiq_ros.core.actions import ACTION_SIZES
-from pamiq_ros.core.checkpoint import resume
+from pamiq_ros.core.checkpoint import restore
 from pamiq_ros.core.experience import ExperienceRecord
 from pamiq_ros.io.bags import CUSTOM_MIND, BagError, BagWriter
 from pamiq_ros.io.experience_codec import record_to_message
@@ -62,7 +62,7 @@ def test_pretraining_writes_a_checkpoint_that_a_trainer_resumes_from(tmp_path: P
     assert result.checkpoint.parent == output / STORE_SUBDIR
 
     live = build_learner(settings())  # what the trainer node builds, fresh
-    used = resume(str(output), tmp_path, STORE_SUBDIR, live.load_state, pytest.fail)
+    used = restore(str(output), tmp_path, STORE_SUBDIR, live.load_state, pytest.fail)
     assert used == result.checkpoint
     assert live.versions == result.versions
     trained = torch.load(result.checkpoint / "trainers" / "autoencoder.pt", weights_only=False)

@@ -8,9 +8,9 @@ import pytest
 from pamiq_ros.core.checkpoint import (
     CheckpointError,
     CheckpointStore,
-    checkpoints_to_resume,
+    checkpoints_to_restore,
     latest_to_keep,
-    resume,
+    restore,
 )
 
 
@@ -176,17 +176,17 @@ def test_checkpoints_to_resume_orders_best_first(tmp_path):
     new_run = CheckpointStore(runs / "2024-01-02_000000" / "trainer" / "ckpt")
     newest = new_run.save(writer("b"))
     old_newest = old_run.save(writer("c"))  # written last: newest overall
-    assert checkpoints_to_resume("latest", runs, "trainer/ckpt") == [old_newest, newest, oldest]
-    assert checkpoints_to_resume(str(runs / "2024-01-02_000000"), runs, "trainer/ckpt") == [newest]
-    assert checkpoints_to_resume(str(newest.parent), runs, "trainer/ckpt") == [newest]
-    assert checkpoints_to_resume(str(old_newest), runs, "trainer/ckpt") == [old_newest, oldest]
+    assert checkpoints_to_restore("latest", runs, "trainer/ckpt") == [old_newest, newest, oldest]
+    assert checkpoints_to_restore(str(runs / "2024-01-02_000000"), runs, "trainer/ckpt") == [newest]
+    assert checkpoints_to_restore(str(newest.parent), runs, "trainer/ckpt") == [newest]
+    assert checkpoints_to_restore(str(old_newest), runs, "trainer/ckpt") == [old_newest, oldest]
     with pytest.raises(CheckpointError, match="no such folder"):
-        checkpoints_to_resume(str(tmp_path / "nope"), runs, "trainer/ckpt")
+        checkpoints_to_restore(str(tmp_path / "nope"), runs, "trainer/ckpt")
     with pytest.raises(CheckpointError, match="no complete checkpoint"):
-        checkpoints_to_resume("latest", tmp_path / "empty", "trainer/ckpt")
+        checkpoints_to_restore("latest", tmp_path / "empty", "trainer/ckpt")
 
 
-def test_resume_reports_each_refusal_and_uses_the_one_before(tmp_path):
+def test_restore_reports_each_refusal_and_uses_the_one_before(tmp_path):
     runs = tmp_path / "runs"
     store = CheckpointStore(runs / "1" / "node" / "ckpt")
     before = store.save(writer("good"))
@@ -199,14 +199,14 @@ def test_resume_reports_each_refusal_and_uses_the_one_before(tmp_path):
             raise ValueError("incompatible shapes")
         read_paths.append(path)
 
-    assert resume("latest", runs, "node/ckpt", read, reports.append) == before
+    assert restore("latest", runs, "node/ckpt", read, reports.append) == before
     assert read_paths == [before]
     assert len(reports) == 1 and f"checkpoint {newest} refused" in reports[0]
     assert "incompatible shapes" in reports[0]
 
     reports.clear()
-    assert resume(str(tmp_path / "none"), runs, "node/ckpt", read, reports.append) is None
-    assert reports and "cannot resume" in reports[0]
+    assert restore(str(tmp_path / "none"), runs, "node/ckpt", read, reports.append) is None
+    assert reports and "cannot restore" in reports[0]
 
 
 def test_a_pinned_checkpoint_outlives_keep_last_and_is_not_counted(tmp_path: Path):

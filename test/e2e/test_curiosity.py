@@ -85,7 +85,7 @@ def test_curiosity_agent_learns_every_model_while_acting_on_time(
     assert state["mind"] == "curiosity"
     assert any(value != 0.0 for value in state["mind_state"]["temporal_hidden"][0])
     agent = spawn_node("agent", {"resume_from": str(run_dir), "run_dir": str(tmp_path / "again")})
-    resumed = agent.wait_for_output("resumed agent state", timeout=30)
+    resumed = agent.wait_for_output("restored agent state", timeout=30)
     assert f"continuing at step {state['step']}" in resumed
 
 

@@ -149,7 +149,7 @@ class RunningStack:
 
     def check_the_trainer_resumed(self, newest: Path, killed_at: float) -> None:
         saved = saved_versions(newest)
-        self.launcher.wait_for_output(f"[trainer] [INFO] resumed from {newest}", timeout=30)
+        self.launcher.wait_for_output(f"[trainer] [INFO] restored from {newest}", timeout=30)
         after_restart = [
             message
             for message in self.announcements.messages

@@ -139,9 +139,9 @@ def test_killed_trainer_leaves_the_agent_acting_and_resumes_from_its_checkpoint(
         "trainer", {"run_dir": str(second), "resume_from": "latest"}, params_file=config,
         name="trainer",
     )  # fmt: skip
-    output = resumed.wait_for_output("resumed from", timeout=60)
+    output = resumed.wait_for_output("restored from", timeout=60)
     assert str(first) in output
-    assert "frames=0" not in output.split("resumed from", 1)[1].split("\n", 1)[0]
+    assert "frames=0" not in output.split("restored from", 1)[1].split("\n", 1)[0]
     assert wait_until(
         lambda: figure(diagnostics, "agent", "weight_version") > version_before, 120
     ), resumed.output()
@@ -170,10 +170,10 @@ def test_a_corrupt_newest_checkpoint_is_refused_and_the_one_before_is_used(
         "trainer", {**SMALL, **FAST_TRAINER, "run_dir": str(runs / "2-second"),
                     "resume_from": "latest"},
     )  # fmt: skip
-    output = resumed.wait_for_output("resumed from", timeout=60)
+    output = resumed.wait_for_output("restored from", timeout=60)
     assert f"checkpoint {newest} refused" in output
     assert damaged.name in output
-    assert f"resumed from {before}" in output
+    assert f"restored from {before}" in output
 
 
 def test_weights_with_nan_are_never_published(spawn_node, probe: RosProbe, tmp_path):

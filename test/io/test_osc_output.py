@@ -143,7 +143,7 @@ def test_deadman_releases_once_per_silence():
     assert not deadman.should_release(10.9)
     assert not deadman.should_release(20.0)
     assert deadman.action_received(21.0)  # actions resume after a release
-    assert not deadman.released
+    assert not bool(deadman.released)  # bool(): mypy narrowed the property above
     assert not deadman.should_release(21.4)
     assert deadman.should_release(21.5)
 

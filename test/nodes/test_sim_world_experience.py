@@ -64,6 +64,6 @@ def test_the_look_switches_at_run_time_and_a_bad_name_is_refused(
     assert np.abs(after - before).mean() > 5 * np.abs(again - before).mean() + 10.0
     refused = set_experience(probe, "Z")
     assert not refused.results[0].successful
-    assert "experience must be one of A, B, C" in refused.results[0].reason
+    assert "experience must be one of" in refused.results[0].reason
     assert node.is_running()
     assert node.stop() == 0
