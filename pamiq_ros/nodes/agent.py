@@ -53,7 +53,12 @@ from pamiq_ros.core.frame_age import FrameAges
 from pamiq_ros.core.policy import Observation
 from pamiq_ros.core.precision import PRECISIONS, resolve_device
 from pamiq_ros.core.settings import require_one_of, require_positive, setting
-from pamiq_ros.core.step_loop import StepLoop
+from pamiq_ros.core.step_loop import (
+    TRIGGERS,
+    RealTimeOptions,
+    StepLoop,
+    describe_real_time,
+)
 from pamiq_ros.io.experience_codec import record_to_message
 from pamiq_ros.io.image_codec import (
     RESIZE_MODES,
@@ -168,6 +173,16 @@ class AgentSettings:
         2.0, "The step thread wakes this long before each step and waits busy, so it is running "
         "when the step is due (waking from sleep on a loaded machine takes ms); 0: plain sleep."
     )  # fmt: skip
+    step_trigger: str = setting(
+        "rate", "When steps start: rate (fixed rate_hz) or frame (on each new frame, at most "
+        "rate_hz; with no frame for two periods a step runs anyway and sees the gap)."
+    )  # fmt: skip
+    step_fifo_priority: int = setting(
+        0, "SCHED_FIFO priority (1-99) of the step thread where permitted (root or "
+        "CAP_SYS_NICE; a refusal is reported in the status); 0: normal scheduling."
+    )  # fmt: skip
+    step_lock_memory: bool = setting(False, "Lock the agent's memory (mlockall): no page faults.")
+    step_cpu: int = setting(-1, "CPU the step thread is pinned to; -1: any.")
     run_dir: str = setting(
         "", "This start's run folder (set by pamiq-ros launch) for the agent's checkpoints; "
         "empty: runs/<time>-agent."
@@ -191,8 +206,14 @@ class AgentSettings:
         require_one_of(
             self, mind=MIND_NAMES, policy=POLICIES, preset=PRESET_NAMES,
             precision=tuple(PRECISIONS), sync_transport=("auto", "shm", "bytes"),
-            image_message=("raw", "compressed"), resize_mode=RESIZE_MODES,
+            image_message=("raw", "compressed"), resize_mode=RESIZE_MODES, step_trigger=TRIGGERS,
         )  # fmt: skip
+        self.real_time()  # checks the values
+
+    def real_time(self) -> RealTimeOptions:
+        """The step thread's scheduling options."""
+        cpus = (self.step_cpu,) if self.step_cpu >= 0 else ()
+        return RealTimeOptions(self.step_fifo_priority, self.step_lock_memory, cpus)
 
 
 @dataclass(frozen=True)
@@ -293,7 +314,8 @@ class AgentNode(Node, Controllable):
         self._sender.start()
         self._loop = StepLoop(
             settings.rate_hz, self._step, on_error=self._on_step_error, name="agent-step",
-            spin_s=settings.spin_before_step_ms / 1000.0,
+            spin_s=settings.spin_before_step_ms / 1000.0, trigger=settings.step_trigger,
+            real_time=settings.real_time(),
         )  # fmt: skip
         self._loop.start()
         self.get_logger().info(
@@ -333,6 +355,7 @@ class AgentNode(Node, Controllable):
                 (rgb.shape[1], rgb.shape[0]),
             )  # fmt: skip
         self._ages_at_receipt.add(age)
+        self._loop.notify()  # a frame-triggered loop steps on it
 
     def _decode(self, message: Image | CompressedImage) -> Observation:
         """The message's pixels as RGB, of the camera's size."""
@@ -569,6 +592,7 @@ class AgentNode(Node, Controllable):
                 "step_compute_mean_ms": stats.compute_mean_ms,
                 "step_compute_max_ms": stats.compute_max_ms,
                 "step_errors": stats.errors,
+                "step_real_time": describe_real_time(self._loop.real_time_report),
                 "frames_received": self._frames_received,
                 "frames_rejected": self._frames_rejected,
                 "last_frame_width": frame.source_size[0] if frame else 0,

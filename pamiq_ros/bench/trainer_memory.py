@@ -1,0 +1,241 @@
+"""Trainer memory: resident memory of the trainer's training objects once its buffers are full.
+
+No ROS: the trainer node's learner (:func:`pamiq_ros.nodes.trainer.build_learner`, the config's
+trainer parameters) fed with the sim world's experience by the curiosity mind acting on rendered
+frames (the baselines' actor, :mod:`pamiq_ros.bench.baselines`), training as the node's training
+thread does: ``train_next()`` in a loop, and after each run that updated a model what the node
+does with it (``non_finite_parameters`` and ``weights``, the health figures every
+``health_period_runs``). ``records_per_run`` experience records arrive per training run, so the
+buffers fill in minutes rather than the stack's hours; ``--buffer-size`` makes them smaller still.
+
+The process's RSS is sampled every ``sample_period`` seconds. The figure is the growth after every
+buffer is full, as a least-squares slope in MB per minute (and per 1000 training runs, which
+does not depend on the machine's speed), over the whole period after the fill and its second
+half. With ``--tracemalloc`` the Python allocations (NumPy arrays included) still held at the
+end and not at the fill are listed by source line, the largest first: where growth comes from.
+The load average is recorded with the figures: on a shared machine fewer runs fit in a minute.
+
+Usage::
+
+    python -m pamiq_ros.bench.trainer_memory [--seconds 300] [--buffer-size N] [--tracemalloc]
+        [--records-per-run 4] [--config config/sim.yaml] [--out FILE]
+"""
+
+import argparse
+import json
+import math
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil  # type: ignore[import-untyped]
+import torch
+import yaml
+
+from pamiq_ros.bench._shared import load_now, machine_description
+from pamiq_ros.bench.stack_figures import rss_summary
+
+TARGET_MB_PER_MIN = 0.1
+"""The issue's target: flat trainer memory after the buffers fill."""
+
+
+@dataclass(frozen=True)
+class MemoryRunOptions:
+    """One run of the trainer's training objects.
+
+    Attributes:
+        seconds: Length of the run (s), the fill included.
+        trainer_parameters: The config's trainer parameters.
+        agent_parameters: The config's agent parameters (frame size, speeds).
+        world_parameters: The config's sim_world parameters.
+        buffer_size: Replaces the config's ``buffer_size`` (None keeps it).
+        records_per_run: Experience records added before each training run.
+        sample_period: Seconds between RSS samples.
+        trace: Whether to trace Python allocations (slower; lists where growth comes from).
+        seed: Seed of models, world and actions.
+    """
+
+    seconds: float = 300.0
+    trainer_parameters: Mapping[str, Any] = field(default_factory=dict)
+    agent_parameters: Mapping[str, Any] = field(default_factory=dict)
+    world_parameters: Mapping[str, Any] = field(default_factory=dict)
+    buffer_size: int | None = None
+    records_per_run: int = 4
+    sample_period: float = 5.0
+    trace: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not (self.seconds > 0 and self.sample_period > 0 and self.records_per_run >= 1):
+            raise ValueError(
+                "seconds and sample_period must be positive and records_per_run at least 1, got "
+                f"{self.seconds}, {self.sample_period}, {self.records_per_run}"
+            )
+        if self.buffer_size is not None and self.buffer_size < 64:
+            raise ValueError(f"buffer_size must be at least 64, got {self.buffer_size}")
+
+
+def rss_mb() -> float:
+    """Resident memory (MB) of the calling process."""
+    return float(psutil.Process().memory_info().rss) / 1e6
+
+
+def growth_per_runs(samples: Sequence[tuple[float, float, int]], after_s: float) -> float | None:
+    """MB per 1000 training runs, a least-squares slope over ``(s, MB, runs)`` after ``after_s``."""
+    import numpy as np
+
+    kept = [(runs, mb) for seconds, mb, runs in samples if seconds >= after_s]
+    if len(kept) < 2 or kept[-1][0] == kept[0][0]:
+        return None
+    runs, mb = np.array(kept, dtype=np.float64).T
+    return float(np.polyfit(runs / 1000.0, mb, 1)[0])
+
+
+def top_growth(
+    before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, count: int = 12
+) -> list[dict[str, Any]]:
+    """The source lines whose live Python allocations grew most between two snapshots."""
+    stats = after.compare_to(before, "lineno")
+    grown = [stat for stat in stats if stat.size_diff > 0][:count]
+    return [
+        {
+            "where": f"{stat.traceback[0].filename}:{stat.traceback[0].lineno}",
+            "grew_kb": round(stat.size_diff / 1e3, 1),
+            "held_kb": round(stat.size / 1e3, 1),
+            "blocks_grew": stat.count_diff,
+        }
+        for stat in grown
+    ]
+
+
+def run_memory(
+    options: MemoryRunOptions, say: Callable[[str], None] = lambda _: None
+) -> dict[str, Any]:
+    """Runs the training objects for ``options.seconds``; returns the memory figures."""
+    from pamiq_ros.bench.baselines import BaselineOptions, _Actor, build_learner
+
+    trainer_parameters = dict(options.trainer_parameters)
+    if options.buffer_size is not None:
+        trainer_parameters["buffer_size"] = options.buffer_size
+    torch.set_num_threads(1)
+    if options.trace:
+        tracemalloc.start(1)
+    baseline = BaselineOptions(
+        seed=options.seed, preset=str(trainer_parameters.get("preset", "tiny")),
+        trainer_parameters=trainer_parameters, agent_parameters=options.agent_parameters,
+        world_parameters=options.world_parameters,
+    )  # fmt: skip
+    learner = build_learner(baseline)
+    actor = _Actor(baseline, learner)
+    health_period = int(trainer_parameters.get("health_period_runs", 20))
+    samples: list[tuple[float, float, int]] = []
+    runs = 0
+    full_at: float | None = None
+    full_snapshot: tracemalloc.Snapshot | None = None
+    started = time.monotonic()
+    next_sample = started
+    while (now := time.monotonic()) - started < options.seconds:
+        if now >= next_sample:
+            samples.append((round(now - started, 2), round(rss_mb(), 2), runs))
+            next_sample += options.sample_period
+        for _ in range(options.records_per_run):
+            actor.act()
+        if full_at is None and all(
+            len(buffer) >= buffer.max_size for buffer in learner.buffers.values()
+        ):
+            full_at = now - started
+            say(f"buffers full after {full_at:.0f} s ({runs} runs), RSS {rss_mb():.1f} MB")
+            if options.trace:
+                full_snapshot = tracemalloc.take_snapshot()
+        result = learner.train_next()
+        if result is None:
+            continue
+        runs += 1
+        for model in result.updated_models:
+            learner.non_finite_parameters(model)
+            learner.weights(model)
+        if health_period and runs % health_period == 0:
+            learner.health()
+    samples.append((round(time.monotonic() - started, 2), round(rss_mb(), 2), runs))
+    growth: list[dict[str, Any]] = []
+    if full_snapshot is not None:
+        growth = top_growth(full_snapshot, tracemalloc.take_snapshot())
+    if options.trace:
+        tracemalloc.stop()
+    after = full_at if full_at is not None else math.inf
+    summary = rss_summary([(t, mb) for t, mb, _ in samples], after)
+    slope = summary["slope_mb_per_min"]
+    return {
+        "seconds": options.seconds,
+        "buffer_sizes": {name: buffer.max_size for name, buffer in learner.buffers.items()},
+        "records_per_run": options.records_per_run,
+        "records_added": actor.steps,
+        "training_runs": runs,
+        "buffers_full_after_s": None if full_at is None else round(full_at, 1),
+        "rss_after_full": summary,
+        "mb_per_1000_runs_after_full": (
+            None if full_at is None else _rounded(growth_per_runs(samples, full_at))
+        ),
+        "target": {
+            "target": f"trainer RSS flat after the buffers fill (< {TARGET_MB_PER_MIN:g} MB/min)",
+            "value": slope,
+            "unit": "MB/min",
+            "met": None if slope is None else slope < TARGET_MB_PER_MIN,
+        },
+        "python_allocations_grown_after_full": growth,
+        "samples_s_mb_runs": samples,
+        **load_now(),
+    }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _parameters(config: Mapping[str, Any], node: str) -> dict[str, Any]:
+    section = config.get(node)
+    return dict(section.get("ros__parameters") or {}) if isinstance(section, Mapping) else {}
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    """Runs the memory bench, prints the figures and writes them as JSON; returns the status."""
+    parser = argparse.ArgumentParser(
+        prog="python -m pamiq_ros.bench.trainer_memory", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--seconds", type=float, default=300.0, help="length of the run")
+    parser.add_argument("--buffer-size", type=int, default=None, help="default: the config's")
+    parser.add_argument("--records-per-run", type=int, default=4)
+    parser.add_argument("--sample-period", type=float, default=5.0)
+    parser.add_argument("--tracemalloc", action="store_true", help="list where growth comes from")
+    parser.add_argument("--config", type=Path, default=Path("config/sim.yaml"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
+    parsed = parser.parse_args(args)
+    try:
+        config = yaml.safe_load(parsed.config.read_text())
+        options = MemoryRunOptions(
+            seconds=parsed.seconds, trainer_parameters=_parameters(config, "trainer"),
+            agent_parameters=_parameters(config, "agent"),
+            world_parameters=_parameters(config, "sim_world"), buffer_size=parsed.buffer_size,
+            records_per_run=parsed.records_per_run, sample_period=parsed.sample_period,
+            trace=parsed.tracemalloc, seed=parsed.seed,
+        )  # fmt: skip
+    except (OSError, ValueError, AttributeError, yaml.YAMLError) as error:
+        print(f"trainer memory: {error}", file=sys.stderr)
+        return 2
+    figures = {"machine": machine_description(), **run_memory(options, print)}
+    shown = {key: value for key, value in figures.items() if key != "samples_s_mb_runs"}
+    print(json.dumps(shown, indent=1))
+    if parsed.out is not None:
+        parsed.out.parent.mkdir(parents=True, exist_ok=True)
+        parsed.out.write_text(json.dumps(figures, indent=1))
+        print(f"written: {parsed.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
