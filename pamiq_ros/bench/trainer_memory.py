@@ -15,15 +15,21 @@ half. With ``--tracemalloc`` the Python allocations (NumPy arrays included) stil
 end and not at the fill are listed by source line, the largest first: where growth comes from.
 The load average is recorded with the figures: on a shared machine fewer runs fit in a minute.
 
+``--mode stack`` (the default) runs the trainer node in the sim stack instead and samples its
+process's memory (total, anonymous, file-backed and shared), with the slopes after the
+buffers are full: the figure the issue's target is read on.
+
 Usage::
 
-    python -m pamiq_ros.bench.trainer_memory [--seconds 300] [--buffer-size N] [--tracemalloc]
-        [--records-per-run 4] [--config config/sim.yaml] [--out FILE]
+    python -m pamiq_ros.bench.trainer_memory [--mode stack|objects] [--seconds 300]
+        [--buffer-size N] [--tracemalloc] [--records-per-run 4] [--config config/sim.yaml]
+        [--out FILE]
 """
 
 import argparse
 import json
 import math
+import os
 import sys
 import time
 import tracemalloc
@@ -36,7 +42,7 @@ import psutil  # type: ignore[import-untyped]
 import torch
 import yaml
 
-from pamiq_ros.bench._shared import load_now, machine_description
+from pamiq_ros.bench._shared import isolate_for_benchmark, load_now, machine_description
 from pamiq_ros.bench.stack_figures import rss_summary
 
 TARGET_MB_PER_MIN = 0.1
@@ -192,6 +198,118 @@ def run_memory(
     }
 
 
+# --- the trainer node in the sim stack -----------------------------------------------------------
+
+MEMORY_FIELDS = ("VmRSS", "RssAnon", "RssFile", "RssShmem")
+"""``/proc/<pid>/status`` fields sampled: the total and its anonymous (heap, torch), file-backed
+(libraries) and shared-memory parts, so a growth is placed before it is explained."""
+
+
+def status_memory_mb(pid: int) -> dict[str, float] | None:
+    """The :data:`MEMORY_FIELDS` of a process in MB, or None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    found = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        if key in MEMORY_FIELDS:
+            found[key] = round(int(rest.split()[0]) / 1000.0, 2)  # kB -> MB
+    return found
+
+
+def measure_stack_memory(
+    config: Mapping[str, Any],
+    seconds: float,
+    out_dir: Path,
+    env: Mapping[str, str],
+    buffer_size: int | None = None,
+    sample_period: float = 5.0,
+    say: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Runs the sim stack for ``seconds`` and samples the trainer process's memory.
+
+    The buffers count as full once the trainer received as many records as its largest buffer
+    holds (``experience_received`` in its status); slopes are taken after that.
+
+    Raises:
+        RuntimeError: If the trainer never started.
+    """
+    import socket
+
+    import yaml as yaml_module
+
+    from pamiq_ros.bench._process_group import GroupProcess
+    from pamiq_ros.bench.curiosity import arm_config, free_port
+    from pamiq_ros.bench.stack_figures import DiagnosticsListener, launched_pids
+
+    trainer: dict[str, Any] = {"report_period": 2.0}
+    if buffer_size is not None:
+        trainer["buffer_size"] = buffer_size
+    document = arm_config(
+        config, free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_STREAM), {"trainer": trainer}
+    )
+    parameters = document["trainer"]["ros__parameters"]
+    capacity = max(int(parameters.get("buffer_size", 2000)),
+                   int(parameters.get("policy_buffer_size", 256)))  # fmt: skip
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config_path, log_path = out_dir / "memory-stack.yaml", out_dir / "memory-stack.log"
+    config_path.write_text(yaml_module.safe_dump(document, sort_keys=False))
+    command = [
+        sys.executable, "-m", "pamiq_ros.cli", "launch", str(config_path),
+        "--duration", f"{seconds + 60:g}", "--runs-dir", str(out_dir / "runs"),
+    ]  # fmt: skip
+    listener = DiagnosticsListener()
+    samples: list[dict[str, float]] = []
+    full_at: float | None = None
+    say(f"memory: the sim stack for {seconds:g} s (log {log_path})")
+    stack = GroupProcess(command, env, log_path)
+    started = time.monotonic()
+    try:
+        next_sample = started
+        while (now := time.monotonic()) - started < seconds and stack.popen.poll() is None:
+            if now >= next_sample:
+                next_sample += sample_period
+                pid = launched_pids(log_path.read_text(errors="replace")).get("trainer")
+                memory = None if pid is None else status_memory_mb(pid)
+                received = listener.last("trainer").get("experience_received")
+                if memory is not None:
+                    samples.append({"s": round(now - started, 1), **memory})
+                if full_at is None and isinstance(received, float) and received >= capacity:
+                    full_at = now - started
+                    say(f"memory: buffers full after {full_at:.0f} s")
+            time.sleep(0.2)
+        runs = listener.last("trainer").get("runs")
+    finally:
+        stack.stop()
+        listener.close()
+    if not samples:
+        raise RuntimeError(f"memory: the trainer never ran; see {log_path}")
+    after = full_at if full_at is not None else math.inf
+    breakdown = {
+        field: rss_summary([(row["s"], row[field]) for row in samples if field in row], after)
+        for field in MEMORY_FIELDS
+    }
+    slope = breakdown["VmRSS"]["slope_mb_per_min"]
+    return {
+        "seconds": seconds,
+        "buffer_capacity_records": capacity,
+        "buffers_full_after_s": None if full_at is None else round(full_at, 1),
+        "trainer_runs": runs if isinstance(runs, float) else None,
+        "after_full": breakdown,
+        "target": {
+            "target": f"trainer RSS flat after the buffers fill (< {TARGET_MB_PER_MIN:g} MB/min)",
+            "value": slope,
+            "unit": "MB/min",
+            "met": None if slope is None else slope < TARGET_MB_PER_MIN,
+        },
+        "samples": samples,
+        "log": str(log_path),
+        **load_now(),
+    }
+
+
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
@@ -206,6 +324,10 @@ def main(args: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pamiq_ros.bench.trainer_memory", description=__doc__.split("\n")[0]
     )
+    parser.add_argument(
+        "--mode", choices=("stack", "objects"), default="stack",
+        help="stack: the trainer node in the sim stack; objects: its training objects alone",
+    )  # fmt: skip
     parser.add_argument("--seconds", type=float, default=300.0, help="length of the run")
     parser.add_argument("--buffer-size", type=int, default=None, help="default: the config's")
     parser.add_argument("--records-per-run", type=int, default=4)
@@ -227,8 +349,21 @@ def main(args: Sequence[str] | None = None) -> int:
     except (OSError, ValueError, AttributeError, yaml.YAMLError) as error:
         print(f"trainer memory: {error}", file=sys.stderr)
         return 2
-    figures = {"machine": machine_description(), **run_memory(options, print)}
-    shown = {key: value for key, value in figures.items() if key != "samples_s_mb_runs"}
+    if parsed.mode == "stack":
+        out_dir = (parsed.out.parent if parsed.out else Path("runs") / "bench-memory").absolute()
+        env = isolate_for_benchmark(1 + os.getpid() % 101, out_dir)
+        try:
+            measured = measure_stack_memory(
+                config, parsed.seconds, out_dir, env, parsed.buffer_size, parsed.sample_period,
+                print,
+            )  # fmt: skip
+        except RuntimeError as error:
+            print(f"trainer memory: {error}", file=sys.stderr)
+            return 1
+    else:
+        measured = run_memory(options, print)
+    figures = {"machine": machine_description(), "mode": parsed.mode, **measured}
+    shown = {k: v for k, v in figures.items() if k not in ("samples_s_mb_runs", "samples")}
     print(json.dumps(shown, indent=1))
     if parsed.out is not None:
         parsed.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,50 @@
+import os
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from pamiq_ros.bench.trainer_memory import (
+    MemoryRunOptions,
+    growth_per_runs,
+    status_memory_mb,
+    top_growth,
+)
+
+
+def test_growth_per_runs_is_the_slope_after_the_fill_only() -> None:
+    # 10 MB while filling, then 0.5 MB per 1000 runs.
+    samples = [(0.0, 100.0, 0), (10.0, 110.0, 100)] + [
+        (10.0 + i, 110.0 + 0.5 * i, 100 + 1000 * i) for i in range(1, 6)
+    ]
+    assert growth_per_runs(samples, after_s=10.0) == pytest.approx(0.5)
+    assert growth_per_runs(samples[:1], after_s=0.0) is None
+
+
+def test_status_memory_reads_this_process_and_none_for_a_gone_one() -> None:
+    memory = status_memory_mb(os.getpid())
+    assert memory is not None
+    assert memory["VmRSS"] > 10.0
+    assert memory["RssAnon"] <= memory["VmRSS"]
+    assert status_memory_mb(2**22 + 12345) is None
+
+
+def test_top_growth_names_the_line_that_kept_its_allocations() -> None:
+    tracemalloc.start(1)
+    try:
+        before = tracemalloc.take_snapshot()
+        kept = [np.zeros(50_000) for _ in range(4)]  # 1.6 MB held
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    top = top_growth(before, after)
+    assert top[0]["where"].endswith("test_trainer_memory_bench.py:36")
+    assert top[0]["grew_kb"] >= 1500
+    assert len(kept) == 4
+
+
+def test_bad_run_options_are_refused() -> None:
+    with pytest.raises(ValueError, match="records_per_run"):
+        MemoryRunOptions(records_per_run=0)
+    with pytest.raises(ValueError, match="buffer_size"):
+        MemoryRunOptions(buffer_size=10)
