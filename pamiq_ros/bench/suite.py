@@ -1,27 +1,40 @@
-"""``make bench``: step timing of our stack beside the two in-process baselines, and stack figures.
+"""``make bench``: step timing of our stack beside two in-process baselines, and the other figures.
 
-One run, same models, machine and seeds, side by side:
+One run, same models, machine and seeds, side by side (``--only`` picks parts, see
+:data:`PARTS`; the default is :data:`DEFAULT_PARTS`):
 
-* ``ours_idle`` and ``ours_training``: the sim stack (``config/sim.yaml``, curiosity mind) run
-  with ``pamiq-ros launch``, once with the trainer idle and once training flat out; the agent's
-  step-interval error (p50, p99, max) and missed deadlines at 10 Hz over a fixed period after a
-  warm-up (:mod:`pamiq_ros.bench.step_timing`).
-* ``baseline_loop`` (a) and ``baseline_threads`` (b): one process acting and training in turn,
-  and one process with an acting and a training thread that swap model references
+* ``ours``: the sim stack (``config/sim.yaml``, curiosity mind) run with ``pamiq-ros launch``,
+  once with the trainer idle and once training flat out; the agent's step-interval error (p50,
+  p99, max) and missed deadlines at 10 Hz over a fixed period after a warm-up, and the same
+  steps as ``cmd_vel`` arrives in this process (:mod:`pamiq_ros.bench.step_timing`).
+* ``realtime``: the training arm again with each of the agent's real-time options on its own
+  (``SCHED_FIFO``, memory locked, CPU affinity) and all three
+  (:data:`pamiq_ros.bench.step_timing.REAL_TIME_VARIANTS`).
+* ``baselines``: ``baseline_loop`` (a) and ``baseline_threads`` (b): one process acting and
+  training in turn, and one with an acting and a training thread that swap model references
   (:mod:`pamiq_ros.bench.baselines`), with their longest stall.
-* ``stack``: latency, throughput, memory and weight freshness from
-  :func:`pamiq_ros.bench.stack_figures.measure_stack_figures`, when that module is there.
+* ``renderer``: the sim renderer's frames/s at 160x120, 320x240 and 640x480
+  (:mod:`pamiq_ros.bench.renderer`).
+* ``latency``: frame -> OSC answer, broken down along the pipeline, in the fixed-rate and the
+  frame-triggered step modes with a 30 fps camera; launch to first action and exit after Ctrl-C
+  (:mod:`pamiq_ros.bench.latency`).
+* ``memory``: the trainer process's memory (total, anonymous, file, shared) over a run, slopes
+  after its buffers fill (:mod:`pamiq_ros.bench.trainer_memory`).
+* ``stack`` (only when asked: long): latency, throughput, memory and weight freshness from
+  :func:`pamiq_ros.bench.stack_figures.measure_stack_figures`.
 
-Progress lines go to stdout; at the end a table with the targets (met or not) is printed, and
-``<out>/bench.json`` (every figure, the settings, seeds and machine) and PNG plots
-(``step_interval_error.png``: distributions; ``step_intervals.png``: intervals over time) are
-written. ``<out>`` is ``runs/bench-<time>/`` unless ``--out`` is given.
+Every part records the load average beside its figures: on a shared machine they are
+pessimistic. Progress lines go to stdout; at the end a table with the targets (met or not) is
+printed, and ``<out>/bench.json`` (every figure, the settings, seeds and machine) and PNG plots
+(``step_interval_error.png``, ``step_intervals.png``, and ``renderer.png``, ``latency.png``,
+``memory.png`` for the parts that ran) are written. ``<out>`` is ``runs/bench-<time>/`` unless
+``--out`` is given. ``--quick`` makes every part short (smoke runs; the tests use it).
 
 Usage::
 
     python -m pamiq_ros.bench.suite [--seconds 120] [--warmup 20] [--out DIR] [--quick]
-        [--only ours,baselines,stack] [--seed 0] [--preset tiny] [--config config/sim.yaml]
-        [--domain-id N]
+        [--only ours,realtime,baselines,renderer,latency,memory,stack] [--seed 0]
+        [--preset tiny] [--config config/sim.yaml] [--domain-id N] [--memory-seconds 300]
 """
 
 import argparse

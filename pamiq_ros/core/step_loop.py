@@ -9,11 +9,12 @@ but time (frames, messages), so the caller's step must use whatever data is newe
 
 Two opt-in options:
 
-* **Frame-triggered steps** (``trigger="frame"``): a step starts when :meth:`StepLoop.notify`
-  says a new frame arrived, at most ``rate_hz`` times a second (a frame sooner than one period
-  after the last step start waits for that period), so a step acts on a frame as soon as it
-  arrives instead of up to one period later. With no frame for ``frame_timeout_periods``
-  periods a step runs anyway, so the caller still sees the gap (and stops what moves).
+* **Frame-triggered steps** (``trigger="frame"``): a step starts as soon as :meth:`StepLoop.notify`
+  says a new frame arrived, so a step acts on a frame at once instead of up to one period
+  later; at most about ``rate_hz`` times a second: a frame sooner than
+  ``frame_min_interval_periods`` (0.9) periods after the last step start is passed over and
+  the next one starts the step. With no frame for ``frame_timeout_periods`` periods a step
+  runs anyway, so the caller still sees the gap (and stops what moves).
 * **Real-time scheduling of the step thread** (:class:`RealTimeOptions`): ``SCHED_FIFO`` at a
   priority (where the process may: root or ``CAP_SYS_NICE``, else refused and reported), all
   the process's memory locked (``mlockall``, so no step waits for a page fault), and the
@@ -237,6 +238,7 @@ class StepLoop:
         trigger: str = "rate",
         real_time: RealTimeOptions | None = None,
         frame_timeout_periods: float = 2.0,
+        frame_min_interval_periods: float = 0.9,
     ) -> None:
         """Creates the loop; ``start()`` runs it.
 
@@ -254,6 +256,10 @@ class StepLoop:
             real_time: Scheduling of the loop's thread (:class:`RealTimeOptions`); None: normal.
             frame_timeout_periods: Frame trigger: with no frame for this many periods since
                 the last step start, a step runs anyway (at least 1).
+            frame_min_interval_periods: Frame trigger: a frame sooner than this many periods
+                after the last step start is passed over (in (0, 1]). Below 1, so that a camera
+                at a multiple of ``rate_hz`` whose frames arrive a little early still gives
+                ``rate_hz``; 1 makes ``rate_hz`` a strict bound.
         """
         if not (math.isfinite(rate_hz) and rate_hz > 0):
             raise ValueError(f"rate_hz must be positive and finite, got {rate_hz}")
@@ -267,7 +273,12 @@ class StepLoop:
             raise ValueError(
                 f"frame_timeout_periods must be 1 or more, got {frame_timeout_periods}"
             )
+        if not 0.0 < frame_min_interval_periods <= 1.0:
+            raise ValueError(
+                f"frame_min_interval_periods must be in (0, 1], got {frame_min_interval_periods}"
+            )
         self.trigger = trigger
+        self.frame_min_interval_s = frame_min_interval_periods * self.period_s
         self.frame_timeout_s = frame_timeout_periods * self.period_s
         self.real_time = real_time or RealTimeOptions()
         self._real_time_report: RealTimeReport | None = None
@@ -347,16 +358,20 @@ class StepLoop:
     def _run_on_frames(self) -> None:
         last_start = -math.inf
         while not self._stop.is_set():
-            # A frame within the timeout starts the step, but never sooner than one period
-            # after the last one; none within it: a step anyway, which will see the gap.
-            self._frame_ready.wait(max(0.0, last_start + self.frame_timeout_s - time.monotonic()))
+            # The first frame at least the minimum interval after the last step start starts
+            # a step at once; a sooner one is passed over for its successor (acting at once on
+            # a fresh frame, not later on an older one). No frame for the timeout: a step
+            # anyway, which will see the gap.
+            arrived = self._frame_ready.wait(
+                max(0.0, last_start + self.frame_timeout_s - time.monotonic())
+            )
             if self._stop.is_set():
                 break
-            earliest = last_start + self.period_s
-            if (delay := earliest - time.monotonic()) > 0 and self._stop.wait(delay):
-                break
-            self._frame_ready.clear()  # frames until now are seen by this step
             started = time.monotonic()
+            if arrived:
+                self._frame_ready.clear()
+                if started - last_start < self.frame_min_interval_s:
+                    continue
             self._step_deadline = started
             self._run_step(started)
             last_start = started

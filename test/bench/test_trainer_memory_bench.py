@@ -6,6 +6,7 @@ import pytest
 
 from pamiq_ros.bench.trainer_memory import (
     MemoryRunOptions,
+    flat_memory_target,
     growth_per_runs,
     status_memory_mb,
     top_growth,
@@ -38,7 +39,8 @@ def test_top_growth_names_the_line_that_kept_its_allocations() -> None:
     finally:
         tracemalloc.stop()
     top = top_growth(before, after)
-    assert top[0]["where"].endswith("test_trainer_memory_bench.py:36")
+    line = test_top_growth_names_the_line_that_kept_its_allocations.__code__.co_firstlineno + 4
+    assert top[0]["where"].endswith(f"test_trainer_memory_bench.py:{line}")
     assert top[0]["grew_kb"] >= 1500
     assert len(kept) == 4
 
@@ -48,3 +50,13 @@ def test_bad_run_options_are_refused() -> None:
         MemoryRunOptions(records_per_run=0)
     with pytest.raises(ValueError, match="buffer_size"):
         MemoryRunOptions(buffer_size=10)
+
+
+def test_the_flat_target_says_when_the_slope_is_inside_the_noise() -> None:
+    sure = flat_memory_target({"slope_mb_per_min": 0.01, "slope_ci95_mb_per_min": [0.0, 0.02]})
+    assert (sure["met"], sure["inside_noise"]) == (True, False)
+    noisy = flat_memory_target({"slope_mb_per_min": 0.05, "slope_ci95_mb_per_min": [-0.4, 0.5]})
+    assert (noisy["met"], noisy["inside_noise"]) == (True, True)
+    growing = flat_memory_target({"slope_mb_per_min": 1.7, "slope_ci95_mb_per_min": [1.2, 2.2]})
+    assert (growing["met"], growing["inside_noise"]) == (False, False)
+    assert flat_memory_target({"slope_mb_per_min": None})["met"] is None

@@ -192,20 +192,25 @@ def test_a_frame_triggered_loop_steps_when_a_frame_arrives() -> None:
     assert loop.trigger == "frame"
 
 
-def test_frames_sooner_than_a_period_wait_for_it() -> None:
+def test_frames_sooner_than_the_minimum_interval_are_passed_over_for_the_next() -> None:
     loop, starts = _collecting_loop(10.0, trigger="frame", frame_timeout_periods=100.0)
     loop.start()
     try:
         assert wait_for(lambda: len(starts) == 1)
-        for _ in range(5):  # a 50 Hz camera into a 10 Hz agent
+        for _ in range(3):  # frames soon after the step: no step on them
             loop.notify()
-            time.sleep(0.02)
+            time.sleep(0.005)
+        time.sleep(0.02)
+        assert len(starts) == 1
+        while time.monotonic() < starts[0] + loop.frame_min_interval_s:
+            time.sleep(0.005)
+        fresh = time.monotonic()
+        loop.notify()  # the first frame after the minimum interval: a step at once
         assert wait_for(lambda: len(starts) == 2)
-        time.sleep(0.05)
-        assert len(starts) == 2  # the frames of one period gave one step, not five
     finally:
         loop.stop()
-    assert starts[1] - starts[0] >= loop.period_s - 1e-6
+    assert starts[1] >= fresh
+    assert starts[1] - starts[0] >= 0.9 * loop.period_s - 1e-6
 
 
 def test_without_frames_a_frame_triggered_loop_still_steps_after_its_timeout() -> None:
@@ -233,6 +238,7 @@ def test_a_frame_triggered_loop_stops_promptly_while_waiting() -> None:
     [
         ({"trigger": "sometimes"}, "trigger"),
         ({"trigger": "frame", "frame_timeout_periods": 0.5}, "frame_timeout_periods"),
+        ({"trigger": "frame", "frame_min_interval_periods": 0.0}, "frame_min_interval"),
     ],
 )
 def test_bad_trigger_options_are_refused(options: dict[str, object], message: str) -> None:
