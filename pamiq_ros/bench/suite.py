@@ -285,6 +285,16 @@ def arm_intervals_ms(arm: Mapping[str, Any]) -> list[float]:
     return [float(v) for v in arm.get("intervals_ms", [])]
 
 
+def _save(figure: Any, path: Path) -> str:
+    """Saves and closes a figure; returns its file name."""
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path.name
+
+
 def write_plots(report: Mapping[str, Any], out_dir: Path) -> list[str]:
     """Writes the distribution and timeline plots; returns their file names."""
     import matplotlib
@@ -315,10 +325,7 @@ def write_plots(report: Mapping[str, Any], out_dir: Path) -> list[str]:
     axis.set_ylabel("share of steps with at least this error")
     axis.set_title("Step-interval error at 10 Hz")
     axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(out_dir / "step_interval_error.png", dpi=110)
-    plt.close(figure)
-    written.append("step_interval_error.png")
+    written.append(_save(figure, out_dir / "step_interval_error.png"))
 
     figure, axes = plt.subplots(len(series), 1, figsize=(9, 2.2 * len(series)), sharex=True)
     for axis, (label, intervals) in zip(np.atleast_1d(axes), series.items(), strict=True):
@@ -329,10 +336,7 @@ def write_plots(report: Mapping[str, Any], out_dir: Path) -> list[str]:
         axis.set_title(label, fontsize=9)
     np.atleast_1d(axes)[-1].set_xlabel("time in the measured period (s)")
     figure.suptitle("Step intervals over time")
-    figure.tight_layout()
-    figure.savefig(out_dir / "step_intervals.png", dpi=110)
-    plt.close(figure)
-    written.append("step_intervals.png")
+    written.append(_save(figure, out_dir / "step_intervals.png"))
     return written
 
 
@@ -368,10 +372,7 @@ def write_part_plots(report: Mapping[str, Any], out_dir: Path) -> list[str]:
         axis.set_title(f"Sim renderer, one core (load {sizes[-1]['load_1m']} on "
                        f"{os.cpu_count()} cores)")  # fmt: skip
         axis.legend()
-        figure.tight_layout()
-        figure.savefig(out_dir / "renderer.png", dpi=110)
-        plt.close(figure)
-        written.append("renderer.png")
+        written.append(_save(figure, out_dir / "renderer.png"))
     latency = report.get("latency")
     if isinstance(latency, Mapping) and latency.get("modes"):
         figure, axis = plt.subplots(figsize=(8, 4.5))
@@ -385,10 +386,7 @@ def write_part_plots(report: Mapping[str, Any], out_dir: Path) -> list[str]:
         axis.set_ylabel("ms since the frame left the world")
         axis.set_title("Frame -> action: age at each point of the pipeline")
         axis.legend(fontsize=8)
-        figure.tight_layout()
-        figure.savefig(out_dir / "latency.png", dpi=110)
-        plt.close(figure)
-        written.append("latency.png")
+        written.append(_save(figure, out_dir / "latency.png"))
     memory = report.get("memory")
     if isinstance(memory, Mapping) and memory.get("samples"):
         figure, axis = plt.subplots(figsize=(8, 4.5))
@@ -403,10 +401,7 @@ def write_part_plots(report: Mapping[str, Any], out_dir: Path) -> list[str]:
         axis.set_ylabel("MB")
         axis.set_title("Trainer process memory")
         axis.legend(fontsize=8)
-        figure.tight_layout()
-        figure.savefig(out_dir / "memory.png", dpi=110)
-        plt.close(figure)
-        written.append("memory.png")
+        written.append(_save(figure, out_dir / "memory.png"))
     return written
 
 
