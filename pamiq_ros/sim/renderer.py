@@ -13,6 +13,7 @@ No ROS here. 640x480 renders in about 10 ms on one core with NumPy.
 """
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import numpy.typing as npt
@@ -101,13 +102,7 @@ class Renderer:
             An ``(height, width, 3)`` RGB uint8 image.
         """
         eye = float(np.clip(eye_height, 0.05, WALL_HEIGHT - 0.05))
-        cos_yaw, sin_yaw = math.cos(pose.yaw), math.sin(pose.yaw)
-        forward = np.array([cos_yaw, sin_yaw], dtype=np.float32)
-        right = np.array([sin_yaw, -cos_yaw], dtype=np.float32)
-        origin = np.array([pose.x, pose.y], dtype=np.float32)
-        # Ray directions with unit forward component, so ray parameters are forward depths.
-        rays = forward[None, :] + self._right_offset[:, None] * right[None, :]  # (W, 2)
-
+        origin, rays = self._view_rays(pose)
         depth, wall_index, along = self._cast_walls(origin, rays)
         palette = _Palette(self._sky_colors)
         keys = np.empty((self.height, self.width), dtype=np.int32)
@@ -117,6 +112,17 @@ class Renderer:
         if pillar_positions:
             self._draw_pillars(keys, palette, origin, rays, eye, depth, pillar_positions)
         return palette.paint(keys)
+
+    def _view_rays(self, pose: Pose) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """The camera's position ``(2,)`` and one ray per column ``(W, 2)``.
+
+        Rays have a unit forward component, so ray parameters are forward depths.
+        """
+        cos_yaw, sin_yaw = math.cos(pose.yaw), math.sin(pose.yaw)
+        forward = np.array([cos_yaw, sin_yaw], dtype=np.float32)
+        right = np.array([sin_yaw, -cos_yaw], dtype=np.float32)
+        origin = np.array([pose.x, pose.y], dtype=np.float32)
+        return origin, forward[None, :] + self._right_offset[:, None] * right[None, :]
 
     def _cast_walls(
         self, origin: npt.NDArray[np.float32], rays: npt.NDArray[np.float32]
@@ -212,33 +218,13 @@ class Renderer:
         wall_depth: npt.NDArray[np.float32],
         positions: list[Point],
     ) -> None:
-        centers = np.asarray(positions, dtype=np.float32).reshape(-1, 2)
-        pillars = self.layout.pillars
-        if len(centers) != len(pillars):
-            raise ValueError(f"expected {len(pillars)} pillar positions, got {len(centers)}")
-        ray_sq = np.einsum("wk,wk->w", rays, rays)  # (W,)
-        distances = np.linalg.norm(centers - origin, axis=1)
-        # Far to near, so nearer pillars paint over farther ones.
-        for index in np.argsort(-distances):
-            pillar = pillars[index]
-            offset = origin - centers[index]
-            c = float(offset @ offset) - pillar.radius**2
-            if c <= 0.0:
-                continue  # the camera is inside this pillar: nothing sensible to draw
-            b = rays @ offset  # (W,)
-            discriminant = b * b - ray_sq * c
-            visible = discriminant >= 0.0
-            if not visible.any():
-                continue
-            t = (-b - np.sqrt(np.maximum(discriminant, 0.0))) / ray_sq  # nearest hit depth
-            visible &= (t > 0.0) & (t < wall_depth)
+        for index, t, visible in self._pillar_hits(origin, rays, wall_depth, positions):
+            pillar, center = self.layout.pillars[index], positions[index]
             seen = np.flatnonzero(visible)
-            if len(seen) == 0:
-                continue
             # Only the columns from the first to the last that see the pillar.
             span = slice(int(seen[0]), int(seen[-1]) + 1)
             t, visible = t[span], visible[span]
-            hit_points = origin + t[:, None] * rays[span] - centers[index]  # (w, 2) from the axis
+            hit_points = origin + t[:, None] * rays[span] - np.asarray(center, dtype=np.float32)
             normals = hit_points / pillar.radius
             light = 0.45 + 0.55 * np.clip(normals @ _LIGHT, 0.0, 1.0)  # (w,)
             # Horizontal bands, so a pillar's height and distance read at a glance: per column
@@ -252,6 +238,43 @@ class Renderer:
             dark = ((heights / 0.4) % 2.0 >= 1.0).astype(np.int32)
             dark += (np.arange(len(t), dtype=np.int32) * 2 + first)[None, :]
             np.copyto(keys[:, span], dark, where=covered)
+
+    def _pillar_hits(
+        self,
+        origin: npt.NDArray[np.float32],
+        rays: npt.NDArray[np.float32],
+        wall_depth: npt.NDArray[np.float32],
+        positions: list[Point],
+    ) -> Iterator[tuple[int, npt.NDArray[np.float32], npt.NDArray[np.bool_]]]:
+        """Far to near (nearer ones paint over), each pillar some column sees before its wall.
+
+        Yields:
+            The pillar's index, per column the depth of its nearest hit, and which columns see
+            it.
+
+        Raises:
+            ValueError: If there is not one position per pillar of the layout.
+        """
+        centers = np.asarray(positions, dtype=np.float32).reshape(-1, 2)
+        pillars = self.layout.pillars
+        if len(centers) != len(pillars):
+            raise ValueError(f"expected {len(pillars)} pillar positions, got {len(centers)}")
+        ray_sq = np.einsum("wk,wk->w", rays, rays)  # (W,)
+        distances = np.linalg.norm(centers - origin, axis=1)
+        for index in np.argsort(-distances):
+            offset = origin - centers[index]
+            c = float(offset @ offset) - pillars[index].radius ** 2
+            if c <= 0.0:
+                continue  # the camera is inside this pillar: nothing sensible to draw
+            b = rays @ offset  # (W,)
+            discriminant = b * b - ray_sq * c
+            visible = discriminant >= 0.0
+            if not visible.any():
+                continue
+            t = (-b - np.sqrt(np.maximum(discriminant, 0.0))) / ray_sq  # nearest hit depth
+            visible &= (t > 0.0) & (t < wall_depth)
+            if visible.any():
+                yield int(index), t, visible
 
     def _sky_gradient(self) -> npt.NDArray[np.float32]:
         # Rows above the horizon blend from haze-blue at the horizon to deeper blue above.

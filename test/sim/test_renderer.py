@@ -183,7 +183,7 @@ def test_160x120_renders_in_a_few_milliseconds(renderer: Renderer) -> None:
 def test_the_same_state_gives_the_same_image_as_the_reference_renderer(
     width: int, height: int
 ) -> None:
-    from test.support.reference_renderer import Renderer as ReferenceRenderer
+    from test.support.reference_renderer import ReferenceRenderer
 
     world = World(seed=3)
     fast, reference = (
