@@ -7,6 +7,7 @@ import pytest
 from pamiq_ros.bench.trainer_memory import (
     MemoryRunOptions,
     flat_memory_target,
+    floor_summary,
     growth_per_runs,
     status_memory_mb,
     top_growth,
@@ -60,3 +61,17 @@ def test_the_flat_target_says_when_the_slope_is_inside_the_noise() -> None:
     growing = flat_memory_target({"slope_mb_per_min": 1.7, "slope_ci95_mb_per_min": [1.2, 2.2]})
     assert (growing["met"], growing["inside_noise"]) == (False, False)
     assert flat_memory_target({"slope_mb_per_min": None})["met"] is None
+
+
+def test_the_floor_follows_kept_memory_not_the_sawtooth_of_training() -> None:
+    # A 30 MB sawtooth every 10 s over a floor that rises 0.5 MB a minute after 60 s.
+    samples = [
+        (float(t), 500.0 + 0.5 * max(0.0, t - 60) / 60 + (30.0 if t % 10 == 5 else 0.0))
+        for t in range(0, 900, 5)
+    ]
+    floor = floor_summary(samples, after_s=60.0)
+    assert floor["windows"] == 13  # 14 minutes after the fill, the last (short) one left out
+    assert floor["slope_mb_per_min"] == pytest.approx(0.5, abs=0.01)
+    low, high = floor["slope_ci95_mb_per_min"]
+    assert low <= 0.5 <= high
+    assert floor_summary(samples, after_s=1e9)["slope_mb_per_min"] is None
