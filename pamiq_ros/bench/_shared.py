@@ -50,11 +50,21 @@ class BackgroundNode:
             self._executor.spin_once(timeout_sec=0.1)
 
 
+def load_now() -> dict[str, float]:
+    """The machine's load averages (1, 5 and 15 min) now, to record beside a figure.
+
+    On a shared machine a load above the core count means every figure is pessimistic.
+    """
+    one, five, fifteen = os.getloadavg()
+    return {"load_1m": round(one, 2), "load_5m": round(five, 2), "load_15m": round(fifteen, 2)}
+
+
 def machine_description() -> dict[str, Any]:
-    """The machine a benchmark ran on: platform, CPUs, Python, torch and CUDA device."""
+    """The machine a benchmark ran on: platform, CPUs, Python, torch, CUDA device, load now."""
     import torch
 
     return {
+        **load_now(),
         "machine": platform.machine(),
         "processor": platform.processor(),
         "system": platform.platform(),

@@ -179,7 +179,7 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 
 def rss_summary(
     samples: Sequence[tuple[float, float]], warmup_s: float
-) -> dict[str, float | int | None]:
+) -> dict[str, float | int | list[float] | None]:
     """RSS figures of one node from ``(seconds since start, MB)`` samples.
 
     Start is the first sample at or after ``warmup_s``; the slope (MB per minute) is a
@@ -188,8 +188,8 @@ def rss_summary(
     """
     after = [(t, mb) for t, mb in samples if t >= warmup_s]
     if not after:
-        return {"samples": 0, "start_mb": None, "end_mb": None, "max_mb": None,
-                "growth_mb": None, "slope_mb_per_min": None,
+        return {"samples": 0, "slope_ci95_mb_per_min": None, "start_mb": None, "end_mb": None,
+                "max_mb": None, "growth_mb": None, "slope_mb_per_min": None,
                 "slope_second_half_mb_per_min": None}  # fmt: skip
     times = np.array([t for t, _ in after]) / 60.0
     values = np.array([mb for _, mb in after])
@@ -197,8 +197,10 @@ def rss_summary(
     # A buffer filling up grows early on; the second half says whether growth goes on.
     half = times >= (times[0] + times[-1]) / 2
     late_slope = _slope(times[half], values[half])
+    interval = _slope_ci95(times, values)
     return {
         "samples": len(after),
+        "slope_ci95_mb_per_min": None if interval is None else [round(v, 3) for v in interval],
         "start_mb": round(float(values[0]), 1),
         "end_mb": round(float(values[-1]), 1),
         "max_mb": round(float(values.max()), 1),
@@ -206,6 +208,24 @@ def rss_summary(
         "slope_mb_per_min": None if slope is None else round(slope, 3),
         "slope_second_half_mb_per_min": None if late_slope is None else round(late_slope, 3),
     }
+
+
+def _slope_ci95(
+    minutes: npt.NDArray[np.float64], values: npt.NDArray[np.float64]
+) -> tuple[float, float] | None:
+    """An approximate 95 % confidence interval of the least-squares slope.
+
+    Slope +- 2 standard errors (the t quantile is about 2 for the 20 or more samples a run
+    has). RSS samples are not independent (a sawtooth of transient allocations), so read it as
+    a lower bound of the uncertainty.
+    """
+    if len(minutes) < 3 or not np.ptp(minutes):
+        return None
+    slope, intercept = np.polyfit(minutes, values, 1)
+    residuals = values - (slope * minutes + intercept)
+    spread = float(np.sum((minutes - minutes.mean()) ** 2))
+    error = math.sqrt(float(np.sum(residuals**2)) / (len(minutes) - 2) / spread)
+    return float(slope) - 2.0 * error, float(slope) + 2.0 * error
 
 
 def _slope(minutes: npt.NDArray[np.float64], values: npt.NDArray[np.float64]) -> float | None:

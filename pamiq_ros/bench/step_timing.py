@@ -19,6 +19,11 @@ and measures the agent over a fixed period after a warm-up, in two views:
   view are estimated from the intervals (an interval of n periods, rounded, means n - 1
   deadlines passed with no step).
 
+The agent runs with its config's scheduling, or with one of its real-time options
+(:data:`REAL_TIME_VARIANTS`: ``SCHED_FIFO``, memory locked, CPU affinity, all three), each a run
+of its own beside the others and the baselines, with what the agent applied or was refused
+(``real_time``) and the load average at the end of the period.
+
 The trainer is either idle (its buffers never hold enough samples to train: ``min_buffer_size``
 and ``ppo_min_new_samples`` set out of reach, so it receives experience as usual but never
 runs) or training flat out (the config's settings, ``min_run_interval`` 0).
@@ -39,7 +44,7 @@ import numpy.typing as npt
 import yaml
 
 from pamiq_ros.bench._process_group import GroupProcess
-from pamiq_ros.bench._shared import BackgroundNode
+from pamiq_ros.bench._shared import BackgroundNode, load_now
 
 IDLE_TRAINER: dict[str, Any] = {
     "min_buffer_size": 1_000_000_000,
@@ -301,13 +306,32 @@ class StackTimingOptions:
     env: Mapping[str, str]
 
 
+REAL_TIME_VARIANTS: dict[str, dict[str, Any]] = {
+    "fifo": {"step_fifo_priority": 50},
+    "mlock": {"step_lock_memory": True},
+    "affinity": {"step_cpu": 0},
+    "all": {"step_fifo_priority": 50, "step_lock_memory": True, "step_cpu": 0},
+}
+"""The agent's real-time options, each measured on its own and all together, training running.
+(``step_cpu`` 0: on a 2-core machine, the step thread on one core and the rest anywhere.)"""
+
+
 def stack_config(
-    options: StackTimingOptions, trainer_idle: bool, udp_port: int, tcp_port: int
+    options: StackTimingOptions,
+    trainer_idle: bool,
+    udp_port: int,
+    tcp_port: int,
+    agent_overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The config of one run: the sim config on free ports, seeded, reporting every second."""
+    """The config of one run: the sim config on free ports, seeded, reporting every second.
+
+    ``agent_overrides`` adds agent parameters (e.g. a :data:`REAL_TIME_VARIANTS` entry).
+    """
     from pamiq_ros.bench.curiosity import arm_config
 
-    agent: dict[str, Any] = {"seed": options.seed, "report_period": REPORT_PERIOD_S}
+    agent: dict[str, Any] = {
+        "seed": options.seed, "report_period": REPORT_PERIOD_S, **(agent_overrides or {})
+    }  # fmt: skip
     trainer: dict[str, Any] = {"seed": options.seed, "report_period": REPORT_PERIOD_S}
     if options.preset:
         agent["preset"] = trainer["preset"] = options.preset
@@ -323,8 +347,11 @@ def measure_stack_timing(
     options: StackTimingOptions,
     listener: StackListener,
     say: Callable[[str], None],
+    agent_overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Runs the stack once and measures the agent's step timing (see the module docstring).
+
+    ``agent_overrides`` adds agent parameters (the real-time variants).
 
     Raises:
         RuntimeError: If the agent never reported, or reported nothing after the period.
@@ -332,8 +359,9 @@ def measure_stack_timing(
     from pamiq_ros.bench.curiosity import free_port
 
     document = stack_config(
-        options, trainer_idle, free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_STREAM)
-    )
+        options, trainer_idle, free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_STREAM),
+        agent_overrides,
+    )  # fmt: skip
     config_path = options.out_dir / "configs" / f"{name}.yaml"
     config_path.parent.mkdir(parents=True, exist_ok=True)
     config_path.write_text(yaml.safe_dump(document, sort_keys=False))
@@ -378,6 +406,7 @@ def measure_stack_timing(
         if end_agent is None or start_agent is None:
             raise RuntimeError(f"{name}: no agent status at the period's ends")
         arrivals = in_window(listener.arrivals(), begin, end)
+        load = load_now()
     finally:
         stack.stop()
     agent = agent_period_figures(
@@ -389,6 +418,8 @@ def measure_stack_timing(
     view = timing_figures(arrivals, period_s)
     result = {
         "trainer": "idle" if trainer_idle else "training",
+        "agent_overrides": dict(agent_overrides or {}),
+        "real_time": end_agent.get("step_real_time"),
         "agent": agent,
         "arrivals": view.as_dict(),
         "training_runs": None if math.isnan(runs) else int(runs),
@@ -396,6 +427,7 @@ def measure_stack_timing(
         "config": str(config_path),
         "log": str(log_path),
         "exit_code": stack.popen.returncode,
+        **load,
     }
     say(
         f"{name}: agent p99 {agent['interval_error_p99_ms']} ms, missed "

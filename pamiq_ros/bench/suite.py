@@ -1,27 +1,40 @@
-"""``make bench``: step timing of our stack beside the two in-process baselines, and stack figures.
+"""``make bench``: step timing of our stack beside two in-process baselines, and the other figures.
 
-One run, same models, machine and seeds, side by side:
+One run, same models, machine and seeds, side by side (``--only`` picks parts, see
+:data:`PARTS`; the default is :data:`DEFAULT_PARTS`):
 
-* ``ours_idle`` and ``ours_training``: the sim stack (``config/sim.yaml``, curiosity mind) run
-  with ``pamiq-ros launch``, once with the trainer idle and once training flat out; the agent's
-  step-interval error (p50, p99, max) and missed deadlines at 10 Hz over a fixed period after a
-  warm-up (:mod:`pamiq_ros.bench.step_timing`).
-* ``baseline_loop`` (a) and ``baseline_threads`` (b): one process acting and training in turn,
-  and one process with an acting and a training thread that swap model references
+* ``ours``: the sim stack (``config/sim.yaml``, curiosity mind) run with ``pamiq-ros launch``,
+  once with the trainer idle and once training flat out; the agent's step-interval error (p50,
+  p99, max) and missed deadlines at 10 Hz over a fixed period after a warm-up, and the same
+  steps as ``cmd_vel`` arrives in this process (:mod:`pamiq_ros.bench.step_timing`).
+* ``realtime``: the training arm again with each of the agent's real-time options on its own
+  (``SCHED_FIFO``, memory locked, CPU affinity) and all three
+  (:data:`pamiq_ros.bench.step_timing.REAL_TIME_VARIANTS`).
+* ``baselines``: ``baseline_loop`` (a) and ``baseline_threads`` (b): one process acting and
+  training in turn, and one with an acting and a training thread that swap model references
   (:mod:`pamiq_ros.bench.baselines`), with their longest stall.
-* ``stack``: latency, throughput, memory and weight freshness from
-  :func:`pamiq_ros.bench.stack_figures.measure_stack_figures`, when that module is there.
+* ``renderer``: the sim renderer's frames/s at 160x120, 320x240 and 640x480
+  (:mod:`pamiq_ros.bench.renderer`).
+* ``latency``: frame -> OSC answer, broken down along the pipeline, in the fixed-rate and the
+  frame-triggered step modes with a 30 fps camera; launch to first action and exit after Ctrl-C
+  (:mod:`pamiq_ros.bench.latency`).
+* ``memory``: the trainer process's memory (total, anonymous, file, shared) over a run, slopes
+  after its buffers fill (:mod:`pamiq_ros.bench.trainer_memory`).
+* ``stack`` (only when asked: long): latency, throughput, memory and weight freshness from
+  :func:`pamiq_ros.bench.stack_figures.measure_stack_figures`.
 
-Progress lines go to stdout; at the end a table with the targets (met or not) is printed, and
-``<out>/bench.json`` (every figure, the settings, seeds and machine) and PNG plots
-(``step_interval_error.png``: distributions; ``step_intervals.png``: intervals over time) are
-written. ``<out>`` is ``runs/bench-<time>/`` unless ``--out`` is given.
+Every part records the load average beside its figures: on a shared machine they are
+pessimistic. Progress lines go to stdout; at the end a table with the targets (met or not) is
+printed, and ``<out>/bench.json`` (every figure, the settings, seeds and machine) and PNG plots
+(``step_interval_error.png``, ``step_intervals.png``, and ``renderer.png``, ``latency.png``,
+``memory.png`` for the parts that ran) are written. ``<out>`` is ``runs/bench-<time>/`` unless
+``--out`` is given. ``--quick`` makes every part short (smoke runs; the tests use it).
 
 Usage::
 
     python -m pamiq_ros.bench.suite [--seconds 120] [--warmup 20] [--out DIR] [--quick]
-        [--only ours,baselines,stack] [--seed 0] [--preset tiny] [--config config/sim.yaml]
-        [--domain-id N]
+        [--only ours,realtime,baselines,renderer,latency,memory,stack] [--seed 0]
+        [--preset tiny] [--config config/sim.yaml] [--domain-id N] [--memory-seconds 300]
 """
 
 import argparse
@@ -40,16 +53,27 @@ import yaml
 from pamiq_ros.bench._shared import comma_choices, isolate_for_benchmark, machine_description
 from pamiq_ros.bench.stack_figures import StackFigureOptions, measure_stack_figures
 
-PARTS = ("ours", "baselines", "stack")
-"""What a run measures; ``--only`` picks some."""
+PARTS = ("ours", "realtime", "baselines", "renderer", "latency", "memory", "stack")
+"""What a run measures; ``--only`` picks some. ``realtime``: the agent's real-time options one
+by one, training running; ``renderer``: frames/s of the sim renderer; ``latency``: the
+frame-to-action pipeline in both step modes, with start and stop times; ``memory``: the
+trainer's resident memory after its buffers fill; ``stack``: the older stack figures (long)."""
+
+DEFAULT_PARTS = ("ours", "realtime", "baselines", "renderer", "latency", "memory")
+"""What a run measures without ``--only``: every part but the long ``stack`` figures."""
 
 ARMS = {
     "ours_idle": "ours, trainer idle",
     "ours_training": "ours, trainer training",
+    **{
+        f"ours_training_{variant}": f"ours, training, {variant}"
+        for variant in ("fifo", "mlock", "affinity", "all")
+    },
     "baseline_loop": "baseline (a) loop",
     "baseline_threads": "baseline (b) threads",
 }
-"""Step-timing arms in report order, with their table labels."""
+"""Step-timing arms in report order, with their table labels (the real-time variants are
+:data:`pamiq_ros.bench.step_timing.REAL_TIME_VARIANTS`)."""
 
 DEFAULT_SECONDS, DEFAULT_WARMUP = 120.0, 20.0
 """Measured period and warm-up per arm. 120 s at 10 Hz is more than the agent's 1000-step
@@ -58,8 +82,15 @@ statistics window, so its own p99 covers the period only."""
 QUICK_SECONDS, QUICK_WARMUP = 10.0, 8.0
 """``--quick``: the learner's first runs need 64 steps (6.4 s), so the warm-up stays above it."""
 
-P99_TARGET_MS = 5.0
-BASELINE_FACTOR_TARGET = 5.0
+P99_TARGET_MS = 2.0
+"""Step-interval error p99 with training running (issue 16, goal 1)."""
+ARRIVAL_P99_TARGET_MS = 5.0
+"""``cmd_vel`` arrival p99 in another process."""
+
+QUICK_MEMORY_SECONDS, DEFAULT_MEMORY_SECONDS = 90.0, 300.0
+QUICK_MEMORY_BUFFER, DEFAULT_MEMORY_BUFFER = 100, 600
+"""The memory part's run and the trainer's buffer size in it: smaller than the config's 2000, so
+the buffers fill in about a minute and the rest of the run is after the fill."""
 
 
 def _say(line: str) -> None:
@@ -108,42 +139,76 @@ def _number(value: Any) -> float | None:
     return None
 
 
-def evaluate_targets(arms: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The issue's targets with the measured value and whether each is met (None: not measured).
+def _p99(arms: Mapping[str, Mapping[str, Any]], key: str, view: str = "agent") -> float | None:
+    return _number(arm_figures(arms[key], view)["p99_ms"]) if key in arms else None
 
-    * p99 step-interval error under 5 ms at 10 Hz with training running (ours);
-    * no missed deadline with training running (ours);
-    * at least 5x lower p99 than baseline (b).
+
+def evaluate_targets(arms: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The issue's step-timing targets with the measured value and whether each is met.
+
+    None: not measured. Judged on ``ours_training`` (the config's scheduling), and again on the
+    best real-time variant when one ran:
+
+    * p99 step-interval error under 2 ms at 10 Hz with training running;
+    * p99 not above the threads baseline's in the same run;
+    * ``cmd_vel`` arrival p99 in another process under 5 ms.
     """
-    ours = arm_figures(arms["ours_training"]) if "ours_training" in arms else None
-    threads = arm_figures(arms["baseline_threads"]) if "baseline_threads" in arms else None
-    p99 = _number(ours["p99_ms"]) if ours else None
-    missed = _number(ours["missed"]) if ours else None
-    factor = None
-    if p99 is not None and threads is not None:
-        other = _number(threads["p99_ms"])
-        if other is not None:
-            factor = math.inf if p99 == 0 else other / p99
-    return [
-        {
-            "target": f"p99 step-interval error < {P99_TARGET_MS:g} ms, training running",
-            "value": p99,
-            "unit": "ms",
-            "met": None if p99 is None else p99 < P99_TARGET_MS,
-        },
-        {
-            "target": "no missed deadline, training running",
-            "value": missed,
-            "unit": "deadlines",
-            "met": None if missed is None else missed == 0,
-        },
-        {
-            "target": f"p99 at least {BASELINE_FACTOR_TARGET:g}x lower than baseline (b)",
-            "value": factor,
-            "unit": "x",
-            "met": None if factor is None else factor >= BASELINE_FACTOR_TARGET,
-        },
-    ]
+    variants = [key for key in arms if key.startswith("ours_training_")]
+    best = min(variants, key=lambda k: _p99(arms, k) or math.inf, default=None)
+    threads = _p99(arms, "baseline_threads")
+    targets = []
+    for key in ("ours_training", best):
+        if key is None:
+            continue
+        label = "" if key == "ours_training" else f" [{key.removeprefix('ours_training_')}]"
+        p99 = _p99(arms, key)
+        arrivals = _p99(arms, key, "arrivals") if key in arms and "agent" in arms[key] else None
+        targets += [
+            {
+                "target": f"p99 step-interval error < {P99_TARGET_MS:g} ms, training{label}",
+                "value": p99,
+                "unit": "ms",
+                "met": None if p99 is None else p99 < P99_TARGET_MS,
+            },
+            {
+                "target": f"p99 not above baseline (b) threads' p99{label}",
+                "value": None if p99 is None or threads is None else p99 - threads,
+                "unit": "ms (ours - b)",
+                "met": None if p99 is None or threads is None else p99 <= threads,
+            },
+            {
+                "target": f"cmd_vel arrival p99 < {ARRIVAL_P99_TARGET_MS:g} ms elsewhere{label}",
+                "value": arrivals,
+                "unit": "ms",
+                "met": None if arrivals is None else arrivals < ARRIVAL_P99_TARGET_MS,
+            },
+        ]
+    if not targets:
+        targets = [
+            {"target": text, "value": None, "unit": "ms", "met": None}
+            for text in (
+                f"p99 step-interval error < {P99_TARGET_MS:g} ms, training",
+                "p99 not above baseline (b) threads' p99",
+                f"cmd_vel arrival p99 < {ARRIVAL_P99_TARGET_MS:g} ms elsewhere",
+            )
+        ]
+    return targets
+
+
+def part_targets(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The targets the other parts judged (renderer, latency, start/stop, memory), in order."""
+    found: list[dict[str, Any]] = []
+    renderer = report.get("renderer")
+    if isinstance(renderer, Mapping) and "target" in renderer:
+        found.append(renderer["target"])
+    latency = report.get("latency")
+    if isinstance(latency, Mapping) and "modes" in latency:
+        found += [mode["target"] for mode in latency["modes"].values()]
+        found += list(latency["start_stop"]["targets"])
+    memory = report.get("memory")
+    if isinstance(memory, Mapping) and "target" in memory:
+        found.append(memory["target"])
+    return found
 
 
 def _cell(value: Any, digits: int = 2) -> str:
@@ -205,7 +270,7 @@ def format_table(report: Mapping[str, Any]) -> str:
     for target in report["targets"]:
         met = {True: "met", False: "NOT met", None: "not measured"}[target["met"]]
         value = "-" if target["value"] is None else f"{target['value']:.3g} {target['unit']}"
-        lines.append(f"  {target['target']:<55} {value:>16}  {met}")
+        lines.append(f"  {target['target']:<62} {value:>18}  {met}")
     stack = report.get("stack")
     if isinstance(stack, Mapping) and "skipped" in stack:
         lines.append(f"stack figures: skipped ({stack['skipped']})")
@@ -218,6 +283,16 @@ def format_table(report: Mapping[str, Any]) -> str:
 def arm_intervals_ms(arm: Mapping[str, Any]) -> list[float]:
     """The per-step intervals of an arm (ours: ``cmd_vel`` arrivals)."""
     return [float(v) for v in arm.get("intervals_ms", [])]
+
+
+def _save(figure: Any, path: Path) -> str:
+    """Saves and closes a figure; returns its file name."""
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path.name
 
 
 def write_plots(report: Mapping[str, Any], out_dir: Path) -> list[str]:
@@ -250,10 +325,7 @@ def write_plots(report: Mapping[str, Any], out_dir: Path) -> list[str]:
     axis.set_ylabel("share of steps with at least this error")
     axis.set_title("Step-interval error at 10 Hz")
     axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(out_dir / "step_interval_error.png", dpi=110)
-    plt.close(figure)
-    written.append("step_interval_error.png")
+    written.append(_save(figure, out_dir / "step_interval_error.png"))
 
     figure, axes = plt.subplots(len(series), 1, figsize=(9, 2.2 * len(series)), sharex=True)
     for axis, (label, intervals) in zip(np.atleast_1d(axes), series.items(), strict=True):
@@ -264,10 +336,72 @@ def write_plots(report: Mapping[str, Any], out_dir: Path) -> list[str]:
         axis.set_title(label, fontsize=9)
     np.atleast_1d(axes)[-1].set_xlabel("time in the measured period (s)")
     figure.suptitle("Step intervals over time")
-    figure.tight_layout()
-    figure.savefig(out_dir / "step_intervals.png", dpi=110)
-    plt.close(figure)
-    written.append("step_intervals.png")
+    written.append(_save(figure, out_dir / "step_intervals.png"))
+    return written
+
+
+def write_part_plots(report: Mapping[str, Any], out_dir: Path) -> list[str]:
+    """Writes the plots of the parts that ran; returns their file names.
+
+    ``renderer.png``: frames/s per size; ``latency.png``: the age at each point of the
+    pipeline, per mode; ``memory.png``: the trainer's memory and its parts over time.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    renderer = report.get("renderer")
+    if isinstance(renderer, Mapping) and renderer.get("sizes"):
+        sizes = renderer["sizes"]
+        labels = [f"{s['width']}x{s['height']}" for s in sizes]
+        figure, axis = plt.subplots(figsize=(7, 4))
+        for offset, kind in ((-0.2, "cpu_fps"), (0.2, "wall_fps")):
+            medians = [s[kind]["median"] for s in sizes]
+            errors = [
+                [m - s[kind]["min"] for m, s in zip(medians, sizes, strict=True)],
+                [s[kind]["max"] - m for m, s in zip(medians, sizes, strict=True)],
+            ]
+            axis.bar([i + offset for i in range(len(sizes))], medians, 0.4, yerr=errors,
+                     label=kind.replace("_fps", " time"))  # fmt: skip
+        axis.axhline(60.0, color="grey", linestyle="--", label="60 frames/s")
+        axis.set_xticks(range(len(sizes)), labels)
+        axis.set_yscale("log")
+        axis.set_ylabel("frames/s (median, min-max)")
+        axis.set_title(f"Sim renderer, one core (load {sizes[-1]['load_1m']} on "
+                       f"{os.cpu_count()} cores)")  # fmt: skip
+        axis.legend()
+        written.append(_save(figure, out_dir / "renderer.png"))
+    latency = report.get("latency")
+    if isinstance(latency, Mapping) and latency.get("modes"):
+        figure, axis = plt.subplots(figsize=(8, 4.5))
+        for mode, figures in latency["modes"].items():
+            points = figures["cumulative_from_frame_sent"]
+            names = list(points)
+            for stat, style in (("p50_ms", "-o"), ("p99_ms", "--s")):
+                values = [points[n][stat] if points[n][stat] is not None else float("nan")
+                          for n in names]  # fmt: skip
+                axis.plot(names, values, style, label=f"{mode} mode {stat[:3]}")
+        axis.set_ylabel("ms since the frame left the world")
+        axis.set_title("Frame -> action: age at each point of the pipeline")
+        axis.legend(fontsize=8)
+        written.append(_save(figure, out_dir / "latency.png"))
+    memory = report.get("memory")
+    if isinstance(memory, Mapping) and memory.get("samples"):
+        figure, axis = plt.subplots(figsize=(8, 4.5))
+        samples = memory["samples"]
+        for field in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
+            axis.plot([row["s"] / 60 for row in samples if field in row],
+                      [row[field] for row in samples if field in row], label=field)  # fmt: skip
+        full = memory.get("buffers_full_after_s")
+        if full is not None:
+            axis.axvline(full / 60, color="grey", linestyle="--", label="buffers full")
+        axis.set_xlabel("minutes")
+        axis.set_ylabel("MB")
+        axis.set_title("Trainer process memory")
+        axis.legend(fontsize=8)
+        written.append(_save(figure, out_dir / "memory.png"))
     return written
 
 
@@ -327,8 +461,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="short periods (smoke runs, tests)")
     parser.add_argument("--out", type=Path, default=None, help="default runs/bench-<time>/")
     parser.add_argument(
-        "--only", type=_parse_parts, default=list(PARTS), help="default: ours,baselines,stack"
-    )
+        "--only", type=_parse_parts, default=list(DEFAULT_PARTS),
+        help=f"any of {','.join(PARTS)} (default: {','.join(DEFAULT_PARTS)})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--memory-seconds", type=float, default=None, help="length of the memory run "
+        f"(default {DEFAULT_MEMORY_SECONDS:g}, --quick {QUICK_MEMORY_SECONDS:g}; the issue "
+        "asks 1800)",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="seed of models, world and actions")
     parser.add_argument("--preset", default=None, help="model preset (default: the config's)")
     parser.add_argument(
@@ -428,6 +568,31 @@ def main(args: Sequence[str] | None = None) -> int:
                     arms[key] = measure_stack_timing(key, idle, stack_options, listener, _say)
             finally:
                 listener.close()
+        if "realtime" in options.only:
+            from pamiq_ros.bench.step_timing import (
+                REAL_TIME_VARIANTS,
+                StackListener,
+                StackTimingOptions,
+                measure_stack_timing,
+            )
+
+            stack_options = StackTimingOptions(
+                base_config=config, seconds=seconds, warmup_s=warmup, seed=options.seed,
+                preset=options.preset, out_dir=out_dir, env=dict(os.environ),
+            )  # fmt: skip
+            if "ours" not in options.only:  # the plain arm, for the comparison in this run
+                variants: dict[str, dict[str, Any]] = {"": {}, **REAL_TIME_VARIANTS}
+            else:
+                variants = dict(REAL_TIME_VARIANTS)
+            listener = StackListener()
+            try:
+                for variant, overrides in variants.items():
+                    key = f"ours_training_{variant}" if variant else "ours_training"
+                    arms[key] = measure_stack_timing(
+                        key, False, stack_options, listener, _say, overrides
+                    )
+            finally:
+                listener.close()
         if "baselines" in options.only:
             from pamiq_ros.bench.baselines import BaselineOptions, run_baseline
 
@@ -438,6 +603,29 @@ def main(args: Sequence[str] | None = None) -> int:
             )  # fmt: skip
             for kind in ("loop", "threads"):
                 arms[f"baseline_{kind}"] = run_baseline(kind, baseline_options, _say)
+        if "renderer" in options.only:
+            from pamiq_ros.bench.renderer import measure_renderer
+
+            _say("renderer: frames/s at 160x120, 320x240, 640x480")
+            report["renderer"] = measure_renderer(*((10, 2) if options.quick else (60, 5)))
+        if "latency" in options.only:
+            from pamiq_ros.bench.latency import measure_latency
+
+            _say("latency: frame -> action pipeline, rate and frame modes; start and stop")
+            report["latency"] = measure_latency(
+                config, ("rate", "frame"), seconds, warmup, 30.0, out_dir / "latency",
+                dict(os.environ), _say,
+            )  # fmt: skip
+        if "memory" in options.only:
+            from pamiq_ros.bench.trainer_memory import measure_stack_memory
+
+            memory_seconds = options.memory_seconds or (
+                QUICK_MEMORY_SECONDS if options.quick else DEFAULT_MEMORY_SECONDS
+            )
+            report["memory"] = measure_stack_memory(
+                config, memory_seconds, out_dir / "memory", dict(os.environ),
+                QUICK_MEMORY_BUFFER if options.quick else DEFAULT_MEMORY_BUFFER, say=_say,
+            )  # fmt: skip
         if "stack" in options.only:
             _say("stack figures: latency, throughput, memory, weight freshness")
             report["stack"] = stack_figures(
@@ -452,9 +640,9 @@ def main(args: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bench interrupted", file=sys.stderr, flush=True)
         return 130
-    report["targets"] = evaluate_targets(arms)
+    report["targets"] = evaluate_targets(arms) + part_targets(report)
     report["duration_s"] = round(time.time() - started, 1)
-    report["plots"] = write_plots(report, out_dir)
+    report["plots"] = write_plots(report, out_dir) + write_part_plots(report, out_dir)
     path = out_dir / "bench.json"
     path.write_text(json.dumps(json_safe(report), indent=1, default=str))
     print()

@@ -9,6 +9,7 @@ the action is a stop. Pause and close publish a stop under the lock, so no step'
 follow it. The node supplies the callables that touch ROS (publish, hand off records, log).
 """
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -20,7 +21,7 @@ from pamiq_ros.core.experience import ExperienceRecord
 from pamiq_ros.core.frame_age import FrameAges
 from pamiq_ros.core.mailbox import Mailbox
 from pamiq_ros.core.policy import Observation
-from pamiq_ros.core.step_loop import StepLoop, StepStatistics
+from pamiq_ros.core.step_loop import RealTimeOptions, RealTimeReport, StepLoop, StepStatistics
 from pamiq_ros.minds.base import ActingMind
 
 STOP = Action(Motion(0.0, 0.0, 0.0), VRChatButtons(jump=False, run=False))
@@ -62,6 +63,10 @@ class LoopTiming:
     rate_hz: float
     max_frame_age: float
     spin_s: float = 0.0
+    trigger: str = "rate"
+    """When steps start: ``rate`` (fixed rate) or ``frame`` (on each new frame, at most rate_hz)."""
+    real_time: RealTimeOptions | None = None
+    """Scheduling options of the step thread (SCHED_FIFO, mlockall, affinity); None: none."""
 
 
 class ActingLoop:
@@ -124,7 +129,8 @@ class ActingLoop:
     def _new_step_loop(self) -> StepLoop:
         return StepLoop(
             self._timing.rate_hz, self._step, on_error=self._step_failed, name="agent-step",
-            spin_s=self._timing.spin_s,
+            spin_s=self._timing.spin_s, trigger=self._timing.trigger,
+            real_time=self._timing.real_time,
         )  # fmt: skip
 
     # --- from any thread --------------------------------------------------------------------
@@ -154,9 +160,9 @@ class ActingLoop:
         Raises:
             ValueError: If the rate or spin is out of range (nothing changes then).
         """
-        timing = LoopTiming(rate_hz, self._timing.max_frame_age, (
-            self._timing.spin_s if spin_s is None else spin_s
-        ))  # fmt: skip
+        timing = dataclasses.replace(
+            self._timing, rate_hz=rate_hz, spin_s=self._timing.spin_s if spin_s is None else spin_s
+        )
         if not timing.spin_s < 1.0 / rate_hz:
             raise ValueError(
                 f"a spin of {timing.spin_s * 1000:g} ms exceeds a step at {rate_hz} Hz"
@@ -197,6 +203,7 @@ class ActingLoop:
                 source_size,
             )  # fmt: skip
         self.ages_at_receipt.add(age_at_receipt)
+        self._loop.notify()  # a frame-triggered loop steps on it
 
     def reject(self) -> None:
         """Counts a frame that could not be decoded or fitted."""
@@ -237,6 +244,11 @@ class ActingLoop:
         if not self._loop.running:
             return self.mind.state_dict()
         return self._state_requests.ask("state", self._state_wait_s)
+
+    @property
+    def real_time_report(self) -> RealTimeReport | None:
+        """What the step thread's scheduling options got (None until it started)."""
+        return self._loop.real_time_report
 
     def statistics(self) -> StepStatistics:
         """The step timing so far (since the last rate change)."""

@@ -62,6 +62,7 @@ from pamiq_ros.core.health import (
 from pamiq_ros.core.policy import Observation
 from pamiq_ros.core.precision import PRECISIONS, resolve_device
 from pamiq_ros.core.settings import require_one_of, require_positive, setting
+from pamiq_ros.core.step_loop import TRIGGERS, RealTimeOptions, describe_real_time
 from pamiq_ros.io.experience_codec import record_to_message
 from pamiq_ros.io.image_codec import (
     RESIZE_MODES,
@@ -216,6 +217,17 @@ class AgentSettings:
         "when the step is due (waking from sleep on a loaded machine takes ms); 0: plain sleep.",
         low=0.0, high=1000.0, runtime=True,
     )  # fmt: skip
+    step_trigger: str = setting(
+        "rate", "When steps start: rate (fixed rate_hz) or frame (on each new frame, at most "
+        "rate_hz; with no frame for two periods a step runs anyway and sees the gap)."
+    )  # fmt: skip
+    step_fifo_priority: int = setting(
+        0, "SCHED_FIFO priority (1-99) of the step thread where permitted (root or "
+        "CAP_SYS_NICE; a refusal is reported in the status); 0: normal scheduling.",
+        low=0, high=99,
+    )  # fmt: skip
+    step_lock_memory: bool = setting(False, "Lock the agent's memory (mlockall): no page faults.")
+    step_cpu: int = setting(-1, "CPU the step thread is pinned to; -1: any.", low=-1, high=4095)
     run_dir: str = setting(
         "", "This start's run folder (set by pamiq-ros launch) for the agent's checkpoints; "
         "empty: runs/<time>-agent."
@@ -256,8 +268,14 @@ class AgentSettings:
         require_one_of(
             self, mind=MIND_NAMES, policy=POLICIES, preset=PRESET_NAMES, modalities=MODALITIES,
             precision=tuple(PRECISIONS), sync_transport=("auto", "shm", "bytes"),
-            image_message=("raw", "compressed"), resize_mode=RESIZE_MODES,
+            image_message=("raw", "compressed"), resize_mode=RESIZE_MODES, step_trigger=TRIGGERS,
         )  # fmt: skip
+        self.real_time()  # checks the values
+
+    def real_time(self) -> RealTimeOptions:
+        """The step thread's scheduling options."""
+        cpus = (self.step_cpu,) if self.step_cpu >= 0 else ()
+        return RealTimeOptions(self.step_fifo_priority, self.step_lock_memory, cpus)
 
 
 class AgentNode(ManagedNode, Controllable):
@@ -338,7 +356,11 @@ class AgentNode(ManagedNode, Controllable):
             build_mind(settings, self._hearing),
             ActionMapper(settings.linear_speed, settings.angular_speed),
             LoopTiming(
-                settings.rate_hz, settings.max_frame_age, settings.spin_before_step_ms / 1000.0
+                settings.rate_hz,
+                settings.max_frame_age,
+                settings.spin_before_step_ms / 1000.0,
+                trigger=settings.step_trigger,
+                real_time=settings.real_time(),
             ),
             publish=self._publish,
             hand_off=self._hand_off,
@@ -625,6 +647,7 @@ class AgentNode(ManagedNode, Controllable):
                 "step_compute_mean_ms": stats.compute_mean_ms,
                 "step_compute_max_ms": stats.compute_max_ms,
                 "step_errors": stats.errors,
+                "step_real_time": describe_real_time(acting.real_time_report),
                 **figures,
                 "mind": self.settings.mind,
                 "lifecycle": "active" if self.active else "inactive",

@@ -31,6 +31,11 @@ def test_rss_summary_starts_after_warmup_and_fits_the_growth_per_minute() -> Non
     assert summary["end_mb"] == pytest.approx(105.0)
     assert summary["slope_mb_per_min"] == pytest.approx(0.5)
     assert summary["growth_mb"] == pytest.approx(4.8, abs=0.05)
+    low, high = summary["slope_ci95_mb_per_min"]  # type: ignore[misc]
+    assert low == pytest.approx(0.5) and high == pytest.approx(0.5)  # an exact line
+    noisy = [(t, mb + (3.0 if i % 2 else -3.0)) for i, (t, mb) in enumerate(samples)]
+    low, high = rss_summary(noisy, warmup_s=30)["slope_ci95_mb_per_min"]  # type: ignore[misc]
+    assert low < 0.5 < high and high - low > 0.1
     filling = [(float(t), min(100.0 + t / 6, 150.0)) for t in range(0, 601, 10)]  # full at 300 s
     summary = rss_summary(filling, warmup_s=30)
     assert summary["slope_mb_per_min"] > 3.0  # type: ignore[operator]

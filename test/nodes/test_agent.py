@@ -1,5 +1,6 @@
 """End-to-end: the agent process acts at its rate with or without frames, and refuses bad ones."""
 
+import os
 import signal
 import time
 from functools import partial
@@ -237,3 +238,29 @@ def test_agent_can_publish_twist_stamped(spawn_node, probe):
     message = commands.wait_for(3, timeout=30.0)[-1]
     assert message.header.frame_id == "base"
     assert message.header.stamp.sec > 0
+
+
+def test_agent_steps_on_frames_with_the_step_thread_options_it_was_given(spawn_node, probe):
+    """The frame trigger and SCHED_FIFO reach the step loop; without frames it still steps."""
+    spawn_node(
+        "agent",
+        {"rate_hz": 5.0, "step_trigger": "frame", "step_fifo_priority": 5, "report_period": 0.5},
+    )
+    cmd_vel = probe.subscribe(Twist, "cmd_vel", 10)
+    diagnostics = probe.subscribe(DiagnosticArray, "/diagnostics", 10)
+    camera = probe.publisher(Image, "camera/image_raw", qos_profile_sensor_data)
+    cmd_vel.wait_for(2, timeout=30.0)  # no frame: a step after each timeout, seeing the gap
+    assert wait_until(lambda: latest_status(diagnostics) is not None, 10.0)
+    status = latest_status(diagnostics)
+    assert status is not None and int(status["gap_steps"]) >= 1
+    expected = "SCHED_FIFO 5" if os.geteuid() == 0 else "REFUSED SCHED_FIFO 5"
+    assert expected in status["step_real_time"]
+
+    def steps_on_frames() -> bool:
+        camera.publish(image(160, 120))
+        latest = latest_status(diagnostics)
+        return latest is not None and int(latest["frames_received"]) >= 5
+
+    assert wait_until(steps_on_frames, 20.0, interval=0.05)
+    before = len(cmd_vel)
+    assert wait_until(lambda: len(cmd_vel) > before, 5.0)

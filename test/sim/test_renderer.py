@@ -177,3 +177,27 @@ def test_160x120_renders_in_a_few_milliseconds(renderer: Renderer) -> None:
     # About 2-3 ms here; the bound is loose so a busy machine does not fail it, yet a
     # per-pixel Python loop (hundreds of ms) would.
     assert per_frame < 0.03, f"{per_frame * 1e3:.1f} ms per frame"
+
+
+@pytest.mark.parametrize(("width", "height"), [(160, 120), (33, 17), (320, 240)])
+def test_the_same_state_gives_the_same_image_as_the_reference_renderer(
+    width: int, height: int
+) -> None:
+    from test.support.reference_renderer import ReferenceRenderer
+
+    world = World(seed=3)
+    fast, reference = (
+        Renderer(world.layout, width, height),
+        ReferenceRenderer(world.layout, width, height),
+    )
+    rng = np.random.default_rng(width)
+    for case in range(12):
+        pose = Pose(rng.uniform(-9.5, 9.5), rng.uniform(-7.5, 7.5), rng.uniform(-4.0, 4.0))
+        eye = float(rng.uniform(0.0, 3.2))  # clipped to the walls' height inside
+        pillars = (
+            world.pillar_positions()
+            if case % 3 == 0
+            else [(rng.uniform(-9, 9), rng.uniform(-7, 7)) for _ in world.layout.pillars]
+        )
+        expected = reference.render_view(pose, eye, pillars)
+        assert np.array_equal(fast.render_view(pose, eye, pillars), expected), (pose, eye)
