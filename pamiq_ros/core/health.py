@@ -168,3 +168,39 @@ class RecentRate:
     def reset(self) -> None:
         """Forgets the samples (the counter started over)."""
         self._samples.clear()
+
+
+def check_grown(report: Problems, grown: int, level: int, what: str) -> None:
+    """Adds a problem of ``level`` when a counter grew (``grown`` from :class:`NewCount`)."""
+    if grown > 0:
+        report.add(level, f"{grown} {what} since the last status")
+
+
+BUDGET_NEAR = 0.9
+"""A share of a budget (a bag's disk budget) at or above which its status is a warning."""
+
+
+def check_budget(report: Problems, used: int, budget: int, what: str) -> None:
+    """Warns when ``used`` reaches :data:`BUDGET_NEAR` of ``budget`` (0: no budget, no check)."""
+    if budget > 0 and used >= BUDGET_NEAR * budget:
+        report.add(WARN, f"{what} at {100.0 * used / budget:.0f} % of its budget")
+
+
+WEIGHTS_WARN_AFTER_S = 120.0
+"""Default silence of a live trainer's weights (once it has sent some) that is a warning."""
+
+
+def check_weights_silence(
+    report: Problems, weights: Silence, now: float, trainer_alive: bool
+) -> None:
+    """Warns when a trainer that beats and has sent weights before sends none for a while.
+
+    Args:
+        report: Where the warning goes.
+        weights: Heard on each new weights; its warning limit is the silence allowed.
+        now: Monotonic time.
+        trainer_alive: Whether the trainer's heartbeat is fresh (a dead trainer is its own
+            problem, reported by its heartbeat watch).
+    """
+    if trainer_alive and weights.heard_once:
+        weights.check(report, now, "the trainer's weights")

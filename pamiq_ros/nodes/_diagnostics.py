@@ -13,7 +13,9 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Header
 
+from pamiq_ros.core import health
 from pamiq_ros.core.health import Problems, Silence
+from pamiq_ros.io.capture import CaptureState
 
 DIAGNOSTICS_TOPIC = "/diagnostics"
 HEARTBEAT_TOPIC = "heartbeat"
@@ -107,3 +109,30 @@ class PeerWatch:
     def check(self, report: Problems) -> None:
         """Adds a warning or an error when the peer has been silent too long."""
         self._silence.check(report, time.monotonic(), f"{self.peer} (heartbeat)")
+
+
+def check_capture(
+    report: Problems, state: CaptureState, last_error: str, attempts: int, what: str
+) -> bool:
+    """Adds the problem of a capture (camera, audio) that is not streaming.
+
+    Args:
+        report: Where the problem goes.
+        state: The capture's state.
+        last_error: Its last error ("" if none).
+        attempts: Failed attempts to (re)open it so far.
+        what: The source, as in "video source".
+
+    Returns:
+        Whether it is streaming (the rate checks make sense).
+    """
+    if state is CaptureState.CONNECTING:
+        report.add(health.ERROR, last_error or f"opening the {what}")
+    elif state is CaptureState.REOPENING:
+        reason = f": {last_error}" if last_error else ""
+        report.add(health.WARN, f"{what} lost; reopening (attempt {attempts + 1}){reason}")
+    elif state is CaptureState.FINISHED:
+        report.add(health.WARN, f"{what} finished (loop is false)")
+    elif state is CaptureState.STOPPED:
+        report.add(health.WARN, "capture stopped")
+    return state is CaptureState.STREAMING

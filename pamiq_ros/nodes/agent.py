@@ -24,6 +24,7 @@ nothing slow ever runs on the acting thread.
 """
 
 import json
+import math
 import queue
 import sys
 import threading
@@ -51,11 +52,14 @@ from pamiq_ros.core.health import (
     PEER_ERROR_AFTER_S,
     PEER_WARN_AFTER_S,
     WARN,
+    WEIGHTS_WARN_AFTER_S,
     NewCount,
     Problems,
     RecentRate,
+    Silence,
     check_peer_limits,
     check_rate,
+    check_weights_silence,
     diagnostics_period_setting,
     peer_silence_setting,
 )
@@ -252,6 +256,11 @@ class AgentSettings:
     peer_error_after: float = peer_silence_setting(
         PEER_ERROR_AFTER_S, "the trainer's heartbeat", "ERROR"
     )
+    weights_warn_after: float = setting(
+        WEIGHTS_WARN_AFTER_S, "Seconds without new weights that make the status WARN while the "
+        "trainer beats and has sent weights before (a stalled training).", low=1.0,
+        high=86400.0, runtime=True,
+    )  # fmt: skip
     autostart: bool = setting(True, AUTOSTART_DESCRIPTION)
 
     def __post_init__(self) -> None:
@@ -334,6 +343,7 @@ class AgentNode(ManagedNode, Controllable):
         self._trainer_watch = PeerWatch(
             self, settings.trainer_node, settings.peer_warn_after, settings.peer_error_after
         )
+        self._weights_silence = Silence(time.monotonic(), settings.weights_warn_after, math.inf)
         self._diagnostics_timer = self.create_timer(
             settings.diagnostics_period, self._publish_diagnostics
         )
@@ -432,6 +442,8 @@ class AgentNode(ManagedNode, Controllable):
         """Puts run-time parameter changes to use (a parameter callback; ValueError refuses)."""
         if changed & {"peer_warn_after", "peer_error_after"}:
             self._trainer_watch.set_limits(new.peer_warn_after, new.peer_error_after)
+        if "weights_warn_after" in changed:
+            self._weights_silence.set_limits(new.weights_warn_after, math.inf)
         acting = self._acting  # unconfigured: the next configure builds from the settings
         if acting is not None and changed & {"rate_hz", "spin_before_step_ms"}:
             acting.set_rate(new.rate_hz, new.spin_before_step_ms / 1000.0)
@@ -489,6 +501,7 @@ class AgentNode(ManagedNode, Controllable):
         """Loader thread: remembers when the announcement arrived (own clock), to time first use."""
         with self._lock:
             self._announced_at[model, version] = time.monotonic() - timing.received_to_ready_s
+            self._weights_silence.heard(time.monotonic())
 
     def _note_swap(self, model: str, version: int) -> None:
         now = time.monotonic()
@@ -720,6 +733,8 @@ class AgentNode(ManagedNode, Controllable):
             elif float(status["last_frame_age_s"]) > STALE_FRAME_AGE_S:  # type: ignore[arg-type]
                 report.add(WARN, f"newest camera frame is {status['last_frame_age_s']:.1f} s old")
         self._trainer_watch.check(report)
+        trainer_alive = self._trainer_watch.silent_s() < self.settings.peer_warn_after
+        check_weights_silence(report, self._weights_silence, now, trainer_alive)
         for name, what in NEW_COUNT_PROBLEMS.items():
             if name != "missed_deadlines" and new[name]:
                 report.add(WARN, f"{new[name]} {what} since the last status")

@@ -24,6 +24,14 @@ from rclpy.qos import qos_profile_sensor_data
 from typing_extensions import override
 
 from pamiq_ros.core.frame_age import FrameAges
+from pamiq_ros.core.health import (
+    WARN,
+    NewCount,
+    Problems,
+    RecentRate,
+    check_rate,
+    diagnostics_period_setting,
+)
 from pamiq_ros.core.settings import require_positive, setting
 from pamiq_ros.io.audio import (
     SAMPLE_FORMATS,
@@ -34,10 +42,10 @@ from pamiq_ros.io.audio import (
     open_audio_source,
     parse_audio_source,
 )
-from pamiq_ros.io.capture import CaptureState, ReopenBackoff, ReportLevel
+from pamiq_ros.io.capture import ReopenBackoff, ReportLevel
 from pamiq_ros.nodes._control import Controllable, ControlServices
-from pamiq_ros.nodes._diagnostics import ERROR, OK, WARN, DiagnosticsReporter
-from pamiq_ros.nodes._runtime import declare_settings, run_node
+from pamiq_ros.nodes._diagnostics import DiagnosticsReporter, check_capture
+from pamiq_ros.nodes._runtime import declare_settings, replace_timer, run_node
 
 AUDIO_TOPIC = "audio/chunk"
 
@@ -67,9 +75,8 @@ class AudioSensorSettings:
     reopen_max_delay: float = setting(
         5.0, "Longest delay between reopen attempts (s); the delay doubles up to it."
     )
-    report_period: float = setting(
-        5.0, "Seconds between progress lines in the log and /diagnostics updates."
-    )
+    report_period: float = setting(5.0, "Seconds between progress lines in the log.")
+    diagnostics_period: float = diagnostics_period_setting()
 
     def __post_init__(self) -> None:
         parse_audio_source(self.source)
@@ -94,7 +101,7 @@ class AudioSensorNode(Node, Controllable):
 
     def __init__(self, **node_options: Any) -> None:
         super().__init__("audio_sensor", **node_options)
-        self.settings = declare_settings(self, AudioSensorSettings)
+        self.settings = declare_settings(self, AudioSensorSettings, self._apply_settings)
         settings = self.settings
         self._format = AudioFormat(settings.sample_rate, settings.channels, settings.sample_format)
         spec = parse_audio_source(settings.source)
@@ -123,7 +130,20 @@ class AudioSensorNode(Node, Controllable):
         )
         self._capture.start()
         self.create_timer(settings.report_period, self._report)
+        self._recent_rate = RecentRate()
+        self._new_captured = NewCount()
+        self._diagnostics_timer = self.create_timer(
+            settings.diagnostics_period, self._publish_diagnostics
+        )
         ControlServices(self, self)
+
+    def _apply_settings(self, new: AudioSensorSettings, changed: frozenset[str]) -> None:
+        """Puts run-time parameter changes to use (a parameter callback)."""
+        self.settings = new
+        if "diagnostics_period" in changed:
+            self._diagnostics_timer = replace_timer(
+                self, self._diagnostics_timer, new.diagnostics_period, self._publish_diagnostics
+            )
 
     @override
     def pause(self) -> str:
@@ -193,16 +213,26 @@ class AudioSensorNode(Node, Controllable):
             f"| drift={stats.drift_s * 1e3:+.1f} ms | source={self.settings.source} "
             f"{stats.state.value} | reopens={stats.reopens}"
         )
-        level, message = OK, "streaming"
-        if stats.state is CaptureState.CONNECTING:
-            level, message = ERROR, stats.last_error or "opening the audio source"
-        elif stats.state is CaptureState.REOPENING:
-            level, message = WARN, f"audio source lost; reopening ({stats.last_error})"
-        elif stats.state is CaptureState.FINISHED:
-            level, message = WARN, "audio file finished (loop is false)"
+
+    def _publish_diagnostics(self) -> None:
+        """The status on /diagnostics: the capture's state, new chunks and the chunk rate."""
+        stats = self._capture.stats()
+        rate = self._recent_rate.add(time.monotonic(), self._published)
+        new_chunks = self._new_captured.since_last(stats.chunks)
+        problems = Problems()
+        if not check_capture(
+            problems, stats.state, stats.last_error, stats.attempts, "audio source"
+        ):
+            pass
+        elif new_chunks == 0:
+            problems.add(WARN, "no new chunks since the last status")
+        elif self._paused:
+            problems.add(WARN, "paused")
+        else:
+            check_rate(problems, rate, 1000.0 / self.settings.chunk_ms, "publishing chunks")
         self._diagnostics.publish(
-            level,
-            message,
+            problems.level,
+            problems.summary("streaming"),
             {
                 "source": self.settings.source,
                 "state": stats.state.value,

@@ -32,7 +32,6 @@ from typing_extensions import override
 
 from pamiq_ros.core.frame_age import FrameAges
 from pamiq_ros.core.health import (
-    ERROR,
     WARN,
     NewCount,
     Problems,
@@ -45,7 +44,6 @@ from pamiq_ros.io.camera_info import Intrinsics, fill_camera_info, load_calibrat
 from pamiq_ros.io.capture import (
     STREAM_READERS,
     CapturedFrame,
-    CaptureState,
     FrameFormat,
     LatestFrameCapture,
     ReopenBackoff,
@@ -56,7 +54,7 @@ from pamiq_ros.io.capture import (
 from pamiq_ros.io.frame_stamp import UNIT_NS, read_stamp, unwrap_units
 from pamiq_ros.io.image_codec import RESIZE_MODES, encode_image
 from pamiq_ros.nodes._control import Controllable, ControlServices
-from pamiq_ros.nodes._diagnostics import DiagnosticsReporter
+from pamiq_ros.nodes._diagnostics import DiagnosticsReporter, check_capture
 from pamiq_ros.nodes._lifecycle import AUTOSTART_DESCRIPTION, ManagedNode
 from pamiq_ros.nodes._runtime import declare_settings, replace_timer, run_node
 
@@ -405,14 +403,10 @@ class CameraSensorNode(ManagedNode, Controllable):
         fps = self._recent_fps.add(now, self._published)
         new_frames = self._new_captured.since_last(stats.frames_captured)
         problems = Problems()
-        if stats.state is CaptureState.CONNECTING:
-            problems.add(ERROR, stats.last_error or "opening the video source")
-        elif stats.state is CaptureState.REOPENING:
-            problems.add(WARN, f"video source lost; reopening (attempt {stats.attempts + 1})")
-        elif stats.state is CaptureState.FINISHED:
-            problems.add(WARN, "video file finished (loop is false)")
-        elif stats.state is CaptureState.STOPPED:
-            problems.add(WARN, "capture stopped")
+        if not check_capture(
+            problems, stats.state, stats.last_error, stats.attempts, "video source"
+        ):
+            pass
         elif new_frames == 0:
             problems.add(WARN, "no new frames since the last status")
         elif self._paused or not self.active:

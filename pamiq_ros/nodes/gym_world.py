@@ -42,6 +42,15 @@ from std_msgs.msg import Float32, String
 from typing_extensions import override
 
 from pamiq_ros.core.actions import Action, Motion, VRChatButtons
+from pamiq_ros.core.health import (
+    WARN,
+    NewCount,
+    Problems,
+    RecentRate,
+    check_grown,
+    check_rate,
+    diagnostics_period_setting,
+)
 from pamiq_ros.core.settings import (
     SettingsError,
     require_one_of,
@@ -51,9 +60,9 @@ from pamiq_ros.core.settings import (
 from pamiq_ros.core.step_loop import StepLoop
 from pamiq_ros.io.image_codec import encode_image
 from pamiq_ros.nodes._control import Controllable, ControlServices
-from pamiq_ros.nodes._diagnostics import OK, WARN, DiagnosticsReporter
+from pamiq_ros.nodes._diagnostics import DiagnosticsReporter
 from pamiq_ros.nodes._problem_log import ProblemLog
-from pamiq_ros.nodes._runtime import declare_settings, run_node
+from pamiq_ros.nodes._runtime import declare_settings, replace_timer, run_node
 from pamiq_ros.sim.gym_env import (
     FRAME_SOURCES,
     GROUND_TRUTHS,
@@ -158,9 +167,8 @@ class GymWorldSettings:
         20.0, "mjpeg: rate at which each client is sent frames.", low=0.1, high=1000.0
     )
     jpeg_quality: int = setting(90, "mjpeg: JPEG quality of streamed frames.", low=1, high=100)
-    report_period: float = setting(
-        5.0, "Seconds between progress lines in the log and /diagnostics updates."
-    )
+    report_period: float = setting(5.0, "Seconds between progress lines in the log.")
+    diagnostics_period: float = diagnostics_period_setting()
 
     def __post_init__(self) -> None:
         require_positive(self, "rate_hz", "cmd_vel_timeout", "video_fps", "report_period")
@@ -208,7 +216,7 @@ class GymWorldNode(Node, Controllable):
 
     def __init__(self, **node_options: Any) -> None:
         super().__init__("gym_world", **node_options)
-        self.settings = declare_settings(self, GymWorldSettings)
+        self.settings = declare_settings(self, GymWorldSettings, self._apply_settings)
         settings = self.settings
         try:
             self._world = GymWorld(settings.spec())
@@ -256,6 +264,11 @@ class GymWorldNode(Node, Controllable):
         self._diagnostics = DiagnosticsReporter(self)
         ControlServices(self, self)
         self.create_timer(settings.report_period, self._report)
+        self._recent_steps = RecentRate()
+        self._new_env_errors = NewCount()
+        self._diagnostics_timer = self.create_timer(
+            settings.diagnostics_period, self._publish_diagnostics
+        )
         self._log_startup()
         self._show(self._last)
 
@@ -499,26 +512,44 @@ class GymWorldNode(Node, Controllable):
         now = time.monotonic()
         with self._lock:
             figures = self._figures()
-        elapsed = max(now - self._report_time, 1e-9)
-        rate = (int(figures["steps"]) - self._report_steps) / elapsed  # type: ignore[call-overload]
-        self._report_time, self._report_steps = now, int(figures["steps"])  # type: ignore[call-overload]
-        figures["step_rate_hz"] = rate
-        if self._video is not None:
-            figures["video_clients"] = self._video.clients
+            steps = self._steps
+        rate = (steps - self._report_steps) / max(now - self._report_time, 1e-9)
+        self._report_time, self._report_steps = now, steps
         position = f" | x={figures['x']:.1f} y={figures['y']:.1f}" if "x" in figures else ""
         self.get_logger().info(
-            f"steps={figures['steps']} ({rate:.1f}/s) | episodes={figures['episodes']} "
+            f"steps={steps} ({rate:.1f}/s) | episodes={figures['episodes']} "
             f"goals={figures['goals']} env_errors={figures['env_errors']} | actions "
             f"received={figures['actions_received']}{position}"
         )
-        level, message = OK, "running"
-        if figures["paused"]:
-            message = "paused"
-        elif self._env_errors or self._reset_failures:
-            level, message = WARN, f"the environment raised {self._env_errors} time(s)"
-        elif self.settings.mode == "realtime" and rate < 0.8 * self.settings.rate_hz:
-            level, message = WARN, f"stepping {rate:.1f}/s, below the {self.settings.rate_hz:g} set"
-        self._diagnostics.publish(level, message, figures)
+
+    def _apply_settings(self, new: GymWorldSettings, changed: frozenset[str]) -> None:
+        """Puts run-time parameter changes to use (a parameter callback)."""
+        self.settings = new
+        if "diagnostics_period" in changed:
+            self._diagnostics_timer = replace_timer(
+                self, self._diagnostics_timer, new.diagnostics_period, self._publish_diagnostics
+            )
+
+    def _publish_diagnostics(self) -> None:
+        """The status on /diagnostics: the step rate (realtime) and new environment errors.
+
+        No video client (mjpeg) is no problem: the world steps the same with nobody watching.
+        """
+        now = time.monotonic()
+        with self._lock:
+            figures = self._figures()
+            steps, errors = self._steps, self._env_errors + self._reset_failures
+        rate = self._recent_steps.add(now, steps)
+        figures["step_rate_hz"] = rate
+        if self._video is not None:
+            figures["video_clients"] = self._video.clients
+        problems = Problems()
+        check_grown(problems, self._new_env_errors.since_last(errors), WARN, "environment error(s)")
+        if self._paused:
+            problems.add(WARN, "paused")
+        elif self.settings.mode == "realtime":
+            check_rate(problems, rate, self.settings.rate_hz, "stepping")
+        self._diagnostics.publish(problems.level, problems.summary("running"), figures)
 
 
 def main(args: Sequence[str] | None = None) -> None:

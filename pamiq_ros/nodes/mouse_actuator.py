@@ -19,6 +19,14 @@ from rclpy.node import Node
 from typing_extensions import override
 
 from pamiq_ros.core.actions import MouseAction
+from pamiq_ros.core.health import (
+    ERROR,
+    WARN,
+    NewCount,
+    Problems,
+    check_grown,
+    diagnostics_period_setting,
+)
 from pamiq_ros.core.settings import SettingsError, require_positive, setting
 from pamiq_ros.io.mouse import (
     DEFAULT_UINPUT_PATH,
@@ -29,8 +37,8 @@ from pamiq_ros.io.mouse import (
 )
 from pamiq_ros.io.osc_output import Deadman
 from pamiq_ros.nodes._control import Controllable, ControlServices
-from pamiq_ros.nodes._diagnostics import OK, WARN, DiagnosticsReporter
-from pamiq_ros.nodes._runtime import declare_settings, run_node
+from pamiq_ros.nodes._diagnostics import DiagnosticsReporter
+from pamiq_ros.nodes._runtime import declare_settings, replace_timer, run_node
 
 MOUSE_TOPIC = "mouse"
 
@@ -53,9 +61,8 @@ class MouseActuatorSettings:
     deadman_timeout: float = setting(
         0.5, "Seconds without a mouse message after which the pointer stops and buttons lift."
     )
-    report_period: float = setting(
-        5.0, "Seconds between progress lines in the log and /diagnostics updates."
-    )
+    report_period: float = setting(5.0, "Seconds between progress lines in the log.")
+    diagnostics_period: float = diagnostics_period_setting()
 
     def __post_init__(self) -> None:
         require_positive(self, "rate_hz", "max_speed", "deadman_timeout", "report_period")
@@ -68,7 +75,7 @@ class MouseActuatorNode(Node, Controllable):
 
     def __init__(self, **node_options: Any) -> None:
         super().__init__("mouse_actuator", **node_options)
-        self.settings = declare_settings(self, MouseActuatorSettings)
+        self.settings = declare_settings(self, MouseActuatorSettings, self._apply_settings)
         settings = self.settings
         try:
             device = open_uinput_mouse(settings.device_name, settings.uinput_path)
@@ -82,16 +89,31 @@ class MouseActuatorNode(Node, Controllable):
         )
         self._received = 0
         self._rejected = 0
+        self._device_errors = 0
+        self._last_device_error = ""
+        self._new_device_errors = NewCount()
+        self._new_releases = NewCount()
         self._closed = False
         self._diagnostics = DiagnosticsReporter(self, hardware_id=settings.uinput_path)
         self.create_subscription(MouseInput, MOUSE_TOPIC, self._on_mouse, 10)
         self.create_timer(1.0 / settings.rate_hz, self._tick)
         self.create_timer(settings.report_period, self._report)
+        self._diagnostics_timer = self.create_timer(
+            settings.diagnostics_period, self._publish_diagnostics
+        )
         ControlServices(self, self)
         self.get_logger().info(
             f"virtual mouse {settings.device_name!r} on {settings.uinput_path}, driven from "
             f"{self.resolve_topic_name(MOUSE_TOPIC)}; deadman {settings.deadman_timeout} s"
         )
+
+    def _apply_settings(self, new: MouseActuatorSettings, changed: frozenset[str]) -> None:
+        """Puts run-time parameter changes to use (a parameter callback)."""
+        self.settings = new
+        if "diagnostics_period" in changed:
+            self._diagnostics_timer = replace_timer(
+                self, self._diagnostics_timer, new.diagnostics_period, self._publish_diagnostics
+            )
 
     @override
     def pause(self) -> str:
@@ -116,6 +138,8 @@ class MouseActuatorNode(Node, Controllable):
                 button.name.lower() for button, down in driver.pressed.items() if down
             ],
             "deadman_releases": self._actuation.deadman_releases,
+            "device_errors": self._device_errors,
+            "last_device_error": self._last_device_error,
         }
 
     def close(self) -> None:
@@ -132,6 +156,9 @@ class MouseActuatorNode(Node, Controllable):
         )
         try:
             self._actuation.on_command(command, time.monotonic())
+        except OSError as error:
+            self._device_failed(error)
+            return
         except ValueError as error:
             self._rejected += 1
             self.get_logger().warning(
@@ -141,10 +168,23 @@ class MouseActuatorNode(Node, Controllable):
         self._received += 1
 
     def _tick(self) -> None:
-        if self._actuation.tick(time.monotonic()):
+        try:
+            released = self._actuation.tick(time.monotonic())
+        except OSError as error:
+            self._device_failed(error)
+            return
+        if released:
             self.get_logger().warning(
                 f"no {MOUSE_TOPIC} for {self.settings.deadman_timeout} s: mouse released"
             )
+
+    def _device_failed(self, error: OSError) -> None:
+        """A write to the virtual mouse failed (the device went away): counted, never fatal."""
+        self._device_errors += 1
+        self._last_device_error = str(error)
+        self.get_logger().error(
+            f"writing to the virtual mouse failed: {error}", throttle_duration_sec=5.0
+        )
 
     def _report(self) -> None:
         figures = self.status()
@@ -152,10 +192,28 @@ class MouseActuatorNode(Node, Controllable):
             f"mouse received={self._received} rejected={self._rejected} "
             f"moved={figures['moved_px']} px | deadman releases={figures['deadman_releases']}"
         )
-        level, message = OK, "driving the virtual mouse"
+
+    def _publish_diagnostics(self) -> None:
+        """The status on /diagnostics: a device error since the last one is an ERROR."""
+        figures = dict(self.status())
+        problems = Problems()
+        check_grown(
+            problems,
+            self._new_device_errors.since_last(self._device_errors),
+            ERROR,
+            f"virtual mouse write error(s) (last: {self._last_device_error})",
+        )
+        check_grown(
+            problems,
+            self._new_releases.since_last(self._actuation.deadman_releases),
+            WARN,
+            f"deadman release(s) (no {MOUSE_TOPIC} for {self.settings.deadman_timeout} s)",
+        )
         if self._actuation.paused:
-            level, message = WARN, "paused: mouse released"
-        self._diagnostics.publish(level, message, dict(figures))
+            problems.add(WARN, "paused: mouse released")
+        self._diagnostics.publish(
+            problems.level, problems.summary("driving the virtual mouse"), figures
+        )
 
 
 def main(args: Sequence[str] | None = None) -> None:

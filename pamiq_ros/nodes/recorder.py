@@ -23,6 +23,15 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from typing_extensions import override
 
+from pamiq_ros.core.health import (
+    ERROR,
+    WARN,
+    NewCount,
+    Problems,
+    check_budget,
+    check_grown,
+    diagnostics_period_setting,
+)
 from pamiq_ros.core.settings import require_in_range, require_positive, setting
 from pamiq_ros.io.bag_messages import (
     COMPRESSED_SUFFIX,
@@ -42,8 +51,8 @@ from pamiq_ros.io.bags import (
     known_type,
 )
 from pamiq_ros.nodes._control import Controllable, ControlServices
-from pamiq_ros.nodes._diagnostics import OK, WARN, DiagnosticsReporter
-from pamiq_ros.nodes._runtime import declare_settings, prepare_run_dir, run_node
+from pamiq_ros.nodes._diagnostics import DiagnosticsReporter
+from pamiq_ros.nodes._runtime import declare_settings, prepare_run_dir, replace_timer, run_node
 
 DEFAULT_TOPICS = (
     "camera/image_raw,cmd_vel,vrchat_input,world/pose,experience,weights/announce,/diagnostics"
@@ -82,7 +91,8 @@ class RecorderSettings:
     )
     mind: str = setting("", "The mind recorded (custom_data; pretrain checks it); empty: unknown.")
     preset: str = setting("", "The model preset recorded (custom_data); empty: unknown.")
-    report_period: float = setting(5.0, "Seconds between progress reports (log, /diagnostics).")
+    report_period: float = setting(5.0, "Seconds between progress lines in the log.")
+    diagnostics_period: float = diagnostics_period_setting()
 
     def __post_init__(self) -> None:
         require_positive(self, "max_file_mb", "queue_size", "report_period")
@@ -111,7 +121,7 @@ class RecorderNode(Node, Controllable):
 
     def __init__(self, **node_options: Any) -> None:
         super().__init__("recorder", **node_options)
-        self.settings = declare_settings(self, RecorderSettings)
+        self.settings = declare_settings(self, RecorderSettings, self._apply_settings)
         settings = self.settings
         self._wanted = {self.resolve_topic_name(name): name for name in settings.topic_list()}
         self._path = self._bag_path()
@@ -133,6 +143,11 @@ class RecorderNode(Node, Controllable):
         self._diagnostics = DiagnosticsReporter(self)
         self.create_timer(_DISCOVERY_PERIOD, self._discover)
         self.create_timer(settings.report_period, self._report)
+        self._new_write_errors = NewCount()
+        self._new_dropped = NewCount()
+        self._diagnostics_timer = self.create_timer(
+            settings.diagnostics_period, self._publish_diagnostics
+        )
         ControlServices(self, self)
         self.get_logger().info(
             f"recording {', '.join(self._wanted)} into {self._path}"
@@ -272,11 +287,36 @@ class RecorderNode(Node, Controllable):
             + f" | {recorded / _MIB:.1f} MiB, dropped={status['dropped']}, "
             f"files={status['files']} removed={status['removed_files']}"
         )
-        problems = status["dropped"] or status["write_errors"] or self._refused
-        level = WARN if problems else OK
-        self._diagnostics.publish(
-            level, "dropping or refusing" if problems else "recording", status
+
+    def _apply_settings(self, new: RecorderSettings, changed: frozenset[str]) -> None:
+        """Puts run-time parameter changes to use (a parameter callback)."""
+        self.settings = new
+        if "diagnostics_period" in changed:
+            self._diagnostics_timer = replace_timer(
+                self, self._diagnostics_timer, new.diagnostics_period, self._publish_diagnostics
+            )
+
+    def _publish_diagnostics(self) -> None:
+        """The status on /diagnostics: write errors since the last one, drops, the disk budget."""
+        status = dict(self.status())
+        with self._lock:
+            write_errors, dropped = self._write_errors, self._dropped
+        budget = self._writer.policy.disk_budget_bytes
+        used = self._writer.budget_estimate() if budget else 0
+        status["disk_budget_used_bytes"] = used
+        problems = Problems()
+        check_grown(
+            problems, self._new_write_errors.since_last(write_errors), ERROR, "write error(s)"
         )
+        check_grown(
+            problems, self._new_dropped.since_last(dropped), WARN, "message(s) dropped (queue full)"
+        )
+        for topic, reason in self._refused.items():
+            problems.add(WARN, f"not recording {topic}: {reason}")
+        check_budget(problems, used, budget, "the bag (oldest files go first)")
+        if status["paused"]:
+            problems.add(WARN, "paused")
+        self._diagnostics.publish(problems.level, problems.summary("recording"), status)
 
     def close(self) -> None:
         """Writes what is queued, closes the bag (its metadata.yaml) and stops the thread."""

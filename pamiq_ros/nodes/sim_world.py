@@ -29,6 +29,16 @@ from sensor_msgs.msg import CameraInfo
 from tf2_msgs.msg import TFMessage
 from typing_extensions import override
 
+from pamiq_ros.core.health import (
+    ERROR,
+    WARN,
+    NewCount,
+    Problems,
+    RecentRate,
+    check_grown,
+    check_rate,
+    diagnostics_period_setting,
+)
 from pamiq_ros.core.settings import (
     SettingsError,
     require_one_of,
@@ -38,8 +48,8 @@ from pamiq_ros.core.settings import (
 from pamiq_ros.io.camera_info import Intrinsics, fill_camera_info
 from pamiq_ros.io.frame_stamp import ANSWERS_ADDRESS, check_size, write_stamp
 from pamiq_ros.nodes._control import Controllable, ControlServices
-from pamiq_ros.nodes._diagnostics import OK, WARN, DiagnosticsReporter
-from pamiq_ros.nodes._runtime import declare_settings, run_node
+from pamiq_ros.nodes._diagnostics import DiagnosticsReporter
+from pamiq_ros.nodes._runtime import declare_settings, replace_timer, run_node
 from pamiq_ros.sim.answer_latency import AnswerLatency
 from pamiq_ros.sim.audio_server import AudioStreamServer
 from pamiq_ros.sim.experiences import EXPERIENCES, experience_layout
@@ -110,9 +120,8 @@ class SimWorldSettings:
         "camera", "The camera's optical frame (z forward, x right, y down) in /tf_static and "
         "world/camera_info; camera_sensor's frame_id should match."
     )  # fmt: skip
-    report_period: float = setting(
-        5.0, "Seconds between progress lines in the log and /diagnostics updates."
-    )
+    report_period: float = setting(5.0, "Seconds between progress lines in the log.")
+    diagnostics_period: float = diagnostics_period_setting()
     audio_enabled: bool = setting(
         False, "Serve the world's positional stereo sound as a live WAV stream over HTTP."
     )
@@ -225,6 +234,12 @@ class SimWorldNode(Node, Controllable):
         self._loop_thread.start()
         self.create_timer(1.0 / settings.pose_rate_hz, self._publish_pose)
         self.create_timer(settings.report_period, self._report)
+        self._recent_fps = RecentRate()
+        self._new_rejected = NewCount()
+        self._new_loop_errors = NewCount()
+        self._diagnostics_timer = self.create_timer(
+            settings.diagnostics_period, self._publish_diagnostics
+        )
         ControlServices(self, self)
 
     @override
@@ -494,6 +509,10 @@ class SimWorldNode(Node, Controllable):
                 self._next_renderer = renderer
                 self._experience = new.experience
             self.get_logger().info(f"experience switched to {new.experience}")
+        if "diagnostics_period" in changed:
+            self._diagnostics_timer = replace_timer(
+                self, self._diagnostics_timer, new.diagnostics_period, self._publish_diagnostics
+            )
         self.settings = new
 
     def _publish_pose(self) -> None:
@@ -540,56 +559,85 @@ class SimWorldNode(Node, Controllable):
         note = f" ({suppressed} more of this kind not logged)" if suppressed else ""
         self.get_logger().warning(f"rejected OSC from {rejection.sender}: {rejection.reason}{note}")
 
-    def _report(self) -> None:
-        now = time.monotonic()
+    def _figures(self, now: float) -> dict[str, object]:
+        """The world's figures for the log and /diagnostics (counters since start)."""
         with self._lock:
             pose: Pose = self._pose
             frames = self._frames
             cmd_vel = self._cmd_vel
             cmd_vel_received = self._cmd_vel_received
-        elapsed = max(now - self._report_time, 1e-9)
-        fps = (frames - self._report_frames) / elapsed
-        self._report_time, self._report_frames = now, frames
-        accepted = self._osc.accepted if self._osc is not None else 0
-        rejected = self._osc.rejected if self._osc is not None else 0
-        clients = self._video.clients if self._video is not None else 0
-        line = (
-            f"pose x={pose.x:.2f} y={pose.y:.2f} yaw={pose.yaw:.2f} "
-            f"| osc accepted={accepted} rejected={rejected} "
-            f"| frames={frames} ({fps:.1f} fps) | clients={clients}"
-        )
         values: dict[str, object] = {
             "x": pose.x,
             "y": pose.y,
             "yaw": pose.yaw,
-            "osc_accepted": accepted,
-            "osc_rejected": rejected,
+            "paused": self._paused.is_set(),
+            "osc_accepted": self._osc.accepted if self._osc is not None else 0,
+            "osc_rejected": self._osc.rejected if self._osc is not None else 0,
             "frames": frames,
-            "fps": fps,
-            "video_clients": clients,
+            "video_clients": self._video.clients if self._video is not None else 0,
             "jumps": self._world.jumps,
             "loop_errors": self._loop_errors,
         }
         if self._answers is not None:
-            answers = self._answers.figures()
-            line += (
-                f" | answers timed={answers['answers_timed']} latency p50="
-                f"{answers['answer_latency_p50_ms']:.1f} ms p99="
-                f"{answers['answer_latency_p99_ms']:.1f} ms"
-            )
-            values.update(answers)
+            values.update(self._answers.figures())
         if self.settings.cmd_vel_enabled:
-            fresh = (
+            values["cmd_vel_received"] = cmd_vel_received
+            values["cmd_vel_active"] = (
                 cmd_vel is not None and now - cmd_vel.received_at <= self.settings.cmd_vel_timeout
             )
-            line += f" | cmd_vel received={cmd_vel_received} {'active' if fresh else 'stale'}"
-            values["cmd_vel_received"] = cmd_vel_received
-            values["cmd_vel_active"] = fresh
+        return values
+
+    def _report(self) -> None:
+        now = time.monotonic()
+        values = self._figures(now)
+        frames = self._frames
+        fps = (frames - self._report_frames) / max(now - self._report_time, 1e-9)
+        self._report_time, self._report_frames = now, frames
+        line = (
+            f"pose x={values['x']:.2f} y={values['y']:.2f} yaw={values['yaw']:.2f} "
+            f"| osc accepted={values['osc_accepted']} rejected={values['osc_rejected']} "
+            f"| frames={frames} ({fps:.1f} fps) | clients={values['video_clients']}"
+        )
+        if self._answers is not None:
+            line += (
+                f" | answers timed={values['answers_timed']} latency p50="
+                f"{values['answer_latency_p50_ms']:.1f} ms p99="
+                f"{values['answer_latency_p99_ms']:.1f} ms"
+            )
+        if self.settings.cmd_vel_enabled:
+            line += (
+                f" | cmd_vel received={values['cmd_vel_received']} "
+                f"{'active' if values['cmd_vel_active'] else 'stale'}"
+            )
         self.get_logger().info(line)
-        level, message = OK, "running"
-        if fps < 0.8 * self.settings.fps:
-            level, message = WARN, f"rendering {fps:.1f} fps, below the {self.settings.fps:g} set"
-        self._diagnostics.publish(level, message, values)
+
+    def _publish_diagnostics(self) -> None:
+        """The status on /diagnostics, its level from the render rate and new rejections/errors.
+
+        No video client is no problem: the world runs the same with nobody watching.
+        """
+        now = time.monotonic()
+        values = self._figures(now)
+        fps = self._recent_fps.add(now, self._frames)
+        rejected = self._osc.rejected if self._osc is not None else 0
+        values["fps"] = fps
+        problems = Problems()
+        check_rate(problems, fps, self.settings.fps, "rendering")
+        check_grown(
+            problems,
+            self._new_rejected.since_last(rejected),
+            WARN,
+            "OSC message(s) rejected",
+        )
+        check_grown(
+            problems,
+            self._new_loop_errors.since_last(self._loop_errors),
+            ERROR,
+            "simulation step error(s)",
+        )
+        if values["paused"]:
+            problems.add(WARN, "paused: the world is frozen")
+        self._diagnostics.publish(problems.level, problems.summary("running"), values)
 
 
 def main(args: Sequence[str] | None = None) -> None:

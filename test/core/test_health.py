@@ -1,4 +1,4 @@
-"""Levels from measured figures: rates under 90 %, grown counters, silent peers."""
+"""Levels from measured figures: rates under 90 %, grown counters, silent peers, budgets."""
 
 import math
 
@@ -12,7 +12,10 @@ from pamiq_ros.core.health import (
     Problems,
     RecentRate,
     Silence,
+    check_budget,
+    check_grown,
     check_rate,
+    check_weights_silence,
 )
 
 
@@ -62,3 +65,48 @@ def test_new_count_and_recent_rate():
     assert rate.add(5.0, 23) == pytest.approx(1.0)  # from the newest sample 3 s or more old
     rate.reset()
     assert math.isnan(rate.add(6.0, 0))
+
+
+def test_a_grown_counter_is_a_problem_of_its_level_and_no_growth_is_none():
+    problems = Problems()
+    check_grown(problems, 0, ERROR, "write error(s)")
+    assert (problems.level, problems.reasons) == (OK, [])
+    check_grown(problems, 3, ERROR, "write error(s)")
+    check_grown(problems, 2, WARN, "OSC message(s) rejected")
+    assert problems.level == ERROR
+    assert problems.summary("") == (
+        "3 write error(s) since the last status; 2 OSC message(s) rejected since the last status"
+    )
+
+
+def test_a_budget_warns_from_90_percent_and_no_budget_never_does():
+    for used, level in ((0, OK), (899, OK), (900, WARN), (1000, WARN)):
+        problems = Problems()
+        check_budget(problems, used, 1000, "the bag")
+        assert problems.level == level, used
+    problems = Problems()
+    check_budget(problems, 10**12, 0, "the bag")
+    assert problems.level == OK
+    problems = Problems()
+    check_budget(problems, 930, 1000, "the bag")
+    assert problems.summary("") == "the bag at 93 % of its budget"
+
+
+def test_weights_silence_warns_only_for_a_live_trainer_that_has_sent_weights_before():
+    weights = Silence(0.0, 120.0, math.inf)
+    problems = Problems()
+    check_weights_silence(problems, weights, 500.0, trainer_alive=True)
+    assert problems.level == OK  # never sent: not training yet (or weights off)
+    weights.heard(100.0)
+    for now, alive, level in ((219.0, True, OK), (221.0, True, WARN), (221.0, False, OK)):
+        problems = Problems()
+        check_weights_silence(problems, weights, now, trainer_alive=alive)
+        assert problems.level == level, (now, alive)
+    problems = Problems()
+    check_weights_silence(problems, weights, 10_000.0, trainer_alive=True)
+    assert problems.level == WARN  # a warning, never an error: the trainer itself is alive
+    assert problems.summary("") == "nothing from the trainer's weights for 9900.0 s"
+    weights.set_limits(30.0, math.inf)  # weights_warn_after changed at run time
+    problems = Problems()
+    check_weights_silence(problems, weights, 131.0, trainer_alive=True)
+    assert problems.level == WARN
