@@ -112,27 +112,38 @@ class PeerWatch:
 
 
 def check_capture(
-    report: Problems, state: CaptureState, last_error: str, attempts: int, what: str
+    report: Problems,
+    state: CaptureState,
+    last_error: str,
+    attempts: int,
+    new_items: int,
+    what: tuple[str, str],
 ) -> bool:
-    """Adds the problem of a capture (camera, audio) that is not streaming.
+    """Adds the problem of a capture (camera, audio) that is not streaming or brought nothing.
 
     Args:
         report: Where the problem goes.
         state: The capture's state.
         last_error: Its last error ("" if none).
         attempts: Failed attempts to (re)open it so far.
-        what: The source, as in "video source".
+        new_items: Items (frames, chunks) captured since the last status.
+        what: The source and its items, as ``("video source", "frames")``.
 
     Returns:
-        Whether it is streaming (the rate checks make sense).
+        Whether it streams and brought new items (so its rate can be checked).
     """
+    source, items = what
     if state is CaptureState.CONNECTING:
-        report.add(health.ERROR, last_error or f"opening the {what}")
+        report.add(health.ERROR, last_error or f"opening the {source}")
     elif state is CaptureState.REOPENING:
         reason = f": {last_error}" if last_error else ""
-        report.add(health.WARN, f"{what} lost; reopening (attempt {attempts + 1}){reason}")
+        report.add(health.WARN, f"{source} lost; reopening (attempt {attempts + 1}){reason}")
     elif state is CaptureState.FINISHED:
-        report.add(health.WARN, f"{what} finished (loop is false)")
+        report.add(health.WARN, f"{source} finished (loop is false)")
     elif state is CaptureState.STOPPED:
         report.add(health.WARN, "capture stopped")
-    return state is CaptureState.STREAMING
+    elif new_items == 0:
+        report.add(health.WARN, f"no new {items} since the last status")
+    else:
+        return True
+    return False

@@ -220,15 +220,13 @@ class AudioSensorNode(Node, Controllable):
         rate = self._recent_rate.add(time.monotonic(), self._published)
         new_chunks = self._new_captured.since_last(stats.chunks)
         problems = Problems()
-        if not check_capture(
-            problems, stats.state, stats.last_error, stats.attempts, "audio source"
-        ):
-            pass
-        elif new_chunks == 0:
-            problems.add(WARN, "no new chunks since the last status")
-        elif self._paused:
+        streaming = check_capture(
+            problems, stats.state, stats.last_error, stats.attempts, new_chunks,
+            ("audio source", "chunks"),
+        )  # fmt: skip
+        if streaming and self._paused:
             problems.add(WARN, "paused")
-        else:
+        elif streaming:
             check_rate(problems, rate, 1000.0 / self.settings.chunk_ms, "publishing chunks")
         self._diagnostics.publish(
             problems.level,

@@ -403,15 +403,13 @@ class CameraSensorNode(ManagedNode, Controllable):
         fps = self._recent_fps.add(now, self._published)
         new_frames = self._new_captured.since_last(stats.frames_captured)
         problems = Problems()
-        if not check_capture(
-            problems, stats.state, stats.last_error, stats.attempts, "video source"
-        ):
-            pass
-        elif new_frames == 0:
-            problems.add(WARN, "no new frames since the last status")
-        elif self._paused or not self.active:
+        streaming = check_capture(
+            problems, stats.state, stats.last_error, stats.attempts, new_frames,
+            ("video source", "frames"),
+        )  # fmt: skip
+        if streaming and (self._paused or not self.active):
             problems.add(WARN, "paused" if self.active else "inactive (lifecycle): not publishing")
-        else:
+        elif streaming:
             check_rate(problems, fps, self.settings.rate_hz, "publishing")
         self._diagnostics.publish(
             problems.level,

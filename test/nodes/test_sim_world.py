@@ -10,6 +10,7 @@ from typing import Any
 
 import cv2
 import pytest
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped, Twist
 from pythonosc.udp_client import SimpleUDPClient
 
@@ -29,6 +30,16 @@ def yaw_of(message: Any) -> float:
 def latest(poses: Received) -> tuple[float, float, float]:
     message = poses.messages[-1]
     return message.pose.position.x, message.pose.position.y, yaw_of(message)
+
+
+def world_statuses(diagnostics: Received) -> list[DiagnosticStatus]:
+    """sim_world's statuses on /diagnostics, oldest first."""
+    return [
+        status
+        for array in diagnostics.messages
+        for status in array.status
+        if status.name.endswith("/sim_world")
+    ]
 
 
 def start_world(
@@ -95,6 +106,7 @@ def test_bad_osc_is_logged_and_the_node_still_obeys_good_osc(
 ) -> None:
     node, osc_port, _ = start_world(spawn_node, free_udp_port, free_tcp_port)
     poses = probe.subscribe(PoseStamped, "world/pose", 10)
+    diagnostics = probe.subscribe(DiagnosticArray, "/diagnostics", 50)
     poses.wait_for(1)
     client = SimpleUDPClient("127.0.0.1", osc_port)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
@@ -117,6 +129,22 @@ def test_bad_osc_is_logged_and_the_node_still_obeys_good_osc(
     assert wait_until(lambda: latest(poses)[0] < -0.3, 10.0), latest(poses)
     client.send_message("/input/Vertical", 0.0)
     node.wait_for_output("osc accepted=2 rejected=5")
+
+    # The rejections turned the status WARN; a later status, with none new, no longer says so.
+    def warned() -> int | None:
+        messages = [status.message for status in world_statuses(diagnostics)]
+        return next(
+            (i for i, text in enumerate(messages) if "OSC message(s) rejected" in text), None
+        )
+
+    assert wait_until(lambda: warned() is not None, 5.0), world_statuses(diagnostics)
+    first = warned()
+    assert first is not None
+    assert world_statuses(diagnostics)[first].level >= DiagnosticStatus.WARN
+    assert wait_until(
+        lambda: any("rejected" not in s.message for s in world_statuses(diagnostics)[first + 1 :]),
+        5.0,
+    ), world_statuses(diagnostics)
     assert node.stop() == 0
     assert "Traceback" not in node.output()
 
