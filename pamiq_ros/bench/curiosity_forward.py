@@ -41,18 +41,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from pamiq_ros.bench._shared import machine_description
 from pamiq_ros.bench.curiosity_fast import (
     FastSettings,
     HeldOutTrajectory,
+    encode_frames,
     evaluate_held_out,
     random_walk,
 )
 from pamiq_ros.bench.curiosity_stack import parse_seeds, say
 from pamiq_ros.bench.statistics import bootstrap_ci
-from pamiq_ros.core.actions import ActionMapper
+from pamiq_ros.core.actions import ACTION_SIZES, ActionMapper
 from pamiq_ros.minds.curiosity import (
     FORWARD_DYNAMICS,
     FORWARD_DYNAMICS_BUFFER,
@@ -82,12 +84,17 @@ class Variant:
         hypothesis: What it tests.
         training: Fields of :class:`~pamiq_ros.minds.curiosity.CuriosityTraining` to change.
         frozen: Models not trained at all (their trainers never run).
+        ridge: Instead of the forward model, a ridge regression of the change at k = 1 on the
+            observation times the action (each action option its own linear map of the
+            layer-normed observation), on the seed's untrained encoders: what a simple
+            regularised model reaches on the same amount of experience.
     """
 
     name: str
     hypothesis: str
     training: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     frozen: tuple[str, ...] = ()
+    ridge: bool = False
 
 
 VARIANTS = {
@@ -104,6 +111,11 @@ VARIANTS = {
         Variant("fd_lr_1e-3", "(c) faster forward model", {"forward_learning_rate": 1e-3}),
         Variant("fd_steps_2", "(c) fewer forward steps per run", {"forward_steps_per_run": 2}),
         Variant("fd_batch_128", "(c) larger forward batch", {"batch_size": 128}),
+        Variant(
+            "ridge_frozen",
+            "ceiling: ridge on observation x action, encoders frozen (k = 1 only)",
+            ridge=True,
+        ),
     )
 }
 """The study's arms by name."""
@@ -135,6 +147,62 @@ def training_ratio(trainer: Any, models: Mapping[str, Any], buffers: Mapping[str
     return float(health.copy_ratio(predicted, targets, obs)[0])
 
 
+RIDGE_PENALTY = 10.0
+"""The ridge baseline's penalty (on standardised observations; 10 was best of 1, 10, 100)."""
+
+
+def _ridge_inputs(obs: torch.Tensor, actions: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """``(N, D * A + A + 1)``: layer-normed observation times the one-hot actions, and both."""
+    normed = torch.nn.functional.layer_norm(obs, obs.shape[-1:]).double().numpy()
+    one_hot = np.concatenate(
+        [np.eye(size)[actions[:, i]] for i, size in enumerate(ACTION_SIZES)], axis=1
+    )
+    product = (normed[:, :, None] * one_hot[:, None, :]).reshape(len(normed), -1)
+    return np.concatenate([product, one_hot, np.ones((len(normed), 1))], axis=1)
+
+
+def _ridge_ratio(
+    inputs: npt.NDArray[np.float64],
+    changes: npt.NDArray[np.float64],
+    test_inputs: npt.NDArray[np.float64],
+    test_changes: npt.NDArray[np.float64],
+) -> float:
+    gram = inputs.T @ inputs + RIDGE_PENALTY * np.eye(inputs.shape[1])
+    weights = np.linalg.solve(gram, inputs.T @ changes)
+    error = ((test_inputs @ weights - test_changes) ** 2).mean()
+    return float(error / (test_changes**2).mean())
+
+
+def ridge_baseline(
+    seed: int, steps: int, held_out_steps: int, held_out: HeldOutTrajectory
+) -> list[dict[str, Any]]:
+    """The ridge baseline of one seed (see :attr:`Variant.ridge`): its start and end figures."""
+    settings = FastSettings(steps=steps)
+    world = SimSteppedWorld(seed)
+    try:
+        walk, _, _ = random_walk(world, steps, seed, settings)
+    finally:
+        world.close()
+    obs = torch.from_numpy(encode_frames(settings.preset, None, seed, walk.frames))
+    test_obs = torch.from_numpy(encode_frames(settings.preset, None, seed, held_out.frames))
+    inputs, test_inputs = (
+        _ridge_inputs(obs[:-1], walk.actions),
+        _ridge_inputs(test_obs[:-1], held_out.actions),
+    )
+    changes = (obs[1:] - obs[:-1]).double().numpy()
+    test_changes = (test_obs[1:] - test_obs[:-1]).double().numpy()
+    cut = len(inputs) - held_out_steps
+    newest = _ridge_ratio(inputs, changes, test_inputs, test_changes)
+    end = {
+        "step": steps,
+        "bench_newest": newest,
+        "bench_acting": newest,
+        "buffer_held_out": _ridge_ratio(inputs[:cut], changes[:cut], inputs[cut:], changes[cut:]),
+        "buffer_train": _ridge_ratio(inputs[:cut], changes[:cut], inputs[:cut], changes[:cut]),
+    }
+    return [{"step": 0, **dict.fromkeys(MEASURES, 1.0)}, end]
+
+
 def run_variant(
     task: tuple[str, int], steps: int, eval_points: int, held_out: HeldOutTrajectory
 ) -> dict[str, Any]:
@@ -142,6 +210,13 @@ def run_variant(
     torch.set_num_threads(1)
     name, seed = task
     variant = VARIANTS[name]
+    if variant.ridge:
+        scores = ridge_baseline(seed, steps, CuriosityTraining().held_out_steps, held_out)
+        say(
+            f"{name} seed {seed}: k=1 ratio at end "
+            + ", ".join(f"{key} {scores[-1][key]:.3f}" for key in MEASURES)
+        )
+        return {"variant": name, "seed": seed, "evaluations": scores}
     settings = FastSettings(steps=steps, eval_points=eval_points)
     started = time.perf_counter()
     mind = CuriosityMind(settings.preset, seed, "random")
