@@ -107,7 +107,11 @@ VARIANTS = {
             frozen=(JEPA, TEMPORAL),
         ),
         Variant("jepa_lr_1e-4", "(a) PAMIQ's JEPA learning rate", {"jepa_learning_rate": 1e-4}),
-        Variant("fd_lr_1e-4", "(c) slower forward model", {"forward_learning_rate": 1e-4}),
+        Variant(
+            "fd_lr_3e-4",
+            "(c) the forward learning rate before this study",
+            {"forward_learning_rate": 3e-4},
+        ),
         Variant("fd_lr_1e-3", "(c) faster forward model", {"forward_learning_rate": 1e-3}),
         Variant("fd_steps_2", "(c) fewer forward steps per run", {"forward_steps_per_run": 2}),
         Variant("fd_batch_128", "(c) larger forward batch", {"batch_size": 128}),

@@ -127,7 +127,7 @@ class TrainerSettings:
         3e-4, "curiosity mind: Adam learning rate of the temporal encoder."
     )
     forward_learning_rate: float = setting(
-        3e-4, "curiosity mind: Adam learning rate of the forward model."
+        1e-4, "curiosity mind: Adam learning rate of the forward model (PAMIQ's 1e-4)."
     )
     forward_steps_per_run: int = setting(
         8, "curiosity mind: gradient steps per forward-model run (cheap ones; the reward is "
