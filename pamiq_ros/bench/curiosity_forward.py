@@ -16,8 +16,10 @@ seeds, and measures that ratio four ways at several moments:
 
 Variants (:data:`VARIANTS`) each change one thing from the defaults: encoders frozen (no
 target drift), the JEPA learning rate of PAMIQ (1e-4), the forward model's learning rate,
-gradient steps and batch. The policy is uniformly random in every arm, so the data do not
-depend on what the forward model gets wrong. Usage::
+gradient steps and batch; ``ridge_frozen`` replaces the forward model with a ridge regression
+on the same amount of experience (how much of the change is learnable at all). The policy is
+uniformly random in every arm, so the data do not depend on what the forward model gets
+wrong. Usage::
 
     python -m pamiq_ros.bench.curiosity_forward [--variants default,frozen_encoders]
         [--seeds 0,1,2] [--steps 1500] [--workers 1] [--out DIR]
