@@ -195,7 +195,7 @@ class TrainerSettings:
     )
     forward_learning_rate: float = setting(
         _CURIOSITY.forward_learning_rate,
-        "curiosity mind: Adam learning rate of the forward model.",
+        "curiosity mind: Adam learning rate of the forward model (PAMIQ's 1e-4).",
         low=1e-9,
         high=10.0,
         runtime=True,
