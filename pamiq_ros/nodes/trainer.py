@@ -227,8 +227,8 @@ class TrainerSettings:
     )  # fmt: skip
     buffer_sharing: str = setting(
         _CURIOSITY.buffer_sharing, "curiosity mind: shared (one buffer of each kind for all "
-        "agents, in arrival order) or per_agent (each agent's own: its sequences stay "
-        "contiguous; each run draws one agent, in proportion to the samples it holds)."
+        "agents; each agent's steps handed out together) or per_agent (each agent's own, as "
+        "large; each run draws one agent, in proportion to the samples it holds)."
     )  # fmt: skip
     normalize_rewards: bool = setting(
         _CURIOSITY.normalize_rewards,
