@@ -386,6 +386,29 @@ def _save(figure: Any, path: Path) -> str:
     return path.name
 
 
+def _error_share_plot(
+    series: Mapping[str, Sequence[float]], period_ms: float, title: str, path: Path
+) -> str:
+    """Share of steps with at least each interval error, one line per series; returns the name."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    figure, axis = plt.subplots(figsize=(8, 5))
+    for label, intervals in series.items():
+        errors = np.sort(np.abs(np.asarray(intervals) - period_ms))
+        share_above = 1.0 - np.arange(len(errors)) / len(errors)
+        axis.step(np.maximum(errors, 1e-3), share_above, where="post", label=label)
+    axis.axvline(P99_TARGET_MS, color="grey", linestyle="--", label=f"{P99_TARGET_MS:g} ms")
+    axis.axhline(0.01, color="grey", linestyle=":", label="1 % (p99)")
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel("step-interval error |interval - period| (ms)")
+    axis.set_ylabel("share of steps with at least this error")
+    axis.set_title(title, fontsize=10)
+    axis.legend(fontsize=8)
+    return _save(figure, path)
+
+
 def write_plots(report: Mapping[str, Any], out_dir: Path) -> list[str]:
     """Writes the distribution and timeline plots; returns their file names."""
     import matplotlib
@@ -402,21 +425,11 @@ def write_plots(report: Mapping[str, Any], out_dir: Path) -> list[str]:
     }
     if not series:
         return []
-    written = []
-    figure, axis = plt.subplots(figsize=(8, 5))
-    for label, intervals in series.items():
-        errors = np.sort(np.abs(np.asarray(intervals) - period_ms))
-        share_above = 1.0 - np.arange(len(errors)) / len(errors)
-        axis.step(np.maximum(errors, 1e-3), share_above, where="post", label=label)
-    axis.axvline(P99_TARGET_MS, color="grey", linestyle="--", label=f"{P99_TARGET_MS:g} ms")
-    axis.axhline(0.01, color="grey", linestyle=":", label="1 % (p99)")
-    axis.set_xscale("log")
-    axis.set_yscale("log")
-    axis.set_xlabel("step-interval error |interval - period| (ms)")
-    axis.set_ylabel("share of steps with at least this error")
-    axis.set_title("Step-interval error at 10 Hz")
-    axis.legend(fontsize=8)
-    written.append(_save(figure, out_dir / "step_interval_error.png"))
+    written = [
+        _error_share_plot(
+            series, period_ms, "Step-interval error at 10 Hz", out_dir / "step_interval_error.png"
+        )
+    ]
 
     figure, axes = plt.subplots(len(series), 1, figsize=(9, 2.2 * len(series)), sharex=True)
     for axis, (label, intervals) in zip(np.atleast_1d(axes), series.items(), strict=True):
@@ -501,9 +514,6 @@ def write_part_plots(report: Mapping[str, Any], out_dir: Path) -> list[str]:
 
 def _scale_plot(scale: Any, period_ms: float, out_dir: Path) -> list[str]:
     """``scale.png``: share of steps above each interval error, ours and (b) threads per case."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-
     if not isinstance(scale, Mapping):
         return []
     series = {}
@@ -515,22 +525,9 @@ def _scale_plot(scale: Any, period_ms: float, out_dir: Path) -> list[str]:
                 series[f"{name}: {label}"] = intervals
     if not series:
         return []
-    figure, axis = plt.subplots(figsize=(8, 5))
-    for label, intervals in series.items():
-        errors = np.sort(np.abs(np.asarray(intervals) - period_ms))
-        share_above = 1.0 - np.arange(len(errors)) / len(errors)
-        axis.step(np.maximum(errors, 1e-3), share_above, where="post", label=label)
-    axis.axvline(P99_TARGET_MS, color="grey", linestyle="--", label=f"{P99_TARGET_MS:g} ms")
-    axis.axhline(0.01, color="grey", linestyle=":", label="1 % (p99)")
-    axis.set_xscale("log")
-    axis.set_yscale("log")
-    axis.set_xlabel("step-interval error |interval - period| (ms)")
-    axis.set_ylabel("share of steps with at least this error")
     skipped = [name for name, case in scale["cases"].items() if "arms" not in case]
-    axis.set_title("Scale: trainer training" + (f" ({', '.join(skipped)} not run)" if skipped
-                                                 else ""), fontsize=10)  # fmt: skip
-    axis.legend(fontsize=8)
-    return [_save(figure, out_dir / "scale.png")]
+    title = "Scale: trainer training" + (f" ({', '.join(skipped)} not run)" if skipped else "")
+    return [_error_share_plot(series, period_ms, title, out_dir / "scale.png")]
 
 
 def _sync_plot(sync: Any, out_dir: Path) -> list[str]:
