@@ -131,7 +131,10 @@ def measure_scale(
             say(f"scale {name}: {NO_CUDA}")
             cases[name] = {**described, "skipped": NO_CUDA}
             continue
-        say(f"scale {name}: preset {case['preset']}, trainer on {described['trainer']}")
+        say(
+            f"scale {name}: preset {case['preset']}, trainer on {described['trainer']}; "
+            f"{options.seconds:g} s per arm after {options.warmup_s:g} s warm-up"
+        )
         try:
             arms = dict(measure(name, options, say))
         except Exception as error:  # one case's failure must not lose the others' figures

@@ -361,7 +361,7 @@ def format_table(report: Mapping[str, Any]) -> str:
         met = {True: "met", False: "NOT met", None: "not measured"}[target["met"]]
         value = "-" if target["value"] is None else f"{target['value']:.3g} {target['unit']}"
         note = f" ({target['note']})" if target.get("note") else ""
-        lines.append(f"  {target['target']:<62} {value:>18}  {met}{note}")
+        lines.append(f"  {target['target']:<72} {value:>18}  {met}{note}")
     stack = report.get("stack")
     if isinstance(stack, Mapping) and "skipped" in stack:
         lines.append(f"stack figures: skipped ({stack['skipped']})")
@@ -543,10 +543,13 @@ def _sync_plot(sync: Any, out_dir: Path) -> list[str]:
         values = [case[stat] if case[stat] is not None else float("nan") for case in cases]
         axis.bar([i + offset for i in range(len(cases))], values, 0.4, label=stat[7:10])
     limits = {t["parameters"]: t["limit_ms"] for t in sync.get("targets", [])}
+    labelled = False
     for index, case in enumerate(cases):
         if case["requested_parameters"] in limits:
             axis.hlines(limits[case["requested_parameters"]], index - 0.45, index + 0.45,
-                        colors="red", linestyles="--", label="p99 target")  # fmt: skip
+                        colors="red", linestyles="--",
+                        label="_nolegend_" if labelled else "p99 target")  # fmt: skip
+            labelled = True
     axis.set_xticks(range(len(cases)), labels)
     axis.set_ylabel("ms, publish -> acting")
     axis.set_title(f"Weight sync over {sync['transport']} ({sync['repeats']} versions per size)")
