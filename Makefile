@@ -66,10 +66,13 @@ run: setup
 	$(VENV)/bin/pamiq-ros launch $(CONFIG) --duration $(RUN_SECONDS) $(if $(filter 1,$(RECORD)),--record)
 
 BENCH_ARGS ?=
+# The suite (about 40 min): step timing, real-time options, baselines, renderer, latency, memory,
+# the small-preset comparison (scale) and weight sync at 10 M/50 M parameters (sync).
 bench: setup
 	$(PY) -m pamiq_ros.bench.suite $(BENCH_ARGS)
 	$(PY) -m pamiq_ros.bench.network  # weights and experience across namespaced hosts (root)
 
+# Weight sync at 1 M/10 M/50 M parameters over shm and bytes, with the stage breakdown.
 bench-sync: setup
 	$(PY) -m pamiq_ros.bench.weight_sync
 

@@ -63,6 +63,8 @@ class BaselineOptions:
             :class:`~pamiq_ros.nodes.trainer.TrainerSettings` field, others are ignored.
         agent_parameters: The agent's parameters (speeds, frame size).
         world_parameters: The sim world's parameters (walk and turn speed).
+        device: The learner's device (the acting side stays on the CPU).
+        precision: The learner's compute precision, float32 or bfloat16.
     """
 
     seconds: float = 60.0
@@ -73,6 +75,8 @@ class BaselineOptions:
     trainer_parameters: Mapping[str, Any] = field(default_factory=dict)
     agent_parameters: Mapping[str, Any] = field(default_factory=dict)
     world_parameters: Mapping[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
         if not (self.seconds > 0 and self.warmup_s >= 0 and self.rate_hz > 0):
@@ -89,8 +93,10 @@ def build_learner(options: BaselineOptions) -> Learner:
 
     known = {item.name for item in fields(TrainerSettings)}
     parameters = {key: value for key, value in options.trainer_parameters.items() if key in known}
-    parameters.update(mind="curiosity", preset=options.preset, seed=options.seed, device="cpu")
-    parameters.pop("precision", None)
+    parameters.update(
+        mind="curiosity", preset=options.preset, seed=options.seed, device=options.device,
+        precision=options.precision,
+    )  # fmt: skip
     return build_node_learner(TrainerSettings(**parameters))
 
 

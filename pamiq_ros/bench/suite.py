@@ -20,6 +20,11 @@ One run, same models, machine and seeds, side by side (``--only`` picks parts, s
   (:mod:`pamiq_ros.bench.latency`).
 * ``memory``: the trainer process's memory (total, anonymous, file, shared) over a run, slopes
   after its buffers fill (:mod:`pamiq_ros.bench.trainer_memory`).
+* ``scale``: the training comparison (ours against the threads baseline) at the ``small``
+  preset on the CPU, and ``small``/``base`` with the trainer on CUDA in bfloat16 where a CUDA
+  device exists (else the JSON says ``no CUDA device: skipped``) (:mod:`pamiq_ros.bench.scale`).
+* ``sync``: weights of 10 M and 50 M parameters, publish to acting p50/p99 over shared memory
+  (:func:`pamiq_ros.bench.weight_sync.measure_sync`).
 * ``stack`` (only when asked: long): latency, throughput, memory and weight freshness from
   :func:`pamiq_ros.bench.stack_figures.measure_stack_figures`.
 
@@ -27,14 +32,16 @@ Every part records the load average beside its figures: on a shared machine they
 pessimistic. Progress lines go to stdout; at the end a table with the targets (met or not) is
 printed, and ``<out>/bench.json`` (every figure, the settings, seeds and machine) and PNG plots
 (``step_interval_error.png``, ``step_intervals.png``, and ``renderer.png``, ``latency.png``,
-``memory.png`` for the parts that ran) are written. ``<out>`` is ``runs/bench-<time>/`` unless
-``--out`` is given. ``--quick`` makes every part short (smoke runs; the tests use it).
+``memory.png``, ``scale.png``, ``weight_sync.png`` for the parts that ran) are written.
+``<out>`` is ``runs/bench-<time>/`` unless ``--out`` is given. ``--quick`` makes every part
+short (smoke runs; the tests use it).
 
 Usage::
 
     python -m pamiq_ros.bench.suite [--seconds 120] [--warmup 20] [--out DIR] [--quick]
-        [--only ours,realtime,baselines,renderer,latency,memory,stack] [--seed 0]
+        [--only ours,realtime,baselines,renderer,latency,memory,scale,sync,stack] [--seed 0]
         [--preset tiny] [--config config/sim.yaml] [--domain-id N] [--memory-seconds 300]
+        [--scale-seconds 60]
 """
 
 import argparse
@@ -51,15 +58,27 @@ from typing import Any
 import yaml
 
 from pamiq_ros.bench._shared import comma_choices, isolate_for_benchmark, machine_description
+from pamiq_ros.bench.scale import (
+    DEFAULT_SCALE_SECONDS,
+    DEFAULT_SCALE_WARMUP,
+    QUICK_SCALE_SECONDS,
+    QUICK_SCALE_WARMUP,
+)
 from pamiq_ros.bench.stack_figures import StackFigureOptions, measure_stack_figures
 
-PARTS = ("ours", "realtime", "baselines", "renderer", "latency", "memory", "stack")
+PARTS = (
+    "ours", "realtime", "baselines", "renderer", "latency", "memory", "scale", "sync", "stack"
+)  # fmt: skip
 """What a run measures; ``--only`` picks some. ``realtime``: the agent's real-time options one
 by one, training running; ``renderer``: frames/s of the sim renderer; ``latency``: the
 frame-to-action pipeline in both step modes, with start and stop times; ``memory``: the
-trainer's resident memory after its buffers fill; ``stack``: the older stack figures (long)."""
+trainer's resident memory after its buffers fill; ``scale``: ours against the threads baseline
+at the ``small`` preset (and on CUDA where there is one); ``sync``: weight sync publish to
+acting at 10 M and 50 M parameters; ``stack``: the older stack figures (long)."""
 
-DEFAULT_PARTS = ("ours", "realtime", "baselines", "renderer", "latency", "memory")
+DEFAULT_PARTS = (
+    "ours", "realtime", "baselines", "renderer", "latency", "memory", "scale", "sync"
+)  # fmt: skip
 """What a run measures without ``--only``: every part but the long ``stack`` figures."""
 
 ARMS = {
@@ -195,8 +214,26 @@ def evaluate_targets(arms: Mapping[str, Mapping[str, Any]]) -> list[dict[str, An
     return targets
 
 
+def scale_targets(scale: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The step-timing targets (:func:`evaluate_targets`) of each scale case, labelled by case.
+
+    A case that did not run (no CUDA device, or failed) gives one unmet-unknown row saying why.
+    """
+    found: list[dict[str, Any]] = []
+    for name, case in scale.get("cases", {}).items():
+        label = f"[{case['preset']}, trainer {case['trainer']}]"
+        if "arms" not in case:
+            why = case.get("skipped") or f"failed: {case.get('failed')}"
+            found.append({"target": f"step timing {label}", "value": None, "unit": "ms",
+                          "met": None, "note": why})  # fmt: skip
+            continue
+        for target in evaluate_targets(case["arms"]):
+            found.append({**target, "target": f"{target['target']} {label}", "case": name})
+    return found
+
+
 def part_targets(report: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The targets the other parts judged (renderer, latency, start/stop, memory), in order."""
+    """The other parts' targets (renderer, latency, start/stop, memory, scale, sync), in order."""
     found: list[dict[str, Any]] = []
     renderer = report.get("renderer")
     if isinstance(renderer, Mapping) and "target" in renderer:
@@ -208,6 +245,12 @@ def part_targets(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     memory = report.get("memory")
     if isinstance(memory, Mapping) and "target" in memory:
         found.append(memory["target"])
+    scale = report.get("scale")
+    if isinstance(scale, Mapping) and "cases" in scale:
+        found += scale_targets(scale)
+    sync = report.get("weight_sync")
+    if isinstance(sync, Mapping) and "targets" in sync:
+        found += list(sync["targets"])
     return found
 
 
@@ -217,6 +260,51 @@ def _cell(value: Any, digits: int = 2) -> str:
     if isinstance(value, float):
         return "nan" if math.isnan(value) else f"{value:.{digits}f}"
     return str(value)
+
+
+def _scale_lines(scale: Any) -> list[str]:
+    """The scale part's rows: ours (agent, arrivals) and the threads baseline, per case."""
+    if not isinstance(scale, Mapping) or "cases" not in scale:
+        return []
+    lines = ["", f"scale: trainer training, {scale['seconds']:g} s per arm"]
+    for name, case in scale["cases"].items():
+        if "arms" not in case:
+            why = case.get("skipped") or f"failed: {case.get('failed')}"
+            lines.append(f"  {name}: {why}")
+            continue
+        for key, view in (("ours_training", "agent"), ("ours_training", "arrivals"),
+                          ("baseline_threads", "agent")):  # fmt: skip
+            if key not in case["arms"]:
+                continue
+            row = arm_figures(case["arms"][key], view)
+            who = {"agent": "ours", "arrivals": "arrivals"}[view] if key.startswith("ours") else (
+                "(b) threads"
+            )  # fmt: skip
+            lines.append(
+                f"  {name + ' ' + who:<24} steps {_cell(row['steps'])}, p50 "
+                f"{_cell(row['p50_ms'])} ms, p99 {_cell(row['p99_ms'])} ms, max "
+                f"{_cell(row['max_ms'])} ms, missed {_cell(row['missed'])}, train runs "
+                f"{_cell(row['runs'])}"
+            )
+    return lines
+
+
+def _sync_lines(sync: Any) -> list[str]:
+    """The weight-sync part's rows: publish to acting per size."""
+    if not isinstance(sync, Mapping) or "cases" not in sync:
+        return []
+    lines = [
+        "",
+        f"weight sync ({sync['transport']}), publish -> acting, {sync['repeats']} versions",
+    ]
+    for case in sync["cases"]:
+        lines.append(
+            f"  {case['parameters']:>11,} params: p50 {_cell(case['acting_p50_ms'], 1)} ms, p99 "
+            f"{_cell(case['acting_p99_ms'], 1)} ms, max {_cell(case['acting_max_ms'], 1)} ms "
+            f"(load {case.get('load_1m', '-')})"
+        )
+    lines += [f"  failed: {failure.splitlines()[0]}" for failure in sync.get("failed", [])]
+    return lines
 
 
 def format_table(report: Mapping[str, Any]) -> str:
@@ -265,12 +353,15 @@ def format_table(report: Mapping[str, Any]) -> str:
                 "NOTE: the period is shorter than the agent's 1000-step statistics window: its "
                 "percentiles include start-up"
             )
+    lines += _scale_lines(report.get("scale"))
+    lines += _sync_lines(report.get("weight_sync"))
     lines.append("")
     lines.append("targets:")
     for target in report["targets"]:
         met = {True: "met", False: "NOT met", None: "not measured"}[target["met"]]
         value = "-" if target["value"] is None else f"{target['value']:.3g} {target['unit']}"
-        lines.append(f"  {target['target']:<62} {value:>18}  {met}")
+        note = f" ({target['note']})" if target.get("note") else ""
+        lines.append(f"  {target['target']:<72} {value:>18}  {met}{note}")
     stack = report.get("stack")
     if isinstance(stack, Mapping) and "skipped" in stack:
         lines.append(f"stack figures: skipped ({stack['skipped']})")
@@ -295,6 +386,29 @@ def _save(figure: Any, path: Path) -> str:
     return path.name
 
 
+def _error_share_plot(
+    series: Mapping[str, Sequence[float]], period_ms: float, title: str, path: Path
+) -> str:
+    """Share of steps with at least each interval error, one line per series; returns the name."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    figure, axis = plt.subplots(figsize=(8, 5))
+    for label, intervals in series.items():
+        errors = np.sort(np.abs(np.asarray(intervals) - period_ms))
+        share_above = 1.0 - np.arange(len(errors)) / len(errors)
+        axis.step(np.maximum(errors, 1e-3), share_above, where="post", label=label)
+    axis.axvline(P99_TARGET_MS, color="grey", linestyle="--", label=f"{P99_TARGET_MS:g} ms")
+    axis.axhline(0.01, color="grey", linestyle=":", label="1 % (p99)")
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel("step-interval error |interval - period| (ms)")
+    axis.set_ylabel("share of steps with at least this error")
+    axis.set_title(title, fontsize=10)
+    axis.legend(fontsize=8)
+    return _save(figure, path)
+
+
 def write_plots(report: Mapping[str, Any], out_dir: Path) -> list[str]:
     """Writes the distribution and timeline plots; returns their file names."""
     import matplotlib
@@ -311,21 +425,11 @@ def write_plots(report: Mapping[str, Any], out_dir: Path) -> list[str]:
     }
     if not series:
         return []
-    written = []
-    figure, axis = plt.subplots(figsize=(8, 5))
-    for label, intervals in series.items():
-        errors = np.sort(np.abs(np.asarray(intervals) - period_ms))
-        share_above = 1.0 - np.arange(len(errors)) / len(errors)
-        axis.step(np.maximum(errors, 1e-3), share_above, where="post", label=label)
-    axis.axvline(P99_TARGET_MS, color="grey", linestyle="--", label=f"{P99_TARGET_MS:g} ms")
-    axis.axhline(0.01, color="grey", linestyle=":", label="1 % (p99)")
-    axis.set_xscale("log")
-    axis.set_yscale("log")
-    axis.set_xlabel("step-interval error |interval - period| (ms)")
-    axis.set_ylabel("share of steps with at least this error")
-    axis.set_title("Step-interval error at 10 Hz")
-    axis.legend(fontsize=8)
-    written.append(_save(figure, out_dir / "step_interval_error.png"))
+    written = [
+        _error_share_plot(
+            series, period_ms, "Step-interval error at 10 Hz", out_dir / "step_interval_error.png"
+        )
+    ]
 
     figure, axes = plt.subplots(len(series), 1, figsize=(9, 2.2 * len(series)), sharex=True)
     for axis, (label, intervals) in zip(np.atleast_1d(axes), series.items(), strict=True):
@@ -402,7 +506,55 @@ def write_part_plots(report: Mapping[str, Any], out_dir: Path) -> list[str]:
         axis.set_title("Trainer process memory")
         axis.legend(fontsize=8)
         written.append(_save(figure, out_dir / "memory.png"))
+    period_ms = 1000.0 / float(report["settings"]["rate_hz"])
+    written += _scale_plot(report.get("scale"), period_ms, out_dir)
+    written += _sync_plot(report.get("weight_sync"), out_dir)
     return written
+
+
+def _scale_plot(scale: Any, period_ms: float, out_dir: Path) -> list[str]:
+    """``scale.png``: share of steps above each interval error, ours and (b) threads per case."""
+    if not isinstance(scale, Mapping):
+        return []
+    series = {}
+    for name, case in scale.get("cases", {}).items():
+        for key, label in (("ours_training", "ours (cmd_vel arrivals)"),
+                           ("baseline_threads", "(b) threads")):  # fmt: skip
+            intervals = arm_intervals_ms(case.get("arms", {}).get(key, {}))
+            if intervals:
+                series[f"{name}: {label}"] = intervals
+    if not series:
+        return []
+    skipped = [name for name, case in scale["cases"].items() if "arms" not in case]
+    title = "Scale: trainer training" + (f" ({', '.join(skipped)} not run)" if skipped else "")
+    return [_error_share_plot(series, period_ms, title, out_dir / "scale.png")]
+
+
+def _sync_plot(sync: Any, out_dir: Path) -> list[str]:
+    """``weight_sync.png``: publish -> acting p50 and p99 per size, with the p99 targets."""
+    import matplotlib.pyplot as plt
+
+    if not isinstance(sync, Mapping) or not sync.get("cases"):
+        return []
+    cases = sync["cases"]
+    labels = [f"{case['parameters'] / 1e6:.1f} M" for case in cases]
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for offset, stat in ((-0.2, "acting_p50_ms"), (0.2, "acting_p99_ms")):
+        values = [case[stat] if case[stat] is not None else float("nan") for case in cases]
+        axis.bar([i + offset for i in range(len(cases))], values, 0.4, label=stat[7:10])
+    limits = {t["parameters"]: t["limit_ms"] for t in sync.get("targets", [])}
+    labelled = False
+    for index, case in enumerate(cases):
+        if case["requested_parameters"] in limits:
+            axis.hlines(limits[case["requested_parameters"]], index - 0.45, index + 0.45,
+                        colors="red", linestyles="--",
+                        label="_nolegend_" if labelled else "p99 target")  # fmt: skip
+            labelled = True
+    axis.set_xticks(range(len(cases)), labels)
+    axis.set_ylabel("ms, publish -> acting")
+    axis.set_title(f"Weight sync over {sync['transport']} ({sync['repeats']} versions per size)")
+    axis.legend()
+    return [_save(figure, out_dir / "weight_sync.png")]
 
 
 # --- stack figures ------------------------------------------------------------------------------
@@ -477,6 +629,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--domain-id", type=int, default=None,
         help="DDS domain of the stacks and this process (default: 1 + PID mod 101)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--scale-seconds", type=float, default=None, help="measured period per arm of the scale "
+        f"part (default {DEFAULT_SCALE_SECONDS:g} after {DEFAULT_SCALE_WARMUP:g} s warm-up; "
+        f"--quick {QUICK_SCALE_SECONDS:g})",
     )  # fmt: skip
     return parser
 
@@ -625,6 +782,28 @@ def main(args: Sequence[str] | None = None) -> int:
             report["memory"] = measure_stack_memory(
                 config, memory_seconds, out_dir / "memory", dict(os.environ),
                 QUICK_MEMORY_BUFFER if options.quick else DEFAULT_MEMORY_BUFFER, say=_say,
+            )  # fmt: skip
+        if "scale" in options.only:
+            from pamiq_ros.bench import scale
+
+            report["scale"] = scale.measure_scale(
+                scale.ScaleOptions(
+                    config=config, seed=options.seed, out_dir=out_dir / "scale",
+                    env=dict(os.environ),
+                    seconds=options.scale_seconds or (
+                        QUICK_SCALE_SECONDS if options.quick else DEFAULT_SCALE_SECONDS
+                    ),
+                    warmup_s=QUICK_SCALE_WARMUP if options.quick else DEFAULT_SCALE_WARMUP,
+                ),
+                _say,
+            )  # fmt: skip
+        if "sync" in options.only:
+            from pamiq_ros.bench import weight_sync
+
+            report["weight_sync"] = weight_sync.measure_sync(
+                *((weight_sync.QUICK_SUITE_REPEATS, weight_sync.QUICK_SUITE_WARMUP)
+                  if options.quick else (weight_sync.SUITE_REPEATS, weight_sync.SUITE_WARMUP)),
+                dict(os.environ), out_dir / "weight_sync", _say,
             )  # fmt: skip
         if "stack" in options.only:
             _say("stack figures: latency, throughput, memory, weight freshness")

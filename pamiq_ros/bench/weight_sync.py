@@ -31,14 +31,14 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from pamiq_ros.bench._process_group import GroupProcess
-from pamiq_ros.bench._shared import isolate_for_benchmark, machine_description
+from pamiq_ros.bench._shared import isolate_for_benchmark, load_now, machine_description
 from pamiq_ros.core.weight_store import DEFAULT_CHUNK_SIZE
 
 TRAINER_NODE = "bench_trainer"
@@ -355,6 +355,88 @@ def run_case(
         )
     result = json.loads(result_path.read_text())
     return summarise_case(requested, transport, result["parameters"], result["samples"], warmup)
+
+
+ACTING_P99_TARGETS_MS = {10_000_000: 100.0, 50_000_000: 250.0}
+"""Publish to acting p99 targets by parameter count (issue 16, goal 4)."""
+
+SUITE_SIZES = tuple(ACTING_P99_TARGETS_MS)
+SUITE_TRANSPORT = "shm"
+"""What ``make bench`` runs: the target sizes over shared memory (the agent's ``auto`` on one
+host)."""
+
+SUITE_REPEATS, SUITE_WARMUP = 30, 5
+QUICK_SUITE_REPEATS, QUICK_SUITE_WARMUP = 5, 2
+"""Measured and warm-up versions per size in ``make bench`` (about 1.5 min for both sizes) and
+with ``--quick``. Of 30 versions, p99 lies between the two slowest."""
+
+
+def acting_targets(cases: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The issue's publish-to-acting p99 targets beside the cases of those sizes.
+
+    A size without a measured case is "not measured" (``met`` None).
+    """
+    targets = []
+    for size, limit_ms in ACTING_P99_TARGETS_MS.items():
+        case = next((c for c in cases if c["requested_parameters"] == size), None)
+        value = case["acting_p99_ms"] if case is not None else None
+        if value is not None and not math.isfinite(value):
+            value = None
+        transport = f", {case['transport']}" if case is not None else ""
+        targets.append(
+            {
+                "target": f"weights {size / 1e6:g} M params publish -> acting p99 < "
+                f"{limit_ms:g} ms{transport}",
+                "value": value,
+                "unit": "ms",
+                "met": None if value is None else value < limit_ms,
+                "parameters": size,
+                "limit_ms": limit_ms,
+            }
+        )
+    return targets
+
+
+def measure_sync(
+    repeats: int,
+    warmup: int,
+    env: dict[str, str],
+    out_dir: Path,
+    say: Callable[[str], None],
+    sizes: Sequence[int] = SUITE_SIZES,
+    run: Callable[..., dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """``make bench``'s weight-sync part: each size once over shm, with the targets beside them.
+
+    Each case records the load average at its end; a failed case is reported, not raised.
+    ``run`` (one size: :func:`run_case`'s arguments) defaults to :func:`run_case`.
+    """
+    run = run or run_case
+    cases: list[dict[str, Any]] = []
+    failures: list[str] = []
+    for size in sizes:
+        say(f"weight sync: {size / 1e6:g} M parameters, {warmup} + {repeats} versions")
+        try:
+            case = run(size, SUITE_TRANSPORT, repeats, warmup, env, out_dir)
+        except RuntimeError as error:
+            failures.append(str(error))
+            say(f"weight sync: {size / 1e6:g} M failed: {str(error).splitlines()[0]}")
+            continue
+        cases.append({**case, **load_now()})
+        say(
+            f"weight sync: {size / 1e6:g} M: publish -> acting p50 {case['acting_p50_ms']:.1f} "
+            f"ms, p99 {case['acting_p99_ms']:.1f} ms"
+        )
+    return {
+        "measure": "wall-clock ms from WeightPublisher.publish() start to the new weights "
+        "swapped in by the agent process",
+        "transport": SUITE_TRANSPORT,
+        "repeats": repeats,
+        "warmup": warmup,
+        "cases": cases,
+        "failed": failures,
+        "targets": acting_targets(cases),
+    }
 
 
 def format_table(cases: Sequence[dict[str, Any]]) -> str:

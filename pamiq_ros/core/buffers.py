@@ -15,6 +15,12 @@ Two policies decide what is kept when the buffer is full:
   ``expected_survival_length`` L chooses ``p = max_size / L`` (so L must be at least
   ``max_size``; L = ``max_size`` means ``p = 1``, always replace).
 
+Samples may name the agent they came from (:meth:`DataBuffer.add_for`; a fleet feeds one
+trainer): ``get_data`` then gives each agent's samples together, oldest first within each
+agent, agents in the order they first came, so one agent's sequence stays contiguous in one
+buffer shared by all (only windows across the seam between two agents mix them). With one
+agent nothing changes.
+
 Buffers are thread-safe: ``add`` may run in a message callback thread while ``get_data`` runs
 in the training thread. ``save_state`` writes ``data.npz`` (no pickle) and ``meta.json`` into
 a folder; ``load_state`` refuses state that does not fit the buffer and leaves it unchanged.
@@ -34,6 +40,9 @@ from typing_extensions import override
 
 STATE_FORMAT = 1
 """Version of the files ``save_state`` writes; ``load_state`` refuses others."""
+
+MAX_AGENT_IDS = 1024
+"""Most agent ids one buffer tells apart; samples of further agents are refused."""
 
 DATA_FILE = "data.npz"
 META_FILE = "meta.json"
@@ -62,6 +71,9 @@ class BufferState:
             sorting by it gives the oldest-first order.
         added_total: Samples ever offered to ``add``.
         extra: Policy state (e.g. a random generator's), JSON-compatible.
+        agents: Per slot, the index of its sample's agent in ``agent_ids``; None: all one
+            agent's (state saved before agents were told apart).
+        agent_ids: The agents' ids, in the order they first came.
     """
 
     specs: dict[str, SampleSpec] | None
@@ -69,6 +81,8 @@ class BufferState:
     stamps: np.ndarray
     added_total: int
     extra: dict[str, Any]
+    agents: np.ndarray | None = None
+    agent_ids: tuple[str, ...] = ("",)
 
     @property
     def size(self) -> int:
@@ -109,6 +123,8 @@ class DataBuffer(ABC):
         self._specs: dict[str, SampleSpec] | None = None
         self._storage: dict[str, np.ndarray] = {}
         self._stamps = np.zeros(max_size, dtype=np.int64)
+        self._agents = np.zeros(max_size, dtype=np.int32)
+        self._agent_ids: dict[str, int] = {"": 0}  # id -> index, in the order they came
         self._size = 0
         self._added_total = 0
 
@@ -121,6 +137,10 @@ class DataBuffer(ABC):
     def __len__(self) -> int:
         with self._lock:
             return self._size
+
+    def drawable_size(self) -> int:
+        """The most samples one :meth:`get_data` call gives (a trainer's readiness is this)."""
+        return len(self)
 
     def check_sample(self, sample: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Checks a sample against the keys and the first sample's shapes; stores nothing.
@@ -143,7 +163,21 @@ class DataBuffer(ABC):
             KeyError: If keys are missing or unknown.
             ValueError: If a value's shape or dtype does not fit (see :meth:`check_sample`).
         """
+        self.add_for("", sample)
+
+    def check_agent(self, agent_id: str) -> None:
+        """Raises ValueError if ``agent_id`` is new and the buffer tells no more agents apart."""
         with self._lock:
+            self._check_room(agent_id)
+
+    def add_for(self, agent_id: str, sample: Mapping[str, Any]) -> None:
+        """Adds one sample of agent ``agent_id``; see :meth:`add`.
+
+        Raises:
+            ValueError: Also if ``agent_id`` is refused by :meth:`check_agent`.
+        """
+        with self._lock:
+            self._check_room(agent_id)
             values = self._convert(sample, self._specs)
             if self._specs is None:
                 self._allocate({key: SampleSpec(v.shape, v.dtype) for key, v in values.items()})
@@ -159,6 +193,7 @@ class DataBuffer(ABC):
             for key, value in values.items():
                 self._storage[key][slot] = value
             self._stamps[slot] = stamp
+            self._agents[slot] = self._agent_ids.setdefault(agent_id, len(self._agent_ids))
 
     def get_data(self) -> dict[str, np.ndarray]:
         """Copies of all stored samples, stacked per key, oldest first.
@@ -168,7 +203,7 @@ class DataBuffer(ABC):
         with self._lock:
             if self._specs is None:
                 return {key: np.empty((0,), dtype=np.float32) for key in self.keys}
-            order = np.argsort(self._stamps[: self._size], kind="stable")
+            order = np.lexsort((self._stamps[: self._size], self._agents[: self._size]))
             return {key: self._storage[key][order] for key in self.keys}
 
     def snapshot(self) -> BufferState:
@@ -185,6 +220,8 @@ class DataBuffer(ABC):
                 stamps=self._stamps[: self._size].copy(),
                 added_total=self._added_total,
                 extra=self._extra_state(),
+                agents=self._agents[: self._size].copy(),
+                agent_ids=tuple(self._agent_ids),
             )
 
     def restore_state(self, state: BufferState) -> None:
@@ -204,6 +241,10 @@ class DataBuffer(ABC):
                     self._storage[key][: state.size] = state.slots[key]
             self._stamps[:] = 0
             self._stamps[: state.size] = state.stamps
+            self._agents[:] = 0
+            if state.agents is not None:
+                self._agents[: state.size] = state.agents
+            self._agent_ids = {agent: index for index, agent in enumerate(state.agent_ids)}
             self._size = state.size
             self._added_total = state.added_total
             self._restore_extra_state(state.extra)
@@ -230,10 +271,12 @@ class DataBuffer(ABC):
             "added_total": state.added_total,
             "specs": specs,
             "extra": state.extra,
+            "agent_ids": list(state.agent_ids),
         }
         arrays = {f"key_{index}": state.slots[key] for index, key in enumerate(self.keys)}
+        agents = state.agents if state.agents is not None else np.zeros(state.size, np.int32)
         with open(directory / DATA_FILE, "wb") as file:
-            np.savez(file, stamps=state.stamps, **arrays)  # type: ignore[arg-type]
+            np.savez(file, stamps=state.stamps, agents=agents, **arrays)  # type: ignore[arg-type]
         (directory / META_FILE).write_text(json.dumps(meta, indent=1))
 
     def read_state(self, directory: Path) -> BufferState:
@@ -244,7 +287,7 @@ class DataBuffer(ABC):
                 kind of buffer, with other keys or max_size, or with other sample shapes than
                 this buffer already holds.
         """
-        meta = _read_meta(directory / META_FILE)
+        meta = read_meta(directory / META_FILE)
         if meta.get("format") != STATE_FORMAT:
             raise BufferStateError(
                 f"{directory / META_FILE}: format {meta.get('format')!r}, expected {STATE_FORMAT}"
@@ -269,12 +312,13 @@ class DataBuffer(ABC):
             added_total = int(meta["added_total"])
             extra = meta["extra"]
             specs = _parse_specs(meta["specs"], self.keys)
+            agent_ids = tuple(str(agent) for agent in meta.get("agent_ids", [""]))
         except (KeyError, TypeError, ValueError) as error:
             raise BufferStateError(f"{directory / META_FILE} is damaged: {error}") from error
         if not isinstance(extra, dict):
             raise BufferStateError(f"{directory / META_FILE} is damaged: extra is not a mapping")
-        slots, stamps = _read_arrays(directory / DATA_FILE, self.keys, specs, size)
-        state = BufferState(specs, slots, stamps, added_total, extra)
+        slots, stamps, agents = _read_arrays(directory / DATA_FILE, self.keys, specs, size)
+        state = BufferState(specs, slots, stamps, added_total, extra, agents, agent_ids)
         self._check_state(state)
         return state
 
@@ -285,6 +329,13 @@ class DataBuffer(ABC):
             BufferStateError: See :meth:`read_state`.
         """
         self.restore_state(self.read_state(directory))
+
+    def _check_room(self, agent_id: str) -> None:
+        if agent_id not in self._agent_ids and len(self._agent_ids) >= MAX_AGENT_IDS:
+            raise ValueError(
+                f"agent {agent_id!r} would be agent {len(self._agent_ids) + 1}; a buffer tells "
+                f"at most {MAX_AGENT_IDS} apart"
+            )
 
     @abstractmethod
     def _slot_to_replace(self) -> int | None:
@@ -317,6 +368,19 @@ class DataBuffer(ABC):
             state.size and (state.stamps.min() < 0 or state.stamps.max() >= state.added_total)
         ):
             raise BufferStateError("state has invalid sample serial numbers")
+        if (
+            not state.agent_ids
+            or len(set(state.agent_ids)) != len(state.agent_ids)
+            or (
+                state.agents is not None
+                and (
+                    state.agents.shape != (state.size,)
+                    or (state.size and state.agents.min() < 0)
+                    or (state.size and state.agents.max() >= len(state.agent_ids))
+                )
+            )
+        ):
+            raise BufferStateError("state has invalid agent indices")
         with self._lock:
             current = self._specs
         if state.specs is None:
@@ -466,7 +530,8 @@ def _describe(specs: Mapping[str, SampleSpec]) -> str:
     return ", ".join(f"{key} {spec.shape} {spec.dtype}" for key, spec in specs.items())
 
 
-def _read_meta(path: Path) -> dict[str, Any]:
+def read_meta(path: Path) -> dict[str, Any]:
+    """Reads a buffer's ``meta.json``; raises BufferStateError if missing or damaged."""
     try:
         meta = json.loads(path.read_text())
     except FileNotFoundError as error:
@@ -495,10 +560,11 @@ def _parse_specs(raw: Any, keys: Sequence[str]) -> dict[str, SampleSpec] | None:
 
 def _read_arrays(
     path: Path, keys: Sequence[str], specs: Mapping[str, SampleSpec] | None, size: int
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray | None]:
     try:
         with np.load(path, allow_pickle=False) as data:
             stamps = np.asarray(data["stamps"])
+            agents = np.asarray(data["agents"]) if "agents" in data else None
             slots = {key: np.asarray(data[f"key_{index}"]) for index, key in enumerate(keys)}
     except FileNotFoundError as error:
         raise BufferStateError(f"{path} is missing") from error
@@ -513,4 +579,6 @@ def _read_arrays(
                     f"{path} is damaged: {key!r} is {slots[key].shape} {slots[key].dtype}, "
                     f"expected {(size, *spec.shape)} {spec.dtype}"
                 )
-    return slots, stamps.astype(np.int64)
+    if agents is not None and not np.issubdtype(agents.dtype, np.integer):
+        raise BufferStateError(f"{path} is damaged: agent indices of dtype {agents.dtype}")
+    return slots, stamps.astype(np.int64), None if agents is None else agents.astype(np.int32)

@@ -15,10 +15,11 @@ refused checkpoint leaves the learner as it was. No ROS import here.
 
 Folder layout written by :meth:`Learner.save_state`::
 
-    learner.json                 format, names, versions, runner state
+    learner.json                 format, names, buffer sharing, versions, runner state
     models/<model>.safetensors
     trainers/<trainer>.pt
     buffers/<buffer>/data.npz, meta.json
+    buffers/<buffer>/meta.json, agents/<index>/data.npz, meta.json    (per-agent buffers)
 """
 
 import copy
@@ -37,6 +38,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from pamiq_ros.core.agent_buffers import UNNAMED_AGENT, PerAgentBuffer
 from pamiq_ros.core.buffers import BufferState, BufferStateError, DataBuffer
 from pamiq_ros.core.checkpoint import CheckpointError
 from pamiq_ros.core.experience import ExperienceError, ExperienceRecord
@@ -127,8 +129,19 @@ class Learner:
         with self._versions_lock:
             return dict(self._versions)
 
-    def add(self, record: ExperienceRecord) -> None:
+    @property
+    def buffer_sharing(self) -> str:
+        """``per_agent`` if the buffers keep each agent's samples apart, else ``shared``."""
+        if any(isinstance(buffer, PerAgentBuffer) for buffer in self._buffers.values()):
+            return "per_agent"
+        return "shared"
+
+    def add(self, record: ExperienceRecord, agent_id: str = UNNAMED_AGENT) -> None:
         """Routes a record into the buffers; all samples are checked before any is stored.
+
+        ``agent_id`` chooses the agent's own buffers where they are kept per agent
+        (:class:`PerAgentBuffer`); a shared buffer keeps each agent's samples together when it
+        hands them out (see :mod:`pamiq_ros.core.buffers`).
 
         Raises:
             ExperienceError: If the route fails or a sample does not fit its buffer (shape,
@@ -147,6 +160,7 @@ class Learner:
                     f"there are only {sorted(self._buffers)}"
                 )
             try:
+                buffer.check_agent(agent_id)
                 checked[buffer_name] = buffer.check_sample(sample)
             except (KeyError, ValueError, TypeError) as error:
                 message = error.args[0] if isinstance(error, KeyError) and error.args else error
@@ -155,7 +169,7 @@ class Learner:
                 ) from error
         for buffer_name, sample in checked.items():
             try:
-                self._buffers[buffer_name].add(sample)
+                self._buffers[buffer_name].add_for(agent_id, sample)
             except (KeyError, ValueError) as error:  # another thread's first sample set shapes
                 raise ExperienceError(
                     f"step {record.step}: buffer {buffer_name!r}: {error}"
@@ -231,6 +245,15 @@ class Learner:
         """Samples held per buffer."""
         return {name: len(buffer) for name, buffer in self._buffers.items()}
 
+    def agent_buffer_sizes(self) -> dict[str, dict[str, int]]:
+        """Per agent id, samples held per buffer (empty when the buffers are shared)."""
+        sizes: dict[str, dict[str, int]] = {}
+        for name, buffer in self._buffers.items():
+            if isinstance(buffer, PerAgentBuffer):
+                for agent, size in buffer.agent_sizes().items():
+                    sizes.setdefault(agent, {})[name] = size
+        return sizes
+
     def save_state(self, directory: Path) -> None:
         """Writes models, trainers, buffers, versions and counters into ``directory``."""
         with self._lock:
@@ -247,6 +270,7 @@ class Learner:
                 "format": LEARNER_FORMAT,
                 "models": list(self._models),
                 "buffers": list(self._buffers),
+                "buffer_sharing": self.buffer_sharing,
                 "trainers": [trainer.name for trainer in self._trainers],
                 "versions": self.versions,
                 "runner": self._runner.state_dict(),
@@ -295,6 +319,14 @@ class Learner:
                 raise CheckpointError(
                     f"{directory} was saved with {kind} {meta.get(kind)}, this learner has {mine}"
                 )
+        saved_sharing = meta.get("buffer_sharing", "shared")  # older checkpoints: shared
+        if saved_sharing != self.buffer_sharing:
+            raise CheckpointError(
+                f"{directory} was saved with buffer_sharing {saved_sharing!r}, this trainer uses "
+                f"{self.buffer_sharing!r}: set buffer_sharing to {saved_sharing!r} to resume it "
+                "(samples are not converted: shared ones carry no agent, and merging agents' "
+                "would interleave their sequences)"
+            )
         versions = meta.get("versions")
         if (
             not isinstance(versions, dict)

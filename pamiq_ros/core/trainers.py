@@ -93,7 +93,7 @@ class Trainer(ABC):
             KeyError: If the trainer's buffer is not among ``buffers``.
         """
         buffer = self._buffer(buffers)
-        return len(buffer) >= self.min_buffer_size and self.new_samples(buffers) >= (
+        return buffer.drawable_size() >= self.min_buffer_size and self.new_samples(buffers) >= (
             self.min_new_samples
         )
 

@@ -39,7 +39,8 @@ from torch import nn
 from typing_extensions import override
 
 from pamiq_ros.core.actions import ACTION_SIZES, ActionChoice
-from pamiq_ros.core.buffers import RandomReplacementBuffer, SequentialBuffer
+from pamiq_ros.core.agent_buffers import arrange_buffers
+from pamiq_ros.core.buffers import DataBuffer, RandomReplacementBuffer, SequentialBuffer
 from pamiq_ros.core.experience import ExperienceRecord
 from pamiq_ros.core.learner import Learner
 from pamiq_ros.core.policy import Observation
@@ -485,7 +486,9 @@ class CuriosityTraining:
         jepa_reference_frames: Frames kept aside (the first the JEPA trainer saw) to measure
             collapse and drift on.
         world_learning_rate: Adam's learning rate for the temporal encoder.
-        forward_learning_rate: Adam's learning rate for the forward model.
+        forward_learning_rate: Adam's learning rate for the forward model; PAMIQ's 1e-4: a faster
+            one fits the training windows better and predicts held-out steps worse (README,
+            "Why the forward model does not beat copying yet").
         forward_steps_per_run: Gradient steps per forward-model run: a step is cheap, and the
             reward is only as good as the forward model (PAMIQ trains it hardest too).
         min_buffer_size: Samples a world-model buffer needs before its first run (the forward
@@ -497,6 +500,8 @@ class CuriosityTraining:
         ppo_min_new_samples: New steps PPO needs between runs.
         normalize_rewards: PPO learns from the rewards centred and scaled by their running
             moments (the agent's :class:`RewardScale`); False: the raw rewards, as PAMIQ.
+        buffer_sharing: ``shared`` (one buffer of each kind for all agents) or ``per_agent``
+            (each agent's own, see :mod:`pamiq_ros.core.agent_buffers`).
     """
 
     buffer_size: int = 2000
@@ -510,7 +515,7 @@ class CuriosityTraining:
     jepa_ema_momentum: float = jepa.DEFAULT_EMA_MOMENTUM
     jepa_reference_frames: int = 64
     world_learning_rate: float = 3e-4
-    forward_learning_rate: float = 3e-4
+    forward_learning_rate: float = 1e-4
     forward_steps_per_run: int = 8
     min_buffer_size: int = 64
     min_new_samples: int = 8
@@ -518,6 +523,7 @@ class CuriosityTraining:
     ppo_config: ppo.PPOConfig = field(default_factory=ppo.PPOConfig)
     ppo_min_new_samples: int = 64
     normalize_rewards: bool = True
+    buffer_sharing: str = "shared"
 
 
 def build_curiosity_learner(
@@ -546,20 +552,21 @@ def build_curiosity_learner(
             f"buffer_size ({options.buffer_size})"
         )
     models = {name: dims.build(name, seed, device).train() for name in dims.model_names()}
-    buffers = {
-        FRAMES_BUFFER: RandomReplacementBuffer(
+    makers: dict[str, Callable[[], DataBuffer]] = {
+        FRAMES_BUFFER: partial(
+            RandomReplacementBuffer,
             [jepa.FRAME_KEY],
             options.buffer_size,
             expected_survival_length=options.frame_survival_steps,
             seed=seed,
         ),
-        TEMPORAL_BUFFER: SequentialBuffer(
-            [temporal.OBS_KEY, temporal.HIDDEN_KEY], options.buffer_size
+        TEMPORAL_BUFFER: partial(
+            SequentialBuffer, [temporal.OBS_KEY, temporal.HIDDEN_KEY], options.buffer_size
         ),
-        FORWARD_DYNAMICS_BUFFER: SequentialBuffer(
-            forward_dynamics.SAMPLE_KEYS, options.buffer_size
+        FORWARD_DYNAMICS_BUFFER: partial(
+            SequentialBuffer, forward_dynamics.SAMPLE_KEYS, options.buffer_size
         ),
-        POLICY_BUFFER: SequentialBuffer(ppo.SAMPLE_KEYS, options.policy_buffer_size),
+        POLICY_BUFFER: partial(SequentialBuffer, ppo.SAMPLE_KEYS, options.policy_buffer_size),
     }
     ppo_window = options.ppo_config.sequence_length + 1  # PPO's first run waits for 4 windows
     trainers: list[Trainer] = [
@@ -592,8 +599,8 @@ def build_curiosity_learner(
         ),
     ]  # fmt: skip
     if dims.hears:  # its buffer is small: a window is 128 KB
-        buffers[AUDIO_BUFFER] = RandomReplacementBuffer(
-            [audio_jepa.AUDIO_KEY], AUDIO_BUFFER_SIZE, seed=seed + 4
+        makers[AUDIO_BUFFER] = partial(
+            RandomReplacementBuffer, [audio_jepa.AUDIO_KEY], AUDIO_BUFFER_SIZE, seed=seed + 4
         )
         trainers.append(
             audio_jepa.AudioJepaTrainer(  # a window costs about 4 frames' compute: 1/4 batch
@@ -603,6 +610,8 @@ def build_curiosity_learner(
                 min_new_samples=options.min_new_samples, seed=seed + 4,
             )
         )  # fmt: skip
+    needs = {trainer.buffer_name: trainer.min_buffer_size for trainer in trainers}
+    buffers = arrange_buffers(makers, options.buffer_sharing, needs, seed)
     shapes = dims.record_shapes()
     image_size = dims.jepa.image_size
     reward_key = "reward" if options.normalize_rewards else RAW_REWARD

@@ -329,7 +329,7 @@ class ForwardDynamicsTrainer(TorchTrainer[ForwardDynamics]):
         *,
         batch_size: int = 32,
         steps_per_run: int = 1,
-        learning_rate: float = 3e-4,
+        learning_rate: float = 1e-4,
         min_buffer_size: int | None = None,
         min_new_samples: int = 8,
         held_out_steps: int = 64,

@@ -28,6 +28,7 @@ from torch.utils.tensorboard import SummaryWriter
 from typing_extensions import override
 
 from pamiq_ros.core.actions import ACTION_SIZES
+from pamiq_ros.core.agent_buffers import BUFFER_SHARING
 from pamiq_ros.core.checkpoint import CheckpointStore, restore
 from pamiq_ros.core.experience import (
     MAX_TENSORS,
@@ -195,7 +196,7 @@ class TrainerSettings:
     )
     forward_learning_rate: float = setting(
         _CURIOSITY.forward_learning_rate,
-        "curiosity mind: Adam learning rate of the forward model.",
+        "curiosity mind: Adam learning rate of the forward model (PAMIQ's 1e-4).",
         low=1e-9,
         high=10.0,
         runtime=True,
@@ -223,6 +224,11 @@ class TrainerSettings:
         "curiosity mind: newest forward-model steps kept out of training, to measure "
         "its error against copying on steps it has not learned from.",
         low=1,
+    )  # fmt: skip
+    buffer_sharing: str = setting(
+        _CURIOSITY.buffer_sharing, "curiosity mind: shared (one buffer of each kind for all "
+        "agents; each agent's steps handed out together) or per_agent (each agent's own, as "
+        "large; each run draws one agent, in proportion to the samples it holds)."
     )  # fmt: skip
     normalize_rewards: bool = setting(
         _CURIOSITY.normalize_rewards,
@@ -323,7 +329,7 @@ class TrainerSettings:
         )  # fmt: skip
         require_one_of(
             self, mind=MIND_NAMES, preset=PRESET_NAMES, precision=tuple(PRECISIONS),
-            modalities=MODALITIES,
+            modalities=MODALITIES, buffer_sharing=BUFFER_SHARING,
             ppo_advantage=ADVANTAGES,
         )  # fmt: skip
         self.ppo_config()  # PPOConfig checks its own ranges
@@ -529,7 +535,7 @@ class TrainerNode(ManagedNode, Controllable):
             check_message_sizes(_declared_sizes(message), image_shape, ACTION_SIZES)
             record = message_to_record(message)
             check_record(record, image_shape, ACTION_SIZES, scalars=tuple(ACTING_FIGURES))
-            training.learner.add(record)
+            training.learner.add(record, str(message.agent_id))
             self._count_accepted(record, training.published)
         except (ExperienceError, ValueError, KeyError) as error:
             with self._lock:
@@ -655,6 +661,7 @@ class TrainerNode(ManagedNode, Controllable):
                 "experience_per_agent": self._experience_receiver.per_agent(),
                 "callback_errors": self._callback_errors,
                 "buffers": training.learner.buffer_sizes(),
+                "buffers_per_agent": training.learner.agent_buffer_sizes(),
                 "published_versions": dict(training.published),
                 "refused_versions": training.refused_versions,
                 "checkpoints_written": training.checkpoints_written,
@@ -835,6 +842,7 @@ def _curiosity_learner(settings: TrainerSettings) -> Learner:
         jepa_ema_momentum=settings.jepa_ema_momentum,
         held_out_steps=settings.held_out_steps,
         normalize_rewards=settings.normalize_rewards,
+        buffer_sharing=settings.buffer_sharing,
         min_buffer_size=settings.min_buffer_size,
         min_new_samples=settings.min_new_samples,
         ppo_config=settings.ppo_config(),

@@ -27,7 +27,9 @@ from pamiq_ros.bench.suite import (
     json_safe,
     main,
     part_targets,
+    scale_targets,
     stack_figures,
+    write_part_plots,
     write_plots,
 )
 
@@ -322,3 +324,112 @@ def test_quick_renderer_part_writes_its_figures_target_and_plot(tmp_path: Path) 
     assert report["targets"][-1]["target"].startswith("640x480")
     assert "renderer.png" in report["plots"]
     assert (out / "renderer.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# --- scale and weight sync ----------------------------------------------------------------------
+
+
+def _scale(small_p99: float, threads_p99: float, arrival_p99: float = 4.0) -> dict[str, Any]:
+    return {
+        "seconds": 60.0, "warmup_s": 20.0, "seed": 0,
+        "cases": {
+            "small_cpu": {
+                "preset": "small", "device": "cpu", "precision": "float32",
+                "trainer": "cpu float32",
+                "arms": {"ours_training": _ours(small_p99, 0, arrival_p99),
+                         "baseline_threads": _baseline(threads_p99)},
+            },
+            "base_cuda": {"preset": "base", "device": "cuda", "precision": "bfloat16",
+                          "trainer": "cuda bfloat16", "skipped": "no CUDA device: skipped"},
+        },
+    }  # fmt: skip
+
+
+def _sync() -> dict[str, Any]:
+    cases = [
+        {"requested_parameters": 10_000_000, "parameters": 10_003_000, "transport": "shm",
+         "acting_p50_ms": 60.0, "acting_p99_ms": 90.0, "acting_max_ms": 95.0, "load_1m": 2.5},
+        {"requested_parameters": 50_000_000, "parameters": 50_010_000, "transport": "shm",
+         "acting_p50_ms": 200.0, "acting_p99_ms": 280.0, "acting_max_ms": 290.0, "load_1m": 2.6},
+    ]  # fmt: skip
+    from pamiq_ros.bench.weight_sync import acting_targets
+
+    return {"transport": "shm", "repeats": 30, "warmup": 5, "cases": cases, "failed": [],
+            "targets": acting_targets(cases)}  # fmt: skip
+
+
+def test_scale_and_sync_targets_follow_the_other_parts() -> None:
+    targets = part_targets({"scale": _scale(1.5, 3.0), "weight_sync": _sync()})
+    assert [target["met"] for target in targets] == [True, True, True, None, True, False]
+    assert all("[small, trainer cpu float32]" in t["target"] for t in targets[:3])
+    assert targets[3]["note"] == "no CUDA device: skipped"
+    assert "[base, trainer cuda bfloat16]" in targets[3]["target"]
+    assert targets[4]["value"] == 90.0 and targets[5]["value"] == 280.0
+    missed = scale_targets(_scale(6.0, 3.0, arrival_p99=20.0))
+    assert [target["met"] for target in missed] == [False, False, False, None]
+    assert missed[1]["value"] == pytest.approx(3.0)  # ours - threads
+
+
+def test_table_shows_the_scale_rows_the_sync_figures_and_why_a_case_did_not_run() -> None:
+    report = {**_report({}), "scale": _scale(6.0, 3.0), "weight_sync": _sync()}
+    report["targets"] = evaluate_targets({}) + part_targets(report)
+    table = format_table(report)
+    assert "small_cpu ours" in table and "small_cpu (b) threads" in table
+    assert "base_cuda: no CUDA device: skipped" in table
+    assert "10,003,000 params: p50 60.0 ms, p99 90.0 ms" in table
+    assert "not measured (no CUDA device: skipped)" in table
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # matplotlib's log-axis mathtext
+def test_scale_and_sync_plots_are_written(tmp_path: Path) -> None:
+    report = {**_report({}), "scale": _scale(2.0, 3.0), "weight_sync": _sync()}
+    names = write_part_plots(report, tmp_path)
+    assert names == ["scale.png", "weight_sync.png"]
+    for name in names:
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+    nothing = {**_report({}), "scale": {"cases": {}}, "weight_sync": {"cases": []}}
+    assert write_part_plots(nothing, tmp_path / "none") == []
+
+
+@pytest.mark.usefixtures("restored_environment")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # matplotlib's log-axis mathtext
+def test_quick_scale_and_sync_parts_reach_the_report(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from pamiq_ros.bench import scale, weight_sync
+
+    measured: list[tuple[str, float]] = []
+    synced: list[tuple[int, int, int]] = []
+
+    def measure_case(name: str, options: Any, say: Any) -> dict[str, Any]:
+        measured.append((name, options.seconds))
+        return {"ours_training": _ours(1.0, 0), "baseline_threads": _baseline(2.0)}
+
+    def run_case(size: int, transport: str, repeats: int, warmup: int, env: Any, out: Path) -> Any:
+        synced.append((size, repeats, warmup))
+        return {"requested_parameters": size, "parameters": size, "transport": transport,
+                "acting_p50_ms": 40.0, "acting_p99_ms": 50.0, "acting_max_ms": 55.0}  # fmt: skip
+
+    monkeypatch.setattr(scale, "measure_case", measure_case)
+    monkeypatch.setattr(scale, "cuda_available", lambda: False)
+    monkeypatch.setattr(weight_sync, "run_case", run_case)
+    out = tmp_path / "run"
+    status = main(
+        ["--only", "scale,sync", "--quick", "--out", str(out), "--config", str(SIM_CONFIG)]
+    )
+    assert status == 0
+    assert measured == [("small_cpu", scale.QUICK_SCALE_SECONDS)]
+    quick = (weight_sync.QUICK_SUITE_REPEATS, weight_sync.QUICK_SUITE_WARMUP)
+    assert synced == [(10_000_000, *quick), (50_000_000, *quick)]
+    report = json.loads((out / "bench.json").read_text())
+    assert report["scale"]["cases"]["small_cuda"]["skipped"] == "no CUDA device: skipped"
+    assert report["scale"]["cases"]["base_cuda"]["skipped"] == "no CUDA device: skipped"
+    targets = {t["target"]: t["met"] for t in report["targets"]}
+    assert targets["p99 step-interval error < 2 ms, training [small, trainer cpu float32]"]
+    assert targets["weights 50 M params publish -> acting p99 < 250 ms, shm"] is True
+    assert report["plots"] == ["scale.png", "weight_sync.png"]
+
+
+def test_default_bench_runs_the_scale_and_sync_parts() -> None:
+    assert {"scale", "sync"} <= set(suite.DEFAULT_PARTS)
+    assert "stack" not in suite.DEFAULT_PARTS

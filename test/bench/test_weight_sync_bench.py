@@ -4,10 +4,18 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from pamiq_ros.bench.weight_sync import STAGE_KEYS, build_model, model_shape, parameter_count
+from pamiq_ros.bench.weight_sync import (
+    STAGE_KEYS,
+    acting_targets,
+    build_model,
+    measure_sync,
+    model_shape,
+    parameter_count,
+)
 
 
 def processes_with_log_dir(log_dir: Path) -> list[int]:
@@ -76,3 +84,39 @@ def test_bad_arguments_are_refused(capsys):
             main(arguments)
         assert exit_info.value.code == 2
     assert "is not a number" in capsys.readouterr().err
+
+
+# --- make bench's part --------------------------------------------------------------------------
+
+
+def _case(size: int, p99: float) -> dict[str, Any]:
+    return {"requested_parameters": size, "parameters": size + 5, "transport": "shm",
+            "acting_p50_ms": p99 / 2, "acting_p99_ms": p99, "acting_max_ms": p99}  # fmt: skip
+
+
+def test_acting_targets_beside_the_issues_sizes() -> None:
+    targets = acting_targets([_case(10_000_000, 80.0), _case(50_000_000, 300.0)])
+    assert [(t["parameters"], t["limit_ms"], t["value"], t["met"]) for t in targets] == [
+        (10_000_000, 100.0, 80.0, True),
+        (50_000_000, 250.0, 300.0, False),
+    ]
+    assert "10 M" in targets[0]["target"] and "shm" in targets[0]["target"]
+    missing = acting_targets([_case(10_000_000, math.nan)])
+    assert [t["met"] for t in missing] == [None, None]
+
+
+def test_suite_part_runs_each_target_size_and_keeps_a_failure(tmp_path: Path) -> None:
+    calls: list[tuple[Any, ...]] = []
+
+    def run(size: int, transport: str, repeats: int, warmup: int, env: Any, out: Path) -> Any:
+        calls.append((size, transport, repeats, warmup, out))
+        if size == 50_000_000:
+            raise RuntimeError("case 5e07-shm failed\nlog")
+        return _case(size, 70.0)
+
+    part = measure_sync(7, 2, {}, tmp_path, lambda _: None, run=run)
+    assert calls == [(10_000_000, "shm", 7, 2, tmp_path), (50_000_000, "shm", 7, 2, tmp_path)]
+    assert [case["requested_parameters"] for case in part["cases"]] == [10_000_000]
+    assert "load_1m" in part["cases"][0]
+    assert part["failed"] == ["case 5e07-shm failed\nlog"]
+    assert [t["met"] for t in part["targets"]] == [True, None]

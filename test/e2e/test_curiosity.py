@@ -123,9 +123,10 @@ def test_the_forward_model_learns_to_predict_better_than_copying_on_held_out_ste
     error falls below that of predicting "nothing changes", where a fresh model starts.
 
     The measurement itself must work on the full stack (it fails the test if not). That the
-    ratio falls below 0.9 within the test's time is not reached yet on this stack (see the
-    README's health section): the test then reports an expected failure with the series, and
-    passes once it is.
+    ratio falls below 0.9 within the test's time is not reached yet on this stack (the README's
+    "Why the forward model does not beat copying yet": it overfits its few minutes of
+    experience): the test then reports an expected failure with the series, and passes once
+    it is.
     """
     config = config_for_test(
         "sim", tmp_path, free_udp_port(), free_tcp_port(),

@@ -306,3 +306,26 @@ def test_ppo_learns_from_normalised_or_raw_rewards_as_set() -> None:
         np.testing.assert_array_equal(stored, np.array(sent, dtype=np.float32))
         dones = learner.buffers[FORWARD_DYNAMICS_BUFFER].get_data()["done"]
         assert dones.tolist() == [0.0] * 19 + [1.0]
+
+
+def test_per_agent_buffers_train_every_model_from_two_interleaved_agents() -> None:
+    learner = build_curiosity_learner(seed=0, training=small_training(buffer_sharing="per_agent"))
+    streams = [run(CuriosityMind(seed=seed), frames(22, seed)) for seed in (0, 1)]
+    for pair in zip(*streams, strict=True):  # as a fleet's records arrive: alternating
+        for agent_id, record in zip(("/a/agent", "/b/agent"), pair, strict=True):
+            learner.add(record, agent_id)
+    sizes = learner.agent_buffer_sizes()
+    assert sorted(sizes) == ["/a/agent", "/b/agent"]
+    assert all(set(per_buffer.values()) == {21} for per_buffer in sizes.values())
+    trained: set[str] = set()
+    for _ in range(8):
+        result = learner.train_next()
+        if result is None:
+            break
+        trained.update(result.updated_models)
+    assert trained == set(MODEL_NAMES)
+    drawn = learner.buffers[POLICY_BUFFER].get_data()["state"]  # one agent's steps, in order
+    assert any(
+        np.array_equal(drawn, np.stack([record.tensors["state"] for record in stream]))
+        for stream in streams
+    )

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from pamiq_ros.core.agent_buffers import PerAgentBuffer
 from pamiq_ros.core.buffers import RandomReplacementBuffer
 from pamiq_ros.minds.curiosity import FRAMES_BUFFER
 from pamiq_ros.models.forward_dynamics import ForwardDynamicsTrainer
@@ -45,6 +46,13 @@ def test_pamiqs_choices_and_the_never_ending_settings_reach_the_learner():
     frames = learner.buffers[FRAMES_BUFFER]
     assert isinstance(frames, RandomReplacementBuffer)
     assert frames.expected_survival_length == pytest.approx(4000)
+    assert learner.buffer_sharing == "shared"
+
+
+def test_per_agent_buffer_sharing_reaches_the_learner():
+    learner = build_learner(TrainerSettings(buffer_sharing="per_agent"))
+    assert learner.buffer_sharing == "per_agent"
+    assert all(isinstance(buffer, PerAgentBuffer) for buffer in learner.buffers.values())
 
 
 @pytest.mark.parametrize(
@@ -56,6 +64,7 @@ def test_pamiqs_choices_and_the_never_ending_settings_reach_the_learner():
         ({"niceness": 20}, "niceness"),
         ({"min_run_interval": math.inf}, "min_run_interval"),
         ({"frame_survival_steps": 0}, "frame_survival_steps"),
+        ({"buffer_sharing": "pooled"}, "buffer_sharing must be one of"),
     ],
 )
 def test_bad_settings_are_refused_with_the_reason(values, message):
