@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from pamiq_ros.core.actions import ACTION_SIZES
+from pamiq_ros.core.actions import (
+    ACTION_SIZES,
+    RELEASED_MOUSE,
+    VRCHAT_ACTION_SIZES,
+    ActionChoice,
+    ActionMapper,
+    VRChatActionMapper,
+    VRChatChoice,
+)
 from pamiq_ros.core.buffers import RandomReplacementBuffer
 from pamiq_ros.core.experience import ExperienceError, ExperienceRecord
 from pamiq_ros.minds.curiosity import (
@@ -183,6 +191,8 @@ def test_a_state_that_does_not_fit_is_refused_and_changes_nothing() -> None:
         mind.load_state_dict({**good, "policy_hidden": [[[math.nan] * 64]]})
     with pytest.raises(ValueError, match="preset"):
         mind.load_state_dict({**good, "preset": "base"})
+    with pytest.raises(ValueError, match="action space 'vrchat'"):
+        mind.load_state_dict({**good, "action_space": "vrchat"})
     with pytest.raises(ValueError, match="not a curiosity mind state"):
         mind.load_state_dict({"preset": "tiny"})
     assert mind.state_dict() == good
@@ -306,3 +316,65 @@ def test_ppo_learns_from_normalised_or_raw_rewards_as_set() -> None:
         np.testing.assert_array_equal(stored, np.array(sent, dtype=np.float32))
         dones = learner.buffers[FORWARD_DYNAMICS_BUFFER].get_data()["done"]
         assert dones.tolist() == [0.0] * 19 + [1.0]
+
+
+def test_a_vrchat_space_mind_chooses_nine_heads_that_map_to_motion_and_mouse() -> None:
+    mind = CuriosityMind(seed=0, action_space="vrchat")
+    policy = mind.models[POLICY].current()[0]
+    dynamics = mind.models[FORWARD_DYNAMICS].current()[0]
+    assert isinstance(policy, torch.nn.Module) and isinstance(dynamics, ForwardDynamics)
+    assert policy.action_sizes == dynamics.action_sizes == VRCHAT_ACTION_SIZES
+    steps = [mind.act(step, frame) for step, frame in enumerate(frames(4), start=1)]
+    assert all(isinstance(step.choice, VRChatChoice) for step in steps)
+    records = [record for step in steps for record in step.records]
+    assert [r.action.tolist() for r in records] == [list(s.choice.indices()) for s in steps[:3]]
+    mapper = VRChatActionMapper(ActionMapper(2.0, 1.5), mouse_speed=100.0)
+    for step in steps:
+        choice = step.choice
+        assert isinstance(choice, VRChatChoice)
+        body, mouse = mapper.to_actions(choice)
+        assert body.motion.ccw_radps == 0.0, "the mouse's x turns in this space"
+        assert body.motion.forward_mps == {0: 0.0, 1: 2.0, 2: -2.0}[choice.move] * (
+            2.0 if choice.run else 1.0
+        )
+        assert mouse.velocity_x == {0: 0.0, 1: 100.0, 2: -100.0}[choice.look_x]
+        assert mouse.velocity_y == {0: 0.0, 1: 100.0, 2: -100.0}[choice.look_y]
+        assert (mouse.left, mouse.right, mouse.middle) == (
+            choice.left_button == 1, choice.right_button == 1, choice.middle_button == 1,
+        )  # fmt: skip
+    idle = mind.act(5, None).choice
+    assert idle == VRChatChoice() and mapper.to_actions(idle)[1] == RELEASED_MOUSE
+    assert isinstance(CuriosityMind(seed=0).act(1, frames(1)[0]).choice, ActionChoice)
+
+
+def test_a_random_vrchat_policy_draws_every_option_of_the_nine_heads() -> None:
+    records = run(CuriosityMind(policy="random", seed=2, action_space="vrchat"), frames(30))
+    actions = np.stack([record.action for record in records])
+    for dimension, size in enumerate(VRCHAT_ACTION_SIZES):
+        assert set(actions[:, dimension]) == set(range(size))
+    expected = -math.log(math.prod(VRCHAT_ACTION_SIZES))
+    assert all(float(r.tensors["log_prob"]) == pytest.approx(expected) for r in records)
+    with pytest.raises(ValueError, match="action_space must be one of"):
+        CuriosityMind(action_space="gamepad")
+
+
+def test_a_vrchat_space_learner_trains_on_its_records_and_refuses_the_other_spaces() -> None:
+    learner = build_curiosity_learner(seed=0, training=small_training(), action_space="vrchat")
+    motion_record = run(CuriosityMind(seed=0), frames(2))[0]
+    with pytest.raises(ExperienceError, match="same action_space"):
+        learner.add(motion_record)
+    for record in run(CuriosityMind(seed=0, action_space="vrchat"), frames(40)):
+        learner.add(record)
+    trained: set[str] = set()
+    metrics: dict[str, float] = {}
+    for _ in range(8):
+        result = learner.train_next()
+        if result is None:
+            break
+        trained.update(result.updated_models)
+        metrics.update(result.metrics)
+    assert {FORWARD_DYNAMICS, POLICY} <= trained
+    assert math.isfinite(metrics["forward_dynamics/loss"]) and math.isfinite(metrics["ppo/loss"])
+    assert learner.models[POLICY].action_sizes == VRCHAT_ACTION_SIZES
+    with pytest.raises(ExperienceError, match="same action_space"):
+        build_curiosity_learner().add(run(CuriosityMind(action_space="vrchat"), frames(2))[0])
