@@ -35,7 +35,7 @@ counter-clockwise, a left turn). No ROS import here.
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from enum import IntEnum
-from typing import Any, Final
+from typing import ClassVar, Final, Self
 
 
 class Move(IntEnum):
@@ -98,32 +98,52 @@ RUN_SPEED_FACTOR: Final = 2.0
 """How much running multiplies the linear speed (as VRChat's Run does)."""
 
 
+class _IndexedChoice:
+    """A frozen dataclass of one option index per dimension of ``DIMENSIONS``, in order."""
+
+    DIMENSIONS: ClassVar[tuple[ActionDimension, ...]]
+
+    def __post_init__(self) -> None:
+        for field, dimension in zip(fields(self), self.DIMENSIONS, strict=True):  # type: ignore[arg-type]
+            value = getattr(self, field.name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"action {dimension.name} must be an int, got {value!r}")
+            if not 0 <= value < dimension.size:
+                raise ValueError(
+                    f"action {dimension.name}={value} is out of range 0..{dimension.size - 1} "
+                    f"({', '.join(dimension.options)})"
+                )
+
+    @classmethod
+    def from_indices(cls, indices: Sequence[int]) -> Self:
+        """Builds a choice from one index per dimension, in ``DIMENSIONS`` order.
+
+        Raises:
+            ValueError: If the number of indices is wrong or an index is out of range.
+        """
+        if len(indices) != len(cls.DIMENSIONS):
+            raise ValueError(
+                f"an action of {cls.__name__} needs {len(cls.DIMENSIONS)} indices "
+                f"({', '.join(d.name for d in cls.DIMENSIONS)}), got {len(indices)}"
+            )
+        return cls(*(int(index) for index in indices))
+
+    def indices(self) -> tuple[int, ...]:
+        """One index per dimension, in ``DIMENSIONS`` order."""
+        return tuple(int(getattr(self, field.name)) for field in fields(self))  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
-class ActionChoice:
+class ActionChoice(_IndexedChoice):
     """One option index per dimension; see the module docstring for their meaning."""
+
+    DIMENSIONS: ClassVar[tuple[ActionDimension, ...]] = ACTION_DIMENSIONS
 
     move: int = Move.STOP
     strafe: int = Strafe.NONE
     turn: int = Turn.NONE
     jump: int = Toggle.NO
     run: int = Toggle.NO
-
-    def __post_init__(self) -> None:
-        _check_fields(self, ACTION_DIMENSIONS)
-
-    @classmethod
-    def from_indices(cls, indices: Sequence[int]) -> "ActionChoice":
-        """Builds a choice from one index per dimension, in ``ACTION_DIMENSIONS`` order.
-
-        Raises:
-            ValueError: If the number of indices is wrong or an index is out of range.
-        """
-        _check_count(indices, ACTION_DIMENSIONS, "an action")
-        return cls(*(int(index) for index in indices))
-
-    def indices(self) -> tuple[int, ...]:
-        """One index per dimension, in ``ACTION_DIMENSIONS`` order."""
-        return (int(self.move), int(self.strafe), int(self.turn), int(self.jump), int(self.run))
 
     def label(self) -> str:
         """A short readable name, e.g. ``forward+turn_left+run``; ``stop`` when idle."""
@@ -206,27 +226,6 @@ class ActionMapper:
         return Action(motion, VRChatButtons(jump=choice.jump == Toggle.YES, run=running))
 
 
-def _check_fields(choice: Any, dimensions: Sequence[ActionDimension]) -> None:
-    """Each field of the dataclass ``choice`` (in ``dimensions`` order) is an option index."""
-    for field, dimension in zip(fields(choice), dimensions, strict=True):
-        value = getattr(choice, field.name)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"action {dimension.name} must be an int, got {value!r}")
-        if not 0 <= value < dimension.size:
-            raise ValueError(
-                f"action {dimension.name}={value} is out of range 0..{dimension.size - 1} "
-                f"({', '.join(dimension.options)})"
-            )
-
-
-def _check_count(indices: Sequence[int], dimensions: Sequence[ActionDimension], what: str) -> None:
-    if len(indices) != len(dimensions):
-        raise ValueError(
-            f"{what} needs {len(dimensions)} indices "
-            f"({', '.join(d.name for d in dimensions)}), got {len(indices)}"
-        )
-
-
 def _signed(option: int, positive: int, negative: int) -> float:
     if option == positive:
         return 1.0
@@ -290,8 +289,10 @@ def action_sizes(space: str) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True)
-class VRChatChoice:
+class VRChatChoice(_IndexedChoice):
     """One option index per head of :data:`VRCHAT_ACTION_DIMENSIONS`, in that order."""
+
+    DIMENSIONS: ClassVar[tuple[ActionDimension, ...]] = VRCHAT_ACTION_DIMENSIONS
 
     move: int = Move.STOP
     strafe: int = Strafe.NONE
@@ -302,23 +303,6 @@ class VRChatChoice:
     left_button: int = Toggle.NO
     right_button: int = Toggle.NO
     middle_button: int = Toggle.NO
-
-    def __post_init__(self) -> None:
-        _check_fields(self, VRCHAT_ACTION_DIMENSIONS)
-
-    @classmethod
-    def from_indices(cls, indices: Sequence[int]) -> "VRChatChoice":
-        """Builds a choice from one index per head, in ``VRCHAT_ACTION_DIMENSIONS`` order.
-
-        Raises:
-            ValueError: If the number of indices is wrong or an index is out of range.
-        """
-        _check_count(indices, VRCHAT_ACTION_DIMENSIONS, "a VRChat action")
-        return cls(*(int(index) for index in indices))
-
-    def indices(self) -> tuple[int, ...]:
-        """One index per head, in ``VRCHAT_ACTION_DIMENSIONS`` order."""
-        return tuple(int(getattr(self, field.name)) for field in fields(self))
 
     def body(self) -> ActionChoice:
         """The OSC part as a motion-space choice (no turn)."""
