@@ -28,6 +28,11 @@ Defaults: ``linear_speed`` 2.0 m/s (VRChat's walking speed at full axis), ``angu
 driven by ``cmd_vel`` moves as the avatar does. (The OSC actuator clamps the axis to 1.0 and
 presses Run, which doubles the avatar's speed in VRChat.)
 
+That is the ``motion`` action space (the default). The ``vrchat`` space (the end of this
+module: :data:`VRCHAT_ACTION_DIMENSIONS`, :class:`VRChatChoice`, :class:`VRChatActionMapper`)
+has pamiq-vrchat's 9 heads: the above without ``turn``, plus the mouse's x and y velocity and
+three buttons. Agent and trainer choose one with their ``action_space`` setting.
+
 ``Motion`` follows ROS REP-103 (x forward, y left, z up, so a positive turn is
 counter-clockwise, a left turn). No ROS import here.
 """
