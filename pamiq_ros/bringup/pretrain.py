@@ -20,7 +20,7 @@ import torch
 from pamiq_ros_interfaces.msg import Experience
 from rclpy.serialization import deserialize_message
 
-from pamiq_ros.core.actions import ACTION_SIZES
+from pamiq_ros.core.actions import action_sizes
 from pamiq_ros.core.checkpoint import CheckpointStore
 from pamiq_ros.core.experience import ExperienceError, check_record
 from pamiq_ros.io.bags import BagError, BagReader
@@ -89,7 +89,7 @@ def pretrain(
         for message in reader.messages(topics):
             try:
                 record = message_to_record(deserialize_message(message.data, Experience))
-                check_record(record, image_shape, ACTION_SIZES)
+                check_record(record, image_shape, action_sizes(settings.action_space))
                 learner.add(record)
             except (ExperienceError, ValueError, KeyError) as error:
                 result.refused += 1

@@ -127,7 +127,7 @@ NODE_GRAPH: dict[str, NodeGraph] = {
     "mouse_actuator": NodeGraph(NodeInterfaces(subscribes=("mouse",))),
     "agent": NodeGraph(
         NodeInterfaces(
-            publishes=("cmd_vel", "vrchat_input", "experience"),
+            publishes=("cmd_vel", "vrchat_input", "mouse", "experience"),  # mouse: vrchat space
             subscribes=(
                 "camera/image_raw",
                 "camera/image_raw/compressed",

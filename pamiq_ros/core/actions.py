@@ -28,6 +28,11 @@ Defaults: ``linear_speed`` 2.0 m/s (VRChat's walking speed at full axis), ``angu
 driven by ``cmd_vel`` moves as the avatar does. (The OSC actuator clamps the axis to 1.0 and
 presses Run, which doubles the avatar's speed in VRChat.)
 
+That is the ``motion`` action space (the default). The ``vrchat`` space (the end of this
+module: :data:`VRCHAT_ACTION_DIMENSIONS`, :class:`VRChatChoice`, :class:`VRChatActionMapper`)
+has pamiq-vrchat's 9 heads: the above without ``turn``, plus the mouse's x and y velocity and
+three buttons. Agent and trainer choose one with their ``action_space`` setting.
+
 ``Motion`` follows ROS REP-103 (x forward, y left, z up, so a positive turn is
 counter-clockwise, a left turn). No ROS import here.
 """
@@ -35,7 +40,7 @@ counter-clockwise, a left turn). No ROS import here.
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from enum import IntEnum
-from typing import Final
+from typing import ClassVar, Final, Self
 
 
 class Move(IntEnum):
@@ -98,18 +103,13 @@ RUN_SPEED_FACTOR: Final = 2.0
 """How much running multiplies the linear speed (as VRChat's Run does)."""
 
 
-@dataclass(frozen=True)
-class ActionChoice:
-    """One option index per dimension; see the module docstring for their meaning."""
+class _IndexedChoice:
+    """A frozen dataclass of one option index per dimension of ``DIMENSIONS``, in order."""
 
-    move: int = Move.STOP
-    strafe: int = Strafe.NONE
-    turn: int = Turn.NONE
-    jump: int = Toggle.NO
-    run: int = Toggle.NO
+    DIMENSIONS: ClassVar[tuple[ActionDimension, ...]]
 
     def __post_init__(self) -> None:
-        for field, dimension in zip(fields(self), ACTION_DIMENSIONS, strict=True):
+        for field, dimension in zip(fields(self), self.DIMENSIONS, strict=True):  # type: ignore[arg-type]
             value = getattr(self, field.name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"action {dimension.name} must be an int, got {value!r}")
@@ -120,22 +120,35 @@ class ActionChoice:
                 )
 
     @classmethod
-    def from_indices(cls, indices: Sequence[int]) -> "ActionChoice":
-        """Builds a choice from one index per dimension, in ``ACTION_DIMENSIONS`` order.
+    def from_indices(cls, indices: Sequence[int]) -> Self:
+        """Builds a choice from one index per dimension, in ``DIMENSIONS`` order.
 
         Raises:
             ValueError: If the number of indices is wrong or an index is out of range.
         """
-        if len(indices) != len(ACTION_DIMENSIONS):
+        if len(indices) != len(cls.DIMENSIONS):
             raise ValueError(
-                f"an action needs {len(ACTION_DIMENSIONS)} indices "
-                f"({', '.join(d.name for d in ACTION_DIMENSIONS)}), got {len(indices)}"
+                f"an action of {cls.__name__} needs {len(cls.DIMENSIONS)} indices "
+                f"({', '.join(d.name for d in cls.DIMENSIONS)}), got {len(indices)}"
             )
         return cls(*(int(index) for index in indices))
 
     def indices(self) -> tuple[int, ...]:
-        """One index per dimension, in ``ACTION_DIMENSIONS`` order."""
-        return (int(self.move), int(self.strafe), int(self.turn), int(self.jump), int(self.run))
+        """One index per dimension, in ``DIMENSIONS`` order."""
+        return tuple(int(getattr(self, field.name)) for field in fields(self))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class ActionChoice(_IndexedChoice):
+    """One option index per dimension; see the module docstring for their meaning."""
+
+    DIMENSIONS: ClassVar[tuple[ActionDimension, ...]] = ACTION_DIMENSIONS
+
+    move: int = Move.STOP
+    strafe: int = Strafe.NONE
+    turn: int = Turn.NONE
+    jump: int = Toggle.NO
+    run: int = Toggle.NO
 
     def label(self) -> str:
         """A short readable name, e.g. ``forward+turn_left+run``; ``stop`` when idle."""
@@ -201,8 +214,13 @@ class ActionMapper:
         if not self.angular_speed > 0:
             raise ValueError(f"angular_speed must be positive, got {self.angular_speed}")
 
-    def to_action(self, choice: ActionChoice) -> Action:
-        """Returns the motion and buttons that ``choice`` stands for."""
+    def to_action(self, choice: "ActionChoice | VRChatChoice") -> Action:
+        """Returns the motion and buttons that ``choice`` stands for.
+
+        Of a :class:`VRChatChoice`, its OSC part (no turn: the mouse's x turns there).
+        """
+        if isinstance(choice, VRChatChoice):
+            choice = choice.body()
         running = choice.run == Toggle.YES
         linear = self.linear_speed * (RUN_SPEED_FACTOR if running else 1.0)
         motion = Motion(
@@ -260,6 +278,64 @@ ACTION_SPACES: Final[dict[str, tuple[ActionDimension, ...]]] = {
 """By name: ``motion`` (5 heads: walks and turns; robots and light configurations) and
 ``vrchat`` (9 heads, with the mouse)."""
 
+ACTION_SPACE_NAMES: Final[tuple[str, ...]] = tuple(ACTION_SPACES)
+"""``("motion", "vrchat")``; ``motion`` is the default."""
+
+
+def action_sizes(space: str) -> tuple[int, ...]:
+    """Options per head of the named action space (the policy's head sizes).
+
+    Raises:
+        ValueError: If no action space has that name.
+    """
+    if space not in ACTION_SPACES:
+        raise ValueError(f"action_space must be one of {list(ACTION_SPACES)}, got {space!r}")
+    return tuple(dimension.size for dimension in ACTION_SPACES[space])
+
+
+@dataclass(frozen=True)
+class VRChatChoice(_IndexedChoice):
+    """One option index per head of :data:`VRCHAT_ACTION_DIMENSIONS`, in that order."""
+
+    DIMENSIONS: ClassVar[tuple[ActionDimension, ...]] = VRCHAT_ACTION_DIMENSIONS
+
+    move: int = Move.STOP
+    strafe: int = Strafe.NONE
+    jump: int = Toggle.NO
+    run: int = Toggle.NO
+    look_x: int = Look.NONE
+    look_y: int = Look.NONE
+    left_button: int = Toggle.NO
+    right_button: int = Toggle.NO
+    middle_button: int = Toggle.NO
+
+    def body(self) -> ActionChoice:
+        """The OSC part as a motion-space choice (no turn)."""
+        return ActionChoice(self.move, self.strafe, Turn.NONE, self.jump, self.run)
+
+    def label(self) -> str:
+        """The OSC part's label and the mouse's, e.g. ``forward+run+look_left+click_left``."""
+        body = self.body().label()
+        parts = [] if body == "stop" else [body]
+        looks = (self.look_x, self.look_y)
+        for look, option in zip(VRCHAT_ACTION_DIMENSIONS[4:6], looks, strict=True):
+            if option != Look.NONE:
+                parts.append(f"look_{look.options[option]}")  # look_left, look_up...
+        for button in ("left", "right", "middle"):
+            if getattr(self, f"{button}_button") == Toggle.YES:
+                parts.append(f"click_{button}")
+        return "+".join(parts) if parts else "stop"
+
+
+Choice = ActionChoice | VRChatChoice
+"""A choice of either action space."""
+
+CHOICES: Final[dict[str, type[ActionChoice] | type[VRChatChoice]]] = {
+    "motion": ActionChoice,
+    "vrchat": VRChatChoice,
+}
+"""The choice type of each action space (``from_indices`` builds one)."""
+
 
 @dataclass(frozen=True)
 class MouseAction:
@@ -288,29 +364,25 @@ class VRChatActionMapper:
         if not self.mouse_speed > 0:
             raise ValueError(f"mouse_speed must be positive, got {self.mouse_speed}")
 
-    def to_actions(self, indices: Sequence[int]) -> tuple[Action, MouseAction]:
-        """The body's action and the mouse's, in ``VRCHAT_ACTION_DIMENSIONS`` order.
+    def to_actions(self, indices: Sequence[int] | VRChatChoice) -> tuple[Action, MouseAction]:
+        """The body's action and the mouse's, of a choice or its indices.
+
+        Indices come in ``VRCHAT_ACTION_DIMENSIONS`` order.
 
         Raises:
             ValueError: If the number of indices is wrong or one is out of range.
         """
-        if len(indices) != len(VRCHAT_ACTION_DIMENSIONS):
-            raise ValueError(
-                f"a VRChat action needs {len(VRCHAT_ACTION_DIMENSIONS)} indices "
-                f"({', '.join(d.name for d in VRCHAT_ACTION_DIMENSIONS)}), got {len(indices)}"
-            )
-        for index, dimension in zip(indices, VRCHAT_ACTION_DIMENSIONS, strict=True):
-            if not 0 <= int(index) < dimension.size:
-                raise ValueError(
-                    f"action {dimension.name}={index} is out of range 0..{dimension.size - 1}"
-                )
-        move, strafe, jump, run, look_x, look_y, left, right, middle = (int(i) for i in indices)
-        body = self.motion.to_action(ActionChoice(move, strafe, Turn.NONE, jump, run))
+        c = indices if isinstance(indices, VRChatChoice) else VRChatChoice.from_indices(indices)
+        body = self.motion.to_action(c.body())
         mouse = MouseAction(
-            velocity_x=_signed(look_x, Look.POSITIVE, Look.NEGATIVE) * self.mouse_speed,
-            velocity_y=_signed(look_y, Look.POSITIVE, Look.NEGATIVE) * self.mouse_speed,
-            left=left == Toggle.YES,
-            right=right == Toggle.YES,
-            middle=middle == Toggle.YES,
+            velocity_x=_signed(c.look_x, Look.POSITIVE, Look.NEGATIVE) * self.mouse_speed,
+            velocity_y=_signed(c.look_y, Look.POSITIVE, Look.NEGATIVE) * self.mouse_speed,
+            left=c.left_button == Toggle.YES,
+            right=c.right_button == Toggle.YES,
+            middle=c.middle_button == Toggle.YES,
         )
         return body, mouse
+
+
+RELEASED_MOUSE: Final = MouseAction()
+"""The mouse of a gap, a pause and a shutdown: pointer still, every button up."""

@@ -7,6 +7,10 @@ new observation, map the choice to an action and hand it to ``publish``. A frame
 ``max_frame_age``, or the frame the last step already used, is a gap: the mind sees None and
 the action is a stop. Pause and close publish a stop under the lock, so no step's action can
 follow it. The node supplies the callables that touch ROS (publish, hand off records, log).
+
+In the ``vrchat`` action space the mind's choices are 9-head ``VRChatChoice``: the loop also
+hands each step's mouse command to ``publish_mouse``, and a released mouse
+(:data:`~pamiq_ros.core.actions.RELEASED_MOUSE`) wherever it publishes a stop.
 """
 
 import dataclasses
@@ -16,7 +20,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pamiq_ros.core.actions import Action, ActionMapper, Motion, VRChatButtons
+from pamiq_ros.core.actions import (
+    RELEASED_MOUSE,
+    Action,
+    ActionMapper,
+    Choice,
+    Motion,
+    MouseAction,
+    VRChatActionMapper,
+    VRChatButtons,
+    VRChatChoice,
+)
 from pamiq_ros.core.experience import ExperienceRecord
 from pamiq_ros.core.frame_age import FrameAges
 from pamiq_ros.core.mailbox import Mailbox
@@ -83,6 +97,8 @@ class ActingLoop:
         on_swap: Callable[[str, int], None] = lambda model, version: None,
         log_gap: Callable[[str], None] = lambda _: None,
         state_wait_s: float = 2.0,
+        publish_mouse: Callable[[MouseAction, tuple[int, int] | None], None] | None = None,
+        mouse_speed: float = VRChatActionMapper.mouse_speed,
     ) -> None:
         """Creates the loop; :meth:`start` runs it.
 
@@ -98,9 +114,16 @@ class ActingLoop:
             on_swap: Told of each weight version swapped in (model, version), on the step thread.
             log_gap: Told when gaps begin and end (one line each).
             state_wait_s: Longest wait for the step thread to hand over the mind's state.
+            publish_mouse: Sends a mouse command with the stamp key of the frame it answers,
+                after ``publish`` and under the same lock: each step's in the ``vrchat``
+                action space, a released mouse with every stop. None: no mouse (the
+                ``motion`` action space).
+            mouse_speed: Pointer speed (px/s) of a look option.
         """
         self.mind = mind
         self._mapper = mapper
+        self._publish_mouse = publish_mouse
+        self._mouse_speed = mouse_speed
         self._timing = timing
         self._publish = publish
         self._hand_off = hand_off
@@ -178,13 +201,19 @@ class ActingLoop:
         """Changes the age after which a frame is no observation."""
         self._timing.max_frame_age = seconds
 
-    def set_speeds(self, linear_speed: float, angular_speed: float) -> None:
-        """Changes the speeds of the following actions.
+    def set_speeds(
+        self, linear_speed: float, angular_speed: float, mouse_speed: float | None = None
+    ) -> None:
+        """Changes the speeds of the following actions (the mouse's too, unless None).
 
         Raises:
-            ValueError: If one is not positive.
+            ValueError: If one is not positive (nothing changes then).
         """
-        self._mapper = ActionMapper(linear_speed, angular_speed)
+        mapper = ActionMapper(linear_speed, angular_speed)
+        if mouse_speed is not None:
+            VRChatActionMapper(mapper, mouse_speed)  # checks it
+            self._mouse_speed = mouse_speed
+        self._mapper = mapper
 
     def offer(
         self,
@@ -296,13 +325,22 @@ class ActingLoop:
         self._interrupted = False
         result = self.mind.act(step, frame.pixels if frame is not None else None)
         # A gap commands a stop whatever the mind chose: nothing moves blind.
-        action = self._mapper.to_action(result.choice) if frame is not None else STOP
+        action, mouse = self._commands(result.choice) if frame is not None else (STOP, None)
         with self._lock:
             if self._closing or self._paused:
                 return  # the stop sent by pause()/close() stays the last command
             self.last_action_label = result.choice.label() if frame is not None else "gap: stop"
-            self._publish(action, frame.stamp_key if frame is not None else None)
+            stamp_key = frame.stamp_key if frame is not None else None
+            self._publish(action, stamp_key)
+            if self._publish_mouse is not None:
+                self._publish_mouse(mouse or RELEASED_MOUSE, stamp_key)
         self._hand_off(result.records)
+
+    def _commands(self, choice: Choice) -> tuple[Action, MouseAction | None]:
+        """The body's action and, in the ``vrchat`` space, the mouse's."""
+        if isinstance(choice, VRChatChoice):
+            return VRChatActionMapper(self._mapper, self._mouse_speed).to_actions(choice)
+        return self._mapper.to_action(choice), None
 
     def _new_observation(self, now: float) -> Frame | None:
         """Under the lock: the newest frame if it is a new observation, else None (a gap)."""
@@ -340,8 +378,10 @@ class ActingLoop:
         self._on_error(error)
 
     def _send_stop(self) -> None:
-        """Under the lock: publishes a stop; a failure (the context gone) goes to on_error."""
+        """Under the lock: a stop (and a released mouse); a failure (context gone): on_error."""
         try:
             self._publish(STOP, None)
+            if self._publish_mouse is not None:
+                self._publish_mouse(RELEASED_MOUSE, None)
         except Exception as error:
             self._on_error(error)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pamiq_ros.core.actions import ActionChoice
+from pamiq_ros.core.actions import Choice
 from pamiq_ros.core.experience import ExperienceRecord
 from pamiq_ros.core.policy import Observation
 from pamiq_ros.core.swappable import SwappableModel
@@ -23,12 +23,13 @@ class ActingStep:
     """What one step produced.
 
     Attributes:
-        choice: The action to take now.
+        choice: The action to take now (an ``ActionChoice``, or a ``VRChatChoice`` in the
+            ``vrchat`` action space).
         records: Experience records ready for the trainer (possibly of earlier steps: a
             record waits for the reward that followed its action).
     """
 
-    choice: ActionChoice
+    choice: Choice
     records: tuple[ExperienceRecord, ...] = ()
 
 

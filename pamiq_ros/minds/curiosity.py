@@ -38,7 +38,7 @@ import torch
 from torch import nn
 from typing_extensions import override
 
-from pamiq_ros.core.actions import ACTION_SIZES, ActionChoice
+from pamiq_ros.core.actions import CHOICES, action_sizes
 from pamiq_ros.core.agent_buffers import arrange_buffers
 from pamiq_ros.core.buffers import DataBuffer, RandomReplacementBuffer, SequentialBuffer
 from pamiq_ros.core.experience import ExperienceRecord
@@ -100,6 +100,9 @@ class CuriosityDimensions:
             tokens are fused after the image's (:func:`temporal.fuse_observations`), and the
             temporal encoder and forward model are sized for the fused observation.
         audio: The audio encoder's sizes (the same-named preset).
+        action_space: ``motion`` (default: 5 heads) or ``vrchat`` (9 heads, with the mouse;
+            :data:`pamiq_ros.core.actions.ACTION_SPACES`): sizes the policy's heads and the
+            forward model's action embeddings.
     """
 
     preset: str
@@ -109,9 +112,16 @@ class CuriosityDimensions:
     policy: ppo.PolicyValueConfig
     modalities: str = "image"
     audio: audio_jepa.AudioJepaConfig = field(default_factory=audio_jepa.AudioJepaConfig)
+    action_space: str = "motion"
 
     def __post_init__(self) -> None:
         temporal.modality_dims(self.modalities, 1, 1)  # refuses an unknown modalities value
+        action_sizes(self.action_space)  # refuses an unknown action space
+
+    @property
+    def action_sizes(self) -> tuple[int, ...]:
+        """Options per action head of the action space."""
+        return action_sizes(self.action_space)
 
     @property
     def hears(self) -> bool:
@@ -123,11 +133,14 @@ class CuriosityDimensions:
         return (*MODEL_NAMES, AUDIO_JEPA) if self.hears else MODEL_NAMES
 
     @classmethod
-    def of(cls, preset: str, modalities: str = "image") -> "CuriosityDimensions":
+    def of(
+        cls, preset: str, modalities: str = "image", action_space: str = "motion"
+    ) -> "CuriosityDimensions":
         """The dimensions of a preset.
 
         Raises:
-            ValueError: If ``preset`` is not one of :data:`PRESET_NAMES`.
+            ValueError: If ``preset`` is not one of :data:`PRESET_NAMES`, or the modalities or
+                action space is unknown.
         """
         if preset not in PRESET_NAMES:
             raise ValueError(f"preset must be one of {list(PRESET_NAMES)}, got {preset!r}")
@@ -140,6 +153,7 @@ class CuriosityDimensions:
             policy=replace(ppo.PRESETS[preset], state_dim=world.hidden_dim),
             modalities=modalities,
             audio=audio_jepa.PRESETS[preset],
+            action_space=action_space,
         )
 
     @property
@@ -196,10 +210,11 @@ class CuriosityDimensions:
                 model = temporal.TemporalEncoder(self.obs_dim, self.temporal)
             elif name == FORWARD_DYNAMICS:
                 model = forward_dynamics.ForwardDynamics(
-                    self.temporal.hidden_dim, self.obs_dim, self.forward_dynamics
-                )
+                    self.temporal.hidden_dim, self.obs_dim, self.forward_dynamics,
+                    self.action_sizes,
+                )  # fmt: skip
             else:
-                model = ppo.PolicyValueNet(self.policy)
+                model = ppo.PolicyValueNet(self.policy, self.action_sizes)
         return model.to(device).eval()
 
 
@@ -274,6 +289,7 @@ class CuriosityMind(ActingMind):
         dtype: torch.dtype | None = None,
         modalities: str = "image",
         hearing: Hearing | None = None,
+        action_space: str = "motion",
     ) -> None:
         """Builds the acting copies of the four models (version 0 of ``seed``).
 
@@ -285,14 +301,17 @@ class CuriosityMind(ActingMind):
             dtype: Compute dtype (bfloat16 runs under autocast); None: float32.
             modalities: "image", or "image+audio" (then the audio JEPA is a fifth model).
             hearing: With "image+audio": returns the newest audio window at each step.
+            action_space: "motion" (choices are ``ActionChoice``) or "vrchat" (9 heads:
+                ``VRChatChoice``, with the mouse).
 
         Raises:
-            ValueError: If the preset, policy or modalities is unknown, or it hears without
-                ``hearing``.
+            ValueError: If the preset, policy, modalities or action space is unknown, or it
+                hears without ``hearing``.
         """
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {list(POLICIES)}, got {policy!r}")
-        self.dimensions = dims = CuriosityDimensions.of(preset, modalities)
+        self.dimensions = dims = CuriosityDimensions.of(preset, modalities, action_space)
+        self._choice = CHOICES[action_space]
         if dims.hears and hearing is None:
             raise ValueError(f"modalities {modalities!r} needs a hearing function")
         self._hearing = hearing
@@ -318,13 +337,13 @@ class CuriosityMind(ActingMind):
         self._rewards: deque[float] = deque(maxlen=RECENT_STEPS)
         self._values: deque[float] = deque(maxlen=RECENT_STEPS)
         # log-probability of any one action under uniformly random choice
-        self._uniform_log_prob = -float(np.log(ACTION_SIZES).sum())
+        self._uniform_log_prob = -float(np.log(dims.action_sizes).sum())
 
     @override
     def act(self, step: int, observation: Observation | None) -> ActingStep:
         if observation is None:
             # Nothing to see: stand still, and end the episode (no reward crosses the gap).
-            return ActingStep(ActionChoice(), self.interrupt())
+            return ActingStep(self._choice(), self.interrupt())
         encoder = self._current(JEPA, jepa.JepaEncoder)
         world = self._current(TEMPORAL, temporal.TemporalEncoder)
         dynamics = self._current(FORWARD_DYNAMICS, forward_dynamics.ForwardDynamics)
@@ -345,7 +364,7 @@ class CuriosityMind(ActingMind):
                 state, policy_before, self._generator
             )
             if self.policy_kind == "random":
-                draws = [int(self._rng.integers(size)) for size in ACTION_SIZES]
+                draws = [int(self._rng.integers(size)) for size in self.dimensions.action_sizes]
                 action = torch.tensor([draws], device=self._device)
                 log_prob = torch.full_like(log_prob, self._uniform_log_prob)
             self._imagination.advance(dynamics, state, obs, action)
@@ -368,7 +387,7 @@ class CuriosityMind(ActingMind):
                 **({audio_jepa.AUDIO_KEY: window} if window is not None else {}),
             },
         )
-        return ActingStep(ActionChoice.from_indices(indices.tolist()), records)
+        return ActingStep(self._choice.from_indices(indices.tolist()), records)
 
     def _current(self, name: str, kind: type[ModelT]) -> ModelT:
         model = self.models[name].current()[0]
@@ -411,6 +430,7 @@ class CuriosityMind(ActingMind):
     def state_dict(self) -> dict[str, Any]:
         return {
             "preset": self.dimensions.preset,
+            "action_space": self.dimensions.action_space,
             "temporal_hidden": self._temporal_hidden.cpu().tolist(),
             "policy_hidden": self._policy_hidden.cpu().tolist(),
             "generator": self._generator.get_state().tolist(),
@@ -425,6 +445,12 @@ class CuriosityMind(ActingMind):
                 raise ValueError(
                     f"saved with preset {state['preset']!r}, this mind is "
                     f"{self.dimensions.preset!r}"
+                )
+            space = state.get("action_space", "motion")  # states saved before it was kept
+            if space != self.dimensions.action_space:
+                raise ValueError(
+                    f"saved in action space {space!r}, this mind acts in "
+                    f"{self.dimensions.action_space!r}"
                 )
             temporal_hidden = _tensor(state["temporal_hidden"], self._temporal_hidden, "temporal")
             policy_hidden = _tensor(state["policy_hidden"], self._policy_hidden, "policy")
@@ -533,16 +559,19 @@ def build_curiosity_learner(
     dtype: torch.dtype | None = None,
     training: CuriosityTraining | None = None,
     modalities: str = "image",
+    action_space: str = "motion",
 ) -> Learner:
     """The trainer's learner: the four models, a buffer and a trainer each, and the route.
 
-    The route checks each record's tensors against the preset's shapes, so a record from an
-    agent of another preset is refused with the reason instead of reaching a buffer.
+    The route checks each record's tensors against the preset's shapes and its action against
+    the action space, so a record from an agent of another preset or action space is refused
+    with the reason instead of reaching a buffer.
 
     Raises:
-        ValueError: If the preset is unknown or a training number is out of range.
+        ValueError: If the preset, modalities or action space is unknown or a training number
+            is out of range.
     """
-    dims = CuriosityDimensions.of(preset, modalities)
+    dims = CuriosityDimensions.of(preset, modalities, action_space)
     options = training or CuriosityTraining()
     forward_needs = options.held_out_steps + max(options.min_buffer_size, 2 * dims.horizon + 1)
     if forward_needs > options.buffer_size:
@@ -618,6 +647,12 @@ def build_curiosity_learner(
 
     def route(record: ExperienceRecord) -> dict[str, dict[str, np.ndarray]]:
         tensors = _checked_tensors(record, shapes)
+        if np.shape(record.action) != (len(dims.action_sizes),):
+            raise ValueError(
+                f"the action has shape {np.shape(record.action)}, action space "
+                f"{dims.action_space!r} has {len(dims.action_sizes)} heads (agent and trainer "
+                "must use the same action_space)"
+            )
         scalars = {key: tensors[key].reshape(()) for key in ("log_prob", "value")}
         # A done step's reward is 0 either way (no reward crosses a gap).
         reward = tensors.get(reward_key, tensors["reward"]).reshape(())

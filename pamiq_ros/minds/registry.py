@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from pamiq_ros.minds import MIND_NAMES
+from pamiq_ros.minds import MIND_NAMES, check_action_space
 from pamiq_ros.minds.autoencoder import AutoencoderMind
 from pamiq_ros.minds.base import ActingMind
 from pamiq_ros.minds.curiosity import CuriosityMind, Hearing
@@ -26,6 +26,7 @@ class MindOptions:
     dtype: torch.dtype | None = None
     modalities: str = "image"
     hearing: Hearing | None = None
+    action_space: str = "motion"
 
 
 @dataclass(frozen=True)
@@ -39,17 +40,24 @@ class MindKind:
 ACTING_MINDS: dict[str, MindKind] = {
     "curiosity": MindKind(
         lambda o: CuriosityMind(
-            o.preset, o.seed, o.policy, o.device, o.dtype, o.modalities, o.hearing
+            o.preset, o.seed, o.policy, o.device, o.dtype, o.modalities, o.hearing, o.action_space
         ),
         lambda o: (
-            f"curiosity mind: preset {o.preset}, {o.modalities}, {o.policy} policy, {o.device}"
+            f"curiosity mind: preset {o.preset}, {o.modalities}, {o.action_space} actions, "
+            f"{o.policy} policy, {o.device}"
         ),
     ),
     "autoencoder": MindKind(
-        lambda o: AutoencoderMind(o.seed), lambda o: "autoencoder mind: random policy"
+        lambda o: AutoencoderMind(_motion_only(o).seed),
+        lambda o: "autoencoder mind: random policy",
     ),
 }
 assert tuple(ACTING_MINDS) == MIND_NAMES, "every mind name has its builder"
+
+
+def _motion_only(options: MindOptions) -> MindOptions:
+    check_action_space("autoencoder", options.action_space)
+    return options
 
 
 def build_acting_mind(name: str, options: MindOptions) -> ActingMind:

@@ -6,13 +6,15 @@ bgra8, mono8 or YUV 4:2:2, or ``sensor_msgs/CompressedImage`` JPEG/PNG on
 (aspect kept, centre crop, as PAMIQ does) in the subscription callback, off the acting thread;
 the newest good one waits in a slot. A step loop in its own thread
 (``pamiq_ros.core.step_loop``) runs the policy on that frame and publishes the action as a
-``Twist`` (or ``TwistStamped``) on ``cmd_vel`` and a ``VRChatInput`` on ``vrchat_input``. The
-action space and its mapping to motion live in ``pamiq_ros.core.actions``.
+``Twist`` (or ``TwistStamped``) on ``cmd_vel`` and a ``VRChatInput`` on ``vrchat_input``; in
+the ``vrchat`` action space (9 heads, as pamiq-vrchat) also a ``MouseInput`` on ``mouse``. The
+action spaces and their mapping to motion and mouse live in ``pamiq_ros.core.actions``.
 
 A frame older than ``max_frame_age`` (by its stamp), or the frame the last step already used
 (same sequence or stamp), is no new observation: that step is a gap, the mind acts on None
-(which ends its episode) and the agent commands a stop. Motion also stops (a zero ``cmd_vel``
-and a released ``vrchat_input``) on pause, on shutdown and when a step fails.
+(which ends its episode) and the agent commands a stop. Motion also stops (a zero ``cmd_vel``,
+a released ``vrchat_input`` and, in the ``vrchat`` space, a released ``mouse``) on pause, on
+shutdown and when a step fails.
 
 What happens between frame and action is the mind's (:mod:`pamiq_ros.minds`): by default the
 curiosity agent (I-JEPA encoder, temporal encoder, forward dynamics, PPO policy, curiosity
@@ -40,12 +42,18 @@ import rclpy.duration
 import torch
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Twist, TwistStamped
-from pamiq_ros_interfaces.msg import Experience, VRChatInput
+from pamiq_ros_interfaces.msg import Experience, MouseInput, VRChatInput
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 from typing_extensions import override
 
-from pamiq_ros.core.actions import Action, ActionMapper
+from pamiq_ros.core.actions import (
+    ACTION_SPACE_NAMES,
+    Action,
+    ActionMapper,
+    MouseAction,
+    VRChatActionMapper,
+)
 from pamiq_ros.core.checkpoint import CheckpointStore, restore
 from pamiq_ros.core.experience import ExperienceRecord
 from pamiq_ros.core.health import (
@@ -77,7 +85,7 @@ from pamiq_ros.io.image_codec import (
     fit_image,
     to_rgb,
 )
-from pamiq_ros.minds import MIND_NAMES
+from pamiq_ros.minds import MIND_NAMES, check_action_space
 from pamiq_ros.minds.acting_loop import UNSTAMPED, ActingLoop, LoopTiming
 from pamiq_ros.minds.base import ActingMind
 from pamiq_ros.minds.curiosity import POLICIES, PRESET_NAMES, CuriosityDimensions, Hearing
@@ -191,6 +199,11 @@ class AgentSettings:
         "image", "curiosity mind only: image, or image+audio (hears audio/chunk, 16 kHz stereo); "
         "must match the trainer's."
     )  # fmt: skip
+    action_space: str = setting(
+        "motion", "curiosity mind only: motion (5 heads: move, strafe, turn, jump, run) or "
+        "vrchat (9 heads as pamiq-vrchat: move, strafe, jump, run over OSC, mouse x/y and three "
+        "buttons, published on mouse); must match the trainer's."
+    )  # fmt: skip
     device: str = setting("cpu", "Torch device of the acting models: cpu or cuda[:N].")
     precision: str = setting("float32", "Compute precision: float32 or bfloat16 (autocast).")
     seed: int = setting(
@@ -202,6 +215,10 @@ class AgentSettings:
     angular_speed: float = setting(
         1.5, "Turn rate (rad/s) of turn actions.", low=0.001, high=100.0, runtime=True
     )
+    mouse_speed: float = setting(
+        VRChatActionMapper.mouse_speed, "vrchat action space: pointer speed (px/s) of a look "
+        "action.", low=0.001, high=100000.0, runtime=True,
+    )  # fmt: skip
     send_experience: bool = setting(True, "Send each step's experience to the trainer.")
     experience_outbox_mb: float = setting(
         64.0, "MiB of experience kept until the trainer acknowledges it (sent again after an "
@@ -266,7 +283,8 @@ class AgentSettings:
     def __post_init__(self) -> None:
         check_peer_limits(self.peer_warn_after, self.peer_error_after)
         require_positive(
-            self, "rate_hz", "linear_speed", "angular_speed", "report_period", "image_width",
+            self, "rate_hz", "linear_speed", "angular_speed", "mouse_speed", "report_period",
+            "image_width",
             "image_height", "torch_threads", "checkpoint_period", "max_frame_age",
         )  # fmt: skip
         if not 0.0 <= self.spin_before_step_ms < 1000.0 / self.rate_hz:
@@ -278,7 +296,9 @@ class AgentSettings:
             self, mind=MIND_NAMES, policy=POLICIES, preset=PRESET_NAMES, modalities=MODALITIES,
             precision=tuple(PRECISIONS), sync_transport=("auto", "shm", "bytes"),
             image_message=("raw", "compressed"), resize_mode=RESIZE_MODES, step_trigger=TRIGGERS,
+            action_space=ACTION_SPACE_NAMES,
         )  # fmt: skip
+        check_action_space(self.mind, self.action_space)
         self.real_time()  # checks the values
 
     def real_time(self) -> RealTimeOptions:
@@ -323,6 +343,11 @@ class AgentNode(ManagedNode, Controllable):
             TwistStamped if settings.cmd_vel_stamped else Twist, "cmd_vel", 10
         )
         self._vrchat_input = self.create_publisher(VRChatInput, "vrchat_input", 10)
+        self._mouse = (
+            self.create_publisher(MouseInput, "mouse", 10)
+            if settings.action_space == "vrchat"
+            else None
+        )
         self._experience = self.create_publisher(Experience, EXPERIENCE_TOPIC, EXPERIENCE_QOS)
         self._experience_link = ExperienceSender(
             self, self._experience, int(settings.experience_outbox_mb * (1 << 20))
@@ -378,6 +403,8 @@ class AgentNode(ManagedNode, Controllable):
             on_swap=self._note_swap,
             log_gap=self._log_info,
             state_wait_s=STATE_WAIT_S,
+            publish_mouse=self._publish_mouse if self._mouse is not None else None,
+            mouse_speed=settings.mouse_speed,
         )
         if settings.resume_from:
             self._restore(acting, settings.resume_from)
@@ -448,8 +475,8 @@ class AgentNode(ManagedNode, Controllable):
         if acting is not None and changed & {"rate_hz", "spin_before_step_ms"}:
             acting.set_rate(new.rate_hz, new.spin_before_step_ms / 1000.0)
             self._recent_rate.reset()
-        if acting is not None and changed & {"linear_speed", "angular_speed"}:
-            acting.set_speeds(new.linear_speed, new.angular_speed)
+        if acting is not None and changed & {"linear_speed", "angular_speed", "mouse_speed"}:
+            acting.set_speeds(new.linear_speed, new.angular_speed, new.mouse_speed)
         if acting is not None and "max_frame_age" in changed:
             acting.set_max_frame_age(new.max_frame_age)
         if "report_period" in changed:
@@ -522,11 +549,7 @@ class AgentNode(ManagedNode, Controllable):
         twist.angular.z = action.motion.ccw_radps
         now = self.get_clock().now().to_msg()
         buttons = VRChatInput(jump=action.buttons.jump, run=action.buttons.run)
-        buttons.header.stamp = (
-            Time(sec=observed[0], nanosec=observed[1])
-            if observed is not None and observed != UNSTAMPED
-            else now
-        )
+        buttons.header.stamp = _answer_stamp(observed, now)
         if self.settings.cmd_vel_stamped:
             stamped = TwistStamped(twist=twist)
             stamped.header.stamp, stamped.header.frame_id = now, self.settings.base_frame_id
@@ -534,6 +557,17 @@ class AgentNode(ManagedNode, Controllable):
         else:
             self._cmd_vel.publish(twist)
         self._vrchat_input.publish(buttons)
+
+    def _publish_mouse(self, mouse: MouseAction, observed: tuple[int, int] | None) -> None:
+        """Publishes the mouse command, stamped like ``vrchat_input`` (vrchat space only)."""
+        if self._mouse is None:
+            return
+        message = MouseInput(
+            velocity_x=mouse.velocity_x, velocity_y=mouse.velocity_y,
+            left=mouse.left, right=mouse.right, middle=mouse.middle,
+        )  # fmt: skip
+        message.header.stamp = _answer_stamp(observed, self.get_clock().now().to_msg())
+        self._mouse.publish(message)
 
     def _hand_off(self, records: Sequence[ExperienceRecord]) -> None:
         if not self.settings.send_experience:
@@ -782,6 +816,7 @@ def _mind_options(settings: AgentSettings, hearing: Hearing | None = None) -> Mi
         dtype,
         modalities=settings.modalities,
         hearing=hearing,
+        action_space=settings.action_space,
     )
 
 
@@ -797,6 +832,13 @@ def build_mind(settings: AgentSettings, hearing: Hearing | None = None) -> Actin
 def describe_mind(settings: AgentSettings) -> str:
     """A few words on the mind, for the start-up log line."""
     return ACTING_MINDS[settings.mind].describe(_mind_options(settings))
+
+
+def _answer_stamp(observed: tuple[int, int] | None, now: Time) -> Time:
+    """The capture stamp of the frame an action answers; ``now`` without one."""
+    if observed is None or observed == UNSTAMPED:
+        return now
+    return Time(sec=observed[0], nanosec=observed[1])
 
 
 def _ms(value: object) -> str:

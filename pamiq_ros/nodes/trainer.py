@@ -27,7 +27,7 @@ from rclpy.qos import QoSProfile
 from torch.utils.tensorboard import SummaryWriter
 from typing_extensions import override
 
-from pamiq_ros.core.actions import ACTION_SIZES
+from pamiq_ros.core.actions import ACTION_SPACE_NAMES, action_sizes
 from pamiq_ros.core.agent_buffers import BUFFER_SHARING
 from pamiq_ros.core.checkpoint import CheckpointStore, restore
 from pamiq_ros.core.experience import (
@@ -58,7 +58,7 @@ from pamiq_ros.core.training_loop import TrainingLoop, TrainingPace
 from pamiq_ros.core.weight_store import SharedWeightStore
 from pamiq_ros.core.weights import WeightsError
 from pamiq_ros.io.experience_codec import message_to_record
-from pamiq_ros.minds import MIND_NAMES
+from pamiq_ros.minds import MIND_NAMES, check_action_space
 from pamiq_ros.minds.curiosity import (
     POLICY,
     PRESET_NAMES,
@@ -144,6 +144,10 @@ class TrainerSettings:
     modalities: str = setting(
         "image", "curiosity mind: image, or image+audio (also trains the audio JEPA on the "
         "windows the agent heard); must match the agent's."
+    )  # fmt: skip
+    action_space: str = setting(
+        "motion", "curiosity mind: motion (5 action heads) or vrchat (9 heads, with the mouse); "
+        "sizes the policy and forward model; must match the agent's."
     )  # fmt: skip
     device: str = setting("cpu", "Torch device to train on: cpu or cuda[:N].")
     precision: str = setting("float32", "Compute precision: float32 or bfloat16 (autocast).")
@@ -329,9 +333,10 @@ class TrainerSettings:
         )  # fmt: skip
         require_one_of(
             self, mind=MIND_NAMES, preset=PRESET_NAMES, precision=tuple(PRECISIONS),
-            modalities=MODALITIES, buffer_sharing=BUFFER_SHARING,
+            modalities=MODALITIES, buffer_sharing=BUFFER_SHARING, action_space=ACTION_SPACE_NAMES,
             ppo_advantage=ADVANTAGES,
         )  # fmt: skip
+        check_action_space(self.mind, self.action_space)
         self.ppo_config()  # PPOConfig checks its own ranges
         check_ema_momentum(self.jepa_ema_momentum)
         if self.health_period_runs < 0:
@@ -532,9 +537,10 @@ class TrainerNode(ManagedNode, Controllable):
         try:
             if not self._experience_receiver.is_new(message):
                 return
-            check_message_sizes(_declared_sizes(message), image_shape, ACTION_SIZES)
+            sizes = action_sizes(settings.action_space)
+            check_message_sizes(_declared_sizes(message), image_shape, sizes)
             record = message_to_record(message)
-            check_record(record, image_shape, ACTION_SIZES, scalars=tuple(ACTING_FIGURES))
+            check_record(record, image_shape, sizes, scalars=tuple(ACTING_FIGURES))
             training.learner.add(record, str(message.agent_id))
             self._count_accepted(record, training.published)
         except (ExperienceError, ValueError, KeyError) as error:
@@ -849,8 +855,9 @@ def _curiosity_learner(settings: TrainerSettings) -> Learner:
         ppo_min_new_samples=settings.ppo_min_new_samples,
     )
     return build_curiosity_learner(
-        settings.preset, settings.seed, device, dtype, training, settings.modalities
-    )
+        settings.preset, settings.seed, device, dtype, training, settings.modalities,
+        settings.action_space,
+    )  # fmt: skip
 
 
 LEARNERS: dict[str, Callable[[TrainerSettings], Learner]] = {

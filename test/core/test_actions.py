@@ -16,6 +16,8 @@ from pamiq_ros.core.actions import (
     Turn,
     VRChatActionMapper,
     VRChatButtons,
+    VRChatChoice,
+    action_sizes,
 )
 
 
@@ -101,3 +103,21 @@ def test_the_vrchat_space_has_pamiq_vrchats_nine_heads_and_maps_to_body_and_mous
         mapper.to_actions([0] * 5)
     with pytest.raises(ValueError, match="look_y=3"):
         mapper.to_actions([0, 0, 0, 0, 0, 3, 0, 0, 0])
+
+
+def test_a_vrchat_choice_names_its_heads_and_its_osc_part_maps_without_a_turn():
+    assert action_sizes("motion") == ACTION_SIZES and action_sizes("vrchat") == VRCHAT_ACTION_SIZES
+    with pytest.raises(ValueError, match="action_space must be one of"):
+        action_sizes("joystick")
+    choice = VRChatChoice.from_indices([1, 2, 0, 1, 2, 1, 1, 0, 0])
+    assert choice.indices() == (1, 2, 0, 1, 2, 1, 1, 0, 0)
+    assert choice.label() == "forward+strafe_right+run+look_left+look_down+click_left"
+    assert VRChatChoice().label() == "stop"
+    assert choice.body() == ActionChoice(
+        Move.FORWARD, Strafe.RIGHT, Turn.NONE, Toggle.NO, Toggle.YES
+    )
+    assert ActionMapper().to_action(choice) == VRChatActionMapper().to_actions(choice)[0]
+    with pytest.raises(ValueError, match="middle_button=2"):
+        VRChatChoice(middle_button=2)
+    with pytest.raises(TypeError, match="look_x must be an int"):
+        VRChatChoice(look_x=True)

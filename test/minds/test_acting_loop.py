@@ -5,9 +5,19 @@ import time
 
 import numpy as np
 
-from pamiq_ros.core.actions import Action, ActionMapper
+from pamiq_ros.core.actions import (
+    RELEASED_MOUSE,
+    Action,
+    ActionMapper,
+    MouseAction,
+    VRChatActionMapper,
+    VRChatChoice,
+)
+from pamiq_ros.core.policy import Observation
 from pamiq_ros.minds.acting_loop import STOP, ActingLoop, LoopTiming
 from pamiq_ros.minds.autoencoder import AutoencoderMind
+from pamiq_ros.minds.base import ActingStep
+from pamiq_ros.minds.curiosity import CuriosityMind
 from test.support.processes import wait_until
 
 
@@ -106,3 +116,52 @@ def test_the_mind_state_is_handed_over_by_the_step_thread_while_running():
     state = loop.mind_state()
     loop.close()
     assert state.keys() == loop.mind.state_dict().keys()
+
+
+class WatchedMind(CuriosityMind):
+    """The curiosity mind in the vrchat space, keeping what it saw and chose each step."""
+
+    def __init__(self) -> None:
+        super().__init__(policy="random", seed=3, action_space="vrchat")
+        self.steps: list[tuple[bool, ActingStep]] = []
+
+    def act(self, step: int, observation: Observation | None) -> ActingStep:
+        result = super().act(step, observation)
+        self.steps.append((observation is not None, result))
+        return result
+
+
+def test_the_vrchat_space_publishes_each_steps_mouse_and_a_released_one_on_pause_and_close():
+    published: list[list[object]] = []  # [action, stamp, mouse] in publishing order
+    mind = WatchedMind()
+    loop = ActingLoop(
+        mind, ActionMapper(2.0, 1.5), LoopTiming(20.0, 0.5),
+        publish=lambda action, stamp: published.append([action, stamp]),
+        hand_off=lambda records: None, on_error=lambda error: None,
+        publish_mouse=lambda mouse, stamp: published[-1].append(mouse), mouse_speed=50.0,
+    )  # fmt: skip
+    loop.start()
+    rng = np.random.default_rng(0)
+    for sequence in range(1, 200):
+        loop.offer(rng.integers(0, 256, (120, 160, 3), np.uint8), (sequence, 0), 0.0, (160, 120))
+        time.sleep(0.02)
+        if sum(seen for seen, _ in mind.steps) >= 12:
+            break
+    loop.pause()
+    acted = len(published) - 1
+    assert published[-1] == [STOP, None, RELEASED_MOUSE], "pause releases the mouse at once"
+    time.sleep(0.15)
+    assert len(published) == acted + 1, "nothing follows the pause's release"
+    loop.close()
+    assert published[-1] == [STOP, None, RELEASED_MOUSE]
+    mapper = VRChatActionMapper(ActionMapper(2.0, 1.5), mouse_speed=50.0)
+    pressed_or_moved = 0
+    for (saw, step), (action, stamp, mouse) in zip(mind.steps, published[:acted], strict=False):
+        assert isinstance(mouse, MouseAction) and isinstance(action, Action)
+        if saw:  # the step's 9-head choice, as motion and mouse
+            assert isinstance(step.choice, VRChatChoice) and stamp is not None
+            assert (action, mouse) == mapper.to_actions(step.choice)
+            pressed_or_moved += mouse != RELEASED_MOUSE
+        else:  # a gap: a stop and a released mouse
+            assert (action, stamp, mouse) == (STOP, None, RELEASED_MOUSE)
+    assert pressed_or_moved >= 6, "random 9-head choices move or press the mouse most steps"

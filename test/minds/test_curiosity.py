@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from pamiq_ros.core.actions import ACTION_SIZES
+from pamiq_ros.core.actions import (
+    ACTION_SIZES,
+    RELEASED_MOUSE,
+    VRCHAT_ACTION_SIZES,
+    ActionChoice,
+    ActionMapper,
+    VRChatActionMapper,
+    VRChatChoice,
+)
 from pamiq_ros.core.buffers import RandomReplacementBuffer
 from pamiq_ros.core.experience import ExperienceError, ExperienceRecord
 from pamiq_ros.minds.curiosity import (
@@ -183,6 +191,8 @@ def test_a_state_that_does_not_fit_is_refused_and_changes_nothing() -> None:
         mind.load_state_dict({**good, "policy_hidden": [[[math.nan] * 64]]})
     with pytest.raises(ValueError, match="preset"):
         mind.load_state_dict({**good, "preset": "base"})
+    with pytest.raises(ValueError, match="action space 'vrchat'"):
+        mind.load_state_dict({**good, "action_space": "vrchat"})
     with pytest.raises(ValueError, match="not a curiosity mind state"):
         mind.load_state_dict({"preset": "tiny"})
     assert mind.state_dict() == good
@@ -329,3 +339,54 @@ def test_per_agent_buffers_train_every_model_from_two_interleaved_agents() -> No
         np.array_equal(drawn, np.stack([record.tensors["state"] for record in stream]))
         for stream in streams
     )
+
+
+def test_a_vrchat_space_mind_chooses_nine_heads_that_map_to_motion_and_mouse() -> None:
+    mind = CuriosityMind(seed=0, action_space="vrchat")
+    policy = mind.models[POLICY].current()[0]
+    dynamics = mind.models[FORWARD_DYNAMICS].current()[0]
+    assert isinstance(policy, torch.nn.Module) and isinstance(dynamics, ForwardDynamics)
+    assert policy.action_sizes == dynamics.action_sizes == VRCHAT_ACTION_SIZES
+    steps = [mind.act(step, frame) for step, frame in enumerate(frames(4), start=1)]
+    assert all(isinstance(step.choice, VRChatChoice) for step in steps)
+    records = [record for step in steps for record in step.records]
+    assert [r.action.tolist() for r in records] == [list(s.choice.indices()) for s in steps[:3]]
+    mapper = VRChatActionMapper(ActionMapper(2.0, 1.5), mouse_speed=100.0)
+    for step in steps:
+        choice = step.choice
+        assert isinstance(choice, VRChatChoice)
+        body, mouse = mapper.to_actions(choice)
+        assert body.motion.ccw_radps == 0.0, "the mouse's x turns in this space"
+        assert body.motion.forward_mps == {0: 0.0, 1: 2.0, 2: -2.0}[choice.move] * (
+            2.0 if choice.run else 1.0
+        )
+        assert mouse.velocity_x == {0: 0.0, 1: 100.0, 2: -100.0}[choice.look_x]
+        assert mouse.velocity_y == {0: 0.0, 1: 100.0, 2: -100.0}[choice.look_y]
+        assert (mouse.left, mouse.right, mouse.middle) == (
+            choice.left_button == 1, choice.right_button == 1, choice.middle_button == 1,
+        )  # fmt: skip
+    idle = mind.act(5, None).choice
+    assert idle == VRChatChoice() and mapper.to_actions(idle)[1] == RELEASED_MOUSE
+    assert isinstance(CuriosityMind(seed=0).act(1, frames(1)[0]).choice, ActionChoice)
+
+
+def test_a_random_vrchat_policy_draws_every_option_of_the_nine_heads() -> None:
+    records = run(CuriosityMind(policy="random", seed=2, action_space="vrchat"), frames(30))
+    actions = np.stack([record.action for record in records])
+    for dimension, size in enumerate(VRCHAT_ACTION_SIZES):
+        assert set(actions[:, dimension]) == set(range(size))
+    expected = -math.log(math.prod(VRCHAT_ACTION_SIZES))
+    assert all(float(r.tensors["log_prob"]) == pytest.approx(expected) for r in records)
+    with pytest.raises(ValueError, match="action_space must be one of"):
+        CuriosityMind(action_space="gamepad")
+
+
+def test_a_learner_refuses_records_of_the_other_action_space_and_stores_nothing() -> None:
+    nine = build_curiosity_learner(action_space="vrchat")
+    assert nine.models[POLICY].action_sizes == VRCHAT_ACTION_SIZES
+    with pytest.raises(ExperienceError, match="same action_space"):
+        nine.add(run(CuriosityMind(), frames(2))[0])
+    five = build_curiosity_learner()
+    with pytest.raises(ExperienceError, match="same action_space"):
+        five.add(run(CuriosityMind(action_space="vrchat"), frames(2))[0])
+    assert set(nine.buffer_sizes().values()) == set(five.buffer_sizes().values()) == {0}

@@ -5,13 +5,15 @@ import math
 import numpy as np
 import pytest
 
+from pamiq_ros.core.actions import VRCHAT_ACTION_SIZES
 from pamiq_ros.core.agent_buffers import PerAgentBuffer
 from pamiq_ros.core.buffers import RandomReplacementBuffer
-from pamiq_ros.minds.curiosity import FRAMES_BUFFER
+from pamiq_ros.minds.curiosity import FORWARD_DYNAMICS, FRAMES_BUFFER, POLICY, CuriosityMind
 from pamiq_ros.models.forward_dynamics import ForwardDynamicsTrainer
 from pamiq_ros.models.jepa import JepaTrainer
 from pamiq_ros.models.ppo import PPOTrainer
 from pamiq_ros.nodes.trainer import TrainerSettings, build_learner, reward_statistics
+from test.models.conftest import one_torch_thread
 
 
 def test_reward_statistics_of_the_recent_rewards():
@@ -65,8 +67,37 @@ def test_per_agent_buffer_sharing_reaches_the_learner():
         ({"min_run_interval": math.inf}, "min_run_interval"),
         ({"frame_survival_steps": 0}, "frame_survival_steps"),
         ({"buffer_sharing": "pooled"}, "buffer_sharing must be one of"),
+        ({"action_space": "gamepad"}, "action_space must be one of"),
+        ({"mind": "autoencoder", "action_space": "vrchat"}, "motion action space only"),
     ],
 )
 def test_bad_settings_are_refused_with_the_reason(values, message):
     with pytest.raises(ValueError, match=message):
         TrainerSettings(**values)
+
+
+@pytest.mark.usefixtures(one_torch_thread.__name__)
+def test_a_vrchat_space_learner_trains_its_nine_heads_on_the_vrchat_minds_records():
+    settings = TrainerSettings(
+        action_space="vrchat", buffer_size=200, policy_buffer_size=64, batch_size=4,
+        sequence_length=4, min_buffer_size=8, min_new_samples=4, held_out_steps=8,
+        ppo_min_new_samples=8, ppo_sequence_length=4, ppo_sequences_per_run=4, ppo_minibatch=2,
+        ppo_epochs=1,
+    )  # fmt: skip
+    learner = build_learner(settings)
+    mind = CuriosityMind(action_space="vrchat")
+    rng = np.random.default_rng(0)
+    for step in range(1, 31):
+        frame = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+        for record in mind.act(step, frame).records:
+            learner.add(record)
+    trained: set[str] = set()
+    metrics: dict[str, float] = {}
+    while (result := learner.train_next()) is not None:
+        trained.update(result.updated_models)
+        metrics.update(result.metrics)
+    assert {FORWARD_DYNAMICS, POLICY} <= trained
+    assert math.isfinite(metrics["forward_dynamics/loss"]) and math.isfinite(metrics["ppo/loss"])
+    assert learner.models[POLICY].action_sizes == VRCHAT_ACTION_SIZES
+    for name in (FORWARD_DYNAMICS, POLICY):  # the trained weights fit the agent's models
+        mind.models[name].current()[0].load_state_dict(learner.models[name].state_dict())
