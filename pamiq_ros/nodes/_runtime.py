@@ -151,6 +151,26 @@ def replace_timer(node: Node, timer: Timer, period_s: float, callback: Callable[
     return node.create_timer(period_s, callback)
 
 
+class SettingTimers:
+    """A node's timers whose periods are settings; a run-time change of one replaces its timer."""
+
+    def __init__(self, node: Node) -> None:
+        """Creates an empty set of timers for ``node``."""
+        self._node = node
+        self._timers: dict[str, tuple[Timer, Callable[[], None]]] = {}
+
+    def add(self, setting: str, period_s: float, callback: Callable[[], None]) -> None:
+        """Calls ``callback`` every ``period_s``, the value of the setting named ``setting``."""
+        self._timers[setting] = (self._node.create_timer(period_s, callback), callback)
+
+    def apply(self, new_settings: object, changed: frozenset[str]) -> None:
+        """Replaces the timer of each changed setting by one of its new period."""
+        for setting in sorted(changed & self._timers.keys()):
+            timer, callback = self._timers[setting]
+            period_s = float(getattr(new_settings, setting))
+            self._timers[setting] = (replace_timer(self._node, timer, period_s, callback), callback)
+
+
 _PARAMETER_TYPES = {
     bool: ParameterType.PARAMETER_BOOL,
     int: ParameterType.PARAMETER_INTEGER,

@@ -99,10 +99,10 @@ from pamiq_ros.nodes._hearing import Ears
 from pamiq_ros.nodes._lifecycle import AUTOSTART_DESCRIPTION, ManagedNode
 from pamiq_ros.nodes._problem_log import ProblemLog
 from pamiq_ros.nodes._runtime import (
+    SettingTimers,
     declare_settings,
     hold_memory_in_bounds,
     prepare_run_dir,
-    replace_timer,
     run_node,
 )
 from pamiq_ros.nodes._weight_sync import SyncTiming, WeightSubscriber
@@ -364,13 +364,14 @@ class AgentNode(ManagedNode, Controllable):
                 Image, RAW_IMAGE_TOPIC, self._on_image, qos_profile_sensor_data
             )
         ControlServices(self, self)
-        self._report_timer = self.create_timer(settings.report_period, self._report)
+        self._period_timers = SettingTimers(self)
+        self._period_timers.add("report_period", settings.report_period, self._report)
         self._trainer_watch = PeerWatch(
             self, settings.trainer_node, settings.peer_warn_after, settings.peer_error_after
         )
         self._weights_silence = Silence(time.monotonic(), settings.weights_warn_after, math.inf)
-        self._diagnostics_timer = self.create_timer(
-            settings.diagnostics_period, self._publish_diagnostics
+        self._period_timers.add(
+            "diagnostics_period", settings.diagnostics_period, self._publish_diagnostics
         )
         self.create_timer(settings.checkpoint_period, self._save_periodically)
 
@@ -479,14 +480,7 @@ class AgentNode(ManagedNode, Controllable):
             acting.set_speeds(new.linear_speed, new.angular_speed, new.mouse_speed)
         if acting is not None and "max_frame_age" in changed:
             acting.set_max_frame_age(new.max_frame_age)
-        if "report_period" in changed:
-            self._report_timer = replace_timer(
-                self, self._report_timer, new.report_period, self._report
-            )
-        if "diagnostics_period" in changed:
-            self._diagnostics_timer = replace_timer(
-                self, self._diagnostics_timer, new.diagnostics_period, self._publish_diagnostics
-            )
+        self._period_timers.apply(new, changed)
         self.settings = new
         self.get_logger().info(
             "parameters changed: "

@@ -45,7 +45,7 @@ from pamiq_ros.io.audio import (
 from pamiq_ros.io.capture import ReopenBackoff, ReportLevel
 from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import DiagnosticsReporter, check_capture
-from pamiq_ros.nodes._runtime import declare_settings, replace_timer, run_node
+from pamiq_ros.nodes._runtime import SettingTimers, declare_settings, run_node
 
 AUDIO_TOPIC = "audio/chunk"
 
@@ -132,18 +132,16 @@ class AudioSensorNode(Node, Controllable):
         self.create_timer(settings.report_period, self._report)
         self._recent_rate = RecentRate()
         self._new_captured = NewCount()
-        self._diagnostics_timer = self.create_timer(
-            settings.diagnostics_period, self._publish_diagnostics
+        self._period_timers = SettingTimers(self)
+        self._period_timers.add(
+            "diagnostics_period", settings.diagnostics_period, self._publish_diagnostics
         )
         ControlServices(self, self)
 
     def _apply_settings(self, new: AudioSensorSettings, changed: frozenset[str]) -> None:
         """Puts run-time parameter changes to use (a parameter callback)."""
         self.settings = new
-        if "diagnostics_period" in changed:
-            self._diagnostics_timer = replace_timer(
-                self, self._diagnostics_timer, new.diagnostics_period, self._publish_diagnostics
-            )
+        self._period_timers.apply(new, changed)
 
     @override
     def pause(self) -> str:

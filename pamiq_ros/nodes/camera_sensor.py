@@ -56,7 +56,7 @@ from pamiq_ros.io.image_codec import RESIZE_MODES, encode_image
 from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import DiagnosticsReporter, check_capture
 from pamiq_ros.nodes._lifecycle import AUTOSTART_DESCRIPTION, ManagedNode
-from pamiq_ros.nodes._runtime import declare_settings, replace_timer, run_node
+from pamiq_ros.nodes._runtime import SettingTimers, declare_settings, replace_timer, run_node
 
 IMAGE_TOPIC = "camera/image_raw"
 CAMERA_INFO_TOPIC = "camera/camera_info"
@@ -178,11 +178,12 @@ class CameraSensorNode(ManagedNode, Controllable):
         self._report_published = 0
         self._report_time = time.monotonic()
         self._publish_timer = self.create_timer(1.0 / settings.rate_hz, self._publish_newest)
-        self._report_timer = self.create_timer(settings.report_period, self._report)
+        self._period_timers = SettingTimers(self)
+        self._period_timers.add("report_period", settings.report_period, self._report)
         self._recent_fps = RecentRate()
         self._new_captured = NewCount()
-        self._diagnostics_timer = self.create_timer(
-            settings.diagnostics_period, self._publish_diagnostics
+        self._period_timers.add(
+            "diagnostics_period", settings.diagnostics_period, self._publish_diagnostics
         )
         ControlServices(self, self)
         self.bring_up(settings.autostart)
@@ -239,14 +240,7 @@ class CameraSensorNode(ManagedNode, Controllable):
             self._publish_timer = replace_timer(
                 self, self._publish_timer, 1.0 / new.rate_hz, self._publish_newest
             )
-        if "report_period" in changed:
-            self._report_timer = replace_timer(
-                self, self._report_timer, new.report_period, self._report
-            )
-        if "diagnostics_period" in changed:
-            self._diagnostics_timer = replace_timer(
-                self, self._diagnostics_timer, new.diagnostics_period, self._publish_diagnostics
-            )
+        self._period_timers.apply(new, changed)
         if "rate_hz" in changed:
             self._recent_fps.reset()
 

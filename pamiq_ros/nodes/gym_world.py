@@ -62,7 +62,7 @@ from pamiq_ros.io.image_codec import encode_image
 from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import DiagnosticsReporter
 from pamiq_ros.nodes._problem_log import ProblemLog
-from pamiq_ros.nodes._runtime import declare_settings, replace_timer, run_node
+from pamiq_ros.nodes._runtime import SettingTimers, declare_settings, run_node
 from pamiq_ros.sim.gym_env import (
     FRAME_SOURCES,
     GROUND_TRUTHS,
@@ -266,8 +266,9 @@ class GymWorldNode(Node, Controllable):
         self.create_timer(settings.report_period, self._report)
         self._recent_steps = RecentRate()
         self._new_env_errors = NewCount()
-        self._diagnostics_timer = self.create_timer(
-            settings.diagnostics_period, self._publish_diagnostics
+        self._period_timers = SettingTimers(self)
+        self._period_timers.add(
+            "diagnostics_period", settings.diagnostics_period, self._publish_diagnostics
         )
         self._log_startup()
         self._show(self._last)
@@ -525,10 +526,7 @@ class GymWorldNode(Node, Controllable):
     def _apply_settings(self, new: GymWorldSettings, changed: frozenset[str]) -> None:
         """Puts run-time parameter changes to use (a parameter callback)."""
         self.settings = new
-        if "diagnostics_period" in changed:
-            self._diagnostics_timer = replace_timer(
-                self, self._diagnostics_timer, new.diagnostics_period, self._publish_diagnostics
-            )
+        self._period_timers.apply(new, changed)
 
     def _publish_diagnostics(self) -> None:
         """The status on /diagnostics: the step rate (realtime) and new environment errors.

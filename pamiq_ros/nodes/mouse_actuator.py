@@ -38,7 +38,7 @@ from pamiq_ros.io.mouse import (
 from pamiq_ros.io.osc_output import Deadman
 from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import DiagnosticsReporter
-from pamiq_ros.nodes._runtime import declare_settings, replace_timer, run_node
+from pamiq_ros.nodes._runtime import SettingTimers, declare_settings, run_node
 
 MOUSE_TOPIC = "mouse"
 
@@ -98,8 +98,9 @@ class MouseActuatorNode(Node, Controllable):
         self.create_subscription(MouseInput, MOUSE_TOPIC, self._on_mouse, 10)
         self.create_timer(1.0 / settings.rate_hz, self._tick)
         self.create_timer(settings.report_period, self._report)
-        self._diagnostics_timer = self.create_timer(
-            settings.diagnostics_period, self._publish_diagnostics
+        self._period_timers = SettingTimers(self)
+        self._period_timers.add(
+            "diagnostics_period", settings.diagnostics_period, self._publish_diagnostics
         )
         ControlServices(self, self)
         self.get_logger().info(
@@ -110,10 +111,7 @@ class MouseActuatorNode(Node, Controllable):
     def _apply_settings(self, new: MouseActuatorSettings, changed: frozenset[str]) -> None:
         """Puts run-time parameter changes to use (a parameter callback)."""
         self.settings = new
-        if "diagnostics_period" in changed:
-            self._diagnostics_timer = replace_timer(
-                self, self._diagnostics_timer, new.diagnostics_period, self._publish_diagnostics
-            )
+        self._period_timers.apply(new, changed)
 
     @override
     def pause(self) -> str:

@@ -44,7 +44,7 @@ from pamiq_ros.io.osc_output import (
 from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import ERROR, OK, WARN, DiagnosticsReporter
 from pamiq_ros.nodes._lifecycle import AUTOSTART_DESCRIPTION, ManagedNode
-from pamiq_ros.nodes._runtime import declare_settings, replace_timer, run_node
+from pamiq_ros.nodes._runtime import SettingTimers, declare_settings, run_node
 
 DEADMAN_CHECK_PERIOD_S = 0.05
 """How often the deadman is checked; a release comes at most this long after the timeout."""
@@ -156,9 +156,10 @@ class OscActuatorNode(ManagedNode, Controllable):
         if self._smoother is not None:
             self._last_smoothing = time.monotonic()
             self.create_timer(settings.smoothing_period, self._smooth)
-        self._report_timer = self.create_timer(settings.report_period, self._report)
-        self._diagnostics_timer = self.create_timer(
-            settings.diagnostics_period, self._publish_diagnostics
+        self._period_timers = SettingTimers(self)
+        self._period_timers.add("report_period", settings.report_period, self._report)
+        self._period_timers.add(
+            "diagnostics_period", settings.diagnostics_period, self._publish_diagnostics
         )
         ControlServices(self, self)
         self.bring_up(settings.autostart)
@@ -381,14 +382,7 @@ class OscActuatorNode(ManagedNode, Controllable):
             with self._lock:
                 for deadman in self._deadmen.values():
                     deadman.timeout_s = new.deadman_timeout
-        if "report_period" in changed:
-            self._report_timer = replace_timer(
-                self, self._report_timer, new.report_period, self._report
-            )
-        if "diagnostics_period" in changed:
-            self._diagnostics_timer = replace_timer(
-                self, self._diagnostics_timer, new.diagnostics_period, self._publish_diagnostics
-            )
+        self._period_timers.apply(new, changed)
         self.settings = new
 
     @override

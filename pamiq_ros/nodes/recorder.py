@@ -52,7 +52,7 @@ from pamiq_ros.io.bags import (
 )
 from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import DiagnosticsReporter
-from pamiq_ros.nodes._runtime import declare_settings, prepare_run_dir, replace_timer, run_node
+from pamiq_ros.nodes._runtime import SettingTimers, declare_settings, prepare_run_dir, run_node
 
 DEFAULT_TOPICS = (
     "camera/image_raw,cmd_vel,vrchat_input,world/pose,experience,weights/announce,/diagnostics"
@@ -145,8 +145,9 @@ class RecorderNode(Node, Controllable):
         self.create_timer(settings.report_period, self._report)
         self._new_write_errors = NewCount()
         self._new_dropped = NewCount()
-        self._diagnostics_timer = self.create_timer(
-            settings.diagnostics_period, self._publish_diagnostics
+        self._period_timers = SettingTimers(self)
+        self._period_timers.add(
+            "diagnostics_period", settings.diagnostics_period, self._publish_diagnostics
         )
         ControlServices(self, self)
         self.get_logger().info(
@@ -291,10 +292,7 @@ class RecorderNode(Node, Controllable):
     def _apply_settings(self, new: RecorderSettings, changed: frozenset[str]) -> None:
         """Puts run-time parameter changes to use (a parameter callback)."""
         self.settings = new
-        if "diagnostics_period" in changed:
-            self._diagnostics_timer = replace_timer(
-                self, self._diagnostics_timer, new.diagnostics_period, self._publish_diagnostics
-            )
+        self._period_timers.apply(new, changed)
 
     def _publish_diagnostics(self) -> None:
         """The status on /diagnostics: write errors since the last one, drops, the disk budget."""

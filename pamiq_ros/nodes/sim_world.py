@@ -49,7 +49,7 @@ from pamiq_ros.io.camera_info import Intrinsics, fill_camera_info
 from pamiq_ros.io.frame_stamp import ANSWERS_ADDRESS, check_size, write_stamp
 from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import DiagnosticsReporter
-from pamiq_ros.nodes._runtime import declare_settings, replace_timer, run_node
+from pamiq_ros.nodes._runtime import SettingTimers, declare_settings, run_node
 from pamiq_ros.sim.answer_latency import AnswerLatency
 from pamiq_ros.sim.audio_server import AudioStreamServer
 from pamiq_ros.sim.experiences import EXPERIENCES, experience_layout
@@ -237,8 +237,9 @@ class SimWorldNode(Node, Controllable):
         self._recent_fps = RecentRate()
         self._new_rejected = NewCount()
         self._new_loop_errors = NewCount()
-        self._diagnostics_timer = self.create_timer(
-            settings.diagnostics_period, self._publish_diagnostics
+        self._period_timers = SettingTimers(self)
+        self._period_timers.add(
+            "diagnostics_period", settings.diagnostics_period, self._publish_diagnostics
         )
         ControlServices(self, self)
 
@@ -509,10 +510,7 @@ class SimWorldNode(Node, Controllable):
                 self._next_renderer = renderer
                 self._experience = new.experience
             self.get_logger().info(f"experience switched to {new.experience}")
-        if "diagnostics_period" in changed:
-            self._diagnostics_timer = replace_timer(
-                self, self._diagnostics_timer, new.diagnostics_period, self._publish_diagnostics
-            )
+        self._period_timers.apply(new, changed)
         self.settings = new
 
     def _publish_pose(self) -> None:

@@ -80,10 +80,10 @@ from pamiq_ros.nodes._experience import EXPERIENCE_QOS, EXPERIENCE_TOPIC
 from pamiq_ros.nodes._experience_link import ExperienceReceiver
 from pamiq_ros.nodes._lifecycle import AUTOSTART_DESCRIPTION, ManagedNode
 from pamiq_ros.nodes._runtime import (
+    SettingTimers,
     declare_settings,
     hold_memory_in_bounds,
     prepare_run_dir,
-    replace_timer,
     run_node,
 )
 from pamiq_ros.nodes._weight_sync import WeightPublisher
@@ -418,12 +418,13 @@ class TrainerNode(ManagedNode, Controllable):
             callback_group=MutuallyExclusiveCallbackGroup(),
         )
         ControlServices(self, self)
-        self._report_timer = self.create_timer(settings.report_period, self._report)
+        self._period_timers = SettingTimers(self)
+        self._period_timers.add("report_period", settings.report_period, self._report)
         self._agent_watch = PeerWatch(
             self, settings.agent_node, settings.peer_warn_after, settings.peer_error_after
         )
-        self._diagnostics_timer = self.create_timer(
-            settings.diagnostics_period, self._publish_diagnostics
+        self._period_timers.add(
+            "diagnostics_period", settings.diagnostics_period, self._publish_diagnostics
         )
 
         self.bring_up(settings.autostart)
@@ -506,19 +507,12 @@ class TrainerNode(ManagedNode, Controllable):
         if changed & {"peer_warn_after", "peer_error_after"}:
             self._agent_watch.set_limits(new.peer_warn_after, new.peer_error_after)
             self._experience_silence.set_limits(new.peer_warn_after, new.peer_error_after)
-        if "diagnostics_period" in changed:
-            self._diagnostics_timer = replace_timer(
-                self, self._diagnostics_timer, new.diagnostics_period, self._publish_diagnostics
-            )
+        self._period_timers.apply(new, changed)
         if training is not None:
             pace = training.pace
             pace.checkpoint_period = new.checkpoint_period
             pace.min_run_interval = new.min_run_interval
             pace.health_period_runs = new.health_period_runs
-        if "report_period" in changed:
-            self._report_timer = replace_timer(
-                self, self._report_timer, new.report_period, self._report
-            )
         self.settings = new
         self.get_logger().info(
             "parameters changed: "
