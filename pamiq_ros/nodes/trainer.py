@@ -89,6 +89,10 @@ from pamiq_ros.nodes._runtime import (
 from pamiq_ros.nodes._weight_sync import WeightPublisher
 
 STORE_SUBDIR = "trainer/checkpoints"
+_MAX_LEARNING_RATE = 1e6
+"""Upper bound of the learning-rate parameters: generous on purpose. A rate that makes training
+diverge is a fault the trainer must survive (weights with NaN/Inf are never published), and the
+tests provoke it; the bound only refuses what is surely a typo."""
 SAVE_WAIT_S = 120.0
 """Longest wait of a save request for the training thread's checkpoint."""
 EXPERIENCE_DEPTH = 32
@@ -173,7 +177,11 @@ class TrainerSettings:
         low=1,
     )
     learning_rate: float = setting(
-        1e-3, "autoencoder mind: Adam learning rate.", low=1e-9, high=10.0, runtime=True
+        1e-3,
+        "autoencoder mind: Adam learning rate.",
+        low=1e-9,
+        high=_MAX_LEARNING_RATE,
+        runtime=True,
     )
     min_buffer_size: int = setting(
         _CURIOSITY.min_buffer_size,
@@ -188,21 +196,21 @@ class TrainerSettings:
         _CURIOSITY.jepa_learning_rate,
         "curiosity mind: AdamW learning rate of JEPA.",
         low=1e-9,
-        high=10.0,
+        high=_MAX_LEARNING_RATE,
         runtime=True,
     )
     world_learning_rate: float = setting(
         _CURIOSITY.world_learning_rate,
         "curiosity mind: Adam learning rate of the temporal encoder.",
         low=1e-9,
-        high=10.0,
+        high=_MAX_LEARNING_RATE,
         runtime=True,
     )
     forward_learning_rate: float = setting(
         _CURIOSITY.forward_learning_rate,
         "curiosity mind: Adam learning rate of the forward model (PAMIQ's 1e-4).",
         low=1e-9,
-        high=10.0,
+        high=_MAX_LEARNING_RATE,
         runtime=True,
     )
     forward_steps_per_run: int = setting(
@@ -248,7 +256,7 @@ class TrainerSettings:
         low=1,
     )
     ppo_learning_rate: float = setting(
-        _PPO.lr, "PPO: Adam learning rate.", low=1e-9, high=10.0, runtime=True
+        _PPO.lr, "PPO: Adam learning rate.", low=1e-9, high=_MAX_LEARNING_RATE, runtime=True
     )
     ppo_gamma: float = setting(_PPO.gamma, "PPO: discount of future rewards.", low=0.0, high=1.0)
     ppo_gae_lambda: float = setting(_PPO.lam, "PPO: GAE lambda.", low=0.0, high=1.0)

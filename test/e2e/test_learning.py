@@ -179,7 +179,7 @@ def test_a_corrupt_newest_checkpoint_is_refused_and_the_one_before_is_used(
 def test_weights_with_nan_are_never_published(spawn_node, probe: RosProbe, tmp_path):
     announcements = probe.subscribe(WeightsAnnouncement, "weights/announce", ANNOUNCE_QOS)
     trainer = spawn_node(
-        "trainer", {**SMALL, **FAST_TRAINER, "learning_rate": 1e30, "run_dir": str(tmp_path / "r")}
+        "trainer", {**SMALL, **FAST_TRAINER, "learning_rate": 1e6, "run_dir": str(tmp_path / "r")}
     )
     feed_synthetic_experience(probe, width=64, height=48)
     output = trainer.wait_for_output("holds NaN/Inf", timeout=60)
