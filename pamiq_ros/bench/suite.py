@@ -107,9 +107,10 @@ ARRIVAL_P99_TARGET_MS = 5.0
 """``cmd_vel`` arrival p99 in another process."""
 
 QUICK_MEMORY_SECONDS, DEFAULT_MEMORY_SECONDS = 90.0, 300.0
-QUICK_MEMORY_BUFFER, DEFAULT_MEMORY_BUFFER = 100, 600
+QUICK_MEMORY_BUFFER, DEFAULT_MEMORY_BUFFER = 300, 600
 """The memory part's run and the trainer's buffer size in it: smaller than the config's 2000, so
-the buffers fill in about a minute and the rest of the run is after the fill."""
+the buffers fill in about a minute and the rest of the run is after the fill; no smaller than the
+curiosity learner allows (its forward model keeps 200 held-out steps beside what it trains on)."""
 
 
 def _say(line: str) -> None:

@@ -433,3 +433,15 @@ def test_quick_scale_and_sync_parts_reach_the_report(
 def test_default_bench_runs_the_scale_and_sync_parts() -> None:
     assert {"scale", "sync"} <= set(suite.DEFAULT_PARTS)
     assert "stack" not in suite.DEFAULT_PARTS
+
+
+@pytest.mark.parametrize("buffer_size", [suite.QUICK_MEMORY_BUFFER, suite.DEFAULT_MEMORY_BUFFER])
+def test_the_memory_parts_buffer_sizes_are_ones_the_curiosity_trainer_accepts(
+    buffer_size: int,
+) -> None:
+    # A size below the forward model's held-out steps plus a batch made the trainer exit at
+    # start, and the quick memory part failed with "the trainer never ran".
+    from pamiq_ros.minds.curiosity import CuriosityTraining, build_curiosity_learner
+
+    learner = build_curiosity_learner(training=CuriosityTraining(buffer_size=buffer_size))
+    assert learner.buffers
