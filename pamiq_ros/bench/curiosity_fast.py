@@ -354,7 +354,13 @@ def run_arm(
         for number in range(settings.steps + 1):
             if number in eval_at:
                 tick = time.perf_counter()
-                evaluations.append({"step": number, **evaluate_held_out(learner.models, held_out)})
+                evaluations.append(
+                    {
+                        "step": number,
+                        **evaluate_held_out(learner.models, held_out),
+                        "trainer_copy_ratio": trainer_held_out_ratios(learner),
+                    }
+                )
                 timings["evaluate"] += time.perf_counter() - tick
             if number in cells_at:
                 cells_over_steps.append({"step": number, "cells": cells.count})
@@ -426,6 +432,24 @@ def run_arm(
         | {"total": round(time.perf_counter() - started, 2)},
         "encoder_weights": learner.weights(JEPA),
     }
+
+
+def trainer_held_out_ratios(learner: Any) -> list[float] | None:
+    """The forward trainer's own figure per horizon, or None before it has one.
+
+    Its error over copying on the newest ``held_out_steps`` of its buffer: steps it has not
+    trained on, encoded as the agent saw them (the features its reward is computed on), where
+    the held-out walk is re-encoded by the newest encoders the forward model has not seen.
+    """
+    trainer = next(t for t in learner.trainers if t.name == FORWARD_DYNAMICS)
+    figures = trainer.health(learner.models, learner.buffers)
+    ratios = [
+        figures.get(f"{FORWARD_DYNAMICS}/copy_ratio_h{k}")
+        for k in range(1, learner.models[FORWARD_DYNAMICS].horizon + 1)
+    ]
+    if any(value is None for value in ratios):
+        return None
+    return [float(value) for value in ratios]  # type: ignore[arg-type]
 
 
 def _train_round(learner: Any, gradient_steps: int, counters: _Counters) -> None:

@@ -13,6 +13,7 @@ Targets (each MET only when its whole 95 % interval clears the bar):
   R^2 of the untrained encoders, per seed: above 0.
 """
 
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,13 @@ def summarise(report: Mapping[str, Any]) -> dict[str, Any]:
                 bootstrap_ci([_final_ratio(r, k) for r in results.values()]).as_dict()
                 for k in range(1, horizons + 1)
             ],
+            "trainer_copy_ratio_end": _interval_or_none(
+                [
+                    r["held_out"][-1]["trainer_copy_ratio"][0]
+                    for r in results.values()
+                    if r["held_out"][-1].get("trainer_copy_ratio")
+                ]
+            ),
             "feature_spread_end": bootstrap_ci(
                 [r["held_out"][-1]["feature_spread"] for r in results.values()]
             ).as_dict(),
@@ -223,6 +231,12 @@ def format_table(report: Mapping[str, Any]) -> str:
     for name, entry in summary["paired_cells"].items():
         lines.append(f"paired cells {name:<24} {_cell(entry, 1)}")
     lines.append("")
+    lines += [
+        f"FD/copy k=1 end, trainer's held-out steps  {arm:<12} "
+        f"{_cell(entry.get('trainer_copy_ratio_end'))}"
+        for arm, entry in summary["arms"].items()
+    ]
+    lines.append("")
     for name, target in summary["targets"].items():
         verdict = "MET" if target["met"] else "MISSED"
         lines.append(
@@ -314,6 +328,17 @@ def write_plots(report: Mapping[str, Any], out_dir: Path) -> dict[str, str]:
             band = curve_band([[point["copy_ratio"][k] for point in run] for run in runs])
             axes.plot(steps, band["mean"], color=_COLORS[arm], label=ARM_LABELS[arm])
             axes.fill_between(steps, band["low"], band["high"], color=_COLORS[arm], alpha=0.2)
+            trainer = [
+                [
+                    point["trainer_copy_ratio"][k] if point.get("trainer_copy_ratio") else np.nan
+                    for point in run
+                ]
+                for run in runs
+            ]
+            if not np.all(np.isnan(trainer)):  # dotted: the trainer's own held-out steps
+                with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    axes.plot(steps, np.nanmean(trainer, axis=0), color=_COLORS[arm], ls=":")
         axes.axhline(1.0, color="black", linewidth=1, linestyle="--")
         axes.set_title(f"k = {k + 1}")
         axes.set_xlabel("environment steps")
@@ -321,6 +346,10 @@ def write_plots(report: Mapping[str, Any], out_dir: Path) -> dict[str, str]:
         if low > 0 and high / low > 20:  # an untrained model far off the copy baseline
             axes.set_yscale("log")
     grid[0][0].set_ylabel("forward-model error / copy error (held out)")
+    grid[0][0].annotate(
+        "solid: held-out walk, newest encoders; dotted: trainer's newest steps",
+        (0.0, -0.28), xycoords="axes fraction", fontsize=7,
+    )  # fmt: skip
     grid[0][-1].legend(fontsize=7)
     _save(figure, paths["copy_ratio"])
 

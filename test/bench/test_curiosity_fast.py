@@ -18,14 +18,18 @@ from pamiq_ros.bench.curiosity_fast import (
     matched_policy_weights,
     random_walk,
     run_arm,
+    trainer_held_out_ratios,
 )
 from pamiq_ros.bench.curiosity_report import PLOT_FILES, coverage_counts
 from pamiq_ros.bench.probe import linear_probe, region_probe, repeated_probe
-from pamiq_ros.core.actions import ACTION_SIZES, Action
+from pamiq_ros.core.actions import ACTION_SIZES, Action, ActionMapper
 from pamiq_ros.minds.curiosity import (
+    FORWARD_DYNAMICS,
     JEPA,
     POLICY,
     CuriosityDimensions,
+    CuriosityMind,
+    CuriosityTraining,
     build_curiosity_learner,
 )
 from pamiq_ros.models.ppo import PolicyValueNet
@@ -129,6 +133,8 @@ def test_an_arm_takes_the_scheduled_steps_and_trains_every_model_the_same_number
         assert result["trainer_runs"] == results["curiosity"]["trainer_runs"]
         assert result["weight_syncs"] == 3
         assert [point["step"] for point in result["held_out"]] == [0, 90]
+        # 90 steps are fewer than the forward trainer's held-out steps: no figure of its own
+        assert [point["trainer_copy_ratio"] for point in result["held_out"]] == [None, None]
         assert [point["step"] for point in result["cells_over_steps"]] == [0, 30, 60, 90]
         assert set(result["encoder_weights"]) == set(
             CuriosityDimensions.of("tiny").build(JEPA).state_dict()
@@ -319,3 +325,26 @@ def test_episode_ends_reset_the_world_and_are_counted(monkeypatch):
     assert result["extrinsic_return"] == 1.0
     assert result["cells_visited"] == 7  # x = 0 .. 6
     assert result["action_frequencies"][0] == [0.0, 1.0, 0.0]
+
+
+def test_the_trainers_own_figure_appears_once_the_forward_model_has_trained():
+    training = CuriosityTraining(held_out_steps=12, min_buffer_size=8)
+    learner = build_curiosity_learner("tiny", seed=0, training=training)
+    mind = CuriosityMind("tiny", 0, "random")
+    world = small_world(3)
+    mapper = ActionMapper(2.0, 1.5)
+    step = world.reset(3)
+    for number in range(40):
+        acted = mind.act(number, step.frame)
+        for record in acted.records:
+            learner.add(record)
+        step = world.step(mapper.to_action(acted.choice), 0.1)
+    # a fresh forward model predicts no change: exactly the copy baseline
+    assert trainer_held_out_ratios(learner) == pytest.approx([1.0] * 4)
+    trainer = next(t for t in learner.trainers if t.name == FORWARD_DYNAMICS)
+    trainer.run(learner.models, learner.buffers)
+    ratios = trainer_held_out_ratios(learner)
+    assert ratios is not None and len(ratios) == learner.models[FORWARD_DYNAMICS].horizon
+    # one optimiser step from the copy baseline: finite, near 1, and not exactly 1 any more
+    assert all(np.isfinite(ratios)) and all(0.5 < value < 2.0 for value in ratios), ratios
+    assert ratios != [1.0] * len(ratios), ratios
