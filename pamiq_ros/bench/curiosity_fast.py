@@ -449,7 +449,7 @@ def trainer_held_out_ratios(learner: Any) -> list[float] | None:
     ]
     if any(value is None for value in ratios):
         return None
-    return [float(value) for value in ratios]  # type: ignore[arg-type]
+    return [float(value) for value in ratios]
 
 
 def _train_round(learner: Any, gradient_steps: int, counters: _Counters) -> None:
