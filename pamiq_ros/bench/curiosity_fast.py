@@ -55,6 +55,7 @@ from pamiq_ros.minds.curiosity import (
     build_curiosity_learner,
 )
 from pamiq_ros.models import health
+from pamiq_ros.models.forward_dynamics import ForwardDynamicsTrainer
 from pamiq_ros.models.jepa import build_jepa
 from pamiq_ros.sim.stepped import SteppedWorld
 
@@ -441,15 +442,15 @@ def trainer_held_out_ratios(learner: Any) -> list[float] | None:
     trained on, encoded as the agent saw them (the features its reward is computed on), where
     the held-out walk is re-encoded by the newest encoders the forward model has not seen.
     """
-    trainer = next(t for t in learner.trainers if t.name == FORWARD_DYNAMICS)
+    trainer = next(t for t in learner.trainers if isinstance(t, ForwardDynamicsTrainer))
     figures = trainer.health(learner.models, learner.buffers)
-    ratios = [
-        figures.get(f"{FORWARD_DYNAMICS}/copy_ratio_h{k}")
-        for k in range(1, learner.models[FORWARD_DYNAMICS].horizon + 1)
+    keys = [
+        f"{trainer.name}/copy_ratio_h{k}"
+        for k in range(1, learner.models[trainer.model_name].horizon + 1)
     ]
-    if any(value is None for value in ratios):
+    if not all(key in figures for key in keys):
         return None
-    return [float(value) for value in ratios]
+    return [float(figures[key]) for key in keys]
 
 
 def _train_round(learner: Any, gradient_steps: int, counters: _Counters) -> None:

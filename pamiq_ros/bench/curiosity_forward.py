@@ -53,6 +53,7 @@ from pamiq_ros.bench.curiosity_fast import (
     encode_frames,
     evaluate_held_out,
     random_walk,
+    trainer_held_out_ratios,
 )
 from pamiq_ros.bench.curiosity_stack import parse_seeds, say
 from pamiq_ros.bench.statistics import bootstrap_ci
@@ -242,15 +243,13 @@ def run_variant(
             if number in eval_at:
                 acting = {n: mind.models[n].current()[0] for n in MODEL_NAMES}
                 newest = evaluate_held_out(learner.models, held_out)["copy_ratio"][0]
-                buffered = fd_trainer.health(learner.models, learner.buffers)
+                buffered = trainer_held_out_ratios(learner)
                 evaluations.append(
                     {
                         "step": number,
                         "bench_newest": newest,
                         "bench_acting": evaluate_held_out(acting, held_out)["copy_ratio"][0],
-                        "buffer_held_out": buffered.get(
-                            f"{fd_trainer.name}/copy_ratio_h1", float("nan")
-                        ),
+                        "buffer_held_out": buffered[0] if buffered else float("nan"),
                         "buffer_train": training_ratio(fd_trainer, learner.models, learner.buffers),
                     }
                 )

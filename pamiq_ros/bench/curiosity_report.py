@@ -13,7 +13,6 @@ Targets (each MET only when its whole 95 % interval clears the bar):
   R^2 of the untrained encoders, per seed: above 0.
 """
 
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -328,17 +327,18 @@ def write_plots(report: Mapping[str, Any], out_dir: Path) -> dict[str, str]:
             band = curve_band([[point["copy_ratio"][k] for point in run] for run in runs])
             axes.plot(steps, band["mean"], color=_COLORS[arm], label=ARM_LABELS[arm])
             axes.fill_between(steps, band["low"], band["high"], color=_COLORS[arm], alpha=0.2)
-            trainer = [
-                [
-                    point["trainer_copy_ratio"][k] if point.get("trainer_copy_ratio") else np.nan
-                    for point in run
+            # dotted: the trainer's own held-out steps, mean over the seeds that have a figure
+            dotted_steps, dotted_means = [], []
+            for index, step in enumerate(steps):
+                figures = [
+                    run[index]["trainer_copy_ratio"][k]
+                    for run in runs
+                    if run[index].get("trainer_copy_ratio")
                 ]
-                for run in runs
-            ]
-            if not np.all(np.isnan(trainer)):  # dotted: the trainer's own held-out steps
-                with np.errstate(invalid="ignore"), warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    axes.plot(steps, np.nanmean(trainer, axis=0), color=_COLORS[arm], ls=":")
+                if figures:
+                    dotted_steps.append(step)
+                    dotted_means.append(float(np.mean(figures)))
+            axes.plot(dotted_steps, dotted_means, color=_COLORS[arm], linestyle=":")
         axes.axhline(1.0, color="black", linewidth=1, linestyle="--")
         axes.set_title(f"k = {k + 1}")
         axes.set_xlabel("environment steps")
