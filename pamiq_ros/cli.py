@@ -93,7 +93,8 @@ def _launch(arguments: argparse.Namespace) -> int:
         f"run folder {plan.run_dir}"
         + (f", resuming from {arguments.resume}" if arguments.resume else "")
     )
-    return launcher.run(duration)
+    # The process ends with the launch: keep its Ctrl-C handling to the end (see run()).
+    return launcher.run(duration, restore_signal_handlers=False)
 
 
 def _recorder_of(bringup: Bringup) -> NodeDescription:

@@ -263,10 +263,17 @@ class Launcher:
             self._stop_reason = reason
             self._stop_requested.set()
 
-    def run(self, duration: float | None = None) -> int:
+    def run(self, duration: float | None = None, restore_signal_handlers: bool = True) -> int:
         """Starts every node, waits for Ctrl-C, SIGTERM or ``duration`` seconds, stops them all.
 
         Nodes that die meanwhile are restarted (see :class:`RestartSchedule`).
+
+        Args:
+            duration: Seconds to run; None runs until Ctrl-C or SIGTERM.
+            restore_signal_handlers: Put back the SIGINT/SIGTERM handlers found on entry once
+                every node has stopped. A program that exits right after the launch passes
+                False: a second Ctrl-C landing after the stop (a terminal's double press)
+                is then absorbed instead of killing a launcher that stopped cleanly.
 
         Returns:
             0 when every node ran until asked to stop and then exited cleanly, else 1 (also
@@ -318,7 +325,8 @@ class Launcher:
             failures = self._watch(started_at, duration, environment)
         finally:
             failures += self._stop_all()
-            restore()
+            if restore_signal_handlers:
+                restore()
             os.umask(previous_umask)
         elapsed = time.monotonic() - started_at
         restarts = ", ".join(

@@ -523,3 +523,34 @@ def test_two_namespaced_stacks_in_one_domain_keep_apart(
     output = launchers["robot2"].output()
     assert "all 2 nodes stopped cleanly" in output
     assert re.search(r"agent exited \(exit code 0\) [\d.]+ s after SIGINT", output), output
+
+
+@pytest.mark.parametrize("restore", [True, False])
+def test_a_late_second_ctrl_c_is_absorbed_only_when_the_handlers_are_kept(
+    stand_ins: StandIns, restore: bool
+):
+    """A terminal's double Ctrl-C can land after every node has stopped. The CLI keeps the
+    launcher's handlers to the end (restore_signal_handlers=False), so that press cannot kill
+    a launch that stopped cleanly; a library caller gets its own handlers back."""
+    launcher = stand_ins.launcher({"alpha": "run"})
+    before = signal.getsignal(signal.SIGINT)
+    stopper = threading.Thread(
+        target=lambda: (
+            wait_until(lambda: "nodes running" in stand_ins.output.getvalue(), 20)
+            and launcher.request_stop("test done")
+        ),
+        daemon=True,
+    )
+    stopper.start()
+    try:
+        code = launcher.run(duration=30, restore_signal_handlers=restore)
+        stopper.join()
+        assert code == 0, stand_ins.output.getvalue()
+        if restore:
+            assert signal.getsignal(signal.SIGINT) is before
+        else:
+            os.kill(os.getpid(), signal.SIGINT)  # the second press, after the stop
+            time.sleep(0.1)  # raised KeyboardInterrupt here if the default handler were back
+            assert signal.getsignal(signal.SIGINT) is not before
+    finally:
+        signal.signal(signal.SIGINT, before)
