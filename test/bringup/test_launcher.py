@@ -534,13 +534,12 @@ def test_a_late_second_ctrl_c_is_absorbed_only_when_the_handlers_are_kept(
     a launch that stopped cleanly; a library caller gets its own handlers back."""
     launcher = stand_ins.launcher({"alpha": "run"})
     before = signal.getsignal(signal.SIGINT)
-    stopper = threading.Thread(
-        target=lambda: (
-            wait_until(lambda: "nodes running" in stand_ins.output.getvalue(), 20)
-            and launcher.request_stop("test done")
-        ),
-        daemon=True,
-    )
+
+    def stop_once_running() -> None:
+        wait_until(lambda: "nodes running" in stand_ins.output.getvalue(), 20)
+        launcher.request_stop("test done")
+
+    stopper = threading.Thread(target=stop_once_running, daemon=True)
     stopper.start()
     try:
         code = launcher.run(duration=30, restore_signal_handlers=restore)
