@@ -536,7 +536,7 @@ def test_a_late_second_ctrl_c_is_absorbed_only_when_the_handlers_are_kept(
     before = signal.getsignal(signal.SIGINT)
 
     def stop_once_running() -> None:
-        wait_until(lambda: "nodes running" in stand_ins.output.getvalue(), 20)
+        wait_until(lambda: "start 1: run" in stand_ins.output.getvalue(), 20)  # handler set
         launcher.request_stop("test done")
 
     stopper = threading.Thread(target=stop_once_running, daemon=True)
