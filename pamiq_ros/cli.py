@@ -25,6 +25,7 @@ from pamiq_ros.bringup.executables import NODE_EXECUTABLES
 from pamiq_ros.bringup.launcher import Launcher
 from pamiq_ros.bringup.security import NODE_GRAPH, policy_xml
 from pamiq_ros.core.settings import SettingsError, build_settings, describe
+from pamiq_ros.nodes._shutdown import STOP, leave_process
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
@@ -88,13 +89,16 @@ def _launch(arguments: argparse.Namespace) -> int:
         print(f"pamiq-ros launch: {error}", file=sys.stderr)
         return 2
     duration = arguments.duration if arguments.duration and arguments.duration > 0 else None
-    launcher = Launcher(plan)
+    # The process ends with the launch, as a node's ends with its close(): its Ctrl-C handling
+    # stays installed to the end, and the interpreter's teardown (which puts Python's default
+    # SIGINT handler back, so a terminal's late second Ctrl-C killed a launch that had stopped
+    # cleanly) is skipped.
+    launcher = Launcher(plan, process_stop=STOP)
     launcher.say(
         f"run folder {plan.run_dir}"
         + (f", resuming from {arguments.resume}" if arguments.resume else "")
     )
-    # The process ends with the launch: keep its Ctrl-C handling to the end (see run()).
-    return launcher.run(duration, restore_signal_handlers=False)
+    leave_process(launcher.run(duration))
 
 
 def _recorder_of(bringup: Bringup) -> NodeDescription:

@@ -44,6 +44,7 @@ from pamiq_ros.core.checkpoint import (
     CheckpointStore,
     latest_to_keep,
 )
+from pamiq_ros.nodes._shutdown import StopRequest
 
 POLL_PERIOD = 0.1
 EXIT_POLL_PERIOD = 0.02
@@ -225,9 +226,27 @@ class Launcher:
     """
 
     def __init__(
-        self, plan: LaunchPlan, output: TextIO = sys.stdout, python: str = sys.executable
+        self,
+        plan: LaunchPlan,
+        output: TextIO = sys.stdout,
+        python: str = sys.executable,
+        process_stop: StopRequest | None = None,
     ) -> None:
+        """Prepares the launch of ``plan``.
+
+        Args:
+            plan: What to start, where, with which parameters.
+            output: Where the launcher's and the nodes' lines go.
+            python: The interpreter the nodes run in.
+            process_stop: The process's stop request, for a program that ends with the launch
+                (``pamiq-ros launch`` passes :data:`~pamiq_ros.nodes._shutdown.STOP`): its
+                handlers stay installed until the process ends, as in every node, so a
+                second Ctrl-C after the stop (a terminal's double press) cannot kill a launch
+                that stopped cleanly. None: the launcher installs its own handlers for the run
+                and puts the previous ones back after it (library callers).
+        """
         self._plan = plan
+        self._process_stop = process_stop
         self._bringup = plan.bringup
         self._settings = plan.bringup.launcher
         self._parameters = plan.parameters()
@@ -263,17 +282,13 @@ class Launcher:
             self._stop_reason = reason
             self._stop_requested.set()
 
-    def run(self, duration: float | None = None, restore_signal_handlers: bool = True) -> int:
+    def run(self, duration: float | None = None) -> int:
         """Starts every node, waits for Ctrl-C, SIGTERM or ``duration`` seconds, stops them all.
 
         Nodes that die meanwhile are restarted (see :class:`RestartSchedule`).
 
         Args:
             duration: Seconds to run; None runs until Ctrl-C or SIGTERM.
-            restore_signal_handlers: Put back the SIGINT/SIGTERM handlers found on entry once
-                every node has stopped. A program that exits right after the launch passes
-                False: a second Ctrl-C landing after the stop (a terminal's double press)
-                is then absorbed instead of killing a launcher that stopped cleanly.
 
         Returns:
             0 when every node ran until asked to stop and then exited cleanly, else 1 (also
@@ -325,8 +340,7 @@ class Launcher:
             failures = self._watch(started_at, duration, environment)
         finally:
             failures += self._stop_all()
-            if restore_signal_handlers:
-                restore()
+            restore()
             os.umask(previous_umask)
         elapsed = time.monotonic() - started_at
         restarts = ", ".join(
@@ -382,6 +396,10 @@ class Launcher:
         next_housekeeping = time.monotonic() + HOUSEKEEPING_PERIOD_S
         window = self._settings.stack_shutdown_window
         while not self._stop_requested.wait(POLL_PERIOD):
+            if self._process_stop is not None and self._process_stop.requested():
+                first = signal.Signals[self._process_stop.signals[0]]
+                self.request_stop(signal.strsignal(first) or first.name)
+                break
             now = time.monotonic()
             if duration and now - started_at >= duration:
                 self.request_stop(f"{duration:g} s passed")
@@ -508,6 +526,9 @@ class Launcher:
         return failures
 
     def _install_signal_handlers(self) -> Callable[[], None]:
+        if self._process_stop is not None:
+            self._process_stop.catch()  # never put back: see __init__
+            return lambda: None
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
         previous = {

@@ -30,6 +30,7 @@ from pamiq_ros.bringup.description import (
 )
 from pamiq_ros.bringup.launcher import Launcher, RestartSchedule, death_verdict, describe_exit
 from pamiq_ros.core.checkpoint import CheckpointStore
+from pamiq_ros.nodes._shutdown import StopRequest
 from test.support.configs import config_for_test, launch_command
 from test.support.diagnostics import agent_rates
 from test.support.processes import NodeProcess, wait_until
@@ -179,13 +180,15 @@ class StandIns:
         self.run_dir = folder / "runs" / "1-test"
         self.output = io.StringIO()
 
-    def launcher(self, plans: dict[str, str], **settings: Any) -> Launcher:
+    def launcher(
+        self, plans: dict[str, str], process_stop: StopRequest | None = None, **settings: Any
+    ) -> Launcher:
         for name, plan in plans.items():
             (self.folder / f"{name}.plan").write_text(plan)
         nodes = tuple(NodeDescription(name, name, "stand_in_node", {}) for name in plans)
         bringup = Bringup(self.folder / "c.yaml", nodes, LauncherSettings(**settings))
         launch_plan = LaunchPlan(bringup, "/", self.run_dir, self.folder / "parameters.yaml")
-        return Launcher(launch_plan, self.output)
+        return Launcher(launch_plan, self.output, process_stop=process_stop)
 
     def starts(self, name: str) -> list[dict[str, Any]]:
         path = self.folder / f"{name}.starts"
@@ -525,31 +528,34 @@ def test_two_namespaced_stacks_in_one_domain_keep_apart(
     assert re.search(r"agent exited \(exit code 0\) [\d.]+ s after SIGINT", output), output
 
 
-@pytest.mark.parametrize("restore", [True, False])
-def test_a_late_second_ctrl_c_is_absorbed_only_when_the_handlers_are_kept(
-    stand_ins: StandIns, restore: bool
-):
-    """A terminal's double Ctrl-C can land after every node has stopped. The CLI keeps the
-    launcher's handlers to the end (restore_signal_handlers=False), so that press cannot kill
-    a launch that stopped cleanly; a library caller gets its own handlers back."""
-    launcher = stand_ins.launcher({"alpha": "run"})
-    before = signal.getsignal(signal.SIGINT)
+@pytest.mark.parametrize("whose", ["process", "library"])
+def test_a_late_second_ctrl_c_cannot_kill_a_launch_that_stopped(stand_ins: StandIns, whose: str):
+    """A terminal's double Ctrl-C can land after every node has stopped. ``pamiq-ros launch``
+    hands the launcher the process's stop request (the nodes' mechanism): its handlers stay
+    installed to the end, so that press cannot kill a launch that stopped cleanly. A library
+    caller gets its own handlers back after the run."""
+    process_stop = StopRequest() if whose == "process" else None
+    launcher = stand_ins.launcher({"alpha": "run"}, process_stop=process_stop)
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
-    def stop_once_running() -> None:
+    def ctrl_c_once_running() -> None:
         wait_until(lambda: "start 1: run" in stand_ins.output.getvalue(), 20)  # handler set
-        launcher.request_stop("test done")
+        os.kill(os.getpid(), signal.SIGINT)
 
-    stopper = threading.Thread(target=stop_once_running, daemon=True)
+    stopper = threading.Thread(target=ctrl_c_once_running, daemon=True)
     stopper.start()
     try:
-        code = launcher.run(duration=30, restore_signal_handlers=restore)
+        code = launcher.run(duration=30)
         stopper.join()
-        assert code == 0, stand_ins.output.getvalue()
-        if restore:
-            assert signal.getsignal(signal.SIGINT) is before
+        output = stand_ins.output.getvalue()
+        assert code == 0, output
+        assert "stopping: Interrupt" in output and "all 1 nodes stopped cleanly" in output
+        if process_stop is None:
+            assert {sig: signal.getsignal(sig) for sig in before} == before
         else:
             os.kill(os.getpid(), signal.SIGINT)  # the second press, after the stop
             time.sleep(0.1)  # raised KeyboardInterrupt here if the default handler were back
-            assert signal.getsignal(signal.SIGINT) is not before
+            assert process_stop.signals == ["SIGINT", "SIGINT"]
     finally:
-        signal.signal(signal.SIGINT, before)
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
