@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from pamiq_ros.bringup import shared_memory
 from pamiq_ros.bringup.description import loopback_dds_environment
 from test.support.processes import NodeProcess, node_command
 from test.support.ros_probe import RosProbe
@@ -94,3 +95,18 @@ def free_udp_port() -> Callable[[], int]:
 @pytest.fixture
 def free_tcp_port() -> Callable[[], int]:
     return lambda: _free_port(socket.SOCK_STREAM)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Frees the Fast DDS shared memory that killed processes of earlier runs left behind.
+
+    A node the suite kills on purpose leaves a 16 MiB segment in /dev/shm, which is memory; on a
+    machine that ran the suite again and again those filled it until nodes could not start.
+    """
+    shared_memory.sweep()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Frees what this run's killed processes left, and says how much that was."""
+    report = shared_memory.sweep()
+    terminalreporter.write_line(f"DDS shared memory after the run: {report.describe()}")

@@ -12,7 +12,9 @@ death its newest checkpoint from before it is pinned, so a crash loop cannot pru
 
 Files: the launcher and its nodes run with umask 077 (run folder 0700, files 0600), the nodes'
 ROS log files go into ``<run folder>/ros_logs``, and :class:`DiskBudget` keeps logs,
-checkpoints and TensorBoard events within their budgets.
+checkpoints and TensorBoard events within their budgets. Memory: before the start, after a
+node's death and after the stop, the Fast DDS shared memory of dead processes is freed
+(:mod:`pamiq_ros.bringup.shared_memory`; a killed node leaves a 16 MiB segment in ``/dev/shm``).
 """
 
 import contextlib
@@ -29,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from pamiq_ros.bringup import network_profiles
+from pamiq_ros.bringup import network_profiles, shared_memory
 from pamiq_ros.bringup.description import (
     RESUME_PARAMETER,
     LauncherSettings,
@@ -323,6 +325,7 @@ class Launcher:
             self.say(network_profiles.describe(profile, environment))
             if warning := network_profiles.shell_profile_warning(os.environ, environment):
                 self.say(warning)
+            self._free_dead_shared_memory()  # what earlier runs that were killed left
             for node in self._plan.nodes:
                 process = self._spawn(node, environment, self._parameters)
                 self._children.append(
@@ -340,6 +343,7 @@ class Launcher:
             failures = self._watch(started_at, duration, environment)
         finally:
             failures += self._stop_all()
+            self._free_dead_shared_memory()  # nodes killed at the end leave theirs
             restore()
             os.umask(previous_umask)
         elapsed = time.monotonic() - started_at
@@ -440,6 +444,12 @@ class Launcher:
         self.say(f"stopping: {self._stop_reason}")
         return []
 
+    def _free_dead_shared_memory(self) -> None:
+        """Frees the Fast DDS shared memory of dead processes (a killed node leaves 16 MiB)."""
+        report = shared_memory.sweep()
+        if report.removed_anything:
+            self.say(report.describe())
+
     def _give_up(self, failure: str) -> list[str]:
         self.say(failure)
         self.request_stop(failure)
@@ -470,6 +480,7 @@ class Launcher:
             return line
         child.restart_at = now + delay
         self.say(line)
+        self._free_dead_shared_memory()  # a crash loop must not fill /dev/shm
         return None
 
     def _restart(self, child: _Child, environment: dict[str, str]) -> None:

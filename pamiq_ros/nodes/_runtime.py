@@ -3,6 +3,7 @@
 import contextlib
 import ctypes
 import dataclasses
+import gc
 import os
 import sys
 import time
@@ -299,6 +300,12 @@ def run_node(make_node: Callable[[], ClosableNode], args: Sequence[str] | None =
         except Exception:  # tearing ROS down failed: say so, and still leave with a status
             traceback.print_exc()
             exit_code = exit_code or 1
+    # rclpy destroys a context only once nothing refers to it (destroy() waits while handles
+    # are in use) and leave_process skips every collection: drop the node and its executor and
+    # collect their cycles now, so that DDS destroys the participant and removes its 16 MiB
+    # shared-memory segment (left in /dev/shm otherwise, after every clean stop).
+    node = executor = None
+    gc.collect()
     leave_process(exit_code)
 
 
@@ -326,7 +333,8 @@ def _close(
     if executor is not None:
         executor.shutdown(timeout_sec=1.0)
     rclpy.try_shutdown()
-    # Tear DDS down now (peers see this participant leave; its shared memory is released):
+    # Tear DDS down (peers see this participant leave, its shared memory is freed) as soon as
+    # nothing refers to the context any more: run_node drops the node and collects, since
     # leave_process skips the garbage collection that would otherwise do it.
     rclpy.get_default_context().destroy()
     return exit_code

@@ -143,7 +143,8 @@ def test_exit_descriptions_name_the_code_or_the_signal():
 # --- restarts of stand-in processes (no ROS) ---------------------------------------------------
 
 # A stand-in node: records each start (time, command line), then does what its plan says for
-# that start: crash (exit 3), kill (SIGKILL itself), exit0, or run until SIGINT.
+# that start: crash (exit 3), kill (SIGKILL itself), exit0, dds-kill (SIGKILL itself with a
+# DDS participant up, its shared-memory segments listed in <name>.segments) or run until SIGINT.
 STAND_IN = """
 import json, os, signal, sys, time
 from pathlib import Path
@@ -164,6 +165,20 @@ if action == "kill":
     os.kill(os.getpid(), signal.SIGKILL)
 if action == "exit0":
     sys.exit(0)
+if action == "dds-kill":  # a real DDS participant, killed: its shared memory stays behind
+    import rclpy
+    rclpy.init(args=[])
+    node = rclpy.create_node("stand_in")
+    held = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            held.add(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:  # the listing's own descriptor, closed already
+            pass
+    segments = sorted(path[:-3] for path in held if path.startswith("/dev/shm/fastdds_")
+                      and path.endswith("_el") and "port" not in path)
+    (folder / f"{name}.segments").write_text("\\n".join(segments))
+    os.kill(os.getpid(), signal.SIGKILL)
 while True:
     time.sleep(0.02)
 """
@@ -252,6 +267,26 @@ def test_a_dead_node_is_restarted_with_backoff_and_resumes_from_the_run_folder(
     assert all(f"resume_from:={stand_ins.run_dir}" in argv for argv in restarted)
     assert len(stand_ins.starts("beta")) == 1, "the other node was left alone"
     assert "all 2 nodes stopped cleanly" in output and "(restarts: alpha 2)" in output
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="Linux shared memory only")
+def test_a_killed_node_s_shared_memory_is_freed_before_it_is_restarted(
+    stand_ins: StandIns, monkeypatch: pytest.MonkeyPatch, domain_id: int
+):
+    """A node killed with its DDS participant up leaves a 16 MiB segment in /dev/shm; the
+    launcher frees it when it sees the death, so a crash loop cannot fill the memory."""
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(domain_id))
+    launcher = stand_ins.launcher({"crashy": "dds-kill run"}, restart_delay=0.1)
+    listed = stand_ins.folder / "crashy.segments"
+    code = stand_ins.run(launcher, until=lambda: len(stand_ins.starts("crashy")) >= 2, timeout=60)
+    assert code == 0, stand_ins.output.getvalue()
+    segments = [Path(line) for line in listed.read_text().splitlines()]
+    assert segments, "the participant held no shared-memory segment"
+    assert not any(path.exists() for path in segments), segments
+    output = stand_ins.output.getvalue()
+    died = output.index("crashy died (killed by SIGKILL)")
+    freed = output.find("of shared memory left by dead Fast DDS processes", died)
+    assert died < freed < output.index("crashy restarted"), output
 
 
 def test_a_node_that_keeps_dying_stops_the_launch_after_max_restarts(stand_ins: StandIns):

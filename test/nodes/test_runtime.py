@@ -1,5 +1,6 @@
 """run_node: a callback that raises is logged and counted, and the node goes on; every way of
-stopping a node ends with its shutdown checkpoint and exit 0, soon after close()."""
+stopping a node ends with its shutdown checkpoint and exit 0, soon after close(), and leaves
+none of its DDS shared memory behind."""
 
 import json
 import re
@@ -19,6 +20,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from pamiq_ros.core.checkpoint import CheckpointStore
+from test.support.dds_memory import segments_of
 from test.support.processes import NodeProcess, node_command, wait_until
 from test.support.ros_probe import RosProbe
 
@@ -154,10 +156,12 @@ def test_every_way_of_stopping_ends_with_the_shutdown_checkpoint_and_exit_0(
     idle, idle_dir = start("trainer", "idle")
 
     idle.wait_for_output("runs=0", timeout=90)
+    segments = {"idle": segments_of(idle.pid)}
     idle.signal_group(signal.SIGINT)
     assert wait_until(lambda: re.search(r"runs=[1-9]", trainer.output()) is not None, 120), (
         trainer.output()
     )
+    segments |= {"trainer": segments_of(trainer.pid), "agent": segments_of(agent.pid)}
     trainer.signal_group(signal.SIGTERM)
     agent.signal_group(signal.SIGINT)
     time.sleep(0.05)  # ros2 launch's own SIGINT, after the terminal's
@@ -176,6 +180,11 @@ def test_every_way_of_stopping_ends_with_the_shutdown_checkpoint_and_exit_0(
         assert _shutdown_checkpoints(run_dir, executable), node.output()
         assert "KeyboardInterrupt" not in node.output()
     assert all(value < 10.0 for value in figures.values()), figures
+    # Each running node held a Fast DDS shared-memory segment (16 MiB of /dev/shm); a clean
+    # stop destroys its participant, which removes it (os._exit alone left it behind).
+    assert all(segments.values()), segments
+    left = {name: [path.name for path in held if path.exists()] for name, held in segments.items()}
+    assert not any(left.values()), left
 
 
 CLOSING_NODE = """

@@ -82,3 +82,4 @@ class RosProbe:
         self.node.destroy_node()
         self.context.try_shutdown()
         self._thread.join(timeout=5.0)
+        self.context.destroy()  # frees the participant's shared memory once unreferenced
