@@ -83,10 +83,11 @@ def sweep(directory: Path = SHARED_MEMORY_DIR) -> SweepReport:
         if _held(lock):
             in_use += 1
             continue
-        removed = [size for file in (name, *companions) if (size := _remove(directory / file))]
+        sizes = [_remove(directory / file) for file in (name, *companions)]
+        removed = [size for size in sizes if size is not None]
         if not removed:
             continue
-        freed += sum(size for size in removed if size > 0)
+        freed += sum(removed)
         if name.startswith("fastdds_port"):
             ports += 1
         else:
@@ -104,13 +105,13 @@ def _held(lock: Path) -> bool:
     return False
 
 
-def _remove(path: Path) -> int:
-    """Removes ``path``; returns the bytes it held (-1 for an empty file), 0 if not removed."""
+def _remove(path: Path) -> int | None:
+    """Removes ``path``; returns the bytes of memory it held, None if it was not removed."""
     with contextlib.suppress(OSError):
-        size = path.stat().st_blocks * 512 or -1
+        size = path.stat().st_blocks * 512
         path.unlink()
         return size
-    return 0
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
