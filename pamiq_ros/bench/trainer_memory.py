@@ -58,7 +58,8 @@ class MemoryRunOptions:
         trainer_parameters: The config's trainer parameters.
         agent_parameters: The config's agent parameters (frame size, speeds).
         world_parameters: The config's sim_world parameters.
-        buffer_size: Replaces the config's ``buffer_size`` (None keeps it).
+        buffer_size: Replaces the config's ``buffer_size`` and ``sequence_buffer_size`` (None
+            keeps them), so every buffer fills within the run.
         records_per_run: Experience records added before each training run.
         sample_period: Seconds between RSS samples.
         trace: Whether to trace Python allocations (slower; lists where growth comes from).
@@ -183,6 +184,7 @@ def run_memory(
     trainer_parameters = dict(options.trainer_parameters)
     if options.buffer_size is not None:
         trainer_parameters["buffer_size"] = options.buffer_size
+        trainer_parameters["sequence_buffer_size"] = options.buffer_size
     torch.set_num_threads(1)
     if options.fixed_mmap_threshold:
         from pamiq_ros.nodes._runtime import hold_memory_in_bounds
@@ -301,13 +303,13 @@ def measure_stack_memory(
 
     trainer: dict[str, Any] = {"report_period": 2.0}
     if buffer_size is not None:
-        trainer["buffer_size"] = buffer_size
+        trainer["buffer_size"] = trainer["sequence_buffer_size"] = buffer_size
     document = arm_config(
         config, free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_STREAM), {"trainer": trainer}
     )
     parameters = document["trainer"]["ros__parameters"]
-    capacity = max(int(parameters.get("buffer_size", 2000)),
-                   int(parameters.get("policy_buffer_size", 256)))  # fmt: skip
+    capacity = max(int(parameters.get(name, 0)) for name in (
+        "buffer_size", "sequence_buffer_size", "policy_buffer_size"))  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
     config_path, log_path = out_dir / "memory-stack.yaml", out_dir / "memory-stack.log"
     config_path.write_text(yaml_module.safe_dump(document, sort_keys=False))
@@ -380,7 +382,10 @@ def main(args: Sequence[str] | None = None) -> int:
         help="stack: the trainer node in the sim stack; objects: its training objects alone",
     )  # fmt: skip
     parser.add_argument("--seconds", type=float, default=300.0, help="length of the run")
-    parser.add_argument("--buffer-size", type=int, default=None, help="default: the config's")
+    parser.add_argument(
+        "--buffer-size", type=int, default=None,
+        help="buffer_size and sequence_buffer_size both (default: the config's)",
+    )  # fmt: skip
     parser.add_argument("--records-per-run", type=int, default=4)
     parser.add_argument("--sample-period", type=float, default=5.0)
     parser.add_argument("--tracemalloc", action="store_true", help="list where growth comes from")

@@ -498,7 +498,10 @@ class CuriosityTraining:
     """How the trainer trains the curiosity models.
 
     Attributes:
-        buffer_size: Steps the world models' buffers keep (frames, temporal, forward dynamics).
+        buffer_size: Frames the JEPA frame buffer keeps.
+        sequence_buffer_size: Newest steps the temporal encoder's and the forward model's
+            buffers keep (their training windows are consecutive steps, so they forget the
+            oldest first).
         frame_survival_steps: Agent steps a stored frame survives on average once the frames
             buffer is full (random replacement with probability ``buffer_size / this``);
             default 12 h at 10 Hz, as PAMIQ. ``buffer_size`` replaces on every new frame.
@@ -531,6 +534,7 @@ class CuriosityTraining:
     """
 
     buffer_size: int = 2000
+    sequence_buffer_size: int = 2000
     frame_survival_steps: int = 12 * 60 * 60 * 10
     policy_buffer_size: int = 256
     batch_size: int = 32
@@ -574,11 +578,11 @@ def build_curiosity_learner(
     dims = CuriosityDimensions.of(preset, modalities, action_space)
     options = training or CuriosityTraining()
     forward_needs = options.held_out_steps + max(options.min_buffer_size, 2 * dims.horizon + 1)
-    if forward_needs > options.buffer_size:
+    if forward_needs > options.sequence_buffer_size:
         raise ValueError(
             f"the forward model would never train: held_out_steps ({options.held_out_steps}) "
             f"plus the steps it trains on ({forward_needs - options.held_out_steps}) exceed "
-            f"buffer_size ({options.buffer_size})"
+            f"sequence_buffer_size ({options.sequence_buffer_size})"
         )
     models = {name: dims.build(name, seed, device).train() for name in dims.model_names()}
     makers: dict[str, Callable[[], DataBuffer]] = {
@@ -590,10 +594,10 @@ def build_curiosity_learner(
             seed=seed,
         ),
         TEMPORAL_BUFFER: partial(
-            SequentialBuffer, [temporal.OBS_KEY, temporal.HIDDEN_KEY], options.buffer_size
+            SequentialBuffer, [temporal.OBS_KEY, temporal.HIDDEN_KEY], options.sequence_buffer_size
         ),
         FORWARD_DYNAMICS_BUFFER: partial(
-            SequentialBuffer, forward_dynamics.SAMPLE_KEYS, options.buffer_size
+            SequentialBuffer, forward_dynamics.SAMPLE_KEYS, options.sequence_buffer_size
         ),
         POLICY_BUFFER: partial(SequentialBuffer, ppo.SAMPLE_KEYS, options.policy_buffer_size),
     }

@@ -163,7 +163,13 @@ class TrainerSettings:
     )
     buffer_size: int = setting(
         _CURIOSITY.buffer_size,
-        "Steps each replay buffer holds (frames; the world models' sequences).",
+        "Frames the replay buffer holds (the autoencoder's; the curiosity mind's JEPA frames).",
+        low=1,
+    )
+    sequence_buffer_size: int = setting(
+        _CURIOSITY.sequence_buffer_size,
+        "Curiosity mind: newest steps the temporal encoder's and the forward model's buffers "
+        "hold (they train on windows of consecutive steps, so the oldest go first).",
         low=1,
     )
     batch_size: int = setting(
@@ -337,7 +343,7 @@ class TrainerSettings:
             "checkpoint_period", "keep_checkpoints", "report_period", "jepa_learning_rate",
             "world_learning_rate", "sequence_length", "policy_buffer_size", "ppo_min_new_samples",
             "forward_learning_rate", "forward_steps_per_run", "frame_survival_steps",
-            "held_out_steps",
+            "held_out_steps", "sequence_buffer_size",
         )  # fmt: skip
         require_one_of(
             self, mind=MIND_NAMES, preset=PRESET_NAMES, precision=tuple(PRECISIONS),
@@ -838,6 +844,7 @@ def _curiosity_learner(settings: TrainerSettings) -> Learner:
     device, dtype = resolve_device(settings.device, settings.precision)
     training = CuriosityTraining(
         buffer_size=settings.buffer_size,
+        sequence_buffer_size=settings.sequence_buffer_size,
         policy_buffer_size=settings.policy_buffer_size,
         batch_size=settings.batch_size,
         sequence_length=settings.sequence_length,

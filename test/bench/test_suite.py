@@ -443,5 +443,7 @@ def test_the_memory_parts_buffer_sizes_are_ones_the_curiosity_trainer_accepts(
     # start, and the quick memory part failed with "the trainer never ran".
     from pamiq_ros.minds.curiosity import CuriosityTraining, build_curiosity_learner
 
-    learner = build_curiosity_learner(training=CuriosityTraining(buffer_size=buffer_size))
+    learner = build_curiosity_learner(
+        training=CuriosityTraining(buffer_size=buffer_size, sequence_buffer_size=buffer_size)
+    )
     assert learner.buffers

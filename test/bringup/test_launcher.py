@@ -145,6 +145,9 @@ def test_exit_descriptions_name_the_code_or_the_signal():
 # A stand-in node: records each start (time, command line), then does what its plan says for
 # that start: crash (exit 3), kill (SIGKILL itself), exit0, dds-kill (SIGKILL itself with a
 # DDS participant up, its shared-memory segments listed in <name>.segments) or run until SIGINT.
+REPOSITORY = Path(__file__).resolve().parents[2]
+"""The repository's root, where the stand-in finds ``test.support``."""
+
 STAND_IN = """
 import json, os, signal, sys, time
 from pathlib import Path
@@ -169,14 +172,8 @@ if action == "dds-kill":  # a real DDS participant, killed: its shared memory st
     import rclpy
     rclpy.init(args=[])
     node = rclpy.create_node("stand_in")
-    held = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            held.add(os.readlink(f"/proc/self/fd/{fd}"))
-        except OSError:  # the listing's own descriptor, closed already
-            pass
-    segments = sorted(path[:-3] for path in held if path.startswith("/dev/shm/fastdds_")
-                      and path.endswith("_el") and "port" not in path)
+    from test.support.dds_memory import segments_of
+    segments = sorted(str(path) for path in segments_of(os.getpid()))
     (folder / f"{name}.segments").write_text("\\n".join(segments))
     os.kill(os.getpid(), signal.SIGKILL)
 while True:
@@ -191,7 +188,8 @@ class StandIns:
         self.folder = folder
         (folder / "stand_in_node.py").write_text(STAND_IN)
         monkeypatch.setenv("STAND_IN_DIR", str(folder))
-        monkeypatch.setenv("PYTHONPATH", str(folder))
+        # The stand-in imports itself from the folder and test.support from the repository.
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(folder), str(REPOSITORY)]))
         self.run_dir = folder / "runs" / "1-test"
         self.output = io.StringIO()
 

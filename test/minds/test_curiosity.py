@@ -16,7 +16,7 @@ from pamiq_ros.core.actions import (
     VRChatActionMapper,
     VRChatChoice,
 )
-from pamiq_ros.core.buffers import RandomReplacementBuffer
+from pamiq_ros.core.buffers import RandomReplacementBuffer, SequentialBuffer
 from pamiq_ros.core.experience import ExperienceError, ExperienceRecord
 from pamiq_ros.minds.curiosity import (
     FORWARD_DYNAMICS,
@@ -27,6 +27,7 @@ from pamiq_ros.minds.curiosity import (
     POLICY,
     POLICY_BUFFER,
     TEMPORAL,
+    TEMPORAL_BUFFER,
     CuriosityDimensions,
     CuriosityMind,
     CuriosityTraining,
@@ -256,9 +257,10 @@ def test_the_learner_refuses_records_of_another_mind_or_preset_and_stores_nothin
 
 def small_training(**options: object) -> CuriosityTraining:
     defaults: dict[str, object] = {
-        "buffer_size": 200, "policy_buffer_size": 64, "batch_size": 4, "sequence_batch_size": 2,
-        "sequence_length": 4, "min_buffer_size": 8, "min_new_samples": 4, "held_out_steps": 8,
-        "ppo_min_new_samples": 8, "jepa_reference_frames": 8,
+        "buffer_size": 200, "sequence_buffer_size": 200, "policy_buffer_size": 64,
+        "batch_size": 4, "sequence_batch_size": 2, "sequence_length": 4,
+        "min_buffer_size": 8, "min_new_samples": 4, "held_out_steps": 8, "ppo_min_new_samples": 8,
+        "jepa_reference_frames": 8,
         "ppo_config": PPOConfig(sequence_length=4, sequences_per_run=4, minibatch=2, epochs=1),
     }  # fmt: skip
     return CuriosityTraining(**{**defaults, **options})  # type: ignore[arg-type]
@@ -302,6 +304,21 @@ def test_frames_survive_about_twelve_hours_by_default_and_the_setting_is_used() 
         build_curiosity_learner(training=small_training(held_out_steps=195))
     with pytest.raises(ValueError, match="expected_survival_length"):
         build_curiosity_learner(training=small_training(frame_survival_steps=100))
+
+
+def test_the_sequence_buffers_keep_their_own_number_of_newest_steps() -> None:
+    learner = build_curiosity_learner(
+        training=small_training(buffer_size=50, sequence_buffer_size=120)
+    )
+    sizes = {name: buffer.max_size for name, buffer in learner.buffers.items()}
+    assert sizes[FRAMES_BUFFER] == 50
+    assert sizes[TEMPORAL_BUFFER] == sizes[FORWARD_DYNAMICS_BUFFER] == 120
+    assert isinstance(learner.buffers[FORWARD_DYNAMICS_BUFFER], SequentialBuffer)
+    # The forward model's check is against its own buffer, not the frames'.
+    with pytest.raises(ValueError, match=r"sequence_buffer_size \(120\)"):
+        build_curiosity_learner(
+            training=small_training(buffer_size=500, sequence_buffer_size=120, held_out_steps=115)
+        )
 
 
 def test_ppo_learns_from_normalised_or_raw_rewards_as_set() -> None:
