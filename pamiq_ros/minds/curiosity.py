@@ -501,7 +501,9 @@ class CuriosityTraining:
         buffer_size: Frames the JEPA frame buffer keeps.
         sequence_buffer_size: Newest steps the temporal encoder's and the forward model's
             buffers keep (their training windows are consecutive steps, so they forget the
-            oldest first).
+            oldest first); default 10 min at 10 Hz, three times the frames: forgetting in
+            these two buffers made the forward model worse on places it had left (README,
+            "Why the forward model does not beat copying yet").
         frame_survival_steps: Agent steps a stored frame survives on average once the frames
             buffer is full (random replacement with probability ``buffer_size / this``);
             default 12 h at 10 Hz, as PAMIQ. ``buffer_size`` replaces on every new frame.
@@ -534,7 +536,7 @@ class CuriosityTraining:
     """
 
     buffer_size: int = 2000
-    sequence_buffer_size: int = 2000
+    sequence_buffer_size: int = 6000
     frame_survival_steps: int = 12 * 60 * 60 * 10
     policy_buffer_size: int = 256
     batch_size: int = 32
