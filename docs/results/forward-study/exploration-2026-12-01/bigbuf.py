@@ -1,3 +1,7 @@
+"""One curiosity arm of the fast benchmark with CuriosityTraining overrides; prints one JSON line.
+
+Usage: bigbuf.py STEPS SEED OVERRIDES_JSON [EVAL_POINTS (default 7)]
+"""
 import sys, json, torch
 from pamiq_ros.bench import curiosity_fast as cf
 from pamiq_ros.sim.stepped import SimSteppedWorld
@@ -8,7 +12,8 @@ orig=cf.build_curiosity_learner
 def cap(preset, seed, **k):
     return orig(preset, seed, training=mc.CuriosityTraining(**over))
 cf.build_curiosity_learner=cap
-settings=cf.FastSettings(steps=steps, eval_points=7)
+eval_points=int(sys.argv[4]) if len(sys.argv) > 4 else 7
+settings=cf.FastSettings(steps=steps, eval_points=eval_points)
 world=SimSteppedWorld(10000)
 held,_,_=cf.random_walk(world,200,10000,settings); world.close()
 res=cf.run_arm("curiosity",seed,SimSteppedWorld,settings,held)

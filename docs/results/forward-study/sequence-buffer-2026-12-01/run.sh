@@ -4,8 +4,8 @@
 # Run from the repository root: bash docs/results/forward-study/sequence-buffer-2026-12-01/run.sh
 here=$(dirname "$0")
 for seed in 0 1 2 3 4; do
-  .venv/bin/python "$here/bigbuf.py" 3000 $seed '{"sequence_buffer_size": 6000}' >> "$here/seq6000_3000.jsonl" &
-  .venv/bin/python "$here/bigbuf.py" 3000 $seed '{"sequence_buffer_size": 2000}' >> "$here/default_3000.jsonl"
+  .venv/bin/python "$here/../exploration-2026-12-01/bigbuf.py" 3000 $seed '{"sequence_buffer_size": 6000}' >> "$here/seq6000_3000.jsonl" &
+  .venv/bin/python "$here/../exploration-2026-12-01/bigbuf.py" 3000 $seed '{"sequence_buffer_size": 2000}' >> "$here/default_3000.jsonl"
   wait
   echo "seed $seed done $(date +%T)"
 done

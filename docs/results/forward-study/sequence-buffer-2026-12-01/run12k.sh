@@ -4,8 +4,8 @@
 # Run from the repository root: bash docs/results/forward-study/sequence-buffer-2026-12-01/run12k.sh
 here=$(dirname "$0")
 for seed in 0 1 2; do
-  .venv/bin/python "$here/bigbuf.py" 12000 $seed '{"sequence_buffer_size": 6000}' 7 >> "$here/seq6000_12000.jsonl" &
-  .venv/bin/python "$here/bigbuf.py" 12000 $seed '{"sequence_buffer_size": 2000}' 7 >> "$here/seq2000_12000.jsonl"
+  .venv/bin/python "$here/../exploration-2026-12-01/bigbuf.py" 12000 $seed '{"sequence_buffer_size": 6000}' 7 >> "$here/seq6000_12000.jsonl" &
+  .venv/bin/python "$here/../exploration-2026-12-01/bigbuf.py" 12000 $seed '{"sequence_buffer_size": 2000}' 7 >> "$here/seq2000_12000.jsonl"
   wait
   echo "seed $seed done $(date +%T)"
 done
