@@ -36,7 +36,7 @@ def test_the_curiosity_agent_acts_in_minigrid_through_gym_world(
     assert wait_until(lambda: figure(diagnostics, "gym_world", "actions_received") >= 50, 10.0)
     # Steps without a new frame (gaps) count as steps too, so frames received can trail steps
     # (47 at 50 steps in one CI run): wait for them rather than read them at once.
-    assert wait_until(lambda: figure(diagnostics, "agent", "frames_received") >= 50, 10.0)
+    assert wait_until(lambda: figure(diagnostics, "agent", "frames_received") >= 50, 10.0)  # 64x64
     assert figure(diagnostics, "agent", "frames_rejected") == 0
     assert figure(diagnostics, "gym_world", "env_errors") == 0
     places = {(pose.pose.position.x, pose.pose.position.y) for pose in poses.messages}
