@@ -33,6 +33,9 @@ from test.support.small_model import MODEL, assert_weights, build, trained
 pytestmark = pytest.mark.e2e
 
 TIMEOUT_S = 20.0
+ASK_BACKOFF_S = (0.01, 0.05)
+"""Waits between asks after a refused answer: the node's default (0.05 s doubling to 1 s) spends
+about 8.5 s on its 12 asks again, here about 0.5 s; the asking is the same."""
 STORE_FOLDER = "pamiq_ros-1-test"
 """Named as a trainer's store folder is, so the subscriber reads files in it."""
 
@@ -46,6 +49,7 @@ class Agent:
         transport: str,
         request_timeout_s: float = 10.0,
         store_roots: tuple[Path, ...] = (),
+        ask_backoff_s: tuple[float, float] = ASK_BACKOFF_S,
     ):
         self.model = SwappableModel(MODEL, build)
         self.initial = {k: v.clone() for k, v in self.model.current()[0].state_dict().items()}
@@ -60,6 +64,7 @@ class Agent:
             on_error=self._on_error,
             request_timeout_s=request_timeout_s,
             store_roots=store_roots or None,
+            ask_backoff_s=ask_backoff_s,
         )
 
     def _on_ready(self, name: str, version: int, timing: SyncTiming) -> None:
