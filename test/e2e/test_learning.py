@@ -62,14 +62,17 @@ def run_cli_on_stack(env: dict[str, str], command: str) -> subprocess.CompletedP
     return run_cli(env, command, "--nodes", nodes, "--discovery-timeout", "30")
 
 
-def test_trainer_learns_while_the_agent_keeps_its_rate_and_acts_with_fresh_weights(
-    spawn, probe: RosProbe, tmp_path, free_udp_port, free_tcp_port
+def test_trainer_learns_while_the_agent_keeps_its_rate_and_the_command_line_controls_the_stack(
+    spawn, probe: RosProbe, ros_env, tmp_path, free_udp_port, free_tcp_port
 ):
+    """One stack (each start costs 10-15 s): it learns with fresh weights reaching the agent on
+    time, then ``pamiq-ros`` status, pause, save, resume and shutdown act on every node."""
     config = config_for_test(
         "sim", tmp_path, free_udp_port(), free_tcp_port(),
         {"trainer": FAST_TRAINER, "agent": {**LIGHT, "report_period": 1.0}},
     )  # fmt: skip
     diagnostics = probe.subscribe(DiagnosticArray, "/diagnostics", 200)
+    actions = probe.subscribe(Twist, "cmd_vel", 10)
     launcher = spawn("launch", launch_command(config))
     launcher.wait_for_output("5 nodes running", timeout=30)
 
@@ -87,7 +90,37 @@ def test_trainer_learns_while_the_agent_keeps_its_rate_and_acts_with_fresh_weigh
     # Each record says which version it acted with, so the trainer measures the policy lag.
     assert 0.0 <= figure(diagnostics, "trainer", "policy_lag_mean") < 3.0
 
-    assert launcher.stop(signal.SIGINT, timeout=60) == 0, launcher.output()
+    # The command line, on every node of the running stack.
+    assert len(actions) > 10, "the agent publishes cmd_vel"
+    status = run_cli_on_stack(ros_env, "status")
+    assert status.returncode == 0, status
+    for node in STACK_NODES:
+        assert f"{node}: ok: {{" in status.stdout, status.stdout
+
+    paused = run_cli_on_stack(ros_env, "pause")
+    assert paused.returncode == 0 and paused.stdout.count(": ok:") == 5, paused
+    launcher.wait_for_output("paused: released all inputs", timeout=10)
+    count = len(actions)
+    wait_until(lambda: False, 2.0)
+    assert len(actions) - count <= 1, "the agent kept acting while paused"
+    assert '"paused": true' in run_cli_on_stack(ros_env, "status").stdout
+
+    saved = run_cli_on_stack(ros_env, "save")
+    assert saved.returncode == 0, saved
+    assert "/trainer: ok: checkpoint" in saved.stdout and "/agent: ok: agent state" in saved.stdout
+
+    resumed = run_cli_on_stack(ros_env, "resume")
+    assert resumed.returncode == 0, resumed
+    count = len(actions)
+    assert wait_until(lambda: len(actions) > count + 10, 10), "acting did not resume"
+
+    shutdown = run_cli(ros_env, "shutdown")
+    assert shutdown.returncode == 0, shutdown
+    if not wait_until(lambda: launcher.popen.poll() is not None, 20):
+        run_cli(ros_env, "shutdown")  # a node the first call did not discover yet
+    assert launcher.popen.wait(timeout=40) == 0, launcher.output()
+    assert "every node shut down" in launcher.output()
+
     (run_dir,) = (tmp_path / "runs").iterdir()
     losses = loss_curve(run_dir)
     assert len(losses) >= 10
@@ -190,49 +223,6 @@ def test_weights_with_nan_are_never_published(spawn_node, probe: RosProbe, tmp_p
         "only the finite initial weights may be announced"
     )
     assert trainer.is_running()
-
-
-def test_pause_save_resume_and_status_from_the_command_line(
-    spawn, probe: RosProbe, ros_env, tmp_path, free_udp_port, free_tcp_port
-):
-    config = config_for_test(
-        "sim", tmp_path, free_udp_port(), free_tcp_port(),
-        {"trainer": FAST_TRAINER, "agent": LIGHT},
-    )  # fmt: skip
-    actions = probe.subscribe(Twist, "cmd_vel", 10)
-    launcher = spawn("launch", launch_command(config))
-    launcher.wait_for_output("5 nodes running", timeout=30)
-    assert wait_until(lambda: len(actions) > 10, 60), launcher.output()
-    launcher.wait_for_output("[trainer] [INFO] runs=", timeout=60)
-
-    status = run_cli_on_stack(ros_env, "status")
-    assert status.returncode == 0, status
-    for node in STACK_NODES:
-        assert f"{node}: ok: {{" in status.stdout, status.stdout
-
-    paused = run_cli_on_stack(ros_env, "pause")
-    assert paused.returncode == 0 and paused.stdout.count(": ok:") == 5, paused
-    launcher.wait_for_output("paused: released all inputs", timeout=10)
-    count = len(actions)
-    wait_until(lambda: False, 2.0)
-    assert len(actions) - count <= 1, "the agent kept acting while paused"
-    assert '"paused": true' in run_cli_on_stack(ros_env, "status").stdout
-
-    saved = run_cli_on_stack(ros_env, "save")
-    assert saved.returncode == 0, saved
-    assert "/trainer: ok: checkpoint" in saved.stdout and "/agent: ok: agent state" in saved.stdout
-
-    resumed = run_cli_on_stack(ros_env, "resume")
-    assert resumed.returncode == 0, resumed
-    count = len(actions)
-    assert wait_until(lambda: len(actions) > count + 10, 10), "acting did not resume"
-
-    shutdown = run_cli(ros_env, "shutdown")
-    assert shutdown.returncode == 0, shutdown
-    if not wait_until(lambda: launcher.popen.poll() is not None, 20):
-        run_cli(ros_env, "shutdown")  # a node the first call did not discover yet
-    assert launcher.popen.wait(timeout=40) == 0, launcher.output()
-    assert "every node shut down" in launcher.output()
 
 
 def test_control_commands_say_when_nothing_answers(ros_env):

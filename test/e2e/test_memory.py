@@ -11,6 +11,7 @@ order) faster.
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -85,31 +86,39 @@ def test_recorded_frames_replay_byte_identical_and_jpeg_bags_decode(
     jpeg_size = sum(path.stat().st_size for path in jpeg_info.files)
     assert jpeg_size / jpeg_frames < 0.5 * raw_size / len(checksums)
 
-    # Replay the raw bag: the subscriber (the agent's stand-in) gets every frame, unchanged.
+    # Both bags replay at once, on their own topics. The raw bag: the subscriber (the agent's
+    # stand-in) gets every frame, unchanged. The JPEG bag: sensor_msgs/Image of the recorded size.
     reliable = QoSProfile(depth=5000, reliability=ReliabilityPolicy.RELIABLE)
     replayed = probe.subscribe(Image, f"replayed/{TOPIC}", reliable)
+    decoded = probe.subscribe(Image, TOPIC, reliable)
     remapped = tmp_path / "remapped"
     shutil.copytree(raw_bag, remapped)
     _rename_topic(remapped, f"/{TOPIC}", f"/replayed/{TOPIC}")
-    done = subprocess.run(
-        replay_command(str(remapped), "--rate", "4", "--wait-for-subscribers", "30"),
-        env=ros_env, capture_output=True, text=True, timeout=RECORD_SECONDS + 120,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    replays = [start_replay(bag, ros_env) for bag in (remapped, jpeg_bag)]
+    try:
+        for replay in replays:
+            _, errors = replay.communicate(timeout=RECORD_SECONDS / 8 + 120)
+            assert replay.returncode == 0, errors
+    finally:
+        for replay in replays:
+            if replay.poll() is None:
+                os.killpg(replay.pid, signal.SIGKILL)
+                replay.wait()
     assert wait_until(lambda: len(replayed) >= len(checksums), 20.0)
     received = [hashlib.sha256(bytes(m.data)).hexdigest() for m in replayed.messages]
     assert received == checksums
-
-    # The JPEG bag replays as sensor_msgs/Image of the recorded size.
-    decoded = probe.subscribe(Image, TOPIC, reliable)
-    done = subprocess.run(
-        replay_command(str(jpeg_bag), "--rate", "8", "--wait-for-subscribers", "30"),
-        env=ros_env, capture_output=True, text=True, timeout=RECORD_SECONDS + 120,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
     assert wait_until(lambda: len(decoded) >= jpeg_frames, 20.0)
     image = decoded.messages[-1]
     assert (image.width, image.height, image.encoding) == (64, 48, "rgb8")
+
+
+def start_replay(bag: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """``pamiq-ros replay`` of ``bag`` at 8x, in its own process group."""
+    command = replay_command(str(bag), "--rate", "8", "--wait-for-subscribers", "30")
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
 
 
 def _rename_topic(bag: Path, old: str, new: str) -> None:
