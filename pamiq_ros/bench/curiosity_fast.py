@@ -165,7 +165,11 @@ def random_walk(
 
 
 def imagine(
-    model: torch.nn.Module, states: torch.Tensor, current: torch.Tensor, actions: torch.Tensor
+    model: torch.nn.Module,
+    states: torch.Tensor,
+    current: torch.Tensor,
+    actions: torch.Tensor,
+    previous: torch.Tensor,
 ) -> torch.Tensor:
     """The forward model's predictions ``(N, K, D)`` of the observations 1..K steps ahead.
 
@@ -174,8 +178,9 @@ def imagine(
         states: ``(N, H)`` world states after each current observation.
         current: ``(N, D)`` the current observations.
         actions: ``(N, K, 5)`` the actions actually taken from there.
+        previous: ``(N, D)`` the observations one step before (the current one at the first).
     """
-    return model(states, current, actions).float()
+    return model(states, current, actions, previous).float()
 
 
 def evaluate_held_out(
@@ -212,7 +217,8 @@ def evaluate_held_out(
                 np.stack([trajectory.actions[t : t + horizon] for t in range(count)])
             )
             future = torch.stack([obs[t + 1 : t + 1 + horizon] for t in range(count)])
-            predicted = imagine(forward_model, states[:count], obs[:count], actions)
+            previous = torch.cat([obs[:1], obs[: count - 1]])  # the walk's first has none
+            predicted = imagine(forward_model, states[:count], obs[:count], actions, previous)
             ratio = health.copy_ratio(predicted, future, obs[:count])
             model_error = (predicted - future).pow(2).mean(dim=(0, 2))
             copy_error = (obs[:count, None] - future).pow(2).mean(dim=(0, 2))

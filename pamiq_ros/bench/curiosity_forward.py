@@ -142,13 +142,14 @@ def training_ratio(trainer: Any, models: Mapping[str, Any], buffers: Mapping[str
     steps = np.arange(model.horizon)[None, :]
     state = torch.as_tensor(data[forward_dynamics.STATE_KEY][starts]).float()
     obs = torch.as_tensor(data[forward_dynamics.OBS_KEY][starts]).float()
+    previous = torch.as_tensor(forward_dynamics.previous_observations(data, starts)).float()
     actions = torch.as_tensor(data[forward_dynamics.ACTION_KEY][starts[:, None] + steps]).long()
     targets = torch.as_tensor(data[forward_dynamics.OBS_KEY][starts[:, None] + steps + 1]).float()
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            predicted = model(state, obs, actions).float()
+            predicted = model(state, obs, actions, previous).float()
     finally:
         model.train(was_training)
     return float(health.copy_ratio(predicted, targets, obs)[0])

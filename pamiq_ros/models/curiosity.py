@@ -77,6 +77,7 @@ class RollingImagination:
         self.horizon = horizon
         self._live: Imagination | None = None
         self._ages: list[int] = []  # per live trajectory, newest first: steps advanced
+        self._previous: torch.Tensor | None = None  # the last observation, since the last gap
 
     @property
     def ages(self) -> tuple[int, ...]:
@@ -114,7 +115,9 @@ class RollingImagination:
     ) -> None:
         """Starts a trajectory at ``(state, observation)``; advances all live ones with ``action``.
 
-        The trajectories that already predicted K steps are dropped first.
+        The new trajectory starts from the change since the observation of the last call (none
+        after a :meth:`reset`). The trajectories that already predicted K steps are dropped
+        first.
 
         Call it under ``torch.inference_mode()`` when acting.
 
@@ -124,14 +127,12 @@ class RollingImagination:
             observation: ``(1, obs_dim)``.
             action: ``(1, n_dims)`` integer action indices, the action taken now.
         """
-        fresh = model.begin(state, observation.to(state.dtype))
+        observation = observation.to(state.dtype)
+        fresh = model.begin(state, observation, self._previous)
+        self._previous = observation
         keep = [index for index, age in enumerate(self._ages) if age < self.horizon]
         if self._live is not None and keep:
-            live = Imagination(self._live.state[keep], self._live.obs[keep])
-            fresh = Imagination(
-                torch.cat([fresh.state, live.state.to(fresh.state)]),
-                torch.cat([fresh.obs, live.obs.to(fresh.obs)]),
-            )
+            fresh = fresh.join(self._live.select(keep))
         ages = [0] + [self._ages[index] for index in keep]
         self._live = model.advance(fresh, action.expand(len(fresh), -1))
         self._ages = [age + 1 for age in ages]
@@ -140,3 +141,4 @@ class RollingImagination:
         """Forgets every trajectory (after a gap)."""
         self._live = None
         self._ages = []
+        self._previous = None

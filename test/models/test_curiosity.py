@@ -41,6 +41,28 @@ def test_weighted_prediction_error_by_hand():
         weighted_prediction_error(predictions, actual, torch.zeros(2))
 
 
+def test_a_new_trajectory_starts_from_the_change_since_the_last_observation():
+    model = fd.ForwardDynamics(6, 4, CONFIG).eval()  # the change head says "no change"
+    torch.nn.init.eye_(model.momentum.weight)  # as if learned: motion goes on unchanged
+    state = torch.zeros(1, 6)
+    first, second, third = torch.tensor([[0.0, 1.0, 2.0, 3.0]]), torch.ones(1, 4), torch.zeros(1, 4)
+    imagination = RollingImagination(3)
+    with torch.no_grad():
+        imagination.advance(model, state, first, ACTIONS[0])
+        live = imagination.predictions()
+        assert live is not None
+        torch.testing.assert_close(live, first)  # nothing came before the first
+        imagination.advance(model, state, second, ACTIONS[1])
+        live = imagination.predictions()
+        assert live is not None
+        torch.testing.assert_close(live[:1], second + (second - first))  # the newest, at k = 1
+        imagination.reset()  # a gap: the change across it is no motion
+        imagination.advance(model, state, third, ACTIONS[2])
+        live = imagination.predictions()
+        assert live is not None
+        torch.testing.assert_close(live, third)
+
+
 def test_every_live_trajectory_is_advanced_with_the_actions_actually_taken():
     model = dynamics()
     rng = torch.Generator().manual_seed(1)

@@ -19,6 +19,7 @@ from pamiq_ros.models.forward_dynamics import (
     ForwardDynamicsTrainer,
     horizon_weights,
     parameter_count,
+    previous_observations,
     window_starts,
 )
 
@@ -97,6 +98,31 @@ def test_each_step_takes_its_own_action_and_the_state():
         torch.testing.assert_close(changed[:, 0], predicted[:, 0])
         assert not torch.allclose(changed[:, 1], predicted[:, 1])
         assert not torch.allclose(dynamics(torch.randn(5, 8), obs, actions), predicted)
+
+
+def test_the_momentum_carries_the_change_that_led_to_the_observation_on():
+    dynamics = model()
+    torch.nn.init.eye_(dynamics.momentum.weight)  # as if learned: motion goes on unchanged
+    state, obs, before = torch.randn(4, 8), torch.randn(4, 12), torch.randn(4, 12)
+    actions = torch.zeros(4, 3, 5, dtype=torch.long)
+    with torch.no_grad():
+        predicted = dynamics(state, obs, actions, before)
+        for k in range(1, 4):  # the head still says "no change": only the momentum moves it
+            torch.testing.assert_close(predicted[:, k - 1], obs + k * (obs - before))
+        # No previous observation (an episode's first step): nothing to carry on, a copy.
+        torch.testing.assert_close(dynamics(state, obs, actions), obs[:, None].expand(-1, 3, -1))
+        torch.testing.assert_close(
+            dynamics(state, obs, actions, obs), obs[:, None].expand(-1, 3, -1)
+        )
+    with pytest.raises(ValueError, match=r"previous must be \(4, 12\) like obs, got \(4, 11\)"):
+        dynamics.begin(state, obs, torch.randn(4, 11))
+
+
+def test_previous_observations_stop_at_the_buffer_s_and_each_episode_s_start():
+    obs = np.arange(6, dtype=np.float32)[:, None] * np.ones((1, 2), np.float32)
+    dones = np.array([0, 0, 1, 0, 0, 0], np.float32)  # the episode ended after step 2
+    previous = previous_observations({OBS_KEY: obs, DONE_KEY: dones}, np.array([0, 1, 3, 4]))
+    np.testing.assert_array_equal(previous[:, 0], [0.0, 0.0, 3.0, 3.0])
 
 
 def test_refuses_wrong_input():
@@ -178,6 +204,51 @@ def test_it_starts_at_the_copy_baseline_and_learns_to_beat_it_on_a_predictable_w
     assert after["forward_dynamics/copy_ratio"] < 0.6
     assert all(math.isfinite(value) for value in after.values())
     assert results[-1].updated_models == (MODEL_NAME,)
+
+
+def drifting_world(steps: int, seed: int = 0, episode: int = 20) -> dict[str, np.ndarray]:
+    """Observations drift at a speed of their own per episode; states and actions say nothing.
+
+    Only the change that led to an observation tells the next one.
+    """
+    rng = np.random.default_rng(seed)
+    obs = np.zeros((steps, 12), np.float32)
+    dones = np.zeros(steps, np.float32)
+    for start in range(0, steps, episode):
+        speed = rng.normal(scale=0.3, size=12)
+        place = rng.normal(size=12)
+        for t in range(start, min(start + episode, steps)):
+            obs[t] = place + (t - start) * speed
+        dones[min(start + episode, steps) - 1] = 1.0
+    return {
+        STATE_KEY: rng.normal(size=(steps, 8)).astype(np.float32),
+        ACTION_KEY: random_actions(steps, rng),
+        OBS_KEY: obs,
+        DONE_KEY: dones,
+    }
+
+
+def test_it_learns_to_carry_motion_on_where_only_the_last_change_tells_the_next():
+    buffers = {MODEL_NAME: filled_buffer(drifting_world(400))}
+    figures = {}
+    for momentum in (True, False):
+        dynamics = model()
+        dynamics.momentum.weight.requires_grad_(momentum)  # False: the model before it had one
+        learning = trainer()
+        learning.setup({MODEL_NAME: dynamics})
+        for _ in range(25):
+            learning.run({MODEL_NAME: dynamics}, buffers)
+        figures[momentum] = learning.health({MODEL_NAME: dynamics}, buffers)
+        if momentum:
+            assert float(dynamics.momentum.weight.detach().diagonal().mean()) > 0.2
+    print({key: {k: round(v, 3) for k, v in value.items()} for key, value in figures.items()})
+    # On held-out episodes (new speeds) the momentum predicts; without it nothing does.
+    assert figures[True]["forward_dynamics/copy_ratio_h1"] < 0.85
+    assert figures[False]["forward_dynamics/copy_ratio_h1"] > 0.95
+    assert (
+        figures[True]["forward_dynamics/copy_ratio"]
+        < figures[False]["forward_dynamics/copy_ratio"] - 0.15
+    )
 
 
 def test_held_out_steps_are_never_trained_on():
