@@ -259,6 +259,7 @@ class Launcher:
         self._children: list[_Child] = []
         self._stop_requested = threading.Event()
         self._stop_reason = ""
+        self._signalled = ""  # set by this launcher's own handlers (library use); polled
         self._run_dir = plan.run_dir
         self._pinned: set[str] = set()
         settings = self._settings
@@ -279,7 +280,8 @@ class Launcher:
             self._output.flush()
 
     def request_stop(self, reason: str) -> None:
-        """Asks :meth:`run` to stop every node (safe from signal handlers and other threads)."""
+        """Asks :meth:`run` to stop every node (from any thread; signal handlers only note the
+        signal, which :meth:`run` turns into this call)."""
         if not self._stop_requested.is_set():
             self._stop_reason = reason
             self._stop_requested.set()
@@ -400,6 +402,8 @@ class Launcher:
         next_housekeeping = time.monotonic() + HOUSEKEEPING_PERIOD_S
         window = self._settings.stack_shutdown_window
         while not self._stop_requested.wait(POLL_PERIOD):
+            if self._signalled:
+                self.request_stop(self._signalled)
             if self._process_stop is not None and self._process_stop.requested():
                 first = signal.Signals[self._process_stop.signals[0]]
                 self.request_stop(signal.strsignal(first) or first.name)
@@ -536,6 +540,11 @@ class Launcher:
                 reader.join(timeout=2.0)
         return failures
 
+    def _note_signal(self, number: int, _frame: object) -> None:
+        # Only an assignment: a handler that took a lock (Event.set) could wait forever for the
+        # one the code it interrupted holds (see pamiq_ros.nodes._shutdown.StopRequest).
+        self._signalled = signal.strsignal(number) or str(number)
+
     def _install_signal_handlers(self) -> Callable[[], None]:
         if self._process_stop is not None:
             self._process_stop.catch()  # never put back: see __init__
@@ -543,10 +552,7 @@ class Launcher:
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
         previous = {
-            sig: signal.signal(
-                sig, lambda number, _: self.request_stop(signal.strsignal(number) or str(number))
-            )
-            for sig in (signal.SIGINT, signal.SIGTERM)
+            sig: signal.signal(sig, self._note_signal) for sig in (signal.SIGINT, signal.SIGTERM)
         }
 
         def restore() -> None:

@@ -48,11 +48,15 @@ class StopRequest:
     """Ctrl-C and SIGTERM as a request to stop, noted by a handler that does nothing else.
 
     The handler never raises, prints or logs (it may run between any two bytecodes of the main
-    thread, also inside a write to the same stream); :attr:`signals` keeps what came.
+    thread, also inside a write to the same stream), and takes no lock: a second signal can land
+    inside the first one's handler, and a handler that set a ``threading.Event`` then waited
+    forever for the lock the interrupted one held (a camera node left running after its
+    launcher was killed, found by the suite). It only sets a flag and appends to a list, which
+    the interpreter does atomically; :attr:`signals` keeps what came.
     """
 
     def __init__(self) -> None:
-        self._requested = threading.Event()
+        self._requested = False
         self._caught = False
         self.signals: list[str] = []
         """Names of the stop signals received, in order (``SIGINT``, ``SIGTERM``)."""
@@ -67,7 +71,7 @@ class StopRequest:
 
     def requested(self) -> bool:
         """Whether a stop signal came."""
-        return self._requested.is_set()
+        return self._requested
 
     def describe(self) -> str:
         """``SIGINT``, ``SIGINT x2`` or ``SIGINT, SIGTERM``: what asked this process to stop."""
@@ -79,7 +83,7 @@ class StopRequest:
 
     def _on_signal(self, number: int, _frame: object) -> None:
         self.signals.append(signal.Signals(number).name)
-        self._requested.set()
+        self._requested = True
 
 
 STOP = StopRequest()

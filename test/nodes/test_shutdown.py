@@ -48,6 +48,48 @@ def test_stop_signals_are_noted_never_raised():
     assert request.describe() == "SIGINT, SIGINT, SIGTERM"
 
 
+BURST_TARGET = """
+import sys, time
+from pamiq_ros.nodes._shutdown import StopRequest
+
+stop = StopRequest()
+stop.catch()
+print("ready", flush=True)
+while not stop.requested():
+    time.sleep(0.001)
+deadline = time.monotonic() + 2.0  # signals keep coming while it "closes"
+while time.monotonic() < deadline:
+    sum(range(100))
+print(len(stop.signals), flush=True)
+"""
+
+
+def test_a_burst_of_stop_signals_cannot_hang_the_handler(tmp_path: Path):
+    """Signals land inside each other's handlers; a handler that takes a lock can then wait
+    forever for the one it interrupted (a node once hung so, after its launcher was killed)."""
+    script = tmp_path / "burst.py"
+    script.write_text(textwrap.dedent(BURST_TARGET))
+    child = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        sent = 0
+        while child.poll() is None and sent < 20000:
+            try:
+                child.send_signal(signal.SIGTERM if sent % 2 else signal.SIGINT)
+            except ProcessLookupError:
+                break
+            sent += 1
+        output, _ = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 0, (child.returncode, output)
+    assert int(output.strip()) >= 1
+
+
 LEAVING = """
 import atexit, sys, threading, time
 from pathlib import Path
