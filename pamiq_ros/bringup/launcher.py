@@ -280,8 +280,10 @@ class Launcher:
             self._output.flush()
 
     def request_stop(self, reason: str) -> None:
-        """Asks :meth:`run` to stop every node (from any thread; signal handlers only note the
-        signal, which :meth:`run` turns into this call)."""
+        """Asks :meth:`run` to stop every node; from any thread.
+
+        Signal handlers do not call it: they only note the signal, and :meth:`run` calls it.
+        """
         if not self._stop_requested.is_set():
             self._stop_reason = reason
             self._stop_requested.set()
