@@ -46,7 +46,7 @@ from pamiq_ros.core.checkpoint import (
     CheckpointStore,
     latest_to_keep,
 )
-from pamiq_ros.nodes._shutdown import StopRequest
+from pamiq_ros.nodes._shutdown import STOP_SIGNALS, StopRequest
 
 POLL_PERIOD = 0.1
 EXIT_POLL_PERIOD = 0.02
@@ -249,6 +249,9 @@ class Launcher:
         """
         self._plan = plan
         self._process_stop = process_stop
+        # The signals that ask this launch to stop: the process's request, or (library use) one
+        # of its own, whose handler is installed for the run only. Either is polled by run().
+        self._stop_signals = process_stop or StopRequest()
         self._bringup = plan.bringup
         self._settings = plan.bringup.launcher
         self._parameters = plan.parameters()
@@ -259,7 +262,6 @@ class Launcher:
         self._children: list[_Child] = []
         self._stop_requested = threading.Event()
         self._stop_reason = ""
-        self._signalled = ""  # set by this launcher's own handlers (library use); polled
         self._run_dir = plan.run_dir
         self._pinned: set[str] = set()
         settings = self._settings
@@ -404,10 +406,8 @@ class Launcher:
         next_housekeeping = time.monotonic() + HOUSEKEEPING_PERIOD_S
         window = self._settings.stack_shutdown_window
         while not self._stop_requested.wait(POLL_PERIOD):
-            if self._signalled:
-                self.request_stop(self._signalled)
-            if self._process_stop is not None and self._process_stop.requested():
-                first = signal.Signals[self._process_stop.signals[0]]
+            if self._stop_signals.requested():
+                first = signal.Signals[self._stop_signals.signals[0]]
                 self.request_stop(signal.strsignal(first) or first.name)
                 break
             now = time.monotonic()
@@ -542,20 +542,14 @@ class Launcher:
                 reader.join(timeout=2.0)
         return failures
 
-    def _note_signal(self, number: int, _frame: object) -> None:
-        # Only an assignment: a handler that took a lock (Event.set) could wait forever for the
-        # one the code it interrupted holds (see pamiq_ros.nodes._shutdown.StopRequest).
-        self._signalled = signal.strsignal(number) or str(number)
-
     def _install_signal_handlers(self) -> Callable[[], None]:
         if self._process_stop is not None:
             self._process_stop.catch()  # never put back: see __init__
             return lambda: None
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
-        previous = {
-            sig: signal.signal(sig, self._note_signal) for sig in (signal.SIGINT, signal.SIGTERM)
-        }
+        # StopRequest.note only notes (no lock, see there); run() polls it.
+        previous = {sig: signal.signal(sig, self._stop_signals.note) for sig in STOP_SIGNALS}
 
         def restore() -> None:
             for sig, handler in previous.items():

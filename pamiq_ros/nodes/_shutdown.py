@@ -66,7 +66,7 @@ class StopRequest:
         if self._caught or threading.current_thread() is not threading.main_thread():
             return
         for number in STOP_SIGNALS:
-            signal.signal(number, self._on_signal)
+            signal.signal(number, self.note)
         self._caught = True
 
     def requested(self) -> bool:
@@ -81,7 +81,12 @@ class StopRequest:
             return f"{self.signals[0]} x{len(self.signals)}"
         return ", ".join(self.signals)
 
-    def _on_signal(self, number: int, _frame: object) -> None:
+    def note(self, number: int, _frame: object) -> None:
+        """The signal handler: notes ``number``.
+
+        :meth:`catch` installs it for good; a caller that puts its previous handlers back
+        afterwards (a library launcher) installs it itself.
+        """
         self.signals.append(signal.Signals(number).name)
         self._requested = True
 

@@ -35,16 +35,16 @@ def test_importing_the_nodes_outside_a_node_process_leaves_the_handlers_alone():
     import pamiq_ros.nodes  # noqa: F401  (imported by the suite already; the point is the state)
 
     for number in (signal.SIGINT, signal.SIGTERM):
-        assert signal.getsignal(number) != STOP._on_signal
+        assert signal.getsignal(number) != STOP.note
 
 
 def test_stop_signals_are_noted_never_raised():
     request = StopRequest()
     assert not request.requested() and request.describe() == "no signal"
-    request._on_signal(signal.SIGINT, None)
-    request._on_signal(signal.SIGINT, None)
+    request.note(signal.SIGINT, None)
+    request.note(signal.SIGINT, None)
     assert request.requested() and request.describe() == "SIGINT x2"
-    request._on_signal(signal.SIGTERM, None)
+    request.note(signal.SIGTERM, None)
     assert request.describe() == "SIGINT, SIGINT, SIGTERM"
 
 
