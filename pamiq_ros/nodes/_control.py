@@ -49,6 +49,13 @@ class Controllable(ABC):
     def status(self) -> Mapping[str, object]:
         """The node's key figures (JSON-serialisable)."""
 
+    def before_shutdown(self) -> None:  # noqa: B027 - optional: most nodes move nothing
+        """Called when ``shutdown`` is answered, :data:`SHUTDOWN_DELAY_S` before the node closes.
+
+        A node that moves something stops it here, so nothing moves during the delay (its
+        close stops it once more); others have nothing to do.
+        """
+
 
 class ControlServices:
     """Offers the control services of ``node``, answering through ``target``.
@@ -93,6 +100,14 @@ class ControlServices:
         self._node.get_logger().info(f"save: {message}")
         return message
 
+    def _stop_before_shutdown(self) -> None:
+        try:
+            self._target.before_shutdown()
+        except Exception as error:  # the shutdown goes on; its close stops again
+            self._node.get_logger().error(
+                f"stopping before shutdown failed: {type(error).__name__}: {error}"
+            )
+
     def _answer(self, command: str, response: Trigger.Response) -> Trigger.Response:
         self._calls[command] += 1
         try:
@@ -109,6 +124,7 @@ class ControlServices:
                 if not self._shutting_down:  # one signal, however often it is asked
                     self._shutting_down = True
                     self._node.get_logger().info("shutdown requested through the control service")
+                    self._stop_before_shutdown()
                     # Later, not now: the signal shuts the context down, and the answer must
                     # leave first or the caller waits in vain.
                     threading.Timer(

@@ -655,6 +655,12 @@ class AgentNode(ManagedNode, Controllable):
         return "acting paused (stop command sent)"
 
     @override
+    def before_shutdown(self) -> None:
+        acting = self._acting
+        if acting is not None:  # unconfigured: nothing acts
+            acting.pause()
+
+    @override
     def resume(self) -> str:
         if not self.active:
             raise RuntimeError("the agent is not active (ros2 lifecycle set agent activate)")

@@ -119,6 +119,10 @@ class MouseActuatorNode(Node, Controllable):
         return "mouse released; commands ignored until resume"
 
     @override
+    def before_shutdown(self) -> None:
+        self.pause()
+
+    @override
     def resume(self) -> str:
         self._actuation.resume()
         return "taking mouse commands again"

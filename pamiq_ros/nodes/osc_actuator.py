@@ -393,6 +393,10 @@ class OscActuatorNode(ManagedNode, Controllable):
         return "paused: released all inputs; actions are ignored until resume"
 
     @override
+    def before_shutdown(self) -> None:
+        self.pause()
+
+    @override
     def resume(self) -> str:
         with self._lock:
             self._paused = False

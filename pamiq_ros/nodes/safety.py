@@ -192,6 +192,10 @@ class SafetyNode(Node, Controllable):
         return "paused: output held at zero"
 
     @override
+    def before_shutdown(self) -> None:
+        self.pause()
+
+    @override
     def resume(self) -> str:
         with self._lock:
             self._paused = False

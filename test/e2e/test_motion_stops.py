@@ -3,8 +3,8 @@
 Real processes: an agent (light autoencoder mind, random actions) fed fresh frames by the test,
 the ``safety`` relay, and the test's own rclpy subscriber as the base on ``cmd_vel_safe``. The
 README's ``cmd_vel`` contract states the times checked here: a zero at once (within one relay
-period and transport) on pause and shutdown, and within the relay's input timeout plus one
-period when the agent is killed outright.
+period and transport) on pause and on a shutdown request (not at its SIGTERM half a second
+later), and within the relay's input timeout plus one period when the agent is killed outright.
 """
 
 import signal
@@ -129,13 +129,13 @@ def test_the_base_stops_on_pause_shutdown_and_agent_kill(spawn_node, probe):
         assert wait_until(lambda: not agent.is_running(), 15.0)
         time.sleep(WATCH_S)
         shutdown_s = time_to_lasting_zero(base, shutdown)
-        # The agent gets SIGTERM SHUTDOWN_DELAY_S after answering, then closes with a stop.
-        assert shutdown_s <= SHUTDOWN_DELAY_S + AT_ONCE_S, f"zero {shutdown_s:.3f} s after shutdown"
+        # The agent stops acting when it answers, not when its SIGTERM comes SHUTDOWN_DELAY_S
+        # later (it closes with a stop again then).
+        assert shutdown_s <= AT_ONCE_S < SHUTDOWN_DELAY_S, f"zero {shutdown_s:.3f} s after shutdown"
         assert "closed after" in agent.output()
         print(
             f"time to zero on the base: pause {pause_s * 1000:.0f} ms, SIGKILL {kill_s * 1000:.0f} "
-            f"ms, shutdown {shutdown_s * 1000:.0f} ms from the request ("
-            f"{(shutdown_s - SHUTDOWN_DELAY_S) * 1000:.0f} ms from its SIGTERM)"
+            f"ms, shutdown {shutdown_s * 1000:.0f} ms from the request"
         )
     finally:
         camera.close()

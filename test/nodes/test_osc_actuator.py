@@ -10,9 +10,11 @@ import pytest
 from geometry_msgs.msg import Twist
 from pamiq_ros_interfaces.msg import VRChatInput
 from pythonosc.osc_packet import OscPacket
+from std_srvs.srv import Trigger
 
 from pamiq_ros.io.vrchat_osc import AXIS_ADDRESSES, BUTTON_ADDRESSES
 from test.support.processes import wait_until
+from test.support.services import call_service
 
 pytestmark = pytest.mark.e2e
 
@@ -187,7 +189,9 @@ def test_actions_go_out_as_vrchat_osc_and_silence_releases_everything(spawn_node
     assert actuator.is_running()
 
 
-def test_ctrl_c_releases_every_input_before_exiting(spawn_node, probe, listener):
+@pytest.mark.parametrize("how", ["ctrl_c", "shutdown_service"])
+def test_stopping_releases_every_input_before_exiting(spawn_node, probe, listener, how):
+    """Ctrl-C releases on close; the shutdown service also releases when it answers."""
     start = time.monotonic()
     actuator = spawn_node("osc_actuator", {"port": listener.port, "deadman_timeout": 5.0})
     listener.wait_for(lambda got: released_at(got) is not None, start, timeout=20.0)
@@ -209,9 +213,17 @@ def test_ctrl_c_releases_every_input_before_exiting(spawn_node, probe, listener)
     )
 
     interrupted = time.monotonic()
-    assert actuator.stop(signal.SIGINT) == 0
+    if how == "ctrl_c":
+        assert actuator.stop(signal.SIGINT) == 0
+    else:
+        answer = call_service(probe, Trigger, "/osc_actuator/control/shutdown", Trigger.Request())
+        assert answer.success, answer.message
+        assert wait_until(lambda: not actuator.is_running(), 15.0)
+        assert actuator.stop() == 0
     got = listener.wait_for(lambda got: released_at(got) is not None, interrupted, timeout=2.0)
-    assert values_of(got, "/input/Run") == [0]
+    # Released once on close; after a shutdown request also when it was answered, before the
+    # SIGTERM the node sends itself SHUTDOWN_DELAY_S later.
+    assert values_of(got, "/input/Run") == ([0] if how == "ctrl_c" else [0, 0])
     assert "closed: released all inputs" in actuator.output()
 
 
