@@ -2,7 +2,8 @@
 
 The actuator and ``oscdump`` run in a private network namespace (``test.support.osc_wire``);
 ``oscdump`` stamps each message on arrival, so addresses, argument types, the per-topic
-deadman and the release hold are read off the wire by another implementation.
+deadman, the release hold and the releases of a shutdown are read off the wire by another
+implementation.
 """
 
 import json
@@ -124,6 +125,19 @@ def test_oscdump_sees_vrchat_addresses_types_release_hold_and_per_topic_deadman(
     buttons_delay = buttons_released[0].time - script["vrchat_input_last"]
     assert DEADMAN_TIMEOUT - 0.05 <= buttons_delay <= DEADMAN_TIMEOUT + SLACK, buttons_delay
     assert not [m for m in window if centred(m)], "axes centred while cmd_vel came"
+    # Shutdown through the control service (cmd_vel came until just before): every input
+    # released by the time the answer arrived, not at the SIGTERM the node sends itself half a
+    # second later; again on close; nothing else after; then exit 0.
+    assert script["actuator_exit_code"] == 0
+    after = between(messages, script["shutdown_asked"], float("inf"))
+    first = next(m for m in after if m.address == "/input/Vertical" and centred(m))
+    assert first.time <= script["shutdown_answered"], (
+        f"released {first.time - script['shutdown_answered']:.3f} s after the answer"
+    )
+    rest = [m for m in after if m.time >= first.time]
+    assert all(centred(m) or released(m) for m in rest), rest
+    for address in (*AXIS_ADDRESSES, *BUTTON_ADDRESSES):
+        assert len([m for m in rest if m.address == address]) >= 2, address  # answer, close
     print(
         f"oscdump: release hold {hold * 1000:.1f} ms; deadman cmd_vel {axes_delay * 1000:.0f} ms, "
         f"vrchat_input {buttons_delay * 1000:.0f} ms"

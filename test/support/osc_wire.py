@@ -7,9 +7,10 @@ be told a port and then listens on every interface, hears loopback and nothing e
 
 It brings ``lo`` up, starts ``oscdump -L PORT`` and the actuator (``deadman_timeout`` 0.5 s,
 ``release_hold`` 0.05 s), plays a script of ``cmd_vel`` and ``vrchat_input`` messages through
-rclpy and writes ``OUT_DIR/oscdump.txt`` (one line per message: NTP timetag of arrival,
-address, types, values) and ``OUT_DIR/script.json`` (the wall-clock time of each scripted
-moment). The test reads both; nothing is judged here.
+rclpy, ends with a call of its shutdown service, and writes ``OUT_DIR/oscdump.txt`` (one line
+per message: NTP timetag of arrival, address, types, values) and ``OUT_DIR/script.json`` (the
+wall-clock time of each scripted moment, and the actuator's exit code). The test reads both;
+nothing is judged here.
 """
 
 import json
@@ -19,9 +20,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from geometry_msgs.msg import Twist
 from pamiq_ros_interfaces.msg import VRChatInput
+from std_srvs.srv import Trigger
 
 from test.support.processes import node_command, wait_until
 from test.support.ros_probe import RosProbe
@@ -97,6 +100,20 @@ def main(out_dir: Path) -> None:
             time.sleep(0.1)
         time.sleep(0.2)
         script["end"] = time.time()
+
+        # 5. cmd_vel still coming, a shutdown through the control service: the actuator exits.
+        client: Any = probe.node.create_client(Trigger, "/osc_actuator/control/shutdown")
+        if not client.wait_for_service(timeout_sec=30.0):
+            raise SystemExit("the actuator offers no shutdown service within 30 s")
+        cmd_vel.publish(twist(1.0, 0.5, 0.3))
+        time.sleep(0.1)
+        script["shutdown_asked"] = time.time()
+        answer = client.call_async(Trigger.Request())
+        if not wait_until(answer.done, 30.0):
+            raise SystemExit("the shutdown service did not answer within 30 s")
+        script["shutdown_answered"] = time.time()
+        script["actuator_exit_code"] = actuator.wait(timeout=15)
+        time.sleep(0.2)
     finally:
         probe.close()
         for process in (actuator, dump):
