@@ -14,6 +14,8 @@ uniform random, random with the PPO arm's action frequencies, PPO with zero rewa
 
 The world is ``--world``: ``sim`` (the project's simulated room) or any name in
 ``pamiq_ros.sim.gym_env.GYM_WORLDS`` (Gymnasium worlds, imported only when asked for).
+Every arm trains as the trainer node does with its default parameters; ``--trainer-param``
+changes any of them that shape the training (the same names, types and ranges as the node's).
 
 The linear probe: frames with known pose and region (sim: rendered at random poses; a world
 that cannot be placed: a separate seeded random walk), features from the raw pixels, from
@@ -22,7 +24,7 @@ encoder, and a ridge regression scored on held-out samples over ``--probe-splits
 splits. Usage::
 
     python -m pamiq_ros.bench.curiosity [--world sim] [--seeds 0,1,2,3,4] [--steps 3000]
-        [--workers 2] [--quick] [--out DIR]
+        [--workers 2] [--trainer-param NAME=VALUE ...] [--quick] [--out DIR]
     python -m pamiq_ros.bench.curiosity --mode stack [stack options, see --mode stack --help]
 """
 
@@ -43,6 +45,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import yaml
 
 from pamiq_ros.bench._shared import machine_description
 from pamiq_ros.bench.curiosity_fast import (
@@ -58,6 +61,8 @@ from pamiq_ros.bench.curiosity_stack import arm_config as arm_config
 from pamiq_ros.bench.curiosity_stack import free_port as free_port
 from pamiq_ros.bench.curiosity_stack import parse_seeds, say
 from pamiq_ros.bench.probe import pixel_features, render_probe_dataset, repeated_probe
+from pamiq_ros.core.settings import SettingValue, build_settings
+from pamiq_ros.minds.curiosity import CuriosityTraining
 from pamiq_ros.sim.stepped import SimSteppedWorld, SteppedWorld, floor_region_index
 from pamiq_ros.sim.world import default_layout
 
@@ -352,6 +357,62 @@ QUICK = {
 """What ``--quick`` sets (seconds, for tests): every figure, no meaning."""
 
 
+def parameter_values(assignments: Sequence[str]) -> dict[str, SettingValue]:
+    """``NAME=VALUE`` assignments as values, each VALUE read as a YAML scalar (as in a config).
+
+    Raises:
+        ValueError: If an assignment has no ``=`` or no name, or a VALUE is not a scalar.
+    """
+    values: dict[str, SettingValue] = {}
+    for assignment in assignments:
+        name, equals, text = assignment.partition("=")
+        if not equals or not name.strip():
+            raise ValueError(f"--trainer-param takes NAME=VALUE, got {assignment!r}")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ValueError(f"--trainer-param {assignment!r}: {error}") from error
+        if isinstance(value, bool | int | float | str):
+            values[name.strip()] = value
+        else:
+            raise ValueError(
+                f"--trainer-param {assignment!r}: VALUE must be one number, word or bool"
+            )
+    return values
+
+
+def training_from_parameters(assignments: Sequence[str]) -> CuriosityTraining:
+    """How the trainer node would train with these parameters over its defaults.
+
+    Only the parameters in :data:`~pamiq_ros.nodes.trainer.CURIOSITY_TRAINING_PARAMETERS` are
+    taken (the rest, such as the device or checkpoint period, do not change the training); each
+    is checked against its declared type and range, as the node checks its own.
+
+    Raises:
+        ValueError: Naming what was wrong: the form, an unknown name, a type or a range.
+    """
+    values = parameter_values(assignments)
+    if not values:
+        return CuriosityTraining()
+    from pamiq_ros.nodes.trainer import (  # here: the node's module loads ROS
+        CURIOSITY_TRAINING_PARAMETERS,
+        TrainerSettings,
+        curiosity_training,
+    )
+
+    unknown = sorted(set(values) - set(CURIOSITY_TRAINING_PARAMETERS))
+    if unknown:
+        raise ValueError(
+            f"--trainer-param {', '.join(unknown)}: not a trainer parameter that changes the "
+            f"training; these do: {', '.join(CURIOSITY_TRAINING_PARAMETERS)}"
+        )
+    try:
+        return curiosity_training(build_settings(TrainerSettings, values))
+    except ValueError as error:  # name what was given: a check may name the field otherwise
+        given = " ".join(f"{name}={value!r}" for name, value in values.items())
+        raise ValueError(f"--trainer-param {given}: {error}") from error
+
+
 def _parser() -> argparse.ArgumentParser:
     defaults = FastSettings()
     parser = argparse.ArgumentParser(
@@ -376,6 +437,11 @@ def _parser() -> argparse.ArgumentParser:
         help="env steps between weight copies into the mind",
     )  # fmt: skip
     parser.add_argument("--preset", default=defaults.preset)
+    parser.add_argument(
+        "--trainer-param", action="append", default=[], metavar="NAME=VALUE",
+        help="a trainer node parameter that changes how the models train (pamiq-ros params; "
+        "e.g. ppo_advantage=one_step), for every arm; repeatable; VALUE as in a YAML config",
+    )  # fmt: skip
     parser.add_argument("--eval-points", type=int, default=defaults.eval_points)
     parser.add_argument("--cell-points", type=int, default=defaults.cell_points)
     parser.add_argument("--held-out-steps", type=int, default=200)
@@ -416,6 +482,7 @@ def main(args: Sequence[str] | None = None) -> int:
             sync_every=options.sync_every,
             eval_points=options.eval_points,
             cell_points=options.cell_points,
+            training=training_from_parameters(options.trainer_param),
         )
         if options.probe_splits < 1 or options.untrained_encoders < 1 or options.workers < 1:
             raise ValueError("--probe-splits, --untrained-encoders and --workers must be >= 1")
@@ -431,8 +498,9 @@ def main(args: Sequence[str] | None = None) -> int:
     say(
         f"curiosity benchmark (fast) on {options.world}: arms {', '.join(ARMS)}, seeds "
         f"{options.seeds}, {settings.steps} steps per arm, {settings.gradient_steps} run(s) of "
-        f"each trainer every {settings.train_every} steps, {options.workers} worker(s), "
-        f"out {out_dir}"
+        f"each trainer every {settings.train_every} steps, trainer parameters "
+        f"{parameter_values(options.trainer_param) or 'the defaults'}, {options.workers} "
+        f"worker(s), out {out_dir}"
     )
     world = make_world(options.world, HELD_OUT_SEED)
     try:
@@ -485,6 +553,7 @@ def main(args: Sequence[str] | None = None) -> int:
             "probe_targets": list(probe.pose_names),
             "probe_regions": probe.regions is not None,
             "untrained_encoders": options.untrained_encoders,
+            "trainer_parameters": parameter_values(options.trainer_param),
             "quick": options.quick,
         },
         "seeds": {

@@ -52,6 +52,7 @@ from pamiq_ros.minds.curiosity import (
     TEMPORAL,
     CuriosityDimensions,
     CuriosityMind,
+    CuriosityTraining,
     build_curiosity_learner,
 )
 from pamiq_ros.models import health
@@ -92,6 +93,8 @@ class FastSettings:
         cell_points: Coverage samples over the run.
         linear_speed: Walking speed of the action mapping (m/s, or the world's units).
         angular_speed: Turning speed of the action mapping (rad/s).
+        training: How every arm's learner trains (the trainer node's, from its parameters:
+            :func:`pamiq_ros.nodes.trainer.curiosity_training`).
     """
 
     preset: str = "tiny"
@@ -104,6 +107,7 @@ class FastSettings:
     cell_points: int = 40
     linear_speed: float = 2.0
     angular_speed: float = 1.5
+    training: CuriosityTraining = dataclasses.field(default_factory=CuriosityTraining)
 
     def __post_init__(self) -> None:
         for name in ("steps", "train_every", "gradient_steps", "sync_every", "eval_points"):
@@ -332,7 +336,7 @@ def run_arm(
         raise ValueError("the matched arm needs the curiosity arm's action frequencies")
     started = time.perf_counter()
     mind = CuriosityMind(settings.preset, seed, "random" if arm == "uniform" else "ppo")
-    learner = build_curiosity_learner(settings.preset, seed)
+    learner = build_curiosity_learner(settings.preset, seed, training=settings.training)
     counters = _Counters({trainer.name: 0 for trainer in learner.trainers})
     if matched_frequencies is not None and arm == "matched":
         policy = mind.models[POLICY].current()[0]

@@ -9,6 +9,7 @@ back and never published) and published (:mod:`pamiq_ros.nodes._weight_sync`). T
 itself (models, buffers, trainers) is :class:`pamiq_ros.core.learner.Learner`.
 """
 
+import dataclasses
 import math
 import os
 import threading
@@ -840,32 +841,38 @@ def _autoencoder_learner(settings: TrainerSettings) -> Learner:
     )
 
 
+def curiosity_training(settings: TrainerSettings) -> CuriosityTraining:
+    """How the curiosity models are trained under these settings.
+
+    Every :class:`CuriosityTraining` field that is also a trainer parameter takes that
+    parameter's value (the same name on both sides), PPO's from :meth:`TrainerSettings.ppo_config`;
+    the rest keep the mind's defaults. The curiosity benchmark builds its training from here too
+    (``--trainer-param``), so the stack and the benchmark train alike.
+    """
+    shared = {name: getattr(settings, name) for name in _SHARED_TRAINING_FIELDS}
+    return CuriosityTraining(**shared, ppo_config=settings.ppo_config())
+
+
+_SHARED_TRAINING_FIELDS = tuple(
+    field.name
+    for field in dataclasses.fields(CuriosityTraining)
+    if field.name in {setting.name for setting in dataclasses.fields(TrainerSettings)}
+)
+
+CURIOSITY_TRAINING_PARAMETERS = _SHARED_TRAINING_FIELDS + tuple(
+    field.name
+    for field in dataclasses.fields(TrainerSettings)
+    if field.name.startswith("ppo_") and field.name not in _SHARED_TRAINING_FIELDS
+)
+"""The trainer parameters that change how the curiosity models are trained
+(:func:`curiosity_training`)."""
+
+
 def _curiosity_learner(settings: TrainerSettings) -> Learner:
     device, dtype = resolve_device(settings.device, settings.precision)
-    training = CuriosityTraining(
-        buffer_size=settings.buffer_size,
-        sequence_buffer_size=settings.sequence_buffer_size,
-        policy_buffer_size=settings.policy_buffer_size,
-        batch_size=settings.batch_size,
-        sequence_length=settings.sequence_length,
-        steps_per_run=settings.steps_per_run,
-        jepa_learning_rate=settings.jepa_learning_rate,
-        world_learning_rate=settings.world_learning_rate,
-        forward_learning_rate=settings.forward_learning_rate,
-        forward_steps_per_run=settings.forward_steps_per_run,
-        frame_survival_steps=settings.frame_survival_steps,
-        jepa_ema_momentum=settings.jepa_ema_momentum,
-        held_out_steps=settings.held_out_steps,
-        normalize_rewards=settings.normalize_rewards,
-        buffer_sharing=settings.buffer_sharing,
-        min_buffer_size=settings.min_buffer_size,
-        min_new_samples=settings.min_new_samples,
-        ppo_config=settings.ppo_config(),
-        ppo_min_new_samples=settings.ppo_min_new_samples,
-    )
     return build_curiosity_learner(
-        settings.preset, settings.seed, device, dtype, training, settings.modalities,
-        settings.action_space,
+        settings.preset, settings.seed, device, dtype, curiosity_training(settings),
+        settings.modalities, settings.action_space,
     )  # fmt: skip
 
 

@@ -32,7 +32,7 @@ from pamiq_ros.minds.curiosity import (
     CuriosityTraining,
     build_curiosity_learner,
 )
-from pamiq_ros.models.ppo import PolicyValueNet
+from pamiq_ros.models.ppo import PolicyValueNet, PPOConfig
 from pamiq_ros.sim.stepped import SimSteppedWorld, SteppedWorld, WorldStep
 
 
@@ -157,6 +157,57 @@ def test_an_arm_takes_the_scheduled_steps_and_trains_every_model_the_same_number
         run_arm("greedy", 0, small_world, settings, trajectory)
 
 
+def test_an_arm_trains_as_its_settings_say():
+    training = CuriosityTraining(held_out_steps=8, min_buffer_size=16)
+    settings = FastSettings(
+        steps=90, train_every=10, sync_every=30, eval_points=2, cell_points=4, training=training
+    )
+    trajectory, _, _ = random_walk(small_world(99), 12, seed=99, settings=settings)
+    result = run_arm("curiosity", 0, small_world, settings, trajectory)
+    # With the defaults neither happens in 90 steps (the test above): the forward model keeps
+    # 8 steps aside and trains from 16, so it has a held-out figure of its own at the end
+    assert result["held_out"][0]["trainer_copy_ratio"] is None
+    assert (
+        len(result["held_out"][-1]["trainer_copy_ratio"]) == CuriosityDimensions.of("tiny").horizon
+    )
+    assert result["trainer_runs"]["forward_dynamics"] == 7
+
+
+def test_trainer_parameters_become_the_trainer_nodes_training_or_are_refused_with_the_reason():
+    assert curiosity.training_from_parameters([]) == CuriosityTraining()
+    training = curiosity.training_from_parameters(
+        [
+            "ppo_advantage=one_step",
+            "normalize_rewards=false",
+            "ppo_entropy_coef=0",
+            "held_out_steps=30",
+        ]
+    )
+    assert training == CuriosityTraining(
+        held_out_steps=30,
+        normalize_rewards=False,
+        ppo_config=PPOConfig(advantage="one_step", entropy_coef=0.0),
+    )
+    for assignment, message in [
+        ("ppo_clip", "NAME=VALUE"),
+        ("=0.1", "NAME=VALUE"),
+        ("ppo_clip=[0.1]", "one number, word or bool"),
+        ("device=cuda", "device: not a trainer parameter that changes the training"),
+        ("ppo_epochs=two", "ppo_epochs.*must be int"),
+        ("ppo_gamma=1.5", "gamma"),
+        ("ppo_advantage=td", "ppo_advantage must be one of"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            curiosity.training_from_parameters([assignment])
+
+
+def test_a_bad_trainer_parameter_stops_the_benchmark_before_it_starts(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        curiosity.main(["--quick", "--trainer-param", "ppo_gamma=2", "--out", str(tmp_path)])
+    assert "ppo_gamma" in capsys.readouterr().err
+    assert not (tmp_path / "curiosity_bench.json").exists()
+
+
 def test_region_probe_reads_a_label_that_the_features_carry():
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 4, size=300)
@@ -206,10 +257,14 @@ def _png_has_content(path):
 @pytest.mark.timeout(600)  # about 30 s on an idle 2-core CPU; far more when it is shared
 def test_quick_fast_mode_writes_every_figure_to_json_and_png(tmp_path, capsys):
     out = tmp_path / "bench"
-    assert curiosity.main(["--quick", "--out", str(out)]) == 0
+    arguments = ["--quick", "--out", str(out), "--trainer-param", "ppo_clip=0.1"]
+    assert curiosity.main(arguments) == 0
     printed = capsys.readouterr().out
     report = json.loads((out / "curiosity_bench.json").read_text())
     assert report["mode"] == "fast" and report["settings"]["world"] == "sim"
+    assert report["settings"]["trainer_parameters"] == {"ppo_clip": 0.1}
+    assert report["settings"]["training"]["ppo_config"]["clip"] == 0.1
+    assert "ppo_clip" in printed
     assert set(report["seeds"]) == {"0", "1"}
     for entry in report["seeds"].values():
         assert list(entry["arms"]) == list(ARMS)

@@ -8,11 +8,23 @@ import pytest
 from pamiq_ros.core.actions import VRCHAT_ACTION_SIZES
 from pamiq_ros.core.agent_buffers import PerAgentBuffer
 from pamiq_ros.core.buffers import RandomReplacementBuffer
-from pamiq_ros.minds.curiosity import FORWARD_DYNAMICS, FRAMES_BUFFER, POLICY, CuriosityMind
+from pamiq_ros.minds.curiosity import (
+    FORWARD_DYNAMICS,
+    FRAMES_BUFFER,
+    POLICY,
+    CuriosityMind,
+    CuriosityTraining,
+)
 from pamiq_ros.models.forward_dynamics import ForwardDynamicsTrainer
 from pamiq_ros.models.jepa import JepaTrainer
 from pamiq_ros.models.ppo import PPOTrainer
-from pamiq_ros.nodes.trainer import TrainerSettings, build_learner, reward_statistics
+from pamiq_ros.nodes.trainer import (
+    CURIOSITY_TRAINING_PARAMETERS,
+    TrainerSettings,
+    build_learner,
+    curiosity_training,
+    reward_statistics,
+)
 from test.models.conftest import one_torch_thread
 
 
@@ -49,6 +61,31 @@ def test_pamiqs_choices_and_the_never_ending_settings_reach_the_learner():
     assert isinstance(frames, RandomReplacementBuffer)
     assert frames.expected_survival_length == pytest.approx(4000)
     assert learner.buffer_sharing == "shared"
+
+
+OTHER_WORDS = {"ppo_advantage": "one_step", "buffer_sharing": "per_agent"}
+"""A second allowed value of each word-valued training parameter."""
+
+
+def _another_value(name: str):
+    value = getattr(TrainerSettings(), name)
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value / 2  # inside every range: rates, coefficients, gamma, lambda, momentum
+    return OTHER_WORDS[name]
+
+
+def test_every_training_parameter_changes_the_training_and_the_defaults_agree():
+    assert curiosity_training(TrainerSettings()) == CuriosityTraining()
+    assert "ppo_advantage" in CURIOSITY_TRAINING_PARAMETERS
+    assert "normalize_rewards" in CURIOSITY_TRAINING_PARAMETERS
+    assert "device" not in CURIOSITY_TRAINING_PARAMETERS
+    for name in CURIOSITY_TRAINING_PARAMETERS:
+        changed = curiosity_training(TrainerSettings(**{name: _another_value(name)}))
+        assert changed != CuriosityTraining(), f"{name} does not reach the training"
 
 
 def test_per_agent_buffer_sharing_reaches_the_learner():
