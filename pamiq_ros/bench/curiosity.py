@@ -24,7 +24,7 @@ encoder, and a ridge regression scored on held-out samples over ``--probe-splits
 splits. Usage::
 
     python -m pamiq_ros.bench.curiosity [--world sim] [--seeds 0,1,2,3,4] [--steps 3000]
-        [--workers 2] [--trainer-param NAME=VALUE ...] [--quick] [--out DIR]
+        [--workers 2] [--reward error] [--trainer-param NAME=VALUE ...] [--quick] [--out DIR]
     python -m pamiq_ros.bench.curiosity --mode stack [stack options, see --mode stack --help]
 """
 
@@ -63,6 +63,7 @@ from pamiq_ros.bench.curiosity_stack import parse_seeds, say
 from pamiq_ros.bench.probe import pixel_features, render_probe_dataset, repeated_probe
 from pamiq_ros.core.settings import SettingValue, build_settings
 from pamiq_ros.minds.curiosity import CuriosityTraining
+from pamiq_ros.models.curiosity import CURIOSITY_REWARDS
 from pamiq_ros.sim.stepped import SimSteppedWorld, SteppedWorld, floor_region_index
 from pamiq_ros.sim.world import default_layout
 
@@ -438,6 +439,10 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument("--preset", default=defaults.preset)
     parser.add_argument(
+        "--reward", choices=CURIOSITY_REWARDS, default=defaults.reward,
+        help="what the curiosity reward measures (the agent's curiosity_reward parameter)",
+    )  # fmt: skip
+    parser.add_argument(
         "--trainer-param", action="append", default=[], metavar="NAME=VALUE",
         help="a trainer node parameter that changes how the models train (pamiq-ros params; "
         "e.g. ppo_advantage=one_step), for every arm; repeatable; VALUE as in a YAML config",
@@ -482,6 +487,7 @@ def main(args: Sequence[str] | None = None) -> int:
             sync_every=options.sync_every,
             eval_points=options.eval_points,
             cell_points=options.cell_points,
+            reward=options.reward,
             training=training_from_parameters(options.trainer_param),
         )
         if options.probe_splits < 1 or options.untrained_encoders < 1 or options.workers < 1:
@@ -498,7 +504,8 @@ def main(args: Sequence[str] | None = None) -> int:
     say(
         f"curiosity benchmark (fast) on {options.world}: arms {', '.join(ARMS)}, seeds "
         f"{options.seeds}, {settings.steps} steps per arm, {settings.gradient_steps} run(s) of "
-        f"each trainer every {settings.train_every} steps, trainer parameters "
+        f"each trainer every {settings.train_every} steps, reward {settings.reward}, trainer "
+        f"parameters "
         f"{parameter_values(options.trainer_param) or 'the defaults'}, {options.workers} "
         f"worker(s), out {out_dir}"
     )

@@ -56,6 +56,7 @@ from pamiq_ros.minds.curiosity import (
     build_curiosity_learner,
 )
 from pamiq_ros.models import health
+from pamiq_ros.models.curiosity import CURIOSITY_REWARDS
 from pamiq_ros.models.forward_dynamics import ForwardDynamicsTrainer
 from pamiq_ros.models.jepa import build_jepa
 from pamiq_ros.sim.stepped import SteppedWorld
@@ -93,6 +94,8 @@ class FastSettings:
         cell_points: Coverage samples over the run.
         linear_speed: Walking speed of the action mapping (m/s, or the world's units).
         angular_speed: Turning speed of the action mapping (rad/s).
+        reward: What the curiosity reward measures (the agent's ``curiosity_reward``: one of
+            :data:`pamiq_ros.models.curiosity.CURIOSITY_REWARDS`).
         training: How every arm's learner trains (the trainer node's, from its parameters:
             :func:`pamiq_ros.nodes.trainer.curiosity_training`).
     """
@@ -107,6 +110,7 @@ class FastSettings:
     cell_points: int = 40
     linear_speed: float = 2.0
     angular_speed: float = 1.5
+    reward: str = "error"
     training: CuriosityTraining = dataclasses.field(default_factory=CuriosityTraining)
 
     def __post_init__(self) -> None:
@@ -117,6 +121,10 @@ class FastSettings:
             raise ValueError(f"cell_points must be at least 2, got {self.cell_points}")
         if not self.dt > 0:
             raise ValueError(f"dt must be positive, got {self.dt}")
+        if self.reward not in CURIOSITY_REWARDS:
+            raise ValueError(
+                f"reward must be one of {list(CURIOSITY_REWARDS)}, got {self.reward!r}"
+            )
 
     def checkpoints(self, count: int) -> list[int]:
         """``count`` step counts from 0 to :attr:`steps`, evenly spaced, both ends included."""
@@ -335,7 +343,9 @@ def run_arm(
     if arm == "matched" and matched_frequencies is None:
         raise ValueError("the matched arm needs the curiosity arm's action frequencies")
     started = time.perf_counter()
-    mind = CuriosityMind(settings.preset, seed, "random" if arm == "uniform" else "ppo")
+    mind = CuriosityMind(
+        settings.preset, seed, "random" if arm == "uniform" else "ppo", reward=settings.reward
+    )
     learner = build_curiosity_learner(settings.preset, seed, training=settings.training)
     counters = _Counters({trainer.name: 0 for trainer in learner.trainers})
     if matched_frequencies is not None and arm == "matched":

@@ -290,6 +290,7 @@ class CuriosityMind(ActingMind):
         modalities: str = "image",
         hearing: Hearing | None = None,
         action_space: str = "motion",
+        reward: str = "error",
     ) -> None:
         """Builds the acting copies of the four models (version 0 of ``seed``).
 
@@ -303,10 +304,14 @@ class CuriosityMind(ActingMind):
             hearing: With "image+audio": returns the newest audio window at each step.
             action_space: "motion" (choices are ``ActionChoice``) or "vrchat" (9 heads:
                 ``VRChatChoice``, with the mouse).
+            reward: What the curiosity reward measures, one of
+                :data:`~pamiq_ros.models.curiosity.CURIOSITY_REWARDS`: the
+                imagination's error, or that error over copying's
+                (:mod:`pamiq_ros.models.curiosity`).
 
         Raises:
             ValueError: If the preset, policy, modalities or action space is unknown, or it
-                hears without ``hearing``.
+                hears without ``hearing``, or the reward is unknown.
         """
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {list(POLICIES)}, got {policy!r}")
@@ -327,7 +332,7 @@ class CuriosityMind(ActingMind):
         self.policy_kind = policy
         self._generator = torch.Generator(self._device).manual_seed(seed)
         self._rng = np.random.default_rng(seed)
-        self._imagination = RollingImagination(dims.horizon)
+        self._imagination = RollingImagination(dims.horizon, reward)
         self._temporal_hidden = torch.zeros(1, dims.temporal.hidden_dim, device=self._device)
         self._policy_hidden = torch.zeros(
             dims.policy.num_layers, 1, dims.policy.hidden_size, device=self._device

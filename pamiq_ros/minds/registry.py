@@ -27,6 +27,7 @@ class MindOptions:
     modalities: str = "image"
     hearing: Hearing | None = None
     action_space: str = "motion"
+    reward: str = "error"
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,19 @@ class MindKind:
 ACTING_MINDS: dict[str, MindKind] = {
     "curiosity": MindKind(
         lambda o: CuriosityMind(
-            o.preset, o.seed, o.policy, o.device, o.dtype, o.modalities, o.hearing, o.action_space
+            o.preset,
+            o.seed,
+            o.policy,
+            o.device,
+            o.dtype,
+            o.modalities,
+            o.hearing,
+            o.action_space,
+            o.reward,
         ),
         lambda o: (
             f"curiosity mind: preset {o.preset}, {o.modalities}, {o.action_space} actions, "
-            f"{o.policy} policy, {o.device}"
+            f"{o.policy} policy, reward {o.reward}, {o.device}"
         ),
     ),
     "autoencoder": MindKind(

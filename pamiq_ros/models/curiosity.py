@@ -13,6 +13,16 @@ over the horizons ``k`` that have a live trajectory (at the start, or after a ga
 K do), so the reward keeps the scale of one squared error. A trajectory is dropped once it has
 predicted K steps.
 
+With ``reward="error_over_copy"`` the reward is that error divided by the same weighted error of
+copying ("nothing changes": each trajectory's start observation as its prediction), so it
+measures how much worse than copying the imagination was, not how much the view changed:
+
+    reward_t = sum_k w_k * mse(prediction made at t - k, o_t)
+               / sum_k w_k * mse(o_{t-k}, o_t)
+
+(1 for a model that only copies; capped at :data:`ERROR_OVER_COPY_CAP` for a view that did not
+change at all).
+
 The weights ``w_k`` are the forward model's training weights
 (:func:`pamiq_ros.models.forward_dynamics.horizon_weights`), so the reward asks for exactly
 what the model is taught. The world the agent sees makes the reward: while the stream is one
@@ -23,6 +33,13 @@ it rises until the model learns again. Pure tensor logic, no ROS import.
 import torch
 
 from pamiq_ros.models.forward_dynamics import ForwardDynamics, Imagination, horizon_weights
+
+CURIOSITY_REWARDS = ("error", "error_over_copy")
+"""What the curiosity reward measures: the imagination's error, or that error over copying's."""
+
+ERROR_OVER_COPY_CAP = 1000.0
+"""Largest ``error_over_copy`` reward: where the view did not change, copying's error is 0 and
+the ratio would be unbounded (the most seen in the benchmark's runs was under 10)."""
 
 
 def weighted_prediction_error(
@@ -67,16 +84,24 @@ class RollingImagination:
         weights: ``(K,)`` float64, summing to 1; ``weights[k - 1]`` is ``w_k``.
     """
 
-    def __init__(self, horizon: int) -> None:
+    def __init__(self, horizon: int, reward: str = "error") -> None:
         """Creates an empty imagination of ``horizon`` steps.
 
+        Args:
+            horizon: Steps each trajectory predicts (K).
+            reward: One of :data:`CURIOSITY_REWARDS` (see the module docstring).
+
         Raises:
-            ValueError: If the horizon is below 1.
+            ValueError: If the horizon is below 1 or the reward is unknown.
         """
+        if reward not in CURIOSITY_REWARDS:
+            raise ValueError(f"reward must be one of {list(CURIOSITY_REWARDS)}, got {reward!r}")
         self.weights = horizon_weights(horizon)
         self.horizon = horizon
+        self.reward = reward
         self._live: Imagination | None = None
         self._ages: list[int] = []  # per live trajectory, newest first: steps advanced
+        self._starts: list[torch.Tensor] = []  # per live trajectory: the observation it began at
         self._previous: torch.Tensor | None = None  # the last observation, since the last gap
 
     @property
@@ -104,7 +129,12 @@ class RollingImagination:
             return None
         weights = self.weights[[age - 1 for age in self._ages]]
         actual = observation.detach().to(self._live.obs.device, torch.float32)
-        return float(weighted_prediction_error(self._live.obs.float(), actual, weights))
+        error = weighted_prediction_error(self._live.obs.float(), actual, weights)
+        if self.reward == "error":
+            return float(error)
+        starts = torch.stack(self._starts).reshape(self._live.obs.shape)
+        copy_error = weighted_prediction_error(starts, actual, weights)
+        return min(float(error / (copy_error + 1e-12)), ERROR_OVER_COPY_CAP)
 
     def advance(
         self,
@@ -136,9 +166,12 @@ class RollingImagination:
         ages = [0] + [self._ages[index] for index in keep]
         self._live = model.advance(fresh, action.expand(len(fresh), -1))
         self._ages = [age + 1 for age in ages]
+        start = observation.detach().reshape(-1).float()
+        self._starts = [start] + [self._starts[index] for index in keep]
 
     def reset(self) -> None:
         """Forgets every trajectory (after a gap)."""
         self._live = None
         self._ages = []
+        self._starts = []
         self._previous = None

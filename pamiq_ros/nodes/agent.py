@@ -90,6 +90,7 @@ from pamiq_ros.minds.acting_loop import UNSTAMPED, ActingLoop, LoopTiming
 from pamiq_ros.minds.base import ActingMind
 from pamiq_ros.minds.curiosity import POLICIES, PRESET_NAMES, CuriosityDimensions, Hearing
 from pamiq_ros.minds.registry import ACTING_MINDS, MindOptions, build_acting_mind
+from pamiq_ros.models.curiosity import CURIOSITY_REWARDS
 from pamiq_ros.models.temporal import MODALITIES
 from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import DiagnosticsReporter, PeerWatch
@@ -190,6 +191,11 @@ class AgentSettings:
     policy: str = setting(
         "ppo", "curiosity mind only: ppo (act with the trained policy) or random (random "
         "actions, same world models: the baseline)."
+    )  # fmt: skip
+    curiosity_reward: str = setting(
+        "error", "curiosity mind only: what the reward measures, error (the imagination's error "
+        "on what happened) or error_over_copy (that error over the error of copying: how much "
+        "worse than 'nothing changes' it was, not how much the view changed)."
     )  # fmt: skip
     preset: str = setting(
         "tiny", "curiosity mind only: model sizes, tiny (2-core CPU), small or base (GPU); "
@@ -296,7 +302,7 @@ class AgentSettings:
             self, mind=MIND_NAMES, policy=POLICIES, preset=PRESET_NAMES, modalities=MODALITIES,
             precision=tuple(PRECISIONS), sync_transport=("auto", "shm", "bytes"),
             image_message=("raw", "compressed"), resize_mode=RESIZE_MODES, step_trigger=TRIGGERS,
-            action_space=ACTION_SPACE_NAMES,
+            action_space=ACTION_SPACE_NAMES, curiosity_reward=CURIOSITY_REWARDS,
         )  # fmt: skip
         check_action_space(self.mind, self.action_space)
         self.real_time()  # checks the values
@@ -817,6 +823,7 @@ def _mind_options(settings: AgentSettings, hearing: Hearing | None = None) -> Mi
         modalities=settings.modalities,
         hearing=hearing,
         action_space=settings.action_space,
+        reward=settings.curiosity_reward,
     )
 
 

@@ -173,6 +173,24 @@ def test_an_arm_trains_as_its_settings_say():
     assert result["trainer_runs"]["forward_dynamics"] == 7
 
 
+def test_an_arm_is_rewarded_as_its_settings_say():
+    settings = FastSettings(steps=30, eval_points=2, cell_points=2, reward="error_over_copy")
+    trajectory, _, _ = random_walk(small_world(99), 6, seed=99, settings=settings)
+    result = run_arm("curiosity", 0, small_world, settings, trajectory)
+    # 30 steps: the forward model has not trained, so it copies, and its error over copying's is 1
+    reward = result["curiosity_reward"]
+    assert reward["count"] == 29 and reward["mean"] == pytest.approx(1.0)
+    assert run_arm(
+        "curiosity",
+        0,
+        small_world,
+        FastSettings(steps=30, eval_points=2, cell_points=2),
+        trajectory,
+    )["curiosity_reward"]["mean"] != pytest.approx(1.0)
+    with pytest.raises(ValueError, match="reward must be one of"):
+        FastSettings(reward="novelty")
+
+
 def test_trainer_parameters_become_the_trainer_nodes_training_or_are_refused_with_the_reason():
     assert curiosity.training_from_parameters([]) == CuriosityTraining()
     training = curiosity.training_from_parameters(
@@ -258,11 +276,13 @@ def _png_has_content(path):
 def test_quick_fast_mode_writes_every_figure_to_json_and_png(tmp_path, capsys):
     out = tmp_path / "bench"
     arguments = ["--quick", "--out", str(out), "--trainer-param", "ppo_clip=0.1"]
+    arguments += ["--reward", "error_over_copy"]
     assert curiosity.main(arguments) == 0
     printed = capsys.readouterr().out
     report = json.loads((out / "curiosity_bench.json").read_text())
     assert report["mode"] == "fast" and report["settings"]["world"] == "sim"
     assert report["settings"]["trainer_parameters"] == {"ppo_clip": 0.1}
+    assert report["settings"]["reward"] == "error_over_copy"
     assert report["settings"]["training"]["ppo_config"]["clip"] == 0.1
     assert "ppo_clip" in printed
     assert set(report["seeds"]) == {"0", "1"}

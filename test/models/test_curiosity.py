@@ -5,7 +5,11 @@ import torch
 from pamiq_ros.core.actions import ACTION_SIZES
 from pamiq_ros.core.buffers import SequentialBuffer
 from pamiq_ros.models import forward_dynamics as fd
-from pamiq_ros.models.curiosity import RollingImagination, weighted_prediction_error
+from pamiq_ros.models.curiosity import (
+    ERROR_OVER_COPY_CAP,
+    RollingImagination,
+    weighted_prediction_error,
+)
 
 CONFIG = fd.ForwardDynamicsConfig(horizon=3, imagined_dim=16, action_embed_dim=4, head_dim=16)
 
@@ -123,6 +127,45 @@ def test_a_fresh_model_rewards_exactly_the_change_of_the_observation():
     # predictions of now: 1.0 (from step 1) and 0.0 (from step 0): errors 4 and 9
     expected = float((weights[0] * 4 + weights[1] * 9) / weights[:2].sum())
     assert imagination.observe(stream[2][0]) == pytest.approx(expected)
+
+
+def test_the_error_over_copy_reward_is_one_for_copying_and_measures_the_imagination_against_it():
+    copying = fd.ForwardDynamics(6, 4, CONFIG).eval()  # head starts at zero: "nothing changes"
+    stream = [torch.full((1, 4), float(value)) for value in (0.0, 1.0, 3.0)]
+    imagination = RollingImagination(3, reward="error_over_copy")
+    with torch.no_grad():
+        imagination.advance(copying, torch.zeros(1, 6), stream[0], ACTIONS[0])
+        assert imagination.observe(stream[1][0]) == pytest.approx(1.0)
+        imagination.advance(copying, torch.zeros(1, 6), stream[1], ACTIONS[1])
+        assert imagination.observe(stream[2][0]) == pytest.approx(1.0)  # two horizons, both 1
+    # A model that predicts change: its error over copying's, each weighed as in training.
+    model = dynamics()
+    plain, relative = RollingImagination(3), RollingImagination(3, reward="error_over_copy")
+    rng = torch.Generator().manual_seed(2)
+    observations: list[torch.Tensor] = []
+    with torch.no_grad():
+        for t in range(3):
+            state, observation = torch.randn(1, 6, generator=rng), torch.randn(1, 4, generator=rng)
+            observations.insert(0, observation[0])  # newest first, as the trajectories
+            plain.advance(model, state, observation, ACTIONS[t])
+            relative.advance(model, state, observation, ACTIONS[t])
+        actual = torch.randn(4, generator=rng)
+        error = plain.observe(actual)
+        assert error is not None
+        # copying: each trajectory's start observation as its prediction of now
+        copy_error = weighted_prediction_error(torch.stack(observations), actual, relative.weights)
+        assert relative.observe(actual) == pytest.approx(error / float(copy_error))
+    # Where nothing changed copying is perfect: the reward is capped, not infinite.
+    still = RollingImagination(3, reward="error_over_copy")
+    with torch.no_grad():
+        still.advance(model, torch.randn(1, 6), stream[1], ACTIONS[0])
+        assert still.observe(stream[1][0]) == ERROR_OVER_COPY_CAP
+        still.reset()
+        assert still.observe(stream[1][0]) is None
+        still.advance(copying, torch.zeros(1, 6), stream[0], ACTIONS[0])
+        assert still.observe(stream[1][0]) == pytest.approx(1.0)  # nothing left from before
+    with pytest.raises(ValueError, match="reward must be one of"):
+        RollingImagination(3, reward="novelty")
 
 
 def test_reward_falls_as_the_forward_model_learns_a_predictable_stream():
