@@ -56,7 +56,7 @@ from pamiq_ros.minds.curiosity import (
     build_curiosity_learner,
 )
 from pamiq_ros.models import health
-from pamiq_ros.models.curiosity import CURIOSITY_REWARDS
+from pamiq_ros.models.curiosity import CURIOSITY_REWARDS, DEFAULT_CURIOSITY_REWARD
 from pamiq_ros.models.forward_dynamics import ForwardDynamicsTrainer
 from pamiq_ros.models.jepa import build_jepa
 from pamiq_ros.sim.stepped import SteppedWorld
@@ -110,7 +110,7 @@ class FastSettings:
     cell_points: int = 40
     linear_speed: float = 2.0
     angular_speed: float = 1.5
-    reward: str = "error"
+    reward: str = DEFAULT_CURIOSITY_REWARD
     training: CuriosityTraining = dataclasses.field(default_factory=CuriosityTraining)
 
     def __post_init__(self) -> None:

@@ -49,7 +49,7 @@ from pamiq_ros.core.swappable import SwappableModel
 from pamiq_ros.core.trainers import Trainer
 from pamiq_ros.minds.base import ActingMind, ActingStep
 from pamiq_ros.models import audio_jepa, forward_dynamics, jepa, ppo, temporal
-from pamiq_ros.models.curiosity import RollingImagination
+from pamiq_ros.models.curiosity import DEFAULT_CURIOSITY_REWARD, RollingImagination
 
 PRESET_NAMES = ("tiny", "small", "base")
 """Size presets; each names the same-named preset of every model. "tiny" runs on a 2-core CPU
@@ -290,7 +290,7 @@ class CuriosityMind(ActingMind):
         modalities: str = "image",
         hearing: Hearing | None = None,
         action_space: str = "motion",
-        reward: str = "error",
+        reward: str = DEFAULT_CURIOSITY_REWARD,
     ) -> None:
         """Builds the acting copies of the four models (version 0 of ``seed``).
 

@@ -13,6 +13,7 @@ from pamiq_ros.minds import MIND_NAMES, check_action_space
 from pamiq_ros.minds.autoencoder import AutoencoderMind
 from pamiq_ros.minds.base import ActingMind
 from pamiq_ros.minds.curiosity import CuriosityMind, Hearing
+from pamiq_ros.models.curiosity import DEFAULT_CURIOSITY_REWARD
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class MindOptions:
     modalities: str = "image"
     hearing: Hearing | None = None
     action_space: str = "motion"
-    reward: str = "error"
+    reward: str = DEFAULT_CURIOSITY_REWARD
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,9 @@ from pamiq_ros.models.forward_dynamics import ForwardDynamics, Imagination, hori
 CURIOSITY_REWARDS = ("error", "error_over_copy")
 """What the curiosity reward measures: the imagination's error, or that error over copying's."""
 
+DEFAULT_CURIOSITY_REWARD = "error"
+"""PAMIQ's reward, the default of every setting that chooses one."""
+
 ERROR_OVER_COPY_CAP = 1000.0
 """Largest ``error_over_copy`` reward: where the view did not change, copying's error is 0 and
 the ratio would be unbounded (the most seen in the benchmark's runs was under 10)."""
@@ -84,7 +87,7 @@ class RollingImagination:
         weights: ``(K,)`` float64, summing to 1; ``weights[k - 1]`` is ``w_k``.
     """
 
-    def __init__(self, horizon: int, reward: str = "error") -> None:
+    def __init__(self, horizon: int, reward: str = DEFAULT_CURIOSITY_REWARD) -> None:
         """Creates an empty imagination of ``horizon`` steps.
 
         Args:

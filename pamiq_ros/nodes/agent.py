@@ -90,7 +90,7 @@ from pamiq_ros.minds.acting_loop import UNSTAMPED, ActingLoop, LoopTiming
 from pamiq_ros.minds.base import ActingMind
 from pamiq_ros.minds.curiosity import POLICIES, PRESET_NAMES, CuriosityDimensions, Hearing
 from pamiq_ros.minds.registry import ACTING_MINDS, MindOptions, build_acting_mind
-from pamiq_ros.models.curiosity import CURIOSITY_REWARDS
+from pamiq_ros.models.curiosity import CURIOSITY_REWARDS, DEFAULT_CURIOSITY_REWARD
 from pamiq_ros.models.temporal import MODALITIES
 from pamiq_ros.nodes._control import Controllable, ControlServices
 from pamiq_ros.nodes._diagnostics import DiagnosticsReporter, PeerWatch
@@ -193,7 +193,8 @@ class AgentSettings:
         "actions, same world models: the baseline)."
     )  # fmt: skip
     curiosity_reward: str = setting(
-        "error", "curiosity mind only: what the reward measures, error (the imagination's error "
+        DEFAULT_CURIOSITY_REWARD,
+        "curiosity mind only: what the reward measures, error (the imagination's error "
         "on what happened) or error_over_copy (that error over the error of copying: how much "
         "worse than 'nothing changes' it was, not how much the view changed)."
     )  # fmt: skip
